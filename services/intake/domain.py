@@ -1,0 +1,48 @@
+"""Intake's pure logic: turning what a front end sent into the event that records it."""
+
+from __future__ import annotations
+
+import re
+
+from services.intake.models import IdeaIn
+from shared.events import IdeaSubmitted, Submitter
+
+_SWEDISH = frozenset(
+    "och att det som en på är för med till av inte den har de om ett vi kan så men jag vill skulle när "
+    "eller från hur ska bara också mer alla våra vår man kunde blir efter".split()
+)
+_ENGLISH = frozenset(
+    "the and to of a in is that for it with as on be are this would we could should can our from by "
+    "not or have more when all".split()
+)
+_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+
+def detect_language(text: str) -> str:
+    """'sv' or 'en' from function words and å/ä/ö; Swedish when unsure (most ideas are Swedish)."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    swedish = sum(w in _SWEDISH for w in words) + 2 * sum(any(c in "åäö" for c in w) for w in words)
+    english = sum(w in _ENGLISH for w in words)
+    return "en" if english > swedish else "sv"
+
+
+def submitted_event(idea: IdeaIn, idea_id: str) -> IdeaSubmitted:
+    submitter = None
+    if not idea.anonymous and idea.submitter is not None:
+        submitter = Submitter(
+            name=idea.submitter.name,
+            email=str(idea.submitter.email).lower() if idea.submitter.email else None,
+            organisation=idea.submitter.organisation,
+            unit=idea.submitter.unit,
+        )
+    return IdeaSubmitted(
+        idea_id=idea_id,
+        title=idea.title,
+        description=idea.description,
+        language=idea.language or detect_language(f"{idea.title} {idea.description}"),
+        area_hints=tuple(idea.area_hints),
+        organisation_hints=tuple(idea.organisation_hints),
+        anonymous=idea.anonymous,
+        submitter=submitter,
+        channel=idea.channel,
+    )

@@ -1,0 +1,1 @@
+"""What the services must agree on: event contracts, topic names, settings and small common plumbing."""

@@ -1,0 +1,226 @@
+"""Event contracts: one frozen pydantic model per event type, wrapped in a CloudEvents 1.0 envelope.
+
+Events are serialised as structured-mode CloudEvents JSON, so any Kafka client can read them.
+Consumers tolerate unknown fields (``extra="ignore"``): additive changes never break them.
+An event produced in reaction to another gets a deterministic id from :func:`derived_event_id`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Generic, Literal, Self, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+EVENT_NAMESPACE = uuid.UUID("6f1d3c52-2a55-4c39-9a8e-6f3b0e7d9a11")
+"""UUIDv5 namespace of the platform: derived ids are uuid5(EVENT_NAMESPACE, '<cause id>:<handler>')."""
+
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+
+
+def derived_event_id(cause_id: str, handler: str) -> str:
+    """The id of an effect caused by event ``cause_id`` in ``handler``: the same cause always yields the same id."""
+    return str(uuid.uuid5(EVENT_NAMESPACE, f"{cause_id}:{handler}"))
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Contract(BaseModel):
+    """Base of every payload: frozen, and tolerant of fields added by newer producers."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+
+class IdeaState(StrEnum):
+    """The lifecycle of an idea (DESIGN.md, 'Idea lifecycle')."""
+
+    SUBMITTED = "submitted"
+    ROUTED = "routed"
+    ACKNOWLEDGED = "acknowledged"
+    IN_ASSESSMENT = "in-assessment"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    IN_PILOT = "in-pilot"
+    IMPLEMENTED = "implemented"
+    SPREAD = "spread"
+    MERGED = "merged"
+
+
+class Submitter(Contract):
+    """Who submitted the idea. Absent on anonymous ideas: no personal data is kept for them."""
+
+    name: str = Field(description="Full name of the employee", max_length=200)
+    email: str | None = Field(default=None, description="E-mail address for replies", max_length=320)
+    organisation: str | None = Field(default=None, description="Organisation id from the catalogue")
+    unit: str | None = Field(default=None, description="Unit id within the organisation")
+
+
+class IdeaSubmitted(Contract):
+    """A new idea has been accepted by intake and stored in Kafka."""
+
+    idea_id: str = Field(description="Id of the idea (UUID); also the Kafka key and the envelope subject")
+    title: str = Field(description="Short title written by the submitter", min_length=1, max_length=200)
+    description: str = Field(description="The idea in the submitter's words", max_length=10_000)
+    language: Literal["sv", "en"] = Field(default="sv", description="Language of the text")
+    area_hints: tuple[str, ...] = Field(default=(), description="Areas the submitter suggested")
+    organisation_hints: tuple[str, ...] = Field(default=(), description="Organisations the submitter suggested")
+    anonymous: bool = Field(default=False, description="True when no personal data is kept")
+    submitter: Submitter | None = Field(default=None, description="The submitter; null for anonymous ideas")
+    channel: str = Field(default="api", description="Front end the idea came through: api, web, email, kafka")
+
+
+class RoutingTarget(Contract):
+    """One organisation (and optionally unit) an idea was routed to."""
+
+    organisation: str = Field(description="Organisation id from the catalogue")
+    unit: str | None = Field(default=None, description="Unit id within the organisation, when known")
+    score: float = Field(default=0.0, description="Strength of the match (higher is stronger)")
+
+
+class AreaMatch(Contract):
+    """One thematic area an idea was placed in."""
+
+    area: str = Field(description="Area id from the catalogue")
+    score: float = Field(default=0.0, description="Strength of the match (higher is stronger)")
+
+
+class IdeaRouted(Contract):
+    """Routing has placed the idea with one or more organisations and areas (or sent it to triage)."""
+
+    idea_id: str = Field(description="Id of the idea")
+    title: str = Field(default="", description="Title of the idea, so an organisation's system need not look it up")
+    organisations: tuple[RoutingTarget, ...] = Field(description="Organisations (and units) responsible")
+    areas: tuple[AreaMatch, ...] = Field(default=(), description="Thematic areas of the idea")
+    reason: str = Field(description="Human-readable reason, e.g. \"'fjärrvärmen' -> klimat-och-energi -> ...\"")
+    triage: bool = Field(default=False, description="True when no rule matched and the innovation office must place it")
+    catalogue_version: str = Field(default="", description="Version of the catalogue the decision used")
+    rerouted_by: str | None = Field(default=None, description="Person who re-routed the idea, if this is a re-route")
+
+
+class IdeaStatusChanged(Contract):
+    """An officer moved the idea through its lifecycle."""
+
+    idea_id: str = Field(description="Id of the idea")
+    from_state: IdeaState | None = Field(default=None, description="State before the change, when known")
+    to_state: IdeaState = Field(description="State after the change")
+    reason: str | None = Field(default=None, description="Reason the submitter can read (required for declined)")
+    changed_by: str = Field(description="Person (officer id) who made the change")
+    organisation: str | None = Field(default=None, description="Organisation of the officer")
+    merged_into: str | None = Field(default=None, description="Target idea id when to_state is merged")
+
+
+class EngagementKind(StrEnum):
+    COMMENT = "comment"
+    SUPPORT = "support"
+    FOLLOW = "follow"
+
+
+class IdeaEngagement(Contract):
+    """Someone commented on, supported or followed an idea."""
+
+    idea_id: str = Field(description="Id of the idea")
+    kind: EngagementKind = Field(description="comment, support or follow")
+    person: str = Field(description="Id of the person engaging")
+    text: str | None = Field(default=None, description="Comment text (for comments)", max_length=5_000)
+
+
+class DeliveryOutcome(StrEnum):
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class NotificationSent(Contract):
+    """A notification about an idea was delivered (or failed, or was skipped by preference)."""
+
+    idea_id: str = Field(description="Id of the idea the notification is about")
+    cause_event_id: str = Field(description="Id of the event that caused the notification")
+    recipient: str = Field(description="Person id of the recipient")
+    channel: Literal["in-app", "email", "webhook"] = Field(description="Channel used")
+    outcome: DeliveryOutcome = Field(description="delivered, failed or skipped")
+    detail: str | None = Field(default=None, description="Why it failed or was skipped")
+
+
+class RerouteIdea(Contract):
+    """Command to routing: replace the routing of an idea."""
+
+    idea_id: str = Field(description="Id of the idea")
+    organisations: tuple[RoutingTarget, ...] = Field(description="New organisations (and units)", min_length=1)
+    areas: tuple[AreaMatch, ...] = Field(default=(), description="New areas")
+    requested_by: str = Field(description="Person who asked for the re-route")
+    reason: str = Field(description="Why the idea is re-routed", min_length=1)
+
+
+PayloadT = TypeVar("PayloadT", bound=Contract)
+
+
+class Envelope(BaseModel, Generic[PayloadT]):
+    """CloudEvents 1.0 structured-mode envelope around one payload."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    specversion: Literal["1.0"] = "1.0"
+    id: str = Field(description="Unique event id (UUID); consumers de-duplicate on it")
+    source: str = Field(description="Service that produced the event, e.g. /services/intake")
+    type: str = Field(description="Event type, e.g. se.kiruna.innovation.idea.submitted.v1")
+    time: datetime = Field(description="When the event happened (UTC)")
+    subject: str = Field(description="Idea id the event is about")
+    datacontenttype: Literal["application/json"] = "application/json"
+    correlationid: str | None = Field(default=None, description="Id shared by every event of one request chain")
+    data: PayloadT
+
+    @classmethod
+    def wrap(
+        cls,
+        payload: PayloadT,
+        *,
+        source: str,
+        event_id: str | None = None,
+        correlation_id: str | None = None,
+        time: datetime | None = None,
+    ) -> Envelope[PayloadT]:
+        return Envelope[type(payload)](  # type: ignore[misc]
+            id=event_id or str(uuid.uuid4()),
+            source=source,
+            type=event_type(type(payload)),
+            time=time or utc_now(),
+            subject=payload.idea_id,  # type: ignore[attr-defined]
+            correlationid=correlation_id,
+            data=payload,
+        )
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
+
+    @classmethod
+    def parse(cls, raw: bytes | str | dict[str, Any]) -> Self:
+        if isinstance(raw, dict):
+            return cls.model_validate(raw)
+        return cls.model_validate_json(raw)
+
+
+_TYPE_NAMES: dict[type[Contract], str] = {
+    IdeaSubmitted: "se.kiruna.innovation.idea.submitted.v1",
+    IdeaRouted: "se.kiruna.innovation.idea.routed.v1",
+    IdeaStatusChanged: "se.kiruna.innovation.idea.status-changed.v1",
+    IdeaEngagement: "se.kiruna.innovation.idea.engagement.v1",
+    NotificationSent: "se.kiruna.innovation.notification.sent.v1",
+    RerouteIdea: "se.kiruna.innovation.command.reroute-idea.v1",
+}
+PAYLOAD_BY_TYPE: dict[str, type[Contract]] = {name: model for model, name in _TYPE_NAMES.items()}
+
+
+def event_type(model: type[Contract]) -> str:
+    return _TYPE_NAMES[model]
+
+
+SubmittedEvent = Envelope[IdeaSubmitted]
+RoutedEvent = Envelope[IdeaRouted]
+StatusChangedEvent = Envelope[IdeaStatusChanged]
+EngagementEvent = Envelope[IdeaEngagement]
+NotificationSentEvent = Envelope[NotificationSent]
+RerouteCommand = Envelope[RerouteIdea]

@@ -1,0 +1,135 @@
+"""Kafka plumbing every service shares: client options, the broker factory, subscriber defaults, publishing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.message import StreamMessage
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+from prometheus_client import CollectorRegistry
+
+from shared.deadletter import DeadLetterMiddleware
+from shared.events import Contract, Envelope
+from shared.metrics import ServiceMetrics
+from shared.settings import KafkaSettings
+
+CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"
+
+
+class KafkaUnavailable(RuntimeError):
+    """Kafka did not acknowledge a write in time; nothing may be reported as stored."""
+
+
+def client_options(settings: KafkaSettings) -> dict[str, Any]:
+    """Connection options for plain aiokafka clients (admin, tools, tests) from the same settings."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "security_protocol": settings.security_protocol,
+    }
+    if context := settings.ssl_context():
+        options["ssl_context"] = context
+    if settings.security_protocol.startswith("SASL"):
+        options["sasl_mechanism"] = settings.sasl_mechanism
+        options["sasl_plain_username"] = settings.sasl_username
+        options["sasl_plain_password"] = settings.sasl_password.get_secret_value() if settings.sasl_password else None
+    return options
+
+
+def broker_security(settings: KafkaSettings) -> BaseSecurity | None:
+    context = settings.ssl_context()
+    if not settings.security_protocol.startswith("SASL"):
+        return BaseSecurity(ssl_context=context) if context else None
+    password = settings.sasl_password.get_secret_value() if settings.sasl_password else ""
+    kind = {"SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512, "PLAIN": SASLPlaintext}
+    return kind[settings.sasl_mechanism](settings.sasl_username or "", password, ssl_context=context)
+
+
+async def decode_json(msg: StreamMessage[Any]) -> Any:
+    """Every event on the platform is JSON, whatever content-type header a foreign producer set."""
+    return json.loads(msg.body)
+
+
+def create_broker(
+    settings: KafkaSettings,
+    *,
+    service: str,
+    registry: CollectorRegistry,
+    metrics: ServiceMetrics,
+    logger: logging.Logger | None = None,
+) -> KafkaBroker:
+    """A broker whose producer waits for all in-sync replicas and never duplicates on retry, and whose
+    subscribers retry a failing message a bounded number of times, then dead-letter it and carry on."""
+    dead_letters = DeadLetterMiddleware.factory(
+        service=service,
+        attempts=settings.handler_attempts,
+        backoff_s=settings.retry_backoff_s,
+        metrics=metrics,
+        logger=logger or logging.getLogger(service),
+    )
+    broker = KafkaBroker(
+        settings.bootstrap_servers,
+        client_id=service,
+        acks="all",
+        enable_idempotence=True,
+        request_timeout_ms=int(settings.publish_timeout_s * 1000),
+        security=broker_security(settings),
+        decoder=decode_json,
+        middlewares=(KafkaPrometheusMiddleware(registry=registry, app_name=service), dead_letters),
+        logger=logger or logging.getLogger(service),
+        graceful_timeout=15.0,
+        description=f"Kiruna innovation platform: {service}",
+    )
+    dead_letters.bind(broker)
+    return broker
+
+
+def subscriber_options(group_id: str) -> dict[str, Any]:
+    """Every subscriber: its own consumer group, offsets committed only after the handler's effects,
+    a new group starts from the beginning of the topic."""
+    return {
+        "group_id": group_id,
+        "ack_policy": AckPolicy.NACK_ON_ERROR,
+        "auto_offset_reset": "earliest",
+    }
+
+
+def event_headers(envelope: Envelope[Any]) -> dict[str, str]:
+    headers = {
+        "content-type": CLOUDEVENTS_CONTENT_TYPE,
+        "ce_id": envelope.id,
+        "ce_type": envelope.type,
+        "ce_source": envelope.source,
+        "ce_subject": envelope.subject,
+    }
+    if envelope.correlationid:
+        headers["correlation_id"] = envelope.correlationid
+    return headers
+
+
+async def publish_event(
+    broker: KafkaBroker, topic: str, envelope: Envelope[Contract], *, timeout_s: float
+) -> None:
+    """Publish one event keyed by its idea id and wait until Kafka has acknowledged it (acks=all)."""
+    try:
+        await asyncio.wait_for(
+            broker.publish(
+                envelope.to_bytes(),
+                topic=topic,
+                key=envelope.subject.encode(),
+                headers=event_headers(envelope),
+                correlation_id=envelope.correlationid or envelope.id,
+            ),
+            timeout=timeout_s,
+        )
+    except (TimeoutError, OSError) as exc:
+        raise KafkaUnavailable(f"Kafka did not acknowledge {envelope.type} on {topic}: {exc!r}") from exc
+    except Exception as exc:
+        if type(exc).__module__.startswith("aiokafka"):
+            raise KafkaUnavailable(f"Kafka refused {envelope.type} on {topic}: {exc!r}") from exc
+        raise

@@ -1,0 +1,18 @@
+"""Run one service's app with uvicorn: ``python -m services.<name>`` calls :func:`serve`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import uvicorn
+from fastapi import FastAPI
+
+from shared.logs import configure_logging
+from shared.settings import ServiceSettings
+
+
+def serve(service: str, settings: ServiceSettings, create_app: Callable[[ServiceSettings], FastAPI]) -> None:
+    configure_logging(service, settings.log_level)
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
+                timeout_graceful_shutdown=20, lifespan="on")

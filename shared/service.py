@@ -1,0 +1,134 @@
+"""What every service's HTTP side shares: the runtime it holds, broker start-up that survives Kafka being
+down, and the operator endpoints ``/healthz``, ``/readyz`` and ``/metrics``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from fastapi import APIRouter, FastAPI, Response
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.asyncio import Redis
+
+from shared.kafka import create_broker
+from shared.metrics import ServiceMetrics
+from shared.settings import ServiceSettings
+from shared.topics import Topics
+
+
+@dataclass
+class Runtime:
+    """Everything a running service holds, built once by its factory from settings."""
+
+    service: str
+    settings: ServiceSettings
+    broker: KafkaBroker
+    redis: Redis
+    metrics: ServiceMetrics
+    topics: Topics
+    logger: logging.Logger
+    kafka_connected: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @classmethod
+    def create(cls, service: str, settings: ServiceSettings) -> Runtime:
+        metrics = ServiceMetrics.create(service)
+        logger = logging.getLogger(service)
+        return cls(
+            service=service,
+            settings=settings,
+            broker=create_broker(settings.kafka, service=service, registry=metrics.registry, metrics=metrics,
+                                 logger=logger),
+            redis=Redis.from_url(settings.redis_url, decode_responses=True),
+            metrics=metrics,
+            topics=Topics(settings.kafka.topic_prefix),
+            logger=logger,
+        )
+
+    def key(self, *parts: str) -> str:
+        """A Redis key under the service's prefix."""
+        return ":".join((self.settings.redis_prefix, *parts))
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Connect to Kafka in the background (retrying while it is down), stop cleanly at the end."""
+        connector = asyncio.create_task(self._connect(), name=f"{self.service}-kafka-connect")
+        try:
+            yield
+        finally:
+            connector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await connector
+            await self.broker.stop()
+            await self.redis.aclose()
+
+    async def _connect(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await self.broker.start()
+            except Exception as exc:  # Kafka not reachable yet: say so, and try again
+                self.logger.warning("kafka not reachable, retrying", extra={
+                    "bootstrap_servers": self.settings.kafka.bootstrap_servers, "error": repr(exc),
+                    "retry_in_s": delay})
+                with contextlib.suppress(Exception):
+                    await self.broker.stop()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+            else:
+                self.kafka_connected.set()
+                self.logger.info("connected to kafka", extra={
+                    "bootstrap_servers": self.settings.kafka.bootstrap_servers})
+                return
+
+    async def readiness(self) -> dict[str, str]:
+        checks = {}
+        if not self.kafka_connected.is_set():
+            checks["kafka"] = "connecting"
+        else:
+            checks["kafka"] = "ok" if await self.broker.ping(timeout=2.0) else "unreachable"
+        try:
+            await asyncio.wait_for(self.redis.ping(), timeout=2.0)
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"unreachable: {type(exc).__name__}"
+        return checks
+
+
+def ops_router(runtime: Runtime) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="Liveness: the process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": runtime.service}
+
+    @router.get("/readyz", summary="Readiness: connected to Kafka and Redis")
+    async def readyz() -> JSONResponse:
+        checks = await runtime.readiness()
+        ready = all(v == "ok" for v in checks.values())
+        runtime.metrics.ready.labels(runtime.service).set(1 if ready else 0)
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    @router.get("/metrics", summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def service_app(runtime: Runtime, *, title: str, description: str) -> FastAPI:
+    """A FastAPI app whose lifespan runs the broker, with the operator endpoints mounted."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with runtime.running():
+            yield
+
+    app = FastAPI(title=title, description=description, lifespan=lifespan)
+    app.state.runtime = runtime
+    app.include_router(ops_router(runtime))
+    return app

@@ -1,0 +1,64 @@
+"""Settings from environment variables, with working local defaults.
+
+Common names are shared by every service (``KAFKA_BOOTSTRAP_SERVERS``, ``REDIS_URL`` ...); each service adds
+its own with a prefix (``ROUTING_PORT``, ``INTAKE_PUBLISH_TIMEOUT_S`` ...).
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.catalogue import DEFAULT_CATALOGUE_PATH
+
+
+class KafkaSettings(BaseSettings):
+    """How to reach Kafka and how topics are laid out. Environment names start with ``KAFKA_``."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
+
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="Comma-separated host:port list")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = Field(None, description="CA bundle that signed the brokers' certificates")
+    ssl_certfile: Path | None = Field(None, description="Client certificate for mutual TLS")
+    ssl_keyfile: Path | None = None
+    topic_prefix: str = Field("", description="Prefix of every topic name (tests and shared clusters)")
+    partitions: int = Field(6, ge=1, description="Partitions of the idea topics")
+    replication_factor: int = Field(1, ge=1, description="1 locally, 3 on a cluster")
+    min_insync_replicas: int = Field(1, ge=1, description="2 on a three-broker cluster")
+    publish_timeout_s: float = Field(5.0, gt=0, description="How long a producer waits for acks=all")
+    handler_attempts: int = Field(5, ge=1, description="Tries of a failing handler before dead-lettering")
+    retry_backoff_s: float = Field(0.2, ge=0, description="First retry delay; doubles each attempt")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if self.security_protocol not in ("SSL", "SASL_SSL"):
+            return None
+        context = ssl.create_default_context(cafile=str(self.ssl_cafile) if self.ssl_cafile else None)
+        if self.ssl_certfile:
+            context.load_cert_chain(str(self.ssl_certfile), str(self.ssl_keyfile) if self.ssl_keyfile else None)
+        return context
+
+
+class ServiceSettings(BaseSettings):
+    """What every service needs. Subclasses add their own fields under an env prefix."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
+    redis_prefix: str = Field("kiruna", validation_alias="REDIS_KEY_PREFIX", description="Prefix of every key")
+    catalogue_path: Path = Field(DEFAULT_CATALOGUE_PATH, validation_alias="CATALOGUE_PATH")
+    public_base_url: str = Field(
+        "http://127.0.0.1:8003", validation_alias="PUBLIC_BASE_URL", description="Where status pages are served"
+    )
+    log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
+    host: str = "127.0.0.1"
+    port: int = 0
+    group_id: str = ""

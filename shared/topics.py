@@ -1,0 +1,124 @@
+"""Every topic of the platform, in one place, and their creation (``python -m shared.topics``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.settings import KafkaSettings
+
+FOREVER = "-1"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str]
+
+
+class Topics:
+    """Topic names, with the optional prefix of the settings applied."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self.intake_raw = f"{prefix}intake.raw.v1"
+        self.submitted = f"{prefix}ideas.submitted.v1"
+        self.routed = f"{prefix}ideas.routed.v1"
+        self.status_changed = f"{prefix}ideas.status-changed.v1"
+        self.engagement = f"{prefix}ideas.engagement.v1"
+        self.routing_commands = f"{prefix}routing.commands.v1"
+        self.notifications_sent = f"{prefix}notifications.sent.v1"
+
+    def organisation(self, org_id: str) -> str:
+        """The topic an organisation's own systems subscribe to."""
+        return f"{self.prefix}org.{org_id}.ideas.v1"
+
+    @staticmethod
+    def dlq(topic: str) -> str:
+        return f"{topic}.dlq"
+
+    @property
+    def idea_topics(self) -> tuple[str, ...]:
+        """Topics that record what happened to ideas: kept forever, Kafka is their system of record."""
+        return (self.submitted, self.routed, self.status_changed, self.engagement, self.routing_commands)
+
+    def specs(self, settings: KafkaSettings, organisation_ids: tuple[str, ...]) -> list[TopicSpec]:
+        keep = {"retention.ms": FOREVER, "min.insync.replicas": str(settings.min_insync_replicas)}
+        recorded = [*self.idea_topics, *(self.organisation(org) for org in organisation_ids)]
+        specs = [TopicSpec(name, settings.partitions, dict(keep)) for name in recorded]
+        specs.append(TopicSpec(self.intake_raw, settings.partitions, dict(keep)))
+        specs.append(
+            TopicSpec(
+                self.notifications_sent,
+                settings.partitions,
+                {"retention.ms": str(90 * 24 * 3600 * 1000), "min.insync.replicas": str(settings.min_insync_replicas)},
+            )
+        )
+        consumed = (self.intake_raw, self.submitted, self.routed, self.status_changed, self.engagement,
+                    self.routing_commands, self.notifications_sent)
+        specs += [TopicSpec(self.dlq(name), 1, dict(keep)) for name in consumed]
+        specs.append(TopicSpec(f"{self.prefix}notifications.dlq", 1, dict(keep)))
+        return specs
+
+
+async def ensure_topics(settings: KafkaSettings, specs: list[TopicSpec], *, wait_s: float = 60.0) -> list[str]:
+    """Create the topics that do not exist yet; leave existing ones as they are. Returns the created names."""
+    import asyncio
+    import time
+
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    from shared.kafka import client_options
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=10_000)
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [spec for spec in specs if spec.name not in existing]
+            if missing:
+                response = await admin.create_topics(
+                    [NewTopic(s.name, s.partitions, settings.replication_factor, topic_configs=s.config)
+                     for s in missing],
+                    timeout_ms=30_000,
+                )
+                failures = [(t[0], t[1], t[2] if len(t) > 2 else "") for t in response.topic_errors
+                            if t[1] not in (0, 36)]  # 36: TOPIC_ALREADY_EXISTS (a concurrent creator won)
+                if failures:
+                    raise RuntimeError(f"could not create topics: {failures}")
+            return [spec.name for spec in missing]
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(1.0)
+        finally:
+            await admin.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m shared.topics [create|list]``: create every topic of the design (idempotent)."""
+    import argparse
+    import asyncio
+
+    from shared.catalogue import load_catalogue
+    from shared.settings import ServiceSettings
+
+    parser = argparse.ArgumentParser(prog="python -m shared.topics", description=main.__doc__)
+    parser.add_argument("command", choices=["create", "list"], nargs="?", default="create")
+    args = parser.parse_args(argv)
+    settings = ServiceSettings()
+    catalogue = load_catalogue(settings.catalogue_path)
+    specs = Topics(settings.kafka.topic_prefix).specs(settings.kafka, catalogue.organisation_ids)
+    if args.command == "list":
+        for spec in specs:
+            print(f"{spec.name}\tpartitions={spec.partitions}\t{spec.config}")
+        return 0
+    created = asyncio.run(ensure_topics(settings.kafka, specs))
+    print(f"topics: {len(specs)} declared, {len(created)} created, {len(specs) - len(created)} already there "
+          f"(replication factor {settings.kafka.replication_factor}) on {settings.kafka.bootstrap_servers}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
