@@ -46,7 +46,7 @@ class _Policy:
 class DeadLetterMiddleware(BaseMiddleware):
     """Subscriber middleware: retry with exponential backoff and jitter, then dead-letter."""
 
-    class factory:  # noqa: N801 - used like a class by FastStream (called per message)
+    class factory:
         def __init__(self, **policy: Any) -> None:
             self.policy = _Policy(**policy)
 
@@ -72,8 +72,7 @@ class DeadLetterMiddleware(BaseMiddleware):
             except HandlerException:
                 raise
             except (*MALFORMED, PermanentError) as exc:
-                await self._dead_letter(record, exc, "malformed" if isinstance(exc, MALFORMED) else "rejected",
-                                        attempt)
+                await self._dead_letter(record, exc, "malformed" if isinstance(exc, MALFORMED) else "rejected", attempt)
                 return None
             except Exception as exc:
                 if attempt == policy.attempts:
@@ -82,8 +81,13 @@ class DeadLetterMiddleware(BaseMiddleware):
                 policy.metrics.handler_retries.labels(policy.service, record.topic).inc()
                 policy.logger.warning(
                     "handler failed, retrying",
-                    extra={"topic": record.topic, "partition": record.partition, "offset": record.offset,
-                           "attempt": attempt, "error": repr(exc)},
+                    extra={
+                        "topic": record.topic,
+                        "partition": record.partition,
+                        "offset": record.offset,
+                        "attempt": attempt,
+                        "error": repr(exc),
+                    },
                 )
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay *= 2
@@ -93,23 +97,29 @@ class DeadLetterMiddleware(BaseMiddleware):
         policy = self.policy
         assert policy.broker is not None, "DeadLetterMiddleware.factory.bind(broker) was not called"
         headers = {name: value.decode("utf-8", "replace") for name, value in (record.headers or ())}
-        headers.update({
-            "x-dlq-reason": reason,
-            "x-dlq-error": _describe(exc)[:MAX_ERROR_HEADER],
-            "x-dlq-error-type": type(exc).__name__,
-            "x-dlq-source-topic": record.topic,
-            "x-dlq-source-partition": str(record.partition),
-            "x-dlq-source-offset": str(record.offset),
-            "x-dlq-service": policy.service,
-            "x-dlq-attempts": str(attempts),
-        })
-        await policy.broker.publish(record.value or b"", topic=f"{record.topic}.dlq", key=record.key,
-                                    headers=headers)
+        headers.update(
+            {
+                "x-dlq-reason": reason,
+                "x-dlq-error": _describe(exc)[:MAX_ERROR_HEADER],
+                "x-dlq-error-type": type(exc).__name__,
+                "x-dlq-source-topic": record.topic,
+                "x-dlq-source-partition": str(record.partition),
+                "x-dlq-source-offset": str(record.offset),
+                "x-dlq-service": policy.service,
+                "x-dlq-attempts": str(attempts),
+            }
+        )
+        await policy.broker.publish(record.value or b"", topic=f"{record.topic}.dlq", key=record.key, headers=headers)
         policy.metrics.dead_letters.labels(policy.service, record.topic, reason).inc()
         policy.logger.error(
             "message dead-lettered",
-            extra={"topic": record.topic, "partition": record.partition, "offset": record.offset,
-                   "reason": reason, "error": _describe(exc)[:300]},
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "reason": reason,
+                "error": _describe(exc)[:300],
+            },
         )
 
 

@@ -89,14 +89,20 @@ def create_broker(
     return broker
 
 
-def subscriber_options(group_id: str) -> dict[str, Any]:
-    """Every subscriber: its own consumer group, offsets committed only after the handler's effects,
-    a new group starts from the beginning of the topic."""
+def subscriber_options(group_id: str, topic: str) -> dict[str, Any]:
+    """Every subscriber: its own consumer group ``<service group>.<topic>`` (one group per subscription, so
+    that adding a subscriber never rebalances the others), offsets committed only after the handler's
+    effects, and a new group starts from the beginning of the topic."""
     return {
-        "group_id": group_id,
+        "group_id": f"{group_id}.{topic}",
         "ack_policy": AckPolicy.NACK_ON_ERROR,
         "auto_offset_reset": "earliest",
     }
+
+
+def subscribe(broker: KafkaBroker, group_id: str, topic: str, *, title: str, description: str = "") -> Any:
+    """``@subscribe(broker, group, topic, title=...)``: a subscriber with the platform's delivery rules."""
+    return broker.subscriber(topic, **subscriber_options(group_id, topic), title=title, description=description)
 
 
 def event_headers(envelope: Envelope[Any]) -> dict[str, str]:
@@ -112,9 +118,7 @@ def event_headers(envelope: Envelope[Any]) -> dict[str, str]:
     return headers
 
 
-async def publish_event(
-    broker: KafkaBroker, topic: str, envelope: Envelope[Contract], *, timeout_s: float
-) -> None:
+async def publish_event(broker: KafkaBroker, topic: str, envelope: Envelope[Contract], *, timeout_s: float) -> None:
     """Publish one event keyed by its idea id and wait until Kafka has acknowledged it (acks=all)."""
     try:
         await asyncio.wait_for(

@@ -41,8 +41,9 @@ class Runtime:
         return cls(
             service=service,
             settings=settings,
-            broker=create_broker(settings.kafka, service=service, registry=metrics.registry, metrics=metrics,
-                                 logger=logger),
+            broker=create_broker(
+                settings.kafka, service=service, registry=metrics.registry, metrics=metrics, logger=logger
+            ),
             redis=Redis.from_url(settings.redis_url, decode_responses=True),
             metrics=metrics,
             topics=Topics(settings.kafka.topic_prefix),
@@ -72,17 +73,23 @@ class Runtime:
             try:
                 await self.broker.start()
             except Exception as exc:  # Kafka not reachable yet: say so, and try again
-                self.logger.warning("kafka not reachable, retrying", extra={
-                    "bootstrap_servers": self.settings.kafka.bootstrap_servers, "error": repr(exc),
-                    "retry_in_s": delay})
+                self.logger.warning(
+                    "kafka not reachable, retrying",
+                    extra={
+                        "bootstrap_servers": self.settings.kafka.bootstrap_servers,
+                        "error": repr(exc),
+                        "retry_in_s": delay,
+                    },
+                )
                 with contextlib.suppress(Exception):
                     await self.broker.stop()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
             else:
                 self.kafka_connected.set()
-                self.logger.info("connected to kafka", extra={
-                    "bootstrap_servers": self.settings.kafka.bootstrap_servers})
+                self.logger.info(
+                    "connected to kafka", extra={"bootstrap_servers": self.settings.kafka.bootstrap_servers}
+                )
                 return
 
     async def readiness(self) -> dict[str, str]:

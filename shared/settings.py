@@ -56,7 +56,9 @@ class ServiceSettings(BaseSettings):
     redis_prefix: str = Field("kiruna", validation_alias="REDIS_KEY_PREFIX", description="Prefix of every key")
     catalogue_path: Path = Field(DEFAULT_CATALOGUE_PATH, validation_alias="CATALOGUE_PATH")
     public_base_url: str = Field(
-        "http://127.0.0.1:8003", validation_alias="PUBLIC_BASE_URL", description="Where status pages are served"
+        "http://127.0.0.1:8003",
+        validation_alias="PUBLIC_BASE_URL",
+        description="Where status pages are served",
     )
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
     host: str = "127.0.0.1"

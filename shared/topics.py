@@ -51,11 +51,21 @@ class Topics:
             TopicSpec(
                 self.notifications_sent,
                 settings.partitions,
-                {"retention.ms": str(90 * 24 * 3600 * 1000), "min.insync.replicas": str(settings.min_insync_replicas)},
+                {
+                    "retention.ms": str(90 * 24 * 3600 * 1000),
+                    "min.insync.replicas": str(settings.min_insync_replicas),
+                },
             )
         )
-        consumed = (self.intake_raw, self.submitted, self.routed, self.status_changed, self.engagement,
-                    self.routing_commands, self.notifications_sent)
+        consumed = (
+            self.intake_raw,
+            self.submitted,
+            self.routed,
+            self.status_changed,
+            self.engagement,
+            self.routing_commands,
+            self.notifications_sent,
+        )
         specs += [TopicSpec(self.dlq(name), 1, dict(keep)) for name in consumed]
         specs.append(TopicSpec(f"{self.prefix}notifications.dlq", 1, dict(keep)))
         return specs
@@ -79,12 +89,15 @@ async def ensure_topics(settings: KafkaSettings, specs: list[TopicSpec], *, wait
             missing = [spec for spec in specs if spec.name not in existing]
             if missing:
                 response = await admin.create_topics(
-                    [NewTopic(s.name, s.partitions, settings.replication_factor, topic_configs=s.config)
-                     for s in missing],
+                    [
+                        NewTopic(s.name, s.partitions, settings.replication_factor, topic_configs=s.config)
+                        for s in missing
+                    ],
                     timeout_ms=30_000,
                 )
-                failures = [(t[0], t[1], t[2] if len(t) > 2 else "") for t in response.topic_errors
-                            if t[1] not in (0, 36)]  # 36: TOPIC_ALREADY_EXISTS (a concurrent creator won)
+                failures = [
+                    (t[0], t[1], t[2] if len(t) > 2 else "") for t in response.topic_errors if t[1] not in (0, 36)
+                ]  # 36: TOPIC_ALREADY_EXISTS (a concurrent creator won)
                 if failures:
                     raise RuntimeError(f"could not create topics: {failures}")
             return [spec.name for spec in missing]
@@ -115,8 +128,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{spec.name}\tpartitions={spec.partitions}\t{spec.config}")
         return 0
     created = asyncio.run(ensure_topics(settings.kafka, specs))
-    print(f"topics: {len(specs)} declared, {len(created)} created, {len(specs) - len(created)} already there "
-          f"(replication factor {settings.kafka.replication_factor}) on {settings.kafka.bootstrap_servers}")
+    print(
+        f"topics: {len(specs)} declared, {len(created)} created, {len(specs) - len(created)} already there "
+        f"(replication factor {settings.kafka.replication_factor}) on {settings.kafka.bootstrap_servers}"
+    )
     return 0
 
 

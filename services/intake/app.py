@@ -21,8 +21,11 @@ SOURCE = "/services/intake"
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings()
     runtime = Runtime.create("intake", settings)
-    app = service_app(runtime, title="Kiruna innovation platform: intake",
-                      description="Every write enters here: ideas, status changes, comments, support.")
+    app = service_app(
+        runtime,
+        title="Kiruna innovation platform: intake",
+        description="Every write enters here: ideas, status changes, comments, support.",
+    )
 
     @app.exception_handler(RequestValidationError)
     async def refuse_bad_input(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -34,14 +37,23 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         return JSONResponse(
             status_code=503,
             headers={"Retry-After": str(settings.retry_after_s)},
-            content={"detail": "Kafka is not available; nothing was stored. Try again later.",
-                     "retry_after_s": settings.retry_after_s},
+            content={
+                "detail": "Kafka is not available; nothing was stored. Try again later.",
+                "retry_after_s": settings.retry_after_s,
+            },
         )
 
-    @app.post("/api/v1/ideas", status_code=202, response_model=IdeaAccepted, tags=["ideas"],
-              summary="Submit a new idea",
-              responses={422: {"description": "A field is missing or invalid; the body names it"},
-                         503: {"description": "Kafka is unavailable; nothing was stored"}})
+    @app.post(
+        "/api/v1/ideas",
+        status_code=202,
+        response_model=IdeaAccepted,
+        tags=["ideas"],
+        summary="Submit a new idea",
+        responses={
+            422: {"description": "A field is missing or invalid; the body names it"},
+            503: {"description": "Kafka is unavailable; nothing was stored"},
+        },
+    )
     async def submit_idea(
         idea: IdeaIn,
         correlation_id: str | None = Header(default=None, alias="X-Correlation-ID", max_length=100),
@@ -50,12 +62,15 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             raise KafkaUnavailable("not connected to Kafka yet")
         idea_id = str(uuid.uuid4())
         envelope = Envelope.wrap(submitted_event(idea, idea_id), source=SOURCE, correlation_id=correlation_id)
-        await publish_event(runtime.broker, runtime.topics.submitted, envelope,
-                            timeout_s=settings.kafka.publish_timeout_s)
-        runtime.logger.info("idea submitted", extra={"idea_id": idea_id, "event_id": envelope.id,
-                                                     "channel": idea.channel})
-        return IdeaAccepted(idea_id=idea_id, event_id=envelope.id,
-                            status_url=f"{settings.public_base_url}/ideas/{idea_id}")
+        await publish_event(
+            runtime.broker, runtime.topics.submitted, envelope, timeout_s=settings.kafka.publish_timeout_s
+        )
+        runtime.logger.info(
+            "idea submitted", extra={"idea_id": idea_id, "event_id": envelope.id, "channel": idea.channel}
+        )
+        return IdeaAccepted(
+            idea_id=idea_id, event_id=envelope.id, status_url=f"{settings.public_base_url}/ideas/{idea_id}"
+        )
 
     return app
 

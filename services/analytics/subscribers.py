@@ -1,0 +1,27 @@
+"""Every subscription of analytics, in one place."""
+
+from services.analytics.handlers import AnalyticsHandlers
+from shared.events import EngagementEvent, RoutedEvent, StatusChangedEvent, SubmittedEvent
+from shared.kafka import subscribe
+from shared.service import Runtime
+
+
+def register(runtime: Runtime, handlers: AnalyticsHandlers) -> None:
+    topics = runtime.topics
+    group = runtime.settings.group_id
+
+    @subscribe(runtime.broker, group, topics.submitted, title="analytics.submitted")
+    async def on_submitted(event: SubmittedEvent) -> None:
+        await handlers.record(topics.submitted, event.model_dump(mode="json"))
+
+    @subscribe(runtime.broker, group, topics.routed, title="analytics.routed")
+    async def on_routed(event: RoutedEvent) -> None:
+        await handlers.record(topics.routed, event.model_dump(mode="json"))
+
+    @subscribe(runtime.broker, group, topics.status_changed, title="analytics.status-changed")
+    async def on_status_changed(event: StatusChangedEvent) -> None:
+        await handlers.record(topics.status_changed, event.model_dump(mode="json"))
+
+    @subscribe(runtime.broker, group, topics.engagement, title="analytics.engagement")
+    async def on_engagement(event: EngagementEvent) -> None:
+        await handlers.record(topics.engagement, event.model_dump(mode="json"))

@@ -1,0 +1,5 @@
+from services.routing.app import create_app
+from services.routing.settings import RoutingSettings
+from shared.runner import serve
+
+serve("routing", RoutingSettings(), create_app)

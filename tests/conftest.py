@@ -1,0 +1,70 @@
+"""Fixtures shared by every tier. Tests that need Kafka and Redis get a fresh topic prefix, consumer groups
+and Redis key prefix each, so they never see each other's data."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from redis.asyncio import Redis
+
+from shared.catalogue import load_catalogue
+from shared.settings import KafkaSettings
+from shared.topics import Topics, ensure_topics
+
+BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def test_id() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def kafka_settings(test_id: str) -> KafkaSettings:
+    return KafkaSettings(
+        bootstrap_servers=BOOTSTRAP,
+        topic_prefix=f"t{test_id}.",
+        partitions=2,
+        handler_attempts=3,
+        retry_backoff_s=0.05,
+        publish_timeout_s=10,
+    )
+
+
+@pytest.fixture
+async def topics(kafka_settings: KafkaSettings) -> Topics:
+    topics = Topics(kafka_settings.topic_prefix)
+    specs = topics.specs(kafka_settings, load_catalogue().organisation_ids)
+    await ensure_topics(kafka_settings, specs, wait_s=30)
+    return topics
+
+
+@pytest.fixture
+async def redis_prefix(test_id: str):
+    prefix = f"test{test_id}"
+    yield prefix
+    redis = Redis.from_url(REDIS_URL)
+    keys = [key async for key in redis.scan_iter(match=f"{prefix}:*", count=1000)]
+    if keys:
+        await redis.delete(*keys)
+    await redis.aclose()
+
+
+@pytest.fixture
+def service_settings(kafka_settings: KafkaSettings, redis_prefix: str, test_id: str):
+    """Build a service's settings for this test: ``service_settings(RoutingSettings)``."""
+
+    def build(cls, **overrides):
+        values = dict(
+            kafka=kafka_settings,
+            redis_url=REDIS_URL,
+            redis_prefix=redis_prefix,
+            group_id=f"{cls.__name__.lower()}-{test_id}",
+        )
+        values.update(overrides)
+        return cls(**values)
+
+    return build

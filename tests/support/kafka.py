@@ -1,0 +1,103 @@
+"""Test helpers against the real Kafka: isolated topics per test, and probes that read what services wrote."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from shared.kafka import client_options
+from shared.settings import KafkaSettings
+
+
+class TopicProbe:
+    """Reads one topic from the beginning (no consumer group) and keeps every record it saw."""
+
+    def __init__(self, settings: KafkaSettings, topic: str) -> None:
+        self.topic = topic
+        self.records: list[Any] = []
+        self._consumer = AIOKafkaConsumer(
+            **client_options(settings), enable_auto_commit=False, auto_offset_reset="earliest"
+        )
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> TopicProbe:
+        await self._consumer.start()
+        partitions = self._consumer.partitions_for_topic(self.topic)
+        deadline = time.monotonic() + 10
+        while not partitions and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            await self._consumer._client.force_metadata_update()
+            partitions = self._consumer.partitions_for_topic(self.topic)
+        assert partitions, f"topic {self.topic} does not exist"
+        assignment = [TopicPartition(self.topic, p) for p in partitions]
+        self._consumer.assign(assignment)
+        await self._consumer.seek_to_beginning(*assignment)
+        self._task = asyncio.create_task(self._collect())
+        return self
+
+    async def _collect(self) -> None:
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=100)
+            for records in batches.values():
+                self.records.extend(records)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._consumer.stop()
+
+    def values(self) -> list[dict[str, Any]]:
+        return [json.loads(r.value) for r in self.records]
+
+    async def wait_for(self, predicate: Callable[[list[Any]], bool], timeout: float = 20.0) -> list[Any]:
+        deadline = time.monotonic() + timeout
+        while not predicate(self.records):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.topic}: condition not met in {timeout}s; saw {len(self.records)} records")
+            await asyncio.sleep(0.05)
+        return self.records
+
+    async def wait_count(self, count: int, timeout: float = 20.0) -> list[Any]:
+        return await self.wait_for(lambda records: len(records) >= count, timeout)
+
+
+@contextlib.asynccontextmanager
+async def probe(settings: KafkaSettings, topic: str) -> AsyncIterator[TopicProbe]:
+    reader = await TopicProbe(settings, topic).start()
+    try:
+        yield reader
+    finally:
+        await reader.stop()
+
+
+@contextlib.asynccontextmanager
+async def raw_producer(settings: KafkaSettings) -> AsyncIterator[AIOKafkaProducer]:
+    """A plain producer, as a foreign system would use: no FastStream, no contracts."""
+    producer = AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        yield producer
+    finally:
+        await producer.stop()
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1) -> Any:
+    """Await ``check()`` until it returns something truthy (it may be sync or async)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
