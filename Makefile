@@ -1,0 +1,42 @@
+# The two commands: `make run` (install everything, start the platform) and `make test` (run the suite).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: install run stop status test test-unit lint topics bench clean
+
+$(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+install: $(BIN)/.installed  ## virtual environment, Kafka jars from Maven Central, Redis from the system's packages
+	deploy/kafka/kafka.sh fetch
+	deploy/redis.sh install
+
+run: install  ## start Kafka, Redis and the four services in the background; print the URLs
+	deploy/platform.sh start
+
+stop:  ## stop exactly what `make run` started
+	deploy/platform.sh stop
+
+status:
+	deploy/platform.sh status
+
+test: install  ## start Kafka and Redis if none is answering, run the whole suite, stop what it started
+	deploy/test.sh
+
+test-unit: $(BIN)/.installed
+	$(BIN)/pytest -q tests/unit
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check shared services tests bench
+	$(BIN)/ruff format --check shared services tests bench
+
+topics: install
+	$(BIN)/python -m shared.topics create
+
+clean: stop
+	rm -rf var

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Start/stop the whole platform locally: Kafka, Redis, topics, the four services (logs under var/log/).
+#   deploy/platform.sh start|stop|status
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export VAR_DIR=${VAR_DIR:-$root/var}
+run="$VAR_DIR/run"; logs="$VAR_DIR/log"
+services=(intake:8000 routing:8001 notifications:8002 analytics:8003)
+py="$root/.venv/bin/python"
+say() { echo "platform: $*" >&2; }
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+start() {
+  mkdir -p "$run" "$logs"
+  if deploy/kafka/kafka.sh status >/dev/null 2>&1 || ! (exec 3<>/dev/tcp/127.0.0.1/9092) 2>/dev/null; then
+    deploy/kafka/kafka.sh start; touch "$run/kafka.ours"
+  else
+    say "a Kafka not started by this project answers on 127.0.0.1:9092; using it"
+  fi
+  if deploy/redis.sh status >/dev/null 2>&1 || ! redis-cli -p 6379 ping >/dev/null 2>&1; then
+    deploy/redis.sh start; touch "$run/redis.ours"
+  else
+    say "a Redis not started by this project answers on 127.0.0.1:6379; using it"
+  fi
+  deploy/kafka/kafka.sh wait
+  deploy/redis.sh wait
+  "$py" -m shared.topics create
+  for entry in "${services[@]}"; do
+    local name=${entry%%:*}
+    if alive "$run/$name.pid"; then say "$name already running (pid $(cat "$run/$name.pid"))"; continue; fi
+    nohup "$py" -m "services.$name" >>"$logs/$name.log" 2>&1 &
+    echo $! > "$run/$name.pid"
+  done
+  for entry in "${services[@]}"; do
+    local name=${entry%%:*} port=${entry##*:}
+    for _ in $(seq 1 120); do
+      curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+      alive "$run/$name.pid" || { say "$name exited; last lines of $logs/$name.log:"; tail -20 "$logs/$name.log" >&2; exit 1; }
+      sleep 0.5
+    done
+    curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || { say "$name is not ready after 60s (see $logs/$name.log)"; exit 1; }
+  done
+  cat <<MSG
+
+The Kiruna innovation platform is running (logs in $logs, stop it with 'make stop'):
+  intake         http://127.0.0.1:8000   submit ideas: POST /api/v1/ideas   API docs: /docs
+  routing        http://127.0.0.1:8001   catalogue in use: /api/v1/catalogue
+  notifications  http://127.0.0.1:8002   a person's feed: /api/v1/people/<e-mail>/feed
+  analytics      http://127.0.0.1:8003   an idea's timeline: /api/v1/ideas/<id>
+  every service: /healthz /readyz /metrics        Kafka 127.0.0.1:9092   Redis 127.0.0.1:6379
+MSG
+}
+
+stop() {
+  for entry in "${services[@]}"; do
+    local name=${entry%%:*} pidfile="$run/${entry%%:*}.pid"
+    if alive "$pidfile"; then
+      local pid; pid=$(cat "$pidfile"); say "stopping $name (pid $pid)"; kill -TERM "$pid"
+      for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+      kill -0 "$pid" 2>/dev/null && { say "$name did not stop in 30s; killing it"; kill -KILL "$pid"; }
+    fi
+    rm -f "$pidfile"
+  done
+  if [ -f "$run/redis.ours" ]; then deploy/redis.sh stop; rm -f "$run/redis.ours"; fi
+  if [ -f "$run/kafka.ours" ]; then deploy/kafka/kafka.sh stop; rm -f "$run/kafka.ours"; fi
+}
+
+status() {
+  for entry in "${services[@]}"; do
+    local name=${entry%%:*} port=${entry##*:}
+    if alive "$run/$name.pid"; then
+      echo "$name: running pid $(cat "$run/$name.pid"), ready: $(curl -s "http://127.0.0.1:$port/readyz" || echo no)"
+    else echo "$name: stopped"; fi
+  done
+  echo "kafka: $(deploy/kafka/kafka.sh status || true)"; echo "redis: $(deploy/redis.sh status || true)"
+}
+
+case "${1:-}" in start) start ;; stop) stop ;; status) status ;; *) echo "usage: $0 start|stop|status" >&2; exit 2 ;; esac

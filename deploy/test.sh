@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# `make test`: use the Kafka and Redis already answering on 127.0.0.1 (each test has its own topics and keys),
+# or start throwaway ones under var/test/ and stop and remove them afterwards.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export VAR_DIR="$root/var/test"
+started=()
+cleanup() {
+  local status=$?
+  for what in "${started[@]}"; do
+    case $what in kafka) deploy/kafka/kafka.sh stop ;; redis) deploy/redis.sh stop ;; esac
+  done
+  [ ${#started[@]} -gt 0 ] && rm -rf "$VAR_DIR"
+  exit $status
+}
+trap cleanup EXIT INT TERM
+if ! (exec 3<>/dev/tcp/127.0.0.1/9092) 2>/dev/null; then
+  deploy/kafka/kafka.sh start; started+=(kafka)
+fi
+if ! redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then
+  deploy/redis.sh start; started+=(redis)
+fi
+deploy/kafka/kafka.sh wait
+deploy/redis.sh wait
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@" tests
