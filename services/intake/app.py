@@ -2,34 +2,133 @@
 
 from __future__ import annotations
 
-import uuid
-
-from fastapi import FastAPI, Header, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
-from services.intake.domain import submitted_event
-from services.intake.models import IdeaAccepted, IdeaIn
+from services.intake.api import api_router
+from services.intake.auth import TokenVerifier
+from services.intake.errors import Conflict, Forbidden, InvalidField, NotFound
+from services.intake.handlers import Intake
+from services.intake.lifecycle import TransitionError
 from services.intake.settings import IntakeSettings
-from shared.events import Envelope
-from shared.kafka import KafkaUnavailable, publish_event
+from services.intake.store import IdempotencyMismatch, IntakeStore
+from services.intake.subscribers import register
+from shared.catalogue import load_catalogue
+from shared.kafka import KafkaUnavailable
 from shared.service import Runtime, service_app
-
-SOURCE = "/services/intake"
 
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings()
     runtime = Runtime.create("intake", settings)
+    store = IntakeStore(runtime.redis, settings.redis_prefix)
+    intake = Intake(runtime, store, load_catalogue(settings.catalogue_path))
+    register(runtime, intake)
     app = service_app(
         runtime,
         title="Kiruna innovation platform: intake",
-        description="Every write enters here: ideas, status changes, comments, support.",
+        description="Every write enters here: ideas, status changes, comments, support, re-routes.",
     )
+    app.state.intake = intake
+
+    async def rate_limited(request: Request) -> None:
+        if request.method == "POST":
+            client = request.client.host if request.client else "unknown"
+            wait = await store.hit(client, settings.rate_limit_per_minute)
+            if wait is not None:
+                raise RateLimited(wait)
+
+    app.include_router(api_router(intake, TokenVerifier(settings), rate_limited))
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Correlation-ID"],
+    )
+    install_error_handlers(app, runtime, settings)
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > settings.max_body_bytes:
+            return JSONResponse(
+                status_code=413,
+                content={
+                    "detail": f"Request body too large: {length} bytes; at most {settings.max_body_bytes} are accepted",
+                    "errors": [{"field": "(body)", "message": f"at most {settings.max_body_bytes} bytes"}],
+                },
+            )
+        return await call_next(request)
+
+    return app
+
+
+class RateLimited(Exception):
+    def __init__(self, retry_after_s: int) -> None:
+        self.retry_after_s = retry_after_s
+
+
+def install_error_handlers(app: FastAPI, runtime: Runtime, settings: IntakeSettings) -> None:
+    """Every refusal names the field or the rule, as JSON; nothing becomes a 500."""
+
+    def problem(status: int, detail: str, field: str | None = None, **extra) -> JSONResponse:
+        body = {"detail": detail, **extra}
+        if field:
+            body["errors"] = [{"field": field, "message": detail}]
+        return JSONResponse(status_code=status, content=body)
 
     @app.exception_handler(RequestValidationError)
     async def refuse_bad_input(_: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(status_code=422, content=validation_body(exc))
+
+    @app.exception_handler(InvalidField)
+    async def refuse_bad_value(_: Request, exc: InvalidField) -> JSONResponse:
+        return JSONResponse(
+            status_code=422,
+            content={"detail": f"Invalid request: {exc}", "errors": [{"field": exc.field, "message": exc.message}]},
+        )
+
+    @app.exception_handler(TransitionError)
+    async def wrong_transition(_: Request, exc: TransitionError) -> JSONResponse:
+        return problem(
+            409,
+            str(exc),
+            "to_state",
+            current_state=exc.current.value,
+            allowed_transitions=[s.value for s in exc.allowed],
+        )
+
+    @app.exception_handler(NotFound)
+    async def not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return problem(404, str(exc))
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(_: Request, exc: Forbidden) -> JSONResponse:
+        return problem(403, str(exc))
+
+    @app.exception_handler(Conflict)
+    async def conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return problem(409, str(exc))
+
+    @app.exception_handler(IdempotencyMismatch)
+    async def key_reused(_: Request, exc: IdempotencyMismatch) -> JSONResponse:
+        return problem(
+            422, "Idempotency-Key was already used with a different request; use a new key", "Idempotency-Key"
+        )
+
+    @app.exception_handler(RateLimited)
+    async def rate_limited(_: Request, exc: RateLimited) -> JSONResponse:
+        return JSONResponse(
+            status_code=429,
+            headers={"Retry-After": str(exc.retry_after_s)},
+            content={
+                "detail": f"Too many writes from this client: at most {settings.rate_limit_per_minute} per minute. "
+                f"Try again in {exc.retry_after_s} s.",
+                "retry_after_s": exc.retry_after_s,
+            },
+        )
 
     @app.exception_handler(KafkaUnavailable)
     async def kafka_unavailable(_: Request, exc: KafkaUnavailable) -> JSONResponse:
@@ -43,37 +142,6 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             },
         )
 
-    @app.post(
-        "/api/v1/ideas",
-        status_code=202,
-        response_model=IdeaAccepted,
-        tags=["ideas"],
-        summary="Submit a new idea",
-        responses={
-            422: {"description": "A field is missing or invalid; the body names it"},
-            503: {"description": "Kafka is unavailable; nothing was stored"},
-        },
-    )
-    async def submit_idea(
-        idea: IdeaIn,
-        correlation_id: str | None = Header(default=None, alias="X-Correlation-ID", max_length=100),
-    ) -> IdeaAccepted:
-        if not runtime.kafka_connected.is_set():
-            raise KafkaUnavailable("not connected to Kafka yet")
-        idea_id = str(uuid.uuid4())
-        envelope = Envelope.wrap(submitted_event(idea, idea_id), source=SOURCE, correlation_id=correlation_id)
-        await publish_event(
-            runtime.broker, runtime.topics.submitted, envelope, timeout_s=settings.kafka.publish_timeout_s
-        )
-        runtime.logger.info(
-            "idea submitted", extra={"idea_id": idea_id, "event_id": envelope.id, "channel": idea.channel}
-        )
-        return IdeaAccepted(
-            idea_id=idea_id, event_id=envelope.id, status_url=f"{settings.public_base_url}/ideas/{idea_id}"
-        )
-
-    return app
-
 
 def validation_body(exc: RequestValidationError) -> dict:
     """422 body: one entry per problem, naming the field and the rule."""
@@ -82,7 +150,7 @@ def validation_body(exc: RequestValidationError) -> dict:
         loc = [str(part) for part in error["loc"] if part not in ("body", "query", "header", "path")]
         message = error["msg"].removeprefix("Value error, ")
         field, sep, rest = message.partition(": ")
-        if sep and not loc and field.isidentifier():
+        if sep and not loc and field.replace("_", "").replace(".", "").isalnum():
             loc, message = [field], rest
         errors.append({"field": ".".join(loc) or "(body)", "message": message, "type": error["type"]})
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 
-from shared.events import Slug
+from shared.events import IdeaState, Slug
 
 
 class SubmitterIn(BaseModel):
@@ -41,8 +41,56 @@ class IdeaIn(BaseModel):
         return self
 
 
+class RoutingTargetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    organisation: Slug = Field(description="Organisation id")
+    unit: Slug | None = Field(default=None, description="Unit id")
+
+
 class IdeaAccepted(BaseModel):
     idea_id: str = Field(description="Id of the new idea")
     event_id: str = Field(description="Id of the IdeaSubmitted event")
     status: Literal["submitted"] = "submitted"
     status_url: str = Field(description="Public page where the submitter follows the idea")
+
+
+class StatusChangeIn(BaseModel):
+    """An officer moves an idea through its lifecycle."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    to_state: IdeaState = Field(description="The new state")
+    reason: str | None = Field(
+        default=None, max_length=2_000, description="Reason the submitter can read; required for declined and merged"
+    )
+    merged_into: str | None = Field(
+        default=None, pattern=r"^[0-9a-fA-F-]{36}$", description="The idea this one duplicates (for merged)"
+    )
+
+
+class CommentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    text: str = Field(min_length=1, max_length=5_000, description="The comment")
+    person: EmailStr | None = Field(default=None, description="Who comments (employees); officers use their token")
+
+
+class SupportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    person: EmailStr | None = Field(default=None, description="Who supports the idea; officers use their token")
+
+
+class RerouteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    organisations: list[RoutingTargetIn] = Field(min_length=1, max_length=10, description="New organisations")
+    areas: list[Slug] = Field(default_factory=list, max_length=10, description="New areas")
+    reason: str = Field(min_length=3, max_length=2_000, description="Why the idea is re-routed")
+
+
+class Accepted(BaseModel):
+    idea_id: str
+    event_id: str | None = Field(default=None, description="Id of the event recorded (none when nothing changed)")
+    detail: str | None = None

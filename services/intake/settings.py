@@ -1,4 +1,4 @@
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -12,3 +12,26 @@ class IntakeSettings(ServiceSettings):
     port: int = 8000
     group_id: str = "intake"
     retry_after_s: int = Field(5, description="Retry-After sent with 503 when Kafka is unavailable")
+    # Officers' tokens
+    jwt_secret: SecretStr = Field(
+        SecretStr("local-development-secret-change-me!"),
+        description="HS256 secret for local tokens; set a long random value",
+    )
+    jwt_jwks_url: str | None = Field(None, description="JWKS of a real identity provider: tokens are then RS256")
+    jwt_issuer: str = "kiruna-innovation-local"
+    jwt_audience: str = "kiruna-innovation"
+    cors_origins: list[str] = Field(
+        ["http://127.0.0.1:8003", "http://localhost:8003"],
+        description="Pages allowed to call the API from a browser (the officer inbox)",
+    )
+    # Limits
+    max_body_bytes: int = Field(64 * 1024, description="Largest request body accepted")
+    rate_limit_per_minute: int = Field(60, ge=1, description="Writes per client per minute")
+    idempotency_ttl_s: int = Field(24 * 3600, description="How long an Idempotency-Key is remembered")
+    # E-mail in
+    smtp_enabled: bool = True
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+    idea_address: str = Field("ideas@localhost", description="Mail to this address becomes an idea")
+    # Web form
+    form_secret: SecretStr = Field(SecretStr("local-form-secret-change-me!"), description="Signs CSRF tokens")

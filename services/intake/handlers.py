@@ -1,0 +1,234 @@
+"""Intake's use cases. Every door (JSON API, web form, e-mail, the raw Kafka topic) calls these; each one
+records its event in Kafka and returns only after Kafka has acknowledged it."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime
+
+from services.intake.auth import Officer, Role
+from services.intake.domain import submitted_event
+from services.intake.errors import Conflict, Forbidden, InvalidField, NotFound
+from services.intake.lifecycle import check_transition
+from services.intake.models import CommentIn, IdeaAccepted, IdeaIn, RerouteIn, StatusChangeIn
+from services.intake.store import IntakeStore
+from shared.catalogue import Catalogue
+from shared.events import (
+    AreaMatch,
+    EngagementKind,
+    Envelope,
+    IdeaEngagement,
+    IdeaState,
+    IdeaStatusChanged,
+    RerouteIdea,
+    RoutingTarget,
+)
+from shared.kafka import KafkaUnavailable, publish_event
+from shared.service import Runtime
+
+SOURCE = "/services/intake"
+
+
+def iso(moment: datetime) -> str:
+    """One time format for every comparison in Redis (lexicographic order = time order)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Intake:
+    def __init__(self, runtime: Runtime, store: IntakeStore, catalogue: Catalogue) -> None:
+        self.runtime = runtime
+        self.store = store
+        self.catalogue = catalogue
+        self.settings = runtime.settings
+
+    async def _publish(self, topic: str, envelope: Envelope) -> None:
+        if not self.runtime.kafka_connected.is_set():
+            raise KafkaUnavailable("not connected to Kafka yet")
+        await publish_event(self.runtime.broker, topic, envelope, timeout_s=self.settings.kafka.publish_timeout_s)
+
+    def check_hints(self, idea: IdeaIn) -> None:
+        """Hints must name areas and organisations of the catalogue."""
+        areas = {a.id for a in self.catalogue.areas}
+        for i, hint in enumerate(idea.area_hints):
+            if hint not in areas:
+                raise InvalidField(f"area_hints.{i}", f"unknown area '{hint}'; known: {', '.join(sorted(areas))}")
+        orgs = set(self.catalogue.organisation_ids)
+        for i, hint in enumerate(idea.organisation_hints):
+            if hint not in orgs:
+                known = ", ".join(sorted(orgs))
+                raise InvalidField(f"organisation_hints.{i}", f"unknown organisation '{hint}'; known: {known}")
+
+    # --- new ideas ------------------------------------------------------------------------------------------
+
+    async def submit(
+        self, idea: IdeaIn, *, idempotency_key: str | None = None, correlation_id: str | None = None
+    ) -> IdeaAccepted:
+        self.check_hints(idea)
+        if idempotency_key is None:
+            return await self._submit(idea, str(uuid.uuid4()), correlation_id)
+        fingerprint = hashlib.sha256(idea.model_dump_json().encode()).hexdigest()
+        ttl = self.settings.idempotency_ttl_s
+        first, answer = await self.store.reserve(idempotency_key, fingerprint, ttl)
+        if not first:
+            return IdeaAccepted.model_validate(answer)
+        # The same key always names the same idea, even if this attempt fails and a retry publishes it.
+        idea_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"kiruna-innovation:idempotency:{idempotency_key}"))
+        try:
+            accepted = await self._submit(
+                idea, idea_id, correlation_id, event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{idea_id}:submitted"))
+            )
+        except BaseException:
+            await self.store.release(idempotency_key)
+            raise
+        await self.store.complete(idempotency_key, fingerprint, accepted.model_dump(), ttl)
+        return accepted
+
+    async def submit_from_topic(self, idea: IdeaIn, idea_id: str) -> IdeaAccepted:
+        """An idea from the raw topic: its id (and so its event id) derives from its position in the topic."""
+        self.check_hints(idea)
+        channel_idea = idea if "channel" in idea.model_fields_set else idea.model_copy(update={"channel": "kafka"})
+        return await self._submit(
+            channel_idea, idea_id, None, event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{idea_id}:submitted"))
+        )
+
+    async def _submit(
+        self, idea: IdeaIn, idea_id: str, correlation_id: str | None, event_id: str | None = None
+    ) -> IdeaAccepted:
+        envelope = Envelope.wrap(
+            submitted_event(idea, idea_id), source=SOURCE, event_id=event_id, correlation_id=correlation_id
+        )
+        await self._publish(self.runtime.topics.submitted, envelope)
+        await self.store.record_submitted(idea_id, iso(envelope.time))
+        self.runtime.logger.info(
+            "idea submitted",
+            extra={
+                "idea_id": idea_id,
+                "event_id": envelope.id,
+                "channel": idea.channel,
+                "correlation_id": correlation_id,
+            },
+        )
+        return IdeaAccepted(
+            idea_id=idea_id, event_id=envelope.id, status_url=f"{self.settings.public_base_url}/ideas/{idea_id}"
+        )
+
+    # --- officers' actions ----------------------------------------------------------------------------------
+
+    async def _idea_for(self, officer: Officer, idea_id: str):
+        record = await self.store.idea(idea_id)
+        if record is None:
+            raise NotFound(f"no idea with id {idea_id}")
+        if not officer.may_act_on(set(record.organisations)):
+            owners = ", ".join(sorted(record.organisations)) or "no organisation yet"
+            raise Forbidden(f"the idea is routed to {owners}; an officer of {officer.organisation} may not change it")
+        return record
+
+    async def change_status(
+        self, officer: Officer, idea_id: str, change: StatusChangeIn, correlation_id: str | None = None
+    ) -> str:
+        record = await self._idea_for(officer, idea_id)
+        check_transition(
+            record.state, change.to_state, reason=change.reason, merged_into=change.merged_into, idea_id=idea_id
+        )
+        if change.to_state is IdeaState.MERGED and await self.store.idea(change.merged_into or "") is None:
+            raise InvalidField("merged_into", f"no idea with id {change.merged_into}")
+        event = IdeaStatusChanged(
+            idea_id=idea_id,
+            from_state=record.state,
+            to_state=change.to_state,
+            reason=change.reason,
+            changed_by=officer.id,
+            organisation=officer.organisation,
+            merged_into=change.merged_into,
+        )
+        envelope = Envelope.wrap(event, source=SOURCE, correlation_id=correlation_id)
+        if not await self.store.move(idea_id, record.state, change.to_state, iso(envelope.time)):
+            raise Conflict("the idea changed state meanwhile; reload it and try again")
+        try:
+            await self._publish(self.runtime.topics.status_changed, envelope)
+        except BaseException:
+            await self.store.move(idea_id, change.to_state, record.state, iso(envelope.time))
+            raise
+        self.runtime.logger.info(
+            "status changed",
+            extra={
+                "idea_id": idea_id,
+                "event_id": envelope.id,
+                "from_state": record.state.value,
+                "to_state": change.to_state.value,
+                "officer": officer.id,
+            },
+        )
+        return envelope.id
+
+    async def reroute(
+        self, officer: Officer, idea_id: str, request: RerouteIn, correlation_id: str | None = None
+    ) -> str:
+        if officer.role not in (Role.INNOVATION_OFFICE, Role.ADMIN):
+            raise Forbidden("only the innovation office re-routes ideas")
+        if await self.store.idea(idea_id) is None:
+            raise NotFound(f"no idea with id {idea_id}")
+        for i, target in enumerate(request.organisations):
+            org = self.catalogue.organisation(target.organisation)
+            if org is None:
+                raise InvalidField(f"organisations.{i}.organisation", f"unknown organisation '{target.organisation}'")
+            if target.unit and target.unit not in {u.id for u in org.units}:
+                raise InvalidField(f"organisations.{i}.unit", f"'{target.unit}' is not a unit of {org.id}")
+        areas = {a.id for a in self.catalogue.areas}
+        for i, area in enumerate(request.areas):
+            if area not in areas:
+                raise InvalidField(f"areas.{i}", f"unknown area '{area}'")
+        command = RerouteIdea(
+            idea_id=idea_id,
+            organisations=tuple(RoutingTarget(organisation=t.organisation, unit=t.unit) for t in request.organisations),
+            areas=tuple(AreaMatch(area=a) for a in request.areas),
+            requested_by=officer.id,
+            reason=request.reason,
+        )
+        envelope = Envelope.wrap(command, source=SOURCE, correlation_id=correlation_id)
+        await self._publish(self.runtime.topics.routing_commands, envelope)
+        return envelope.id
+
+    # --- engagement -----------------------------------------------------------------------------------------
+
+    async def comment(self, idea_id: str, person: str, comment: CommentIn, correlation_id: str | None = None) -> str:
+        if await self.store.idea(idea_id) is None:
+            raise NotFound(f"no idea with id {idea_id}")
+        event = IdeaEngagement(idea_id=idea_id, kind=EngagementKind.COMMENT, person=person, text=comment.text)
+        envelope = Envelope.wrap(event, source=SOURCE, correlation_id=correlation_id)
+        await self._publish(self.runtime.topics.engagement, envelope)
+        return envelope.id
+
+    async def support(self, idea_id: str, person: str, correlation_id: str | None = None) -> str | None:
+        """Record one support per person per idea; None when the person had already supported it."""
+        if await self.store.idea(idea_id) is None:
+            raise NotFound(f"no idea with id {idea_id}")
+        if not await self.store.add_support(idea_id, person):
+            return None
+        event = IdeaEngagement(idea_id=idea_id, kind=EngagementKind.SUPPORT, person=person)
+        # One support per person: the event id is derived from (idea, person), so even a race publishes one id.
+        event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"kiruna-innovation:support:{idea_id}:{person}"))
+        envelope = Envelope.wrap(event, source=SOURCE, event_id=event_id, correlation_id=correlation_id)
+        try:
+            await self._publish(self.runtime.topics.engagement, envelope)
+        except BaseException:
+            await self.store.remove_support(idea_id, person)
+            raise
+        return envelope.id
+
+    # --- the topics intake follows, to know ideas' states and owners ----------------------------------------
+
+    async def on_submitted(self, envelope: Envelope) -> None:
+        await self.store.record_submitted(envelope.subject, iso(envelope.time))
+
+    async def on_routed(self, envelope: Envelope) -> None:
+        organisations = [t.organisation for t in envelope.data.organisations]
+        await self.store.record_routed(envelope.subject, organisations, iso(envelope.time))
+
+    async def on_status_changed(self, envelope: Envelope) -> None:
+        await self.store.record_state(envelope.subject, envelope.data.to_state, iso(envelope.time))
+
+    async def on_engagement(self, envelope: Envelope) -> None:
+        if envelope.data.kind is EngagementKind.SUPPORT:
+            await self.store.add_support(envelope.subject, envelope.data.person)

@@ -1,0 +1,185 @@
+"""Intake's JSON API against the real Kafka and Redis: idempotency, officers' authorisation, the lifecycle,
+engagement, re-routes and the raw Kafka door."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import pytest
+from pydantic import SecretStr
+
+from services.intake.app import create_app as intake_app
+from services.intake.auth import Role, mint_token
+from services.intake.settings import IntakeSettings
+from shared.events import Envelope, IdeaRouted, RoutingTarget
+from tests.support.apps import running
+from tests.support.kafka import eventually, probe, raw_producer
+
+pytestmark = pytest.mark.kafka
+
+IDEA = {"title": "Laddstolpar vid stadshuset", "description": "Fler laddplatser för elbilar.", "anonymous": True}
+
+
+@pytest.fixture
+def settings(service_settings):
+    return service_settings(IntakeSettings, rate_limit_per_minute=1000)
+
+
+def bearer(settings, org: str, role: Role = Role.OFFICER, sub: str = "officer.one") -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint_token(settings, sub=sub, org=org, role=role)}"}
+
+
+async def routed_to(kafka_settings, topics, idea_id: str, *orgs: str) -> None:
+    """Play routing's part: publish where the idea went."""
+    event = Envelope.wrap(
+        IdeaRouted(idea_id=idea_id, organisations=tuple(RoutingTarget(organisation=o) for o in orgs), reason="test"),
+        source="/tests",
+    )
+    async with raw_producer(kafka_settings) as producer:
+        await producer.send_and_wait(topics.routed, event.to_bytes(), key=idea_id.encode())
+
+
+async def test_ten_concurrent_retries_with_one_key_make_one_idea_and_one_event(settings, topics, kafka_settings):
+    async with running(intake_app(settings)) as intake, probe(kafka_settings, topics.submitted) as submitted:
+        headers = {"Idempotency-Key": str(uuid.uuid4())}
+        answers = await asyncio.gather(*(intake.post("/api/v1/ideas", json=IDEA, headers=headers) for _ in range(10)))
+        assert {a.status_code for a in answers} == {202}
+        assert len({a.json()["idea_id"] for a in answers}) == 1
+        assert len({a.json()["event_id"] for a in answers}) == 1
+        other = await intake.post("/api/v1/ideas", json=IDEA)  # no key: a second idea, which also marks the end
+        await submitted.wait_for(lambda rs: any(json.loads(r.value)["subject"] == other.json()["idea_id"] for r in rs))
+        assert len(submitted.records) == 2
+        reused = await intake.post("/api/v1/ideas", json={**IDEA, "title": "Något annat"}, headers=headers)
+        assert reused.status_code == 422 and reused.json()["errors"][0]["field"] == "Idempotency-Key"
+
+
+async def test_officers_act_only_on_their_own_organisations_ideas(settings, topics, kafka_settings):
+    app = intake_app(settings)
+    async with running(app) as intake, probe(kafka_settings, topics.status_changed) as changes:
+        idea_id = (await intake.post("/api/v1/ideas", json=IDEA)).json()["idea_id"]
+        await routed_to(kafka_settings, topics, idea_id, "tekniska-verken")
+        store = app.state.intake.store  # wait until intake knows the owner
+
+        async def owned():
+            record = await store.idea(idea_id)
+            return record and record.organisations
+
+        await eventually(owned)
+        url = f"/api/v1/ideas/{idea_id}/status"
+        assert (await intake.post(url, json={"to_state": "acknowledged"})).status_code == 401
+        invalid = await intake.post(url, json={"to_state": "acknowledged"}, headers={"Authorization": "Bearer x.y.z"})
+        assert invalid.status_code == 401 and "invalid token" in invalid.json()["detail"]
+        forger = settings.model_copy(update={"jwt_secret": SecretStr("another-secret-that-is-long-enough-32")})
+        forged = await intake.post(url, json={"to_state": "acknowledged"}, headers=bearer(forger, "tekniska-verken"))
+        assert forged.status_code == 401
+        other = await intake.post(url, json={"to_state": "acknowledged"}, headers=bearer(settings, "kirunabostader"))
+        assert other.status_code == 403 and "tekniska-verken" in other.json()["detail"]
+
+        own = bearer(settings, "tekniska-verken", sub="erik.lindberg")
+        wrong = await intake.post(url, json={"to_state": "implemented"}, headers=own)
+        assert wrong.status_code == 409
+        assert wrong.json()["current_state"] == "routed"
+        assert wrong.json()["allowed_transitions"] == ["acknowledged", "declined", "merged"]
+        assert (await intake.post(url, json={"to_state": "acknowledged"}, headers=own)).status_code == 202
+        no_reason = await intake.post(url, json={"to_state": "declined"}, headers=own)
+        assert no_reason.status_code == 422 and no_reason.json()["errors"][0]["field"] == "reason"
+        declined = await intake.post(
+            url, json={"to_state": "declined", "reason": "Finns redan i budgeten"}, headers=own
+        )
+        assert declined.status_code == 202
+        office = bearer(settings, "innovationsplattformen", Role.INNOVATION_OFFICE)
+        closed = await intake.post(url, json={"to_state": "in-assessment"}, headers=office)
+        assert closed.status_code == 409 and closed.json()["allowed_transitions"] == []
+
+        records = await changes.wait_count(2)
+        events = [json.loads(r.value)["data"] for r in records]
+        assert [(e["from_state"], e["to_state"], e["changed_by"]) for e in events] == [
+            ("routed", "acknowledged", "erik.lindberg"),
+            ("acknowledged", "declined", "erik.lindberg"),
+        ]
+        assert events[1]["reason"] == "Finns redan i budgeten"
+
+
+async def test_the_innovation_office_changes_and_reroutes_any_idea(settings, topics, kafka_settings):
+    async with running(intake_app(settings)) as intake, probe(kafka_settings, topics.routing_commands) as commands:
+        idea_id = (await intake.post("/api/v1/ideas", json=IDEA)).json()["idea_id"]
+        office = bearer(settings, "innovationsplattformen", Role.INNOVATION_OFFICE, sub="innovation.office")
+        officer = bearer(settings, "kiruna-kommun")
+        body = {
+            "organisations": [{"organisation": "kirunabostader", "unit": "forvaltning"}],
+            "areas": ["boende"],
+            "reason": "Gäller hyresgästernas laddplatser",
+        }
+        assert (await intake.post(f"/api/v1/ideas/{idea_id}/reroute", json=body, headers=officer)).status_code == 403
+        bad = await intake.post(
+            f"/api/v1/ideas/{idea_id}/reroute",
+            headers=office,
+            json={**body, "organisations": [{"organisation": "kirunabostader", "unit": "energi"}]},
+        )
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "organisations.0.unit"
+        assert (await intake.post(f"/api/v1/ideas/{idea_id}/reroute", json=body, headers=office)).status_code == 202
+        command = json.loads((await commands.wait_count(1))[0].value)
+        assert command["type"] == "se.kiruna.innovation.command.reroute-idea.v1"
+        assert command["data"]["requested_by"] == "innovation.office"
+        acknowledged = await intake.post(
+            f"/api/v1/ideas/{idea_id}/status", json={"to_state": "acknowledged"}, headers=office
+        )
+        assert acknowledged.status_code == 202
+
+
+async def test_comments_and_one_support_per_person(settings, topics, kafka_settings):
+    async with running(intake_app(settings)) as intake, probe(kafka_settings, topics.engagement) as engagement:
+        idea_id = (await intake.post("/api/v1/ideas", json=IDEA)).json()["idea_id"]
+        first = await intake.post(f"/api/v1/ideas/{idea_id}/support", json={"person": "Per@Kiruna.se"})
+        again = await intake.post(f"/api/v1/ideas/{idea_id}/support", json={"person": "per@kiruna.se"})
+        assert (first.status_code, again.status_code) == (202, 200)
+        assert "already" in again.json()["detail"]
+        comment = await intake.post(
+            f"/api/v1/ideas/{idea_id}/comments",
+            json={"person": "lisa@kiruna.se", "text": "<script>alert(1)</script> 👍 Bra!"},
+        )
+        assert comment.status_code == 202
+        missing = await intake.post(f"/api/v1/ideas/{uuid.uuid4()}/comments", json={"person": "a@b.se", "text": "x"})
+        assert missing.status_code == 404
+        anonymous = await intake.post(f"/api/v1/ideas/{idea_id}/comments", json={"text": "vem är jag?"})
+        assert anonymous.status_code == 422 and anonymous.json()["errors"][0]["field"] == "person"
+        records = await engagement.wait_count(2)
+        data = [json.loads(r.value)["data"] for r in records]
+        assert [(d["kind"], d["person"]) for d in data] == [("support", "per@kiruna.se"), ("comment", "lisa@kiruna.se")]
+        assert data[1]["text"] == "<script>alert(1)</script> 👍 Bra!"  # stored as text, exactly
+
+
+async def test_the_raw_kafka_door_republishes_valid_ideas_and_dead_letters_the_rest(settings, topics, kafka_settings):
+    async with (
+        running(intake_app(settings)),
+        probe(kafka_settings, topics.submitted) as submitted,
+        probe(kafka_settings, topics.dlq(topics.intake_raw)) as rejected,
+        raw_producer(kafka_settings) as producer,
+    ):
+        good = {"title": "Sensorer i vattenledningarna", "description": "Hitta läckor tidigt.", "anonymous": True}
+        await producer.send_and_wait(topics.intake_raw, json.dumps({"title": "x", "anonymous": True}).encode())
+        await producer.send_and_wait(topics.intake_raw, json.dumps({**good, "area_hints": ["rymden"]}).encode())
+        await producer.send_and_wait(topics.intake_raw, json.dumps(good).encode())
+        event = json.loads((await submitted.wait_count(1))[0].value)
+        assert event["data"]["title"] == good["title"] and event["data"]["channel"] == "kafka"
+        records = await rejected.wait_count(2)
+        reasons = [{k: v.decode() for k, v in r.headers} for r in records]
+        assert "title" in reasons[0]["x-dlq-error"] and reasons[0]["x-dlq-reason"] == "malformed"
+        assert "area_hints.0" in reasons[1]["x-dlq-error"] and reasons[1]["x-dlq-reason"] == "rejected"
+
+
+async def test_writes_over_the_rate_limit_get_429_with_retry_after(service_settings, topics):
+    async with running(intake_app(service_settings(IntakeSettings, rate_limit_per_minute=3))) as intake:
+        answers = [await intake.post("/api/v1/ideas", json=IDEA) for _ in range(4)]
+        assert [a.status_code for a in answers[:3]] == [202, 202, 202]
+        assert answers[3].status_code == 429 and int(answers[3].headers["Retry-After"]) >= 1
+
+
+async def test_a_body_over_the_limit_is_413(settings, topics):
+    async with running(intake_app(settings)) as intake:
+        answer = await intake.post(
+            "/api/v1/ideas", content=b"x" * (settings.max_body_bytes + 1), headers={"content-type": "application/json"}
+        )
+        assert answer.status_code == 413
