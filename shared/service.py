@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
@@ -127,12 +128,21 @@ def ops_router(runtime: Runtime) -> APIRouter:
     return router
 
 
-def service_app(runtime: Runtime, *, title: str, description: str) -> FastAPI:
-    """A FastAPI app whose lifespan runs the broker, with the operator endpoints mounted."""
+def service_app(
+    runtime: Runtime,
+    *,
+    title: str,
+    description: str,
+    background: Sequence[Callable[[], contextlib.AbstractAsyncContextManager[Any]]] = (),
+) -> FastAPI:
+    """A FastAPI app whose lifespan runs the broker (and ``background`` servers or tasks of the service,
+    entered after it and left before it), with the operator endpoints mounted."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with runtime.running():
+        async with runtime.running(), contextlib.AsyncExitStack() as stack:
+            for start in background:
+                await stack.enter_async_context(start())
             yield
 
     app = FastAPI(title=title, description=description, lifespan=lifespan)

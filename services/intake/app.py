@@ -12,6 +12,7 @@ from services.intake.auth import TokenVerifier
 from services.intake.errors import Conflict, Forbidden, InvalidField, NotFound
 from services.intake.handlers import Intake
 from services.intake.lifecycle import TransitionError
+from services.intake.mail import smtp_listener
 from services.intake.settings import IntakeSettings
 from services.intake.store import IdempotencyMismatch, IntakeStore
 from services.intake.subscribers import register
@@ -30,6 +31,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         runtime,
         title="Kiruna innovation platform: intake",
         description="Every write enters here: ideas, status changes, comments, support, re-routes.",
+        background=[lambda: smtp_listener(intake, settings)],
     )
     app.state.intake = intake
 
