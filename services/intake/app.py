@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -16,6 +16,7 @@ from services.intake.mail import smtp_listener
 from services.intake.settings import IntakeSettings
 from services.intake.store import IdempotencyMismatch, IntakeStore
 from services.intake.subscribers import register
+from services.intake.web import web_router
 from shared.catalogue import load_catalogue
 from shared.kafka import KafkaUnavailable
 from shared.service import Runtime, service_app
@@ -43,6 +44,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
                 raise RateLimited(wait)
 
     app.include_router(api_router(intake, TokenVerifier(settings), rate_limited))
+    app.include_router(web_router(intake, settings), dependencies=[Depends(rate_limited)])
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -1,0 +1,223 @@
+"""The web form: Swedish at ``/``, English at ``/en``. Works without JavaScript, labels every field, shows each
+error next to its field, and is protected against cross-site request forgery by a signed double-submit token."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import ValidationError
+
+from services.intake.errors import InvalidField
+from services.intake.handlers import Intake
+from services.intake.models import IdeaIn
+from services.intake.settings import IntakeSettings
+from shared.kafka import KafkaUnavailable
+
+CSRF_COOKIE = "kiruna_csrf"
+TEXT = {
+    "sv": {
+        "lang": "sv",
+        "other": "/en",
+        "other_name": "English",
+        "title": "Lämna en idé",
+        "intro": "Har du en idé som gör ditt arbete eller Kiruna bättre? Beskriv den här, så ser vi till att den "
+        "når dem som kan göra något av den. Du får veta vad som händer med din idé.",
+        "f_title": "Rubrik",
+        "f_title_help": "3–200 tecken",
+        "f_description": "Beskriv idén",
+        "f_description_help": "Högst 10 000 tecken",
+        "f_area": "Område (valfritt)",
+        "f_org": "Vilken organisation gäller det? (valfritt)",
+        "none": "Vet inte",
+        "f_anonymous": "Lämna idén anonymt (inga personuppgifter sparas, och vi kan inte svara dig)",
+        "about_you": "Om dig",
+        "f_name": "Namn",
+        "f_email": "E-post",
+        "f_my_org": "Din organisation",
+        "submit": "Skicka idén",
+        "errors": "Något behöver rättas:",
+        "receipt_title": "Tack för din idé!",
+        "receipt": "Din idé är mottagen och sparad. Följ den här:",
+        "receipt_id": "Idéns nummer",
+        "again": "Lämna en idé till",
+        "unavailable": "Vi kan inte ta emot idéer just nu. Ingenting sparades. Försök igen om en stund.",
+        "csrf": "Formuläret hade gått ut. Skicka det igen.",
+    },
+    "en": {
+        "lang": "en",
+        "other": "/",
+        "other_name": "Svenska",
+        "title": "Submit an idea",
+        "intro": "Do you have an idea that would make your work or Kiruna better? Describe it here and we will make "
+        "sure it reaches the people who can act on it. You will hear what happens to it.",
+        "f_title": "Title",
+        "f_title_help": "3–200 characters",
+        "f_description": "Describe the idea",
+        "f_description_help": "At most 10,000 characters",
+        "f_area": "Area (optional)",
+        "f_org": "Which organisation does it concern? (optional)",
+        "none": "Don't know",
+        "f_anonymous": "Submit anonymously (no personal data is kept, and we cannot reply to you)",
+        "about_you": "About you",
+        "f_name": "Name",
+        "f_email": "E-mail",
+        "f_my_org": "Your organisation",
+        "submit": "Send the idea",
+        "errors": "Please correct the following:",
+        "receipt_title": "Thank you for your idea!",
+        "receipt": "Your idea has been received and stored. Follow it here:",
+        "receipt_id": "Idea number",
+        "again": "Submit another idea",
+        "unavailable": "We cannot receive ideas right now. Nothing was stored. Please try again in a moment.",
+        "csrf": "The form had expired. Please send it again.",
+    },
+}
+MESSAGES = {
+    "sv": {
+        "string_too_short": "Måste ha minst {min_length} tecken.",
+        "string_too_long": "Får ha högst {max_length} tecken.",
+        "missing": "Måste fyllas i.",
+        "value_error.email": "Det ser inte ut som en e-postadress.",
+        "submitter_required": "Fyll i namn (och gärna e-post), eller välj att lämna idén anonymt.",
+        "submitter_forbidden": "Lämna namn och e-post tomma när idén är anonym.",
+        "unknown": "Okänt val.",
+    },
+    "en": {
+        "string_too_short": "Must have at least {min_length} characters.",
+        "string_too_long": "May have at most {max_length} characters.",
+        "missing": "Required.",
+        "value_error.email": "That does not look like an e-mail address.",
+        "submitter_required": "Fill in your name (and preferably e-mail), or choose to submit anonymously.",
+        "submitter_forbidden": "Leave name and e-mail empty when the idea is anonymous.",
+        "unknown": "Unknown choice.",
+    },
+}
+FIELD_OF = {
+    "title": "title",
+    "description": "description",
+    "submitter.name": "name",
+    "submitter.email": "email",
+    "submitter": "name",
+    "area_hints.0": "area",
+    "organisation_hints.0": "organisation",
+    "submitter.organisation": "my_organisation",
+}
+
+
+class CsrfGuard:
+    def __init__(self, secret: str) -> None:
+        self._key = secret.encode()
+
+    def issue(self, cookie: str | None) -> tuple[str, str]:
+        """(cookie value, form token) — the token is the cookie value signed with the server's secret."""
+        cookie = cookie or secrets.token_urlsafe(24)
+        return cookie, hmac.new(self._key, cookie.encode(), hashlib.sha256).hexdigest()
+
+    def valid(self, cookie: str | None, token: str | None) -> bool:
+        if not cookie or not token:
+            return False
+        expected = hmac.new(self._key, cookie.encode(), hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected, token)
+
+
+def web_router(intake: Intake, settings: IntakeSettings) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+    templates = Environment(
+        loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"])
+    )
+    csrf = CsrfGuard(settings.form_secret.get_secret_value())
+    catalogue = intake.catalogue
+
+    def render(request: Request, lang: str, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        cookie, token = csrf.issue(request.cookies.get(CSRF_COOKIE))
+        page = templates.get_template(template).render(
+            t=TEXT[lang],
+            lang=lang,
+            csrf_token=token,
+            catalogue=catalogue,
+            values=context.pop("values", {}),
+            errors=context.pop("errors", {}),
+            submission_id=context.pop("submission_id", str(uuid.uuid4())),
+            **context,
+        )
+        response = HTMLResponse(page, status_code=status)
+        response.set_cookie(CSRF_COOKIE, cookie, httponly=True, samesite="strict", max_age=8 * 3600)
+        response.headers["Content-Security-Policy"] = "default-src 'self'; style-src 'self' 'unsafe-inline'"
+        response.headers["X-Frame-Options"] = "DENY"
+        return response
+
+    @router.get("/", response_class=HTMLResponse)
+    async def form_sv(request: Request) -> HTMLResponse:
+        return render(request, "sv", "form.html")
+
+    @router.get("/en", response_class=HTMLResponse)
+    async def form_en(request: Request) -> HTMLResponse:
+        return render(request, "en", "form.html")
+
+    @router.post("/ideas", response_class=HTMLResponse)
+    async def submit(request: Request) -> HTMLResponse:
+        form = await request.form()
+        values = {key: str(value) for key, value in form.items() if isinstance(value, str)}
+        lang = values.get("lang") if values.get("lang") in TEXT else "sv"
+        submission_id = values.get("submission_id") or str(uuid.uuid4())
+        keep = {"values": values, "submission_id": submission_id}
+        if not csrf.valid(request.cookies.get(CSRF_COOKIE), values.get("csrf_token")):
+            return render(request, lang, "form.html", 403, alert=TEXT[lang]["csrf"], **keep)
+        anonymous = values.get("anonymous") == "on"
+        raw: dict[str, Any] = {
+            "title": values.get("title", ""),
+            "description": values.get("description", ""),
+            "anonymous": anonymous,
+            "channel": "web",
+            "language": lang,
+            "area_hints": [values["area"]] if values.get("area") else [],
+            "organisation_hints": [values["organisation"]] if values.get("organisation") else [],
+        }
+        if values.get("name") or values.get("email") or not anonymous:
+            raw["submitter"] = {
+                "name": values.get("name", ""),
+                "email": values.get("email") or None,
+                "organisation": values.get("my_organisation") or None,
+            }
+        try:
+            idea = IdeaIn.model_validate(raw)
+            accepted = await intake.submit(idea, idempotency_key=f"web:{submission_id}")
+        except ValidationError as exc:
+            return render(request, lang, "form.html", 422, errors=form_errors(exc, lang), **keep)
+        except InvalidField as exc:
+            field = FIELD_OF.get(exc.field, "title")
+            return render(request, lang, "form.html", 422, errors={field: MESSAGES[lang]["unknown"]}, **keep)
+        except (KafkaUnavailable, TimeoutError):
+            response = render(request, lang, "form.html", 503, alert=TEXT[lang]["unavailable"], **keep)
+            response.headers["Retry-After"] = str(settings.retry_after_s)
+            return response
+        return render(request, lang, "receipt.html", 201, accepted=accepted)
+
+    return router
+
+
+def form_errors(exc: ValidationError, lang: str) -> dict[str, str]:
+    """Each error under the form field it belongs to, in the page's language."""
+    messages = MESSAGES[lang]
+    errors: dict[str, str] = {}
+    for error in exc.errors():
+        loc = ".".join(str(p) for p in error["loc"])
+        text = str(error.get("msg", ""))
+        if "required unless anonymous" in text:
+            field, message = "name", messages["submitter_required"]
+        elif "leave it out when anonymous" in text:
+            field, message = "anonymous", messages["submitter_forbidden"]
+        else:
+            field = FIELD_OF.get(loc, "title")
+            kind = "value_error.email" if loc == "submitter.email" else error["type"]
+            message = messages.get(kind, text).format(**error.get("ctx", {}))
+        errors.setdefault(field, message)
+    return errors
