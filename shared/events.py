@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Generic, Literal, Self, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -33,6 +33,9 @@ class Contract(BaseModel):
     """Base of every payload: frozen, and tolerant of fields added by newer producers."""
 
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    subject_field: ClassVar[str] = "idea_id"
+    """The payload field that becomes the envelope's ``subject`` and the Kafka key (an idea id unless said)."""
 
 
 class IdeaState(StrEnum):
@@ -63,8 +66,8 @@ class IdeaSubmitted(Contract):
     """A new idea has been accepted by intake and stored in Kafka."""
 
     idea_id: str = Field(description="Id of the idea (UUID); also the Kafka key and the envelope subject")
-    title: str = Field(description="Short title written by the submitter", min_length=1, max_length=200)
-    description: str = Field(description="The idea in the submitter's words", max_length=10_000)
+    title: str = Field(description="Short title written by the submitter (intake accepts 3-200 characters)")
+    description: str = Field(description="The idea in the submitter's words (intake accepts up to 10,000 characters)")
     language: Literal["sv", "en"] = Field(default="sv", description="Language of the text")
     area_hints: tuple[str, ...] = Field(default=(), description="Areas the submitter suggested")
     organisation_hints: tuple[str, ...] = Field(default=(), description="Organisations the submitter suggested")
@@ -155,6 +158,25 @@ class RerouteIdea(Contract):
     reason: str = Field(description="Why the idea is re-routed", min_length=1)
 
 
+class PreferencesChanged(Contract):
+    """A person changed how they want to hear about ideas. The whole new state, not a difference: the last
+    event of a person is their preferences. The envelope's subject (and the Kafka key) is the person id."""
+
+    subject_field: ClassVar[str] = "person"
+
+    person: str = Field(description="Person id: the lower-cased e-mail address", max_length=320)
+    channels: tuple[Literal["email", "in-app"], ...] = Field(
+        default=("email", "in-app"), description="Channels the person wants news on"
+    )
+    frequency: Literal["immediate", "daily"] = Field(
+        default="immediate", description="E-mail at once, or one daily digest"
+    )
+    areas: tuple[str, ...] = Field(default=(), description="Areas whose new ideas and decisions the person follows")
+    organisations: tuple[str, ...] = Field(default=(), description="Organisations the person follows")
+    language: Literal["sv", "en"] | None = Field(default=None, description="Language of the news; null: Swedish")
+    via: Literal["api", "unsubscribe"] = Field(default="api", description="How the change was made")
+
+
 PayloadT = TypeVar("PayloadT", bound=Contract)
 
 
@@ -188,7 +210,7 @@ class Envelope(BaseModel, Generic[PayloadT]):
             source=source,
             type=event_type(type(payload)),
             time=time or utc_now(),
-            subject=payload.idea_id,  # type: ignore[attr-defined]
+            subject=getattr(payload, payload.subject_field),
             correlationid=correlation_id,
             data=payload,
         )
@@ -210,6 +232,7 @@ _TYPE_NAMES: dict[type[Contract], str] = {
     IdeaEngagement: "se.kiruna.innovation.idea.engagement.v1",
     NotificationSent: "se.kiruna.innovation.notification.sent.v1",
     RerouteIdea: "se.kiruna.innovation.command.reroute-idea.v1",
+    PreferencesChanged: "se.kiruna.innovation.notification.preferences-changed.v1",
 }
 PAYLOAD_BY_TYPE: dict[str, type[Contract]] = {name: model for model, name in _TYPE_NAMES.items()}
 
@@ -224,3 +247,4 @@ StatusChangedEvent = Envelope[IdeaStatusChanged]
 EngagementEvent = Envelope[IdeaEngagement]
 NotificationSentEvent = Envelope[NotificationSent]
 RerouteCommand = Envelope[RerouteIdea]
+PreferencesChangedEvent = Envelope[PreferencesChanged]

@@ -2,35 +2,72 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Query
 
 from services.routing.classifier import Router
+from services.routing.feedback import FeedbackMemory
 from services.routing.handlers import RoutingHandlers
+from services.routing.live import LiveRouter
 from services.routing.settings import RoutingSettings
+from services.routing.store import RoutingStore
 from services.routing.subscribers import register
-from shared.catalogue import load_catalogue
+from shared.catalogue import Catalogue
 from shared.service import Runtime, service_app
+from shared.topics import ensure_topics
 
 
 def create_app(settings: RoutingSettings | None = None, router: Router | None = None) -> FastAPI:
     """Build routing from settings; tests may pass their own router."""
     settings = settings or RoutingSettings()
     runtime = Runtime.create("routing", settings)
-    catalogue = load_catalogue(settings.catalogue_path)
-    router = router or Router(catalogue)
-    register(runtime, RoutingHandlers(runtime, lambda: router))
+    memory = FeedbackMemory()
+    store = RoutingStore(runtime.redis, settings.redis_prefix)
+
+    async def create_topics_of(catalogue: Catalogue) -> None:
+        """A new organisation in the catalogue gets its topic before any idea is routed to it."""
+        names = {runtime.topics.organisation(org) for org in catalogue.organisation_ids}
+        specs = [s for s in runtime.topics.specs(settings.kafka, catalogue.organisation_ids) if s.name in names]
+        await ensure_topics(settings.kafka, specs, wait_s=10)
+
+    live = LiveRouter(runtime, settings.catalogue_path, memory, on_new_catalogue=create_topics_of, router=router)
+    handlers = RoutingHandlers(runtime, live, store, memory)
+    register(runtime, handlers)
+
+    @contextlib.asynccontextmanager
+    async def learning_and_watching() -> AsyncIterator[None]:
+        await handlers.refresh_feedback()  # what was learnt before this start
+        async with live.watching(settings.catalogue_check_interval_s):
+            yield
+
     app = service_app(
         runtime,
         title="Kiruna innovation platform: routing",
         description="Assigns ideas to organisations, units and areas, with the reason.",
+        background=[learning_and_watching],
     )
 
     @app.get("/api/v1/catalogue", tags=["catalogue"], summary="The catalogue in use and its version")
     async def catalogue_in_use() -> dict:
+        catalogue = live().catalogue
         return {
             "version": catalogue.version,
             "organisations": list(catalogue.organisation_ids),
             "areas": [a.id for a in catalogue.areas],
+            "learned_reroutes": len(memory),
+        }
+
+    @app.get("/api/v1/route", tags=["catalogue"], summary="Try the router on a text (nothing is published)")
+    async def try_route(title: str = Query(max_length=200), description: str = Query("", max_length=10_000)) -> dict:
+        decision = live().route(title, description)
+        return {
+            "organisations": [t.model_dump() for t in decision.organisations],
+            "areas": [a.model_dump() for a in decision.areas],
+            "reason": decision.reason,
+            "triage": decision.triage,
+            "catalogue_version": decision.catalogue_version,
         }
 
     return app

@@ -1,3 +1,4 @@
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -10,3 +11,4 @@ class RoutingSettings(ServiceSettings):
 
     port: int = 8001
     group_id: str = "routing"
+    catalogue_check_interval_s: float = Field(5.0, gt=0, description="How often the catalogue file is checked")

@@ -1,0 +1,58 @@
+"""Routing's state in Redis: the text of ideas (to learn from re-routes), which ideas were re-routed, and the
+learned feedback. All of it can be rebuilt from the topics (``python -m services.routing.rebuild``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from redis.asyncio import Redis
+
+
+class RoutingStore:
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = f"{prefix}:routing"
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    async def remember_text(self, idea_id: str, title: str, description: str) -> None:
+        await self.redis.hset(self._key("idea", idea_id), mapping={"title": title, "description": description})
+
+    async def text(self, idea_id: str) -> tuple[str, str] | None:
+        fields = await self.redis.hgetall(self._key("idea", idea_id))
+        return (fields["title"], fields.get("description", "")) if "title" in fields else None
+
+    async def mark_rerouted(self, idea_id: str) -> None:
+        await self.redis.hset(self._key("idea", idea_id), "rerouted", "1")
+
+    async def was_rerouted(self, idea_id: str) -> bool:
+        return bool(await self.redis.hexists(self._key("idea", idea_id), "rerouted"))
+
+    async def hold_feedback(self, idea_id: str, entry: dict[str, Any]) -> None:
+        """A re-route whose idea text is not known yet: learnt when the submission arrives."""
+        await self.redis.hset(self._key("pending-feedback"), idea_id, json.dumps(entry))
+
+    async def held_feedback(self, idea_id: str) -> dict[str, Any] | None:
+        raw = await self.redis.hget(self._key("pending-feedback"), idea_id)
+        return json.loads(raw) if raw else None
+
+    async def save_feedback(self, idea_id: str, entry: dict[str, Any]) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._key("feedback"), idea_id, json.dumps(entry))
+            pipe.hdel(self._key("pending-feedback"), idea_id)
+            await pipe.execute()
+
+    async def feedback_entries(self) -> list[dict[str, Any]]:
+        """Every learned re-route, oldest first."""
+        entries = [json.loads(raw) for raw in await self.redis.hvals(self._key("feedback"))]
+        return sorted(entries, key=lambda e: (e["time"], e["idea_id"]))
+
+    async def feedback_count(self) -> int:
+        return await self.redis.hlen(self._key("feedback"))
+
+    async def clear(self) -> None:
+        keys = [key async for key in self.redis.scan_iter(match=f"{self.prefix}:*", count=1000)]
+        if keys:
+            await self.redis.delete(*keys)
