@@ -51,6 +51,11 @@ class Area(_Model):
     responsible: tuple[str, ...] = Field(
         default=(), description="'organisation' or 'organisation/unit' that answers for the area"
     )
+    cross_cutting: bool = Field(
+        default=False,
+        description="The area concerns every organisation (climate, digitalisation, ways of working): its "
+        "responsible organisation is named only when the idea points to no other organisation",
+    )
 
 
 class Officer(_Model):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -39,8 +40,23 @@ def create_app(settings: RoutingSettings | None = None, router: Router | None = 
     @contextlib.asynccontextmanager
     async def learning_and_watching() -> AsyncIterator[None]:
         await handlers.refresh_feedback()  # what was learnt before this start
-        async with live.watching(settings.catalogue_check_interval_s):
-            yield
+
+        async def keep_learning() -> None:  # what other replicas learn meanwhile
+            while True:
+                await asyncio.sleep(settings.feedback_refresh_interval_s)
+                try:
+                    await handlers.refresh_feedback()
+                except Exception as exc:
+                    runtime.logger.warning("could not refresh learned re-routes", extra={"error": repr(exc)})
+
+        refresher = asyncio.create_task(keep_learning(), name="feedback-refresh")
+        try:
+            async with live.watching(settings.catalogue_check_interval_s):
+                yield
+        finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
 
     app = service_app(
         runtime,

@@ -9,8 +9,10 @@ How a decision is made:
    compound parts) and as English (stem), and the text's detected language decides which readings count.
 2. Each catalogue keyword found adds ``weight x strength`` to what it points at (an area, a unit or an
    organisation). Strength is 1.5 in the title and 1.0 in the description, a little more when the keyword is
-   in both, and less when it is only a part of a compound (0.9 as the last part, 0.75 as a first part).
-   Multi-word keywords ("district heating", "gång- och cykelväg") are matched as phrases first.
+   in both, and less when it is only a part of a compound (0.9 as the last part, 0.75 as a first part; 0.6
+   for a part of a compound that is a keyword itself, "cykel" in "elcykel", towards targets that do not list
+   the whole word). Multi-word keywords ("district heating", "gång- och cykelväg") are matched first and use
+   up their words ("home care" says nothing about "home").
 3. Areas scoring at least :data:`AREA_MIN` and at least :data:`AREA_RELATIVE` of the best area are chosen
    (several when the idea touches several). Each chosen area passes its score to the organisation/unit that is
    responsible for it, except *cross-cutting* areas (``cross_cutting = true`` in the catalogue: climate,
@@ -385,10 +387,15 @@ class Router:
                         chosen_orgs.add(ref.partition("/")[0])
 
         if not chosen_orgs:
+            # nothing matched (or only areas that nobody answers for): the innovation office places it
+            found_areas = tuple(AreaMatch(area=a, score=round(area_scores[a], 2)) for a in chosen_areas)
+            reason = TRIAGE_REASON
+            if found_areas:
+                reason = f"Ingen ansvarig för {', '.join(chosen_areas)}; till triage hos {TRIAGE_ORGANISATION}"
             return RoutingDecision(
                 organisations=(RoutingTarget(organisation=TRIAGE_ORGANISATION, unit=None, score=0.0),),
-                areas=(),
-                reason=_join([TRIAGE_REASON, *ignored]),
+                areas=found_areas,
+                reason=_join([reason, *ignored]),
                 triage=True,
                 catalogue_version=self.catalogue.version,
             )

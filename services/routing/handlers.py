@@ -147,13 +147,15 @@ class RoutingHandlers:
     async def _learn(self, entry: dict[str, Any]) -> None:
         await self.store.save_feedback(entry["idea_id"], entry)
         learn(self.memory, entry)
-        self._learned += 1
+        self._learned = await self.store.feedback_count()
 
     async def refresh_feedback(self) -> None:
         """Learn what other replicas learnt (they share the Redis hash)."""
-        if await self.store.feedback_count() != len(self.memory):
+        count = await self.store.feedback_count()
+        if count != self._learned:
             for entry in await self.store.feedback_entries():
                 learn(self.memory, entry)
+            self._learned = count
 
     async def publish(self, envelope: Envelope[IdeaRouted]) -> None:
         """To ``ideas.routed.v1`` and to ``org.<id>.ideas.v1`` of every organisation named, all acknowledged."""
