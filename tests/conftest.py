@@ -3,6 +3,7 @@ and Redis key prefix each, so they never see each other's data."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 
@@ -22,8 +23,35 @@ def test_id() -> str:
     return uuid.uuid4().hex[:10]
 
 
+_PREFIXES: list[str] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _delete_test_topics_at_the_end():
+    """Leave the broker as we found it: delete every topic this session created."""
+    yield
+    if _PREFIXES:
+        asyncio.run(_delete_topics(tuple(_PREFIXES)))
+
+
+async def _delete_topics(prefixes: tuple[str, ...]) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    try:
+        await admin.start()
+        doomed = [t for t in await admin.list_topics() if t.startswith(prefixes)]
+        for start in range(0, len(doomed), 100):
+            await admin.delete_topics(doomed[start : start + 100], timeout_ms=30_000)
+    except Exception as exc:  # cleanup must not hide the tests' own result
+        print(f"could not delete the test topics: {exc!r}")
+    finally:
+        await admin.close()
+
+
 @pytest.fixture
 def kafka_settings(test_id: str) -> KafkaSettings:
+    _PREFIXES.append(f"t{test_id}.")
     return KafkaSettings(
         bootstrap_servers=BOOTSTRAP,
         topic_prefix=f"t{test_id}.",
