@@ -26,6 +26,7 @@ status:
 	deploy/platform.sh status
 
 test: install  ## start Kafka and Redis if none is answering, run the whole suite, stop what it started
+	deploy/browser.sh
 	deploy/test.sh
 
 test-unit: $(BIN)/.installed
