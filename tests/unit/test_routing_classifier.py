@@ -10,7 +10,7 @@ import pytest
 from services.routing.classifier import TRIAGE_REASON, Router, RoutingDecision
 from services.routing.evaluate import evaluate_lines
 from services.routing.feedback import FeedbackMemory
-from shared.catalogue import TRIAGE_ORGANISATION, load_catalogue
+from shared.catalogue import TRIAGE_ORGANISATION, Catalogue, load_catalogue
 from shared.events import AreaMatch, RoutingTarget
 
 
@@ -383,3 +383,44 @@ def test_evaluation_reports_bad_lines_and_ends_with_the_scores(router):
     assert "ideas.jsonl:2: not valid JSON" in err.getvalue()
     assert "ideas.jsonl:4: missing field 'expect'" in err.getvalue()
     assert (organisations_f1, areas_f1) == (0.5, 1.0)
+
+
+# -- other catalogues -----------------------------------------------------------------------------------------
+
+
+def small_catalogue() -> Catalogue:
+    return Catalogue.model_validate(
+        {
+            "version": "test-1",
+            "organisations": [
+                {"id": "innovationsplattformen", "name": "Innovationsplattformen"},
+                {
+                    "id": "hamnen",
+                    "name": "Hamnbolaget",
+                    "keywords": {"kajen": 3},
+                    "units": [{"id": "drift", "name": "Drift", "keywords": {"kranförare": 3}}],
+                },
+            ],
+            "areas": [
+                {"id": "sjofart", "name": "Sjöfart", "keywords_sv": {"fartyg": 3}, "responsible": ["hamnen/drift"]},
+                {"id": "fiske", "name": "Fiske", "keywords_sv": {"fiskebåt": 3}},
+            ],
+        }
+    )
+
+
+def test_the_router_follows_whatever_catalogue_it_is_given():
+    router = Router(small_catalogue())
+    decision = router.route("Fartygen väntar", "Kranförarna hinner inte lossa vid kajen.")
+    assert decision.catalogue_version == "test-1"
+    assert decision.area_ids == ("sjofart",)
+    # the area (4.5: title), the unit keyword (3) and the organisation keyword (3)
+    assert decision.organisations == (RoutingTarget(organisation="hamnen", unit="drift", score=10.5),)
+
+
+def test_an_area_that_nobody_answers_for_goes_to_triage_with_the_area():
+    decision = Router(small_catalogue()).route("Fiskebåtarna", "")
+    assert decision.triage
+    assert decision.organisation_ids == (TRIAGE_ORGANISATION,)
+    assert decision.area_ids == ("fiske",)
+    assert "Ingen ansvarig för fiske" in decision.reason
