@@ -92,6 +92,8 @@ def service_settings(kafka_settings: KafkaSettings, redis_prefix: str, test_id: 
             redis_prefix=redis_prefix,
             group_id=f"{cls.__name__.lower()}-{test_id}",
         )
+        if "smtp_port" in cls.model_fields:
+            values["smtp_port"] = 0  # intake's mail door on any free port: tests never fight over 2525
         values.update(overrides)
         return cls(**values)
 

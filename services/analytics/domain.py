@@ -1,40 +1,96 @@
-"""The read side's pure logic: an idea's story and state, folded from its events in any arrival order."""
+"""The read side's pure logic: an idea's story and state, folded from its events in any arrival order.
+
+Everything here is synchronous and free of I/O. An idea's projection is a pure function of the *set* of its
+events: events are sorted by event time (then kind, then id) before folding, so a duplicate changes nothing and
+an event that arrives late (a status change before the routing it follows) still lands in its place.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
+from shared.catalogue import TRIAGE_ORGANISATION
 from shared.events import IdeaState
 
-_EVENT_KIND = {
+S = IdeaState
+
+KIND_BY_TYPE = {
     "se.kiruna.innovation.idea.submitted.v1": "submitted",
     "se.kiruna.innovation.idea.routed.v1": "routed",
     "se.kiruna.innovation.idea.status-changed.v1": "status-changed",
     "se.kiruna.innovation.idea.engagement.v1": "engagement",
+    "se.kiruna.innovation.notification.sent.v1": "notified",
+}
+_KIND_RANK = {"submitted": 0, "routed": 1, "status-changed": 2, "engagement": 3, "notified": 4}
+
+LIFECYCLE: tuple[str, ...] = tuple(
+    s.value
+    for s in (S.SUBMITTED, S.ROUTED, S.ACKNOWLEDGED, S.IN_ASSESSMENT, S.ACCEPTED, S.IN_PILOT, S.IMPLEMENTED, S.SPREAD)
+)
+"""The main line of the lifecycle, in order: the stages of the funnel."""
+EXITS: tuple[str, ...] = (S.DECLINED.value, S.MERGED.value)
+CLOSED = frozenset(EXITS)
+ALL_STATES: tuple[str, ...] = (*LIFECYCLE, *EXITS)
+
+_FORWARD: dict[str, tuple[str, ...]] = {
+    "submitted": ("acknowledged",),
+    "routed": ("acknowledged",),
+    "acknowledged": ("in-assessment",),
+    "in-assessment": ("accepted",),
+    "accepted": ("in-pilot", "implemented"),
+    "in-pilot": ("implemented",),
+    "implemented": ("spread",),
+    "spread": ("spread",),
 }
 
 
+def next_states(state: str | None) -> tuple[str, ...]:
+    """What an officer may move an idea to from ``state`` (mirrors the lifecycle intake enforces)."""
+    if state is None or state in CLOSED:
+        return ()
+    return (*_FORWARD.get(state, ()), S.DECLINED.value, S.MERGED.value)
+
+
+def submitter_key(email: str) -> str:
+    """A pseudonymous key for counting distinct submitters; never shown, never reversible by the API."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:16]
+
+
 def timeline_entry(envelope: dict[str, Any]) -> dict[str, Any]:
-    """What the projection keeps of one event: who did what and why, never the submitter's name or e-mail."""
+    """What the projection keeps of one event: who did what and why, never the submitter's name or e-mail, the
+    recipient of a notification, or who supported or commented (only a pseudonymous key, to count them)."""
     data = dict(envelope["data"])
     submitter = data.pop("submitter", None)
     if submitter:
         data["submitter_organisation"] = submitter.get("organisation")
         data["submitter_unit"] = submitter.get("unit")
         if submitter.get("email"):
-            data["submitter_key"] = hashlib.sha256(submitter["email"].lower().encode()).hexdigest()[:16]
-    return {
-        "event_id": envelope["id"],
-        "kind": _EVENT_KIND.get(envelope["type"], envelope["type"]),
-        "time": envelope["time"],
-        "data": data,
-    }
+            data["submitter_key"] = submitter_key(submitter["email"])
+    kind = KIND_BY_TYPE.get(envelope["type"], envelope["type"])
+    if kind == "notified":
+        data.pop("recipient", None)
+        data.pop("detail", None)
+    if kind == "engagement" and data.get("person"):  # people who engage are counted, never named
+        data["person_key"] = submitter_key(data.pop("person"))
+    return {"event_id": envelope["id"], "kind": kind, "time": envelope["time"], "data": data}
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def sorted_entries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Event-time order, whatever the arrival order; ties broken by kind (submitted first) and id."""
+    return sorted(entries, key=lambda e: (parse_time(e["time"]), _KIND_RANK.get(e["kind"], 9), e["event_id"]))
 
 
 @dataclass
 class IdeaView:
+    """An idea as the API and the pages show it. No submitter name, e-mail or key."""
+
     idea_id: str
     state: str | None = None
     title: str | None = None
@@ -42,49 +98,180 @@ class IdeaView:
     language: str | None = None
     anonymous: bool | None = None
     submitted_at: str | None = None
+    state_since: str | None = None
     organisations: list[dict[str, Any]] = field(default_factory=list)
     areas: list[dict[str, Any]] = field(default_factory=list)
     routing_reason: str | None = None
+    triage: bool = False
+    merged_into: str | None = None
+    decline_reason: str | None = None
+    supporters: int = 0
+    comments: int = 0
+    followers: int = 0
+    next_states: list[str] = field(default_factory=list)
     timeline: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass
+class IdeaSummary:
+    """What the figures and the inbox need of one idea, kept in Redis next to its events."""
+
+    idea_id: str
+    created_at: str
+    submitted: bool = False
+    title: str = ""
+    description: str = ""
+    state: str | None = None
+    state_since: str | None = None
+    organisations: list[str] = field(default_factory=list)
+    units: list[str] = field(default_factory=list)
+    areas: list[str] = field(default_factory=list)
+    triage: bool = False
+    anonymous: bool = False
+    submitter_key: str | None = None
+    submitter_organisation: str | None = None
+    submitter_unit: str | None = None
+    history: list[tuple[str, str]] = field(default_factory=list)
+    """(state, ISO time entered), in order."""
+    supporters: int = 0
+    comments: int = 0
+    followers: int = 0
+    notifications: dict[str, int] = field(default_factory=dict)
+    merged_into: str | None = None
+    spread_to: list[str] = field(default_factory=list)
+
+    @property
+    def cross_organisation(self) -> bool:
+        return len([o for o in self.organisations if o != TRIAGE_ORGANISATION]) >= 2
+
+    @property
+    def spread(self) -> bool:
+        return any(state == S.SPREAD.value for state, _ in self.history)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> IdeaSummary:
+        raw = dict(raw)
+        raw["history"] = [tuple(step) for step in raw.get("history", [])]
+        return cls(**raw)
+
+    def index_keys(self) -> set[tuple[str, str]]:
+        """The (dimension, value) indexes the idea belongs to: organisations, units, areas, state."""
+        keys = {("org", o) for o in self.organisations}
+        keys |= {("unit", u) for u in self.units}
+        keys |= {("area", a) for a in self.areas}
+        if self.state:
+            keys.add(("state", self.state))
+        return keys
+
+
+@dataclass
+class _Fold:
+    view: IdeaView
+    summary: IdeaSummary
+    supporters: set[str] = field(default_factory=set)
+    followers: set[str] = field(default_factory=set)
+
+
+def fold(idea_id: str, entries: list[dict[str, Any]]) -> tuple[IdeaView, IdeaSummary]:
+    """Fold an idea's timeline entries, sorted by event time, into its view and its summary."""
+    ordered = sorted_entries(entries)
+    first_time = ordered[0]["time"] if ordered else ""
+    f = _Fold(IdeaView(idea_id=idea_id), IdeaSummary(idea_id=idea_id, created_at=first_time))
+    for entry in ordered:
+        item = _apply(f, entry)
+        if item is not None:
+            f.view.timeline.append(item)
+    view, summary = f.view, f.summary
+    summary.supporters = view.supporters = len(f.supporters)
+    summary.followers = view.followers = len(f.followers)
+    summary.state, summary.title = view.state, view.title or ""
+    summary.description = view.description or ""
+    summary.state_since = view.state_since = summary.history[-1][1] if summary.history else None
+    summary.merged_into = view.merged_into
+    summary.triage = view.triage
+    view.next_states = list(next_states(view.state))
+    return view, summary
+
+
 def project_idea(idea_id: str, entries: list[dict[str, Any]]) -> IdeaView:
-    """Fold an idea's timeline entries, sorted by event time, into its current view."""
-    view = IdeaView(idea_id=idea_id)
-    for entry in sorted(entries, key=lambda e: (e["time"], e["event_id"])):
-        data = entry["data"]
-        kind = entry["kind"]
-        if kind == "submitted":
-            view.title, view.description = data.get("title"), data.get("description")
-            view.language, view.anonymous = data.get("language"), data.get("anonymous")
-            view.submitted_at = entry["time"]
-            view.state = view.state or IdeaState.SUBMITTED.value
-            summary = "Idén lämnades in"
-        elif kind == "routed":
-            view.organisations = data.get("organisations", [])
-            view.areas = data.get("areas", [])
-            view.routing_reason = data.get("reason")
-            view.title = view.title or data.get("title")
-            if view.state in (None, IdeaState.SUBMITTED.value):
-                view.state = IdeaState.ROUTED.value
-            summary = data.get("reason", "")
-        elif kind == "status-changed":
-            view.state = data.get("to_state")
-            summary = data.get("reason") or ""
-        else:
-            summary = data.get("kind", "")
-        view.timeline.append(
-            {
-                "event_id": entry["event_id"],
-                "kind": kind,
-                "time": entry["time"],
-                "summary": summary,
-                **_who(data),
-            }
+    return fold(idea_id, entries)[0]
+
+
+def summarise(idea_id: str, entries: list[dict[str, Any]]) -> IdeaSummary:
+    return fold(idea_id, entries)[1]
+
+
+def _enter(f: _Fold, state: str, time: str) -> None:
+    if f.view.state != state:
+        f.summary.history.append((state, time))
+    f.view.state = state
+
+
+def _apply(f: _Fold, entry: dict[str, Any]) -> dict[str, Any] | None:
+    view, summary = f.view, f.summary
+    data, kind, time = entry["data"], entry["kind"], entry["time"]
+    item: dict[str, Any] = {"event_id": entry["event_id"], "kind": kind, "time": time}
+    if kind == "submitted":
+        view.title, view.description = data.get("title"), data.get("description")
+        view.language, view.anonymous = data.get("language"), bool(data.get("anonymous"))
+        view.submitted_at = summary.created_at = time
+        summary.submitted, summary.anonymous = True, bool(data.get("anonymous"))
+        summary.submitter_key = data.get("submitter_key")
+        summary.submitter_organisation = data.get("submitter_organisation")
+        summary.submitter_unit = data.get("submitter_unit")
+        if view.state is None:
+            _enter(f, S.SUBMITTED.value, time)
+        else:  # an event stamped before the submission (clock skew): the idea still began as submitted
+            summary.history.insert(0, (S.SUBMITTED.value, time))
+        item["summary"] = "Idén lämnades in"
+    elif kind == "routed":
+        targets = list(data.get("organisations", []))
+        view.organisations = targets
+        view.areas = list(data.get("areas", []))
+        view.routing_reason = data.get("reason")
+        view.triage = bool(data.get("triage"))
+        view.title = view.title or data.get("title")
+        summary.organisations = sorted({t["organisation"] for t in targets})
+        summary.units = sorted({f"{t['organisation']}/{t['unit']}" for t in targets if t.get("unit")})
+        summary.areas = sorted({a["area"] for a in view.areas})
+        if view.state in (None, S.SUBMITTED.value):
+            _enter(f, S.ROUTED.value, time)
+        item.update(
+            summary=data.get("reason", ""),
+            organisations=summary.organisations,
+            areas=summary.areas,
+            **({"rerouted_by": data["rerouted_by"]} if data.get("rerouted_by") else {}),
         )
-    return view
-
-
-def _who(data: dict[str, Any]) -> dict[str, Any]:
-    who = {key: data[key] for key in ("changed_by", "rerouted_by", "to_state", "from_state") if data.get(key)}
-    return who
+    elif kind == "status-changed":
+        to_state = data.get("to_state")
+        _enter(f, to_state, time)
+        if to_state == S.MERGED.value:
+            view.merged_into = data.get("merged_into")
+        if to_state == S.DECLINED.value:
+            view.decline_reason = data.get("reason")
+        if to_state == S.SPREAD.value and data.get("organisation"):
+            summary.spread_to = sorted({*summary.spread_to, data["organisation"]})
+        item["summary"] = data.get("reason") or ""
+        item.update(
+            {k: data[k] for k in ("to_state", "from_state", "changed_by", "organisation", "merged_into") if data.get(k)}
+        )
+    elif kind == "engagement":
+        engagement, person = data.get("kind"), data.get("person_key")
+        if engagement == "comment":
+            view.comments += 1
+            summary.comments += 1
+        elif engagement == "support" and person:
+            f.supporters.add(person)
+        elif engagement == "follow" and person:
+            f.followers.add(person)
+        item.update(summary=data.get("text") or "", engagement=engagement)
+    elif kind == "notified":
+        outcome = data.get("outcome", "unknown")
+        summary.notifications[outcome] = summary.notifications.get(outcome, 0) + 1
+        return None  # counted, not part of the story shown
+    else:
+        item["summary"] = ""
+    return item

@@ -1,4 +1,4 @@
-"""Analytics' effects: every event lands once in its idea's timeline."""
+"""Analytics' effects: every event lands once in its idea's timeline, and the idea's projection follows."""
 
 from __future__ import annotations
 

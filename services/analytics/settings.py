@@ -1,3 +1,4 @@
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -10,3 +11,11 @@ class AnalyticsSettings(ServiceSettings):
 
     port: int = 8003
     group_id: str = "analytics"
+    intake_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="Intake's base URL as the officer's browser reaches it (the inbox's actions call it)",
+    )
+    timezone: str = Field("Europe/Stockholm", description="Local time zone of dates, months and working days")
+    metrics_interval_s: float = Field(
+        15.0, gt=0, description="How often the business gauges (ideas by state, targets missed, lag) are refreshed"
+    )

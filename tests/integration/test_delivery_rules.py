@@ -107,6 +107,8 @@ async def test_a_malformed_message_goes_to_the_dlq_and_the_next_one_is_processed
 
 async def test_a_handler_that_keeps_failing_is_retried_then_dead_lettered(service_settings, topics, kafka_settings):
     class BrokenRouter:
+        catalogue_version = "test"
+
         def route(self, *args, **kwargs):
             raise RuntimeError("the router is broken")
 

@@ -1,0 +1,137 @@
+"""The JSON API (and its CSV exports). Query parameters outside their range answer 422 naming the parameter.
+
+CSV: add ``?format=csv`` to any ``/api/v1/stats/...`` endpoint; ``/api/v1/stats/response-times?format=csv&table=missed``
+gives the list of ideas that missed a target instead of the per-target summary.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import asdict
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from services.analytics import figures
+from services.analytics.queries import FIGURES, BadQuery, ReadModel, check_scope
+from services.analytics.texts import not_found_message
+from shared.events import IdeaState
+
+IDEA_ID = r"^[0-9a-fA-F-]{36}$"
+SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+Organisation = Annotated[str | None, Query(pattern=SLUG, description="Organisation id from the catalogue")]
+Unit = Annotated[str | None, Query(pattern=SLUG, description="Unit id from the catalogue")]
+Area = Annotated[str | None, Query(pattern=SLUG, description="Area id from the catalogue")]
+From = Annotated[
+    date | None,
+    Query(alias="from", ge=date(2000, 1, 1), le=date(2100, 12, 31), description="First day (YYYY-MM-DD, local)"),
+]
+To = Annotated[
+    date | None,
+    Query(alias="to", ge=date(2000, 1, 1), le=date(2100, 12, 31), description="Last day (YYYY-MM-DD, local)"),
+]
+Format = Annotated[Literal["json", "csv"], Query(description="json (default) or csv")]
+Lang = Annotated[Literal["sv", "en"], Query(description="Language of messages: sv (default) or en")]
+
+
+def preferred_language(request: Request, lang: str | None) -> str:
+    if lang in ("sv", "en"):
+        return lang
+    accept = request.headers.get("accept-language", "")
+    return "en" if accept.lower().startswith("en") else "sv"
+
+
+def bad_query_response(exc: BadQuery) -> JSONResponse:
+    errors = [{"field": field, "message": message, "type": "value_error"} for field, message in exc.errors]
+    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return JSONResponse(status_code=422, content={"detail": f"Invalid request: {summary}", "errors": errors})
+
+
+def csv_response(name: str, header: list[str], rows: list[list[Any]]) -> Response:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows(["" if v is None else v for v in row] for row in rows)
+    return Response(
+        buffer.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
+
+
+def api_router(read: ReadModel) -> APIRouter:
+    router = APIRouter(prefix="/api/v1")
+    catalogue = read.catalogue
+
+    @router.get("/ideas/{idea_id}", tags=["ideas"], summary="An idea's timeline and current state")
+    async def idea(
+        request: Request,
+        idea_id: Annotated[str, Path(pattern=IDEA_ID, description="Idea id (UUID)")],
+        lang: Annotated[Literal["sv", "en"] | None, Query(description="Language of the 404 message")] = None,
+    ) -> Any:
+        view = await read.idea(idea_id)
+        if view is None:
+            messages = not_found_message(idea_id)
+            return JSONResponse(
+                status_code=404,
+                content={"detail": messages[preferred_language(request, lang)], "messages": messages},
+            )
+        return asdict(view)
+
+    @router.get("/ideas", tags=["ideas"], summary="The officer's inbox: ideas newest first, paginated")
+    async def inbox(
+        organisation: Organisation = None,
+        unit: Unit = None,
+        area: Area = None,
+        state: Annotated[IdeaState | None, Query(description="Current state")] = None,
+        q: Annotated[str | None, Query(min_length=1, max_length=200, description="Words in title or text")] = None,
+        page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+        page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+    ) -> Any:
+        try:
+            scope = check_scope(catalogue, organisation=organisation, unit=unit, area=area)
+        except BadQuery as exc:
+            return bad_query_response(exc)
+        return await read.inbox(scope, state=state.value if state else None, q=q, page=page, page_size=page_size)
+
+    def stats_endpoint(name: str, summary: str) -> None:
+        async def endpoint(
+            organisation: Organisation = None,
+            unit: Unit = None,
+            area: Area = None,
+            start: From = None,
+            end: To = None,
+            format: Format = "json",
+            table: Annotated[Literal["summary", "missed"], Query(description="CSV of response-times only")] = "summary",
+        ) -> Any:
+            try:
+                scope = check_scope(catalogue, organisation=organisation, unit=unit, area=area, start=start, end=end)
+            except BadQuery as exc:
+                return bad_query_response(exc)
+            data = await read.figure(name, scope)
+            if format == "csv":
+                header, rows = figures.csv_rows(name, data, table=table)
+                suffix = f"-{table}" if name == "response-times" else ""
+                return csv_response(f"{name}{suffix}", header, rows)
+            return data
+
+        router.add_api_route(f"/stats/{name}", endpoint, methods=["GET"], tags=["figures"], summary=summary)
+
+    for name, summary in zip(
+        FIGURES,
+        (
+            "Key figures: ideas by state per organisation, unit and area; cross-organisation; spread; engagement",
+            "The funnel through the lifecycle",
+            "Time in each state: median and 90th percentile",
+            "Response times against the catalogue's targets, with the ideas that missed them",
+            "Distinct submitters per organisation and unit per month, and share of employees",
+        ),
+        strict=True,
+    ):
+        stats_endpoint(name, summary)
+
+    return router

@@ -1,0 +1,257 @@
+"""Server-rendered pages, Swedish by default and English at ``/en/...`` or ``?lang=en``: the public status page
+of an idea, an organisation's officer inbox and the dashboard of the change process. Idea text is always
+escaped (Jinja2 autoescape); nothing personal is shown on the status page."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from services.analytics import charts
+from services.analytics.api import SLUG, bad_query_response
+from services.analytics.domain import ALL_STATES, LIFECYCLE, next_states, parse_time
+from services.analytics.queries import BadQuery, ReadModel, check_scope
+from services.analytics.texts import texts
+from shared.events import IdeaState
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+UUID = re.compile(r"^[0-9a-fA-F-]{36}$")
+OPEN = ("submitted", "routed", "acknowledged", "in-assessment")
+PROGRESS = ("accepted", "in-pilot", "implemented", "spread")
+CLOSED = ("declined", "merged")
+PATH_LANG = {"": "sv", "/en": "en"}
+
+LangQ = Annotated[Literal["sv", "en"] | None, Query(description="sv (default) or en")]
+
+# Forms submit empty fields: on the pages an empty value means "any".
+OptSlug = Annotated[str | None, Query(pattern=r"^$|^[a-z0-9][a-z0-9-]{0,62}$")]
+
+
+def parse_day(value: str | None, field: str) -> date | None:
+    if not value:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError as exc:
+        raise BadQuery([(field, f"not a valid date '{value}' (YYYY-MM-DD)")]) from exc
+    if not date(2000, 1, 1) <= day <= date(2100, 12, 31):
+        raise BadQuery([(field, "must be between 2000-01-01 and 2100-12-31")])
+    return day
+
+
+def environment(tz: ZoneInfo) -> Environment:
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]), trim_blocks=True)
+
+    def localtime(iso: str | None, with_time: bool = True) -> str:
+        if not iso:
+            return ""
+        moment = parse_time(iso).astimezone(tz)
+        return moment.strftime("%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d")
+
+    env.filters["localtime"] = localtime
+    return env
+
+
+def page_router(read: ReadModel, *, intake_url: str, tz: ZoneInfo) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+    env = environment(tz)
+    catalogue = read.catalogue
+
+    def names(lang: str) -> dict[str, dict[str, str]]:
+        pick = (lambda o: o.name_en or o.name) if lang == "en" else (lambda o: o.name)
+        units = {f"{o.id}/{u.id}": pick(u) for o in catalogue.organisations for u in o.units}
+        return {
+            "organisations": {o.id: pick(o) for o in catalogue.organisations},
+            "units": units,
+            "areas": {a.id: pick(a) for a in catalogue.areas},
+        }
+
+    def render(name: str, lang: str, request: Request, status: int = 200, **context: Any) -> HTMLResponse:
+        path = request.url.path
+        here = path.removeprefix("/en") if path.startswith("/en/") else path
+        query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "lang"])
+        suffix = f"?{query}" if query else ""
+        other = (here if lang == "en" else f"/en{here}") + suffix
+        html = env.get_template(name).render(
+            lang=lang,
+            t=texts(lang),
+            names=names(lang),
+            other_language_url=other,
+            prefix="/en" if lang == "en" else "",
+            **context,
+        )
+        return HTMLResponse(html, status_code=status)
+
+    def language(request: Request, lang: str | None) -> str:
+        return "en" if request.url.path.startswith("/en/") or lang == "en" else "sv"
+
+    @router.get("/")
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/dashboard")
+
+    for lang_prefix in PATH_LANG:
+
+        @router.get(f"{lang_prefix}/ideas/{{idea_id}}", response_class=HTMLResponse)
+        async def status_page(request: Request, idea_id: str, lang: LangQ = None) -> HTMLResponse:
+            chosen = language(request, lang)
+            view = await read.idea(idea_id) if UUID.match(idea_id) else None
+            if view is None:
+                return render("not_found.html", chosen, request, status=404, message=texts(chosen)["not_found"])
+            public = asdict(view)
+            # the public story: who did it is left out (officers' and supporters' ids are personal data)
+            story = [
+                {k: item.get(k) for k in ("kind", "time", "summary", "to_state", "organisations", "areas")}
+                | {"rerouted": bool(item.get("rerouted_by"))}
+                for item in public["timeline"]
+                if item["kind"] in ("submitted", "routed", "status-changed")
+            ]
+            return render("idea.html", chosen, request, idea=public, story=story)
+
+        @router.get(f"{lang_prefix}/inbox/{{organisation}}", response_class=HTMLResponse)
+        async def inbox_page(
+            request: Request,
+            organisation: str,
+            unit: OptSlug = None,
+            area: OptSlug = None,
+            state: Annotated[IdeaState | Literal[""] | None, Query()] = None,
+            q: Annotated[str | None, Query(max_length=200)] = None,
+            page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+            page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+            lang: LangQ = None,
+        ) -> Any:
+            chosen = language(request, lang)
+            if not re.match(SLUG, organisation) or catalogue.organisation(organisation) is None:
+                return render("not_found.html", chosen, request, status=404, message=texts(chosen)["no_organisation"])
+            try:
+                scope = check_scope(catalogue, organisation=organisation, unit=unit or None, area=area or None)
+            except BadQuery as exc:
+                return bad_query_response(exc)
+            result = await read.inbox(scope, state=state or None, q=q or None, page=page, page_size=page_size)
+            org = catalogue.organisation(organisation)
+            return render(
+                "inbox.html",
+                chosen,
+                request,
+                organisation=organisation,
+                units=[u.id for u in org.units] if org else [],
+                areas=[a.id for a in catalogue.areas],
+                states=ALL_STATES,
+                selected={"unit": unit or "", "area": area or "", "state": state or "", "q": q or ""},
+                result=result,
+                intake_url=intake_url.rstrip("/"),
+                transitions={s: list(next_states(s)) for s in ALL_STATES},
+            )
+
+        @router.get(f"{lang_prefix}/dashboard", response_class=HTMLResponse)
+        async def dashboard(
+            request: Request,
+            organisation: OptSlug = None,
+            area: OptSlug = None,
+            start: Annotated[str | None, Query(alias="from", pattern=r"^$|^\d{4}-\d{2}-\d{2}$")] = None,
+            end: Annotated[str | None, Query(alias="to", pattern=r"^$|^\d{4}-\d{2}-\d{2}$")] = None,
+            refresh: Annotated[int | None, Query(ge=10, le=3600, description="Reload every N seconds")] = None,
+            lang: LangQ = None,
+        ) -> Any:
+            chosen = language(request, lang)
+            try:
+                first, last = parse_day(start, "from"), parse_day(end, "to")
+                scope = check_scope(
+                    catalogue, organisation=organisation or None, area=area or None, start=first, end=last
+                )
+            except BadQuery as exc:
+                return bad_query_response(exc)
+            data = {
+                name: await read.figure(name, scope)
+                for name in ("overview", "funnel", "time-in-state", "response-times", "participation")
+            }
+            selected = {"organisation": organisation or "", "area": area or "", "from": start or "", "to": end or ""}
+            return render(
+                "dashboard.html",
+                chosen,
+                request,
+                data=data,
+                svg=dashboard_charts(data, texts(chosen), names(chosen)),
+                organisations=catalogue.organisation_ids,
+                areas=[a.id for a in catalogue.areas],
+                selected=selected,
+                query=urlencode({k: v for k, v in selected.items() if v}),
+                refresh=refresh,
+            )
+
+    return router
+
+
+def dashboard_charts(data: dict[str, Any], t: dict[str, Any], names: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """The dashboard's SVG charts from its figures (pure)."""
+    states = t["states"]
+    funnel = data["funnel"]
+    time_rows = [s for s in data["time-in-state"]["states"] if s["count"]]
+    responses = data["response-times"]["targets"]
+    participation = data["participation"]
+    months = [m["month"] for m in participation["months"]]
+    org_rows = [r for r in participation["rows"] if r["unit"] is None]
+    series = []
+    for org in sorted({r["organisation"] for r in org_rows}):
+        per_month = {r["month"]: r["submitters"] for r in org_rows if r["organisation"] == org}
+        series.append((names["organisations"].get(org, org or "?"), [per_month.get(m, 0) for m in months]))
+    overview = data["overview"]
+
+    def phases(rows: list[dict[str, Any]], label: dict[str, str]) -> Any:
+        rows = [r for r in rows if r["total"]]
+        return charts.stacked_bar_chart(
+            f"chart-by-{'org' if label is names['organisations'] else 'area'}",
+            t["by_organisation"] if label is names["organisations"] else t["by_area"],
+            [label.get(r["id"], r["id"]) for r in rows],
+            [
+                (t["open_phase"], [sum(r["by_state"][s] for s in OPEN) for r in rows]),
+                (t["progress_phase"], [sum(r["by_state"][s] for s in PROGRESS) for r in rows]),
+                (t["closed_phase"], [sum(r["by_state"][s] for s in CLOSED) for r in rows]),
+            ],
+            no_data=t["no_data"],
+        )
+
+    return {
+        "funnel": charts.bar_chart(
+            "chart-funnel",
+            t["funnel"],
+            [(states[s["stage"]], s["count"]) for s in funnel["stages"]]
+            + [(states[state], count) for state, count in funnel["exits"].items()],
+            no_data=t["no_data"],
+        ),
+        "time_in_state": charts.grouped_bar_chart(
+            "chart-time",
+            t["time_in_state"],
+            [states[s["state"]] for s in time_rows],
+            [(t["median"], [s["median_days"] for s in time_rows]), (t["p90"], [s["p90_days"] for s in time_rows])],
+            no_data=t["no_data"],
+        ),
+        "response_times": charts.stacked_bar_chart(
+            "chart-response",
+            t["response_times"],
+            [f"{t['targets'][r['target']]} ≤ {r['within_working_days']}" for r in responses],
+            [
+                (t["met"], [r["met"] for r in responses]),
+                (t["late"], [r["late"] for r in responses]),
+                (t["pending"], [r["pending"] for r in responses]),
+                (t["overdue_label"], [r["overdue"] for r in responses]),
+            ],
+            no_data=t["no_data"],
+        ),
+        "participation": charts.line_chart(
+            "chart-participation", t["participation"], months, series, no_data=t["no_data"]
+        ),
+        "by_organisation": phases(overview["by_organisation"], names["organisations"]),
+        "by_area": phases(overview["by_area"], names["areas"]),
+        "lifecycle": LIFECYCLE,
+        "participation_series": series,
+        "months": months,
+    }

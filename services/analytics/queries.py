@@ -1,0 +1,170 @@
+"""The read side's use cases, shared by the JSON API and the pages: one idea, an inbox, a figure."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from services.analytics import figures
+from services.analytics.domain import IdeaSummary, IdeaView, next_states, project_idea
+from services.analytics.figures import Filters
+from services.analytics.store import ProjectionStore
+from shared.catalogue import Catalogue
+
+FIGURES = ("overview", "funnel", "time-in-state", "response-times", "participation")
+
+
+class BadQuery(ValueError):
+    """A query parameter names something that does not exist or is out of range."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{f}: {m}" for f, m in errors))
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Validated filters: unit resolved to its organisation."""
+
+    filters: Filters
+    unit_key: str | None = None
+
+
+def check_scope(
+    catalogue: Catalogue,
+    *,
+    organisation: str | None = None,
+    unit: str | None = None,
+    area: str | None = None,
+    start: date | None = None,
+    end: date | None = None,
+) -> Scope:
+    """Check filter values against the catalogue; raise :class:`BadQuery` naming every bad parameter."""
+    errors: list[tuple[str, str]] = []
+    if organisation and catalogue.organisation(organisation) is None:
+        errors.append(("organisation", f"unknown organisation '{organisation}'"))
+    unit_key = None
+    if unit:
+        owners = [o.id for o in catalogue.organisations if any(u.id == unit for u in o.units)]
+        if organisation and catalogue.organisation(organisation) is not None:
+            if organisation not in owners:
+                errors.append(("unit", f"unknown unit '{unit}' in organisation '{organisation}'"))
+            else:
+                unit_key = f"{organisation}/{unit}"
+        elif not owners:
+            errors.append(("unit", f"unknown unit '{unit}'"))
+        elif len(owners) > 1:
+            errors.append(("unit", f"unit '{unit}' exists in several organisations; give organisation too"))
+        else:
+            unit_key = f"{owners[0]}/{unit}"
+    if area and catalogue.area(area) is None:
+        errors.append(("area", f"unknown area '{area}'"))
+    if start and end and end < start:
+        errors.append(("to", f"must not be before 'from' ({start.isoformat()})"))
+    if errors:
+        raise BadQuery(errors)
+    return Scope(Filters(organisation=organisation, unit=unit, area=area, start=start, end=end), unit_key)
+
+
+class ReadModel:
+    def __init__(
+        self,
+        store: ProjectionStore,
+        catalogue: Catalogue,
+        tz: ZoneInfo,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.catalogue = catalogue
+        self.tz = tz
+        self.clock = clock
+
+    async def idea(self, idea_id: str) -> IdeaView | None:
+        entries = await self.store.entries(idea_id)
+        return project_idea(idea_id, entries) if entries else None
+
+    async def inbox(
+        self,
+        scope: Scope,
+        *,
+        state: str | None = None,
+        q: str | None = None,
+        page: int = 1,
+        page_size: int = 20,
+    ) -> dict[str, Any]:
+        """Ideas newest first, narrowed by organisation, unit, area, state and a text search, one page of them."""
+        f = scope.filters
+        ids = await self.store.idea_ids(organisation=f.organisation, unit=scope.unit_key, area=f.area, state=state)
+        if q:
+            needle = q.casefold()
+            matching = []
+            for idea in await self.store.summaries(ids):
+                if needle in idea.title.casefold() or needle in idea.description.casefold():
+                    matching.append(idea.idea_id)
+            ids = matching
+        total = len(ids)
+        chosen = ids[(page - 1) * page_size : page * page_size]
+        summaries = {s.idea_id: s for s in await self.store.summaries(chosen)}
+        overdue = self._overdue({i: s for i, s in summaries.items()})
+        items = [self._item(summaries[i], overdue.get(i, [])) for i in chosen if i in summaries]
+        return {
+            "items": items,
+            "page": page,
+            "page_size": page_size,
+            "total": total,
+            "pages": max(math.ceil(total / page_size), 1),
+        }
+
+    def _overdue(self, summaries: dict[str, IdeaSummary]) -> dict[str, list[str]]:
+        result = figures.response_times(list(summaries.values()), self.catalogue.targets, now=self.clock(), tz=self.tz)
+        late: dict[str, list[str]] = {}
+        for missed in result["missed"]:
+            if missed["status"] == "overdue":
+                late.setdefault(missed["idea_id"], []).append(missed["target"])
+        return late
+
+    @staticmethod
+    def _item(idea: IdeaSummary, overdue: list[str]) -> dict[str, Any]:
+        return {
+            "idea_id": idea.idea_id,
+            "title": idea.title,
+            "state": idea.state,
+            "state_since": idea.state_since,
+            "submitted_at": idea.created_at,
+            "organisations": idea.organisations,
+            "units": idea.units,
+            "areas": idea.areas,
+            "supporters": idea.supporters,
+            "comments": idea.comments,
+            "cross_organisation": idea.cross_organisation,
+            "overdue_targets": overdue,
+            "next_states": list(next_states(idea.state)),
+        }
+
+    async def figure(self, name: str, scope: Scope) -> dict[str, Any]:
+        f = scope.filters
+        if name == "participation":  # participation filters on the submitter's organisation, not the routing
+            ideas = figures.select(
+                await self.store.summaries(area=f.area), Filters(area=f.area, start=f.start, end=f.end), self.tz
+            )
+            data = figures.participation(ideas, self.catalogue, organisation=f.organisation, tz=self.tz)
+        else:
+            ideas = figures.select(
+                await self.store.summaries(organisation=f.organisation, unit=scope.unit_key, area=f.area), f, self.tz
+            )
+            now = self.clock()
+            if name == "overview":
+                data = figures.overview(ideas, self.catalogue, now=now, tz=self.tz)
+            elif name == "funnel":
+                data = figures.funnel(ideas)
+            elif name == "time-in-state":
+                data = figures.time_in_state(ideas)
+            elif name == "response-times":
+                data = figures.response_times(ideas, self.catalogue.targets, now=now, tz=self.tz)
+            else:
+                raise KeyError(name)
+        return {"filters": f.describe(), **data}

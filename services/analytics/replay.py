@@ -1,0 +1,149 @@
+"""Rebuild analytics' projections from Kafka: ``python -m services.analytics.replay``.
+
+Wipes every analytics key under the Redis prefix, reads every projected topic from its beginning up to the end
+offsets it finds at start (events that arrive later are the running service's business), adds each event to its
+idea's timeline exactly as the live subscribers do, then recomputes every idea's projection once. Prints the counts
+and exits. Safe to run while the service runs: both write the same idempotent entries.
+
+Records that cannot be parsed were dead-lettered when they first arrived; the replay counts and skips them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from redis.asyncio import Redis
+from tqdm import tqdm
+
+from services.analytics.domain import timeline_entry
+from services.analytics.offsets import topic_partitions
+from services.analytics.settings import AnalyticsSettings
+from services.analytics.store import ProjectionStore
+from services.analytics.subscribers import projected_topics
+from shared.deadletter import MALFORMED
+from shared.kafka import client_options
+from shared.topics import Topics
+
+
+@dataclass
+class ReplayResult:
+    wiped_keys: int = 0
+    events: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
+    malformed: Counter[str] = field(default_factory=Counter)
+    missing_topics: list[str] = field(default_factory=list)
+    partitions: int = 0
+    ideas: int = 0
+    seconds: float = 0.0
+
+    def describe(self) -> str:
+        per_topic = ", ".join(f"{topic}: {n}" for topic, n in sorted(self.events.items())) or "none"
+        lines = [
+            f"replayed {sum(self.events.values())} events from {self.partitions} partitions ({per_topic})",
+            f"projected {self.ideas} ideas; {self.duplicates} duplicate events ignored; "
+            f"{sum(self.malformed.values())} unparseable records skipped (they are in the .dlq topics)",
+            f"wiped {self.wiped_keys} keys first; took {self.seconds:.1f} s",
+        ]
+        if self.missing_topics:
+            lines.append(f"topics not found (nothing to replay): {', '.join(self.missing_topics)}")
+        return "\n".join(lines)
+
+
+async def replay(settings: AnalyticsSettings, *, progress: bool = True, stream: TextIO | None = None) -> ReplayResult:
+    """Wipe and rebuild the projections from the beginning of every topic; the whole replay in-process."""
+    stream = stream or sys.stderr
+    started = time.monotonic()
+    result = ReplayResult()
+    models = projected_topics(Topics(settings.kafka.topic_prefix))
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    store = ProjectionStore(redis, settings.redis_prefix)
+    consumer = AIOKafkaConsumer(
+        **client_options(settings.kafka), enable_auto_commit=False, auto_offset_reset="earliest", group_id=None
+    )
+    admin = AIOKafkaAdminClient(**client_options(settings.kafka), request_timeout_ms=10_000)
+    try:
+        await consumer.start()
+        await admin.start()
+        result.wiped_keys = await store.wipe()
+        found = await topic_partitions(admin, list(models))
+        result.missing_topics = [topic for topic in models if topic not in found]
+        partitions: list[TopicPartition] = [tp for tps in found.values() for tp in tps]
+        result.partitions = len(partitions)
+        touched: set[str] = set()
+        if partitions:
+            consumer.assign(partitions)
+            begin = await consumer.beginning_offsets(partitions)
+            end = await consumer.end_offsets(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            remaining = {tp for tp in partitions if end[tp] > begin[tp]}
+            with tqdm(
+                total=sum(end[tp] - begin[tp] for tp in partitions),
+                desc="replaying events",
+                unit="event",
+                file=stream,
+                disable=not progress,
+            ) as bar:
+                while remaining:
+                    batches = await consumer.getmany(*remaining, timeout_ms=1000)
+                    entries: list[tuple[str, dict[str, Any]]] = []
+                    read = 0
+                    for tp, records in batches.items():
+                        for record in records:
+                            if record.offset >= end[tp]:
+                                continue
+                            read += 1
+                            try:
+                                envelope = models[tp.topic].parse(record.value or b"")
+                            except MALFORMED:
+                                result.malformed[tp.topic] += 1
+                                continue
+                            result.events[tp.topic] += 1
+                            touched.add(envelope.subject)
+                            entries.append((envelope.subject, timeline_entry(envelope.model_dump(mode="json"))))
+                    added = await store.add_entries(entries)
+                    result.duplicates += len(entries) - added
+                    bar.update(read)
+                    for tp in list(remaining):
+                        if await consumer.position(tp) >= end[tp]:
+                            remaining.discard(tp)
+        with tqdm(total=len(touched), desc="projecting ideas", unit="idea", file=stream, disable=not progress) as bar:
+            for idea_id in sorted(touched):
+                if await store.refresh(idea_id) is not None:
+                    result.ideas += 1
+                bar.update(1)
+    finally:
+        await consumer.stop()
+        await admin.close()
+        await redis.aclose()
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m services.analytics.replay",
+        description="Wipe analytics' Redis keys and rebuild them from the beginning of every topic.",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    args = parser.parse_args(argv)
+    settings = AnalyticsSettings()
+    print(
+        f"analytics replay: Kafka {settings.kafka.bootstrap_servers} (topic prefix '{settings.kafka.topic_prefix}'), "
+        f"Redis {settings.redis_url} (key prefix '{settings.redis_prefix}:analytics')",
+        file=sys.stderr,
+    )
+    result = asyncio.run(replay(settings, progress=not args.no_progress))
+    print(result.describe())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
