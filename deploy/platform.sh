@@ -14,15 +14,16 @@ alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 start() {
   mkdir -p "$run" "$logs"
-  if deploy/kafka/kafka.sh status >/dev/null 2>&1 || ! (exec 3<>/dev/tcp/127.0.0.1/9092) 2>/dev/null; then
+  # Start Kafka and Redis unless something already answers; only what this run starts is stopped by 'make stop'.
+  if (exec 3<>/dev/tcp/127.0.0.1/9092) 2>/dev/null; then
+    say "Kafka already answers on 127.0.0.1:9092; using it (make stop will leave it running)"
+  else
     deploy/kafka/kafka.sh start; touch "$run/kafka.ours"
-  else
-    say "a Kafka not started by this project answers on 127.0.0.1:9092; using it"
   fi
-  if deploy/redis.sh status >/dev/null 2>&1 || ! redis-cli -p 6379 ping >/dev/null 2>&1; then
-    deploy/redis.sh start; touch "$run/redis.ours"
+  if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    say "Redis already answers on 127.0.0.1:6379; using it (make stop will leave it running)"
   else
-    say "a Redis not started by this project answers on 127.0.0.1:6379; using it"
+    deploy/redis.sh start; touch "$run/redis.ours"
   fi
   deploy/kafka/kafka.sh wait
   deploy/redis.sh wait
