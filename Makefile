@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install run stop status test test-unit lint topics bench clean
+.PHONY: install run stop status test test-unit lint topics bench clean cluster-up cluster-down
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required")'
@@ -27,6 +27,8 @@ status:
 
 test: install  ## start Kafka and Redis if none is answering, run the whole suite, stop what it started
 	deploy/browser.sh
+	deploy/promtool.sh
+	deploy/asyncapi.sh
 	deploy/test.sh
 
 test-unit: $(BIN)/.installed
@@ -38,6 +40,12 @@ lint: $(BIN)/.installed
 
 topics: install
 	$(BIN)/python -m shared.topics create
+
+cluster-up: install  ## a local three-broker KRaft cluster on 127.0.0.1:19092-19094 (data under var/cluster/)
+	deploy/kafka/cluster.sh up
+
+cluster-down:  ## stop the three-broker cluster (by its recorded pids)
+	deploy/kafka/cluster.sh down
 
 clean: stop
 	rm -rf var

@@ -12,12 +12,14 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.message import StreamMessage
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
 from shared.deadletter import DeadLetterMiddleware
 from shared.events import Contract, Envelope
 from shared.metrics import ServiceMetrics
 from shared.settings import KafkaSettings
+from shared.tracing import LogContextMiddleware, telemetry_middleware, tracer_provider
 
 CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"
 
@@ -62,9 +64,13 @@ def create_broker(
     registry: CollectorRegistry,
     metrics: ServiceMetrics,
     logger: logging.Logger | None = None,
+    tracer: TracerProvider | None = None,
+    graceful_timeout_s: float = 15.0,
 ) -> KafkaBroker:
     """A broker whose producer waits for all in-sync replicas and never duplicates on retry, and whose
-    subscribers retry a failing message a bounded number of times, then dead-letter it and carry on."""
+    subscribers retry a failing message a bounded number of times, then dead-letter it and carry on.
+    Trace context travels in the records' headers; log lines name the idea and event being handled.
+    On stop, the subscribers wait up to ``graceful_timeout_s`` for the messages in flight."""
     dead_letters = DeadLetterMiddleware.factory(
         service=service,
         attempts=settings.handler_attempts,
@@ -73,16 +79,21 @@ def create_broker(
         logger=logger or logging.getLogger(service),
     )
     broker = KafkaBroker(
-        settings.bootstrap_servers,
+        [server.strip() for server in settings.bootstrap_servers.split(",")],  # FastStream takes one string as one host
         client_id=service,
         acks="all",
         enable_idempotence=True,
         request_timeout_ms=int(settings.publish_timeout_s * 1000),
         security=broker_security(settings),
         decoder=decode_json,
-        middlewares=(KafkaPrometheusMiddleware(registry=registry, app_name=service), dead_letters),
+        middlewares=(
+            telemetry_middleware(tracer or tracer_provider(service, None)),
+            LogContextMiddleware,
+            KafkaPrometheusMiddleware(registry=registry, app_name=service),
+            dead_letters,
+        ),
         logger=logger or logging.getLogger(service),
-        graceful_timeout=15.0,
+        graceful_timeout=graceful_timeout_s,
         description=f"Kiruna innovation platform: {service}",
     )
     dead_letters.bind(broker)

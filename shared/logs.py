@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "color_message"}
+_CONTEXT: ContextVar[dict[str, str] | None] = ContextVar("kiruna_log_context", default=None)
+
+
+@contextlib.contextmanager
+def log_context(**fields: str | None) -> Iterator[None]:
+    """Every log line written inside the block (in this task) carries ``fields`` (``None`` values are left out):
+    the consumer side sets ``idea_id``, ``event_id`` and ``correlation_id`` for the message being handled."""
+    token = _CONTEXT.set({**(_CONTEXT.get() or {}), **{k: v for k, v in fields.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
 
 
 class JsonFormatter(logging.Formatter):
@@ -23,6 +38,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        line.update(_CONTEXT.get() or {})
         line.update({k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")})
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)

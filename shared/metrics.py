@@ -14,6 +14,7 @@ class ServiceMetrics:
     idempotent_skips: Counter
     handler_retries: Counter
     ready: Gauge
+    consumer_lag: Gauge
 
     @classmethod
     def create(cls, service: str) -> ServiceMetrics:
@@ -43,6 +44,12 @@ class ServiceMetrics:
                 "kiruna_service_ready",
                 "1 when the service is connected to Kafka and Redis",
                 list(labels),
+                registry=registry,
+            ),
+            consumer_lag=Gauge(
+                "kiruna_consumer_lag_messages",
+                "Records on a partition not yet handled by a consumer group of the service (end - committed offset)",
+                ["service", "group", "topic", "partition"],
                 registry=registry,
             ),
         )

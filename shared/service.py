@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,13 +14,19 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
+from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 
+from shared.asyncapi import asyncapi_router
+from shared.http_metrics import instrument
 from shared.kafka import create_broker
+from shared.lag import LagMonitor
 from shared.metrics import ServiceMetrics
+from shared.operations import OpsSettings
 from shared.settings import ServiceSettings
 from shared.topics import Topics
+from shared.tracing import tracer_provider
 
 
 @dataclass
@@ -33,22 +40,34 @@ class Runtime:
     metrics: ServiceMetrics
     topics: Topics
     logger: logging.Logger
+    ops: OpsSettings = field(default_factory=OpsSettings)
+    tracer: TracerProvider | None = None
     kafka_connected: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     def create(cls, service: str, settings: ServiceSettings) -> Runtime:
         metrics = ServiceMetrics.create(service)
         logger = logging.getLogger(service)
+        ops = OpsSettings()
+        tracer = tracer_provider(service, ops.otlp_endpoint)
         return cls(
             service=service,
             settings=settings,
             broker=create_broker(
-                settings.kafka, service=service, registry=metrics.registry, metrics=metrics, logger=logger
+                settings.kafka,
+                service=service,
+                registry=metrics.registry,
+                metrics=metrics,
+                logger=logger,
+                tracer=tracer,
+                graceful_timeout_s=ops.handlers_grace_s,
             ),
             redis=Redis.from_url(settings.redis_url, decode_responses=True),
             metrics=metrics,
             topics=Topics(settings.kafka.topic_prefix),
             logger=logger,
+            ops=ops,
+            tracer=tracer,
         )
 
     def key(self, *parts: str) -> str:
@@ -57,16 +76,39 @@ class Runtime:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Connect to Kafka in the background (retrying while it is down), stop cleanly at the end."""
+        """Connect to Kafka in the background (retrying while it is down), measure consumer lag, and stop
+        cleanly at the end: no new messages, those in flight finished and committed, the producer flushed and
+        closed, all within ``SHUTDOWN_TIMEOUT_S``."""
         connector = asyncio.create_task(self._connect(), name=f"{self.service}-kafka-connect")
+        lag = LagMonitor(
+            service=self.service,
+            kafka=self.settings.kafka,
+            broker=self.broker,
+            gauge=self.metrics.consumer_lag,
+            logger=self.logger,
+        )
+        lag_task = asyncio.create_task(
+            lag.run(self.kafka_connected, self.ops.consumer_lag_interval_s), name=f"{self.service}-consumer-lag"
+        )
         try:
             yield
         finally:
-            connector.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await connector
-            await self.broker.stop()
+            started = time.monotonic()
+            self.logger.info(
+                "stopping: finishing the messages in flight", extra={"timeout_s": self.ops.shutdown_timeout_s}
+            )
+            for task in (connector, lag_task):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            try:
+                await asyncio.wait_for(self.broker.stop(), timeout=self.ops.shutdown_timeout_s * 0.9)
+            except TimeoutError:
+                self.logger.error("kafka clients did not close in time; uncommitted messages will come again")
             await self.redis.aclose()
+            if self.tracer is not None:
+                self.tracer.shutdown()  # exports the spans still buffered
+            self.logger.info("stopped", extra={"stop_s": round(time.monotonic() - started, 3)})
 
     async def _connect(self) -> None:
         delay = 0.5
@@ -148,4 +190,6 @@ def service_app(
     app = FastAPI(title=title, description=description, lifespan=lifespan)
     app.state.runtime = runtime
     app.include_router(ops_router(runtime))
+    app.include_router(asyncapi_router(runtime.broker, service=runtime.service, title=title, description=description))
+    instrument(app, service=runtime.service, registry=runtime.metrics.registry)
     return app

@@ -17,7 +17,9 @@ from services.intake.settings import IntakeSettings
 from services.intake.store import IdempotencyMismatch, IntakeStore
 from services.intake.subscribers import register
 from services.intake.web import web_router
+from shared.asyncapi import declare_publication
 from shared.catalogue import load_catalogue
+from shared.events import IdeaEngagement, IdeaStatusChanged, IdeaSubmitted, RerouteIdea
 from shared.kafka import KafkaUnavailable
 from shared.service import Runtime, service_app
 
@@ -28,6 +30,13 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     store = IntakeStore(runtime.redis, settings.redis_prefix)
     intake = Intake(runtime, store, load_catalogue(settings.catalogue_path))
     register(runtime, intake)
+    for topic, model, name, description in (
+        (runtime.topics.submitted, IdeaSubmitted, "submitted", "Every new idea, from every front end, once stored"),
+        (runtime.topics.status_changed, IdeaStatusChanged, "status-changed", "An officer moved an idea on"),
+        (runtime.topics.engagement, IdeaEngagement, "engagement", "Comments, support and follows of ideas"),
+        (runtime.topics.routing_commands, RerouteIdea, "commands", "The innovation office re-routes an idea"),
+    ):
+        declare_publication(runtime.broker, topic, model, title=f"intake.publishes.{name}", description=description)
     app = service_app(
         runtime,
         title="Kiruna innovation platform: intake",

@@ -15,7 +15,9 @@ from services.routing.live import LiveRouter
 from services.routing.settings import RoutingSettings
 from services.routing.store import RoutingStore
 from services.routing.subscribers import register
-from shared.catalogue import Catalogue
+from shared.asyncapi import declare_publication
+from shared.catalogue import Catalogue, load_catalogue
+from shared.events import IdeaRouted
 from shared.service import Runtime, service_app
 from shared.topics import ensure_topics
 
@@ -36,6 +38,21 @@ def create_app(settings: RoutingSettings | None = None, router: Router | None = 
     live = LiveRouter(runtime, settings.catalogue_path, memory, on_new_catalogue=create_topics_of, router=router)
     handlers = RoutingHandlers(runtime, live, store, memory)
     register(runtime, handlers)
+    declare_publication(
+        runtime.broker,
+        runtime.topics.routed,
+        IdeaRouted,
+        title="routing.publishes.routed",
+        description="Every routing decision and re-route: organisations, units and areas, with the reason",
+    )
+    for org in load_catalogue(settings.catalogue_path).organisation_ids:  # the organisations' topics at start
+        declare_publication(
+            runtime.broker,
+            runtime.topics.organisation(org),
+            IdeaRouted,
+            title=f"routing.publishes.org.{org}",
+            description=f"The ideas routed to {org}, for its own systems: subscribe to this topic only",
+        )
 
     @contextlib.asynccontextmanager
     async def learning_and_watching() -> AsyncIterator[None]:

@@ -1,0 +1,149 @@
+"""On the local three-broker KRaft cluster (deploy/kafka/cluster.sh; started here if it is not running, and
+stopped at the end if it was started here): topics with replication factor 3 and min.insync.replicas=2, two
+replicas of routing sharing the work of one group, and the whole slice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import uuid
+from collections import defaultdict
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from services.routing.app import create_app as routing_app
+from services.routing.settings import RoutingSettings
+from shared.catalogue import load_catalogue
+from shared.events import Envelope, IdeaSubmitted
+from shared.kafka import client_options, event_headers
+from shared.settings import KafkaSettings
+from shared.topics import Topics, ensure_topics
+from tests.integration import test_slice as slice_tests
+from tests.ops.conftest import DEPLOY
+from tests.support.apps import running
+from tests.support.kafka import eventually, probe, raw_producer
+
+pytestmark = [pytest.mark.kafka, pytest.mark.ops, pytest.mark.cluster]
+
+CLUSTER = str(DEPLOY / "kafka" / "cluster.sh")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> str:
+    """The three-broker cluster's bootstrap servers; started for these tests unless it already runs."""
+    started = False
+    if subprocess.run([CLUSTER, "status"], capture_output=True, check=False).returncode != 0:
+        result = subprocess.run([CLUSTER, "up"], capture_output=True, text=True, timeout=300, check=False)
+        assert result.returncode == 0, result.stderr[-2000:]
+        started = True
+    bootstrap = subprocess.run([CLUSTER, "bootstrap"], capture_output=True, text=True, check=True).stdout.strip()
+    yield bootstrap
+    if started:
+        subprocess.run([CLUSTER, "down"], capture_output=True, timeout=120, check=False)
+
+
+@pytest.fixture
+async def kafka_settings(cluster: str, test_id: str):
+    """Overrides the suite's single-broker settings: this module's services and topics live on the cluster."""
+    settings = KafkaSettings(
+        bootstrap_servers=cluster,
+        topic_prefix=f"c{test_id}.",
+        partitions=6,
+        replication_factor=3,
+        min_insync_replicas=2,
+        handler_attempts=3,
+        retry_backoff_s=0.05,
+        publish_timeout_s=15,
+    )
+    yield settings
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    try:
+        await admin.start()
+        doomed = [t for t in await admin.list_topics() if t.startswith(settings.topic_prefix)]
+        if doomed:
+            await admin.delete_topics(doomed, timeout_ms=30_000)
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def topics(kafka_settings: KafkaSettings) -> Topics:
+    topics = Topics(kafka_settings.topic_prefix)
+    await ensure_topics(kafka_settings, topics.specs(kafka_settings, load_catalogue().organisation_ids), wait_s=60)
+    return topics
+
+
+async def test_topics_have_three_replicas_and_need_two_in_sync(kafka_settings, topics):
+    admin = AIOKafkaAdminClient(**client_options(kafka_settings))
+    await admin.start()
+    try:
+        [description] = await admin.describe_topics([topics.submitted])
+        assert len(description["partitions"]) == 6
+        assert all(len(p["replicas"]) == 3 and len(p["isr"]) == 3 for p in description["partitions"])
+        [config] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topics.submitted)])
+        values = {entry[0]: entry[1] for entry in config.resources[0][4]}
+        assert values["min.insync.replicas"] == "2" and values["retention.ms"] == "-1"
+    finally:
+        await admin.close()
+
+
+def assigned(app) -> set[int]:
+    """Partitions of ideas.submitted.v1 that this replica's consumer holds now."""
+    topic = app.state.runtime.topics.submitted
+    held = set()
+    for subscriber in app.state.runtime.broker.subscribers:
+        if topic in subscriber.topic_names and subscriber.consumer is not None:
+            held |= {tp.partition for tp in subscriber.consumer.assignment() if tp.topic == topic}
+    return held
+
+
+async def test_two_replicas_of_routing_share_the_partitions_and_route_every_idea_once(
+    service_settings, topics, kafka_settings
+):
+    settings = service_settings(RoutingSettings)  # one group for both replicas, as in a deployment
+    first, second = routing_app(settings), routing_app(settings)
+    ideas = [
+        Envelope.wrap(
+            IdeaSubmitted(idea_id=str(uuid.uuid4()), title=f"Fjärrvärme i kvarter {i}", description="", anonymous=True),
+            source="/tests",
+        )
+        for i in range(40)
+    ]
+    async with running(first), running(second), probe(kafka_settings, topics.routed) as routed:
+        await eventually(lambda: assigned(first) and assigned(second), timeout=60, interval=0.2)
+        shares = assigned(first), assigned(second)
+        assert not shares[0] & shares[1] and shares[0] | shares[1] == set(range(6)), shares
+        async with raw_producer(kafka_settings) as producer:
+            for idea in ideas:
+                headers = [(k, v.encode()) for k, v in event_headers(idea).items()]
+                await producer.send_and_wait(
+                    topics.submitted, idea.to_bytes(), key=idea.subject.encode(), headers=headers
+                )
+        sent = {idea.subject for idea in ideas}
+        await routed.wait_for(lambda rs: sent <= {r.key.decode() for r in rs}, timeout=60)
+        await asyncio.sleep(1.0)  # a second routing of any idea would show up now
+        handled = [handled_count(app, topics.submitted) for app in (first, second)]
+    ids_by_idea: dict[str, list[str]] = defaultdict(list)
+    for record in routed.records:
+        ids_by_idea[record.key.decode()].append(json.loads(record.value)["id"])
+    assert set(ids_by_idea) == sent
+    assert all(len(ids) == 1 for ids in ids_by_idea.values()), "an idea was routed twice"
+    assert all(count > 0 for count in handled) and sum(handled) == len(ideas), handled
+
+
+def handled_count(app, topic: str) -> float:
+    registry = app.state.runtime.metrics.registry
+    return sum(
+        sample.value
+        for metric in registry.collect()
+        if metric.name == "faststream_received_processed_messages"
+        for sample in metric.samples
+        if sample.name.endswith("_total") and sample.labels.get("handler") == topic
+    )
+
+
+async def test_the_whole_slice_works_on_the_cluster(service_settings, topics, kafka_settings):
+    await slice_tests.test_an_idea_travels_from_intake_to_every_service(service_settings, topics, kafka_settings)
