@@ -28,6 +28,12 @@ start() {
   deploy/kafka/kafka.sh wait
   deploy/redis.sh wait
   "$py" -m shared.topics create
+  # A local mail sink: every mail notifications sends lands as an .eml file under var/mail/.
+  if ! alive "$run/mailsink.pid"; then
+    nohup "$py" -m services.notifications.mailsink --host 127.0.0.1 --port 1025 --dir "$VAR_DIR/mail" \
+      >>"$logs/mailsink.log" 2>&1 &
+    echo $! > "$run/mailsink.pid"
+  fi
   for entry in "${services[@]}"; do
     local name=${entry%%:*}
     if alive "$run/$name.pid"; then say "$name already running (pid $(cat "$run/$name.pid"))"; continue; fi
@@ -50,7 +56,9 @@ The Kiruna innovation platform is running (logs in $logs, stop it with 'make sto
   routing        http://127.0.0.1:8001   catalogue in use: /api/v1/catalogue
   notifications  http://127.0.0.1:8002   a person's feed: /api/v1/people/<e-mail>/feed
   analytics      http://127.0.0.1:8003   an idea's timeline: /api/v1/ideas/<id>
-  every service: /healthz /readyz /metrics        Kafka 127.0.0.1:9092   Redis 127.0.0.1:6379
+  every service: /healthz /readyz /metrics /asyncapi
+  Kafka 127.0.0.1:9092   Redis 127.0.0.1:6379   mail sink 127.0.0.1:1025 -> $VAR_DIR/mail/*.eml
+  web form http://127.0.0.1:8000/   dashboard http://127.0.0.1:8003/dashboard   inbox http://127.0.0.1:8003/inbox/<org>
 MSG
 }
 
@@ -64,6 +72,8 @@ stop() {
     fi
     rm -f "$pidfile"
   done
+  if alive "$run/mailsink.pid"; then say "stopping the mail sink"; kill -TERM "$(cat "$run/mailsink.pid")"; fi
+  rm -f "$run/mailsink.pid"
   if [ -f "$run/redis.ours" ]; then deploy/redis.sh stop; rm -f "$run/redis.ours"; fi
   if [ -f "$run/kafka.ours" ]; then deploy/kafka/kafka.sh stop; rm -f "$run/kafka.ours"; fi
 }

@@ -28,6 +28,8 @@ class Topics:
         self.engagement = f"{prefix}ideas.engagement.v1"
         self.routing_commands = f"{prefix}routing.commands.v1"
         self.notifications_sent = f"{prefix}notifications.sent.v1"
+        self.preferences = f"{prefix}notifications.preferences.v1"
+        self.notifications_dlq = f"{prefix}notifications.dlq"
 
     def organisation(self, org_id: str) -> str:
         """The topic an organisation's own systems subscribe to."""
@@ -57,7 +59,9 @@ class Topics:
                 },
             )
         )
+        specs.append(TopicSpec(self.preferences, settings.partitions, dict(keep)))  # people's choices: kept forever
         consumed = (
+            self.preferences,
             self.intake_raw,
             self.submitted,
             self.routed,

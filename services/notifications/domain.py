@@ -1,11 +1,63 @@
-"""Who hears what, in which words. Pure: no I/O."""
+"""Who hears what, on which channel, in which words. Pure: no I/O, no clock (time is passed in).
+
+A *person* is identified by their lower-cased e-mail address: submitters, followers and officers alike (officers by
+their catalogue e-mail), so one person has one feed and never hears the same news twice because they are in two
+groups at once (submitter and follower, officer and subscriber ...).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, tzinfo
 
-from shared.catalogue import Catalogue
-from shared.events import IdeaRouted, Submitter, derived_event_id
+from shared.catalogue import TRIAGE_ORGANISATION, Catalogue, Officer
+from shared.events import PreferencesChanged, RoutingTarget, Submitter, derived_event_id
+
+CHANNELS = ("email", "in-app")
+"""The channels a person chooses between; webhooks belong to organisations, not people."""
+
+ROLES = ("submitter", "officer", "office", "follower", "subscriber")
+"""In order of precedence: a person in several groups hears the news once, in the words of the first."""
+
+STATE_NAMES = {
+    "sv": {
+        "submitted": "inskickad",
+        "routed": "skickad till ansvariga",
+        "acknowledged": "mottagen",
+        "in-assessment": "under bedömning",
+        "accepted": "antagen",
+        "declined": "avböjd",
+        "in-pilot": "testas i en pilot",
+        "implemented": "genomförd",
+        "spread": "spridd till fler verksamheter",
+        "merged": "sammanslagen med en annan idé",
+    },
+    "en": {
+        "submitted": "submitted",
+        "routed": "sent to those responsible",
+        "acknowledged": "acknowledged",
+        "in-assessment": "being assessed",
+        "accepted": "accepted",
+        "declined": "declined",
+        "in-pilot": "being piloted",
+        "implemented": "implemented",
+        "spread": "taken up by other organisations",
+        "merged": "merged with another idea",
+    },
+}
+OPEN_STATES = frozenset({"submitted", "routed"})
+"""States in which an idea still waits to be acknowledged by an officer."""
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class UnknownPerson(ValueError):
+    """An event names someone who is neither an e-mail address nor an officer of the catalogue."""
 
 
 @dataclass(frozen=True)
@@ -20,7 +72,88 @@ class Contact:
         """The submitter's contact; None for anonymous ideas and submitters who left no address."""
         if submitter is None or not submitter.email:
             return None
-        return cls(person=submitter.email.lower(), language=language)
+        return cls(person=submitter.email.strip().lower(), language=language)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    person: str
+    role: str
+    language: str | None = None
+    """The language known without asking the person (an officer's in the catalogue, the language of one's idea)."""
+
+
+@dataclass(frozen=True)
+class Preferences:
+    channels: frozenset[str] = frozenset(CHANNELS)
+    frequency: str = "immediate"
+    areas: tuple[str, ...] = ()
+    organisations: tuple[str, ...] = ()
+    language: str | None = None
+
+    @classmethod
+    def of(cls, changed: PreferencesChanged) -> Preferences:
+        return cls(
+            channels=frozenset(changed.channels),
+            frequency=changed.frequency,
+            areas=changed.areas,
+            organisations=changed.organisations,
+            language=changed.language,
+        )
+
+    def as_event(self, person: str, via: str = "api") -> PreferencesChanged:
+        return PreferencesChanged(
+            person=person,
+            channels=tuple(c for c in CHANNELS if c in self.channels),
+            frequency=self.frequency,  # type: ignore[arg-type]
+            areas=self.areas,
+            organisations=self.organisations,
+            language=self.language,  # type: ignore[arg-type]
+            via=via,  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True)
+class IdeaFacts:
+    """What notifications knows of one idea, gathered from its events."""
+
+    idea_id: str
+    title: str = ""
+    language: str = "sv"
+    submitter: Contact | None = None
+    organisations: tuple[RoutingTarget, ...] = ()
+    areas: tuple[str, ...] = ()
+    followers: frozenset[str] = frozenset()
+    state: str | None = None
+
+
+@dataclass(frozen=True)
+class News:
+    """Something that happened to an idea that people should hear about."""
+
+    kind: str  # routed | status-changed | comment | deadline-warning | deadline-missed
+    cause_event_id: str
+    idea_id: str
+    time: datetime
+    title: str
+    organisations: tuple[RoutingTarget, ...] = ()
+    areas: tuple[str, ...] = ()
+    to_state: str | None = None
+    reason: str | None = None
+    actor: str | None = None
+    comment: str | None = None
+    merged_into: str | None = None
+    due: datetime | None = None
+    rerouted: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to do for one recipient on one channel."""
+
+    channel: str
+    action: str  # deliver | digest | skip
+    detail: str | None = None
 
 
 @dataclass(frozen=True)
@@ -32,39 +165,286 @@ class FeedItem:
     kind: str
     text: str
     link: str
+    time: str = ""
 
 
-def routed_to_submitter(
-    routed: IdeaRouted, cause_event_id: str, contact: Contact, catalogue: Catalogue, base_url: str
-) -> FeedItem:
-    """The submitter's news that their idea reached the organisations that can act on it."""
-    names = []
-    for target in routed.organisations:
-        org = catalogue.organisation(target.organisation)
-        name = (
-            (org.name_en or org.name)
-            if org and contact.language == "en"
-            else (org.name if org else target.organisation)
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    summary: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True)
+class Audience:
+    recipients: tuple[Recipient, ...]
+    organisations: tuple[str, ...] = field(default=())
+    """Organisations whose webhooks hear the news."""
+
+
+# --- who ------------------------------------------------------------------------------------------
+
+
+def is_email(value: str) -> bool:
+    return bool(_EMAIL.match(value))
+
+
+def person_id(raw: str, catalogue: Catalogue) -> str:
+    """The person id of someone named in an event: an e-mail address, or an officer's catalogue id."""
+    value = raw.strip().lower()
+    if _EMAIL.match(value):
+        return value
+    officer = next((o for o in catalogue.officers if o.id == value), None)
+    if officer is None:
+        raise UnknownPerson(f"unknown person {raw!r}: neither an e-mail address nor an officer of the catalogue")
+    return officer.email.lower()
+
+
+def officer_name(raw: str | None, catalogue: Catalogue) -> str | None:
+    """An officer's name for the news ('Erik Lindberg'); None for people who are not officers."""
+    if not raw:
+        return None
+    value = raw.strip().lower()
+    officer = next((o for o in catalogue.officers if value in (o.id, o.email.lower())), None)
+    return officer.name if officer else None
+
+
+def responsible_officers(
+    catalogue: Catalogue, organisations: Iterable[RoutingTarget], areas: Iterable[str]
+) -> list[Officer]:
+    """Officers of each organisation (and unit) and of each area the idea was routed to."""
+    targets = list(organisations)
+    area_ids = set(areas)
+    chosen = []
+    for officer in catalogue.officers:
+        by_org = any(
+            officer.organisation == t.organisation and (t.unit is None or officer.unit in (None, t.unit))
+            for t in targets
         )
-        names.append(name)
-    where = _join(names, contact.language)
-    if contact.language == "en":
-        text = f'Your idea "{routed.title}" has been sent to {where}.'
+        if by_org or area_ids & set(officer.areas):
+            chosen.append(officer)
+    return chosen
+
+
+def innovation_office(catalogue: Catalogue) -> list[Officer]:
+    return [o for o in catalogue.officers if o.organisation == TRIAGE_ORGANISATION]
+
+
+def dedupe(recipients: Iterable[Recipient], *, exclude: Iterable[str] = ()) -> tuple[Recipient, ...]:
+    """One entry per person, in the role that comes first in :data:`ROLES`; ``exclude`` hears nothing."""
+    excluded = set(exclude)
+    best: dict[str, Recipient] = {}
+    for recipient in recipients:
+        if recipient.person in excluded:
+            continue
+        current = best.get(recipient.person)
+        if current is None or ROLES.index(recipient.role) < ROLES.index(current.role):
+            best[recipient.person] = recipient
+    return tuple(sorted(best.values(), key=lambda r: (ROLES.index(r.role), r.person)))
+
+
+def _submitter(facts: IdeaFacts) -> list[Recipient]:
+    return [Recipient(facts.submitter.person, "submitter", facts.submitter.language)] if facts.submitter else []
+
+
+def _officers(officers: Iterable[Officer], role: str = "officer") -> list[Recipient]:
+    return [Recipient(o.email.lower(), role, o.language) for o in officers]
+
+
+def _others(people: Iterable[str], role: str) -> list[Recipient]:
+    return [Recipient(p, role) for p in sorted(people)]
+
+
+def _org_ids(organisations: Iterable[RoutingTarget]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(t.organisation for t in organisations))
+
+
+def routed_audience(facts: IdeaFacts, news: News, catalogue: Catalogue, subscribers: Iterable[str]) -> Audience:
+    """The submitter hears where the idea went; the responsible officers that a new idea is theirs;
+    people who follow one of its areas or organisations that there is a new idea."""
+    officers = responsible_officers(catalogue, news.organisations, news.areas)
+    recipients = [*_submitter(facts), *_officers(officers), *_others(subscribers, "subscriber")]
+    return Audience(dedupe(recipients), _org_ids(news.organisations))
+
+
+def status_audience(
+    facts: IdeaFacts, news: News, changed_by: str | None, catalogue: Catalogue, subscribers: Iterable[str]
+) -> Audience:
+    """The submitter and everyone following the idea (or its areas) hear every change; not whoever made it."""
+    recipients = [*_submitter(facts), *_others(facts.followers, "follower"), *_others(subscribers, "subscriber")]
+    exclude = []
+    if changed_by:
+        try:
+            exclude.append(person_id(changed_by, catalogue))
+        except UnknownPerson:
+            pass
+    return Audience(dedupe(recipients, exclude=exclude), _org_ids(facts.organisations))
+
+
+def comment_audience(facts: IdeaFacts, commenter: str) -> Audience:
+    """The submitter and the followers hear of a comment; the commenter does not."""
+    recipients = [*_submitter(facts), *_others(facts.followers, "follower")]
+    return Audience(dedupe(recipients, exclude=[commenter]), _org_ids(facts.organisations))
+
+
+def deadline_warning_audience(facts: IdeaFacts, catalogue: Catalogue) -> Audience:
+    officers = responsible_officers(catalogue, facts.organisations, facts.areas)
+    return Audience(dedupe(_officers(officers)))
+
+
+def deadline_missed_audience(catalogue: Catalogue) -> Audience:
+    return Audience(dedupe(_officers(innovation_office(catalogue), "office")))
+
+
+# --- how --------------------------------------------------------------------------------------------
+
+
+def language_of(recipient: Recipient, preferences: Preferences) -> str:
+    return preferences.language or recipient.language or "sv"
+
+
+def plan(preferences: Preferences) -> list[Plan]:
+    """The person's channels: in-app at once, e-mail at once or in the daily digest, or skipped by choice."""
+    plans = []
+    if "in-app" in preferences.channels:
+        plans.append(Plan("in-app", "deliver"))
     else:
-        text = f"Din idé ”{routed.title}” har skickats till {where}."
-    return FeedItem(
-        notification_id=derived_event_id(cause_event_id, f"notifications.routed:{contact.person}:in-app"),
-        cause_event_id=cause_event_id,
-        idea_id=routed.idea_id,
-        recipient=contact.person,
-        kind="routed",
-        text=text,
-        link=f"{base_url}/ideas/{routed.idea_id}",
-    )
+        plans.append(Plan("in-app", "skip", "preference: in-app off"))
+    if "email" not in preferences.channels:
+        plans.append(Plan("email", "skip", "preference: e-mail off"))
+    elif preferences.frequency == "daily":
+        plans.append(Plan("email", "digest", "preference: daily digest"))
+    else:
+        plans.append(Plan("email", "deliver"))
+    return plans
 
 
-def _join(names: list[str], language: str) -> str:
+def notification_id(cause_event_id: str, kind: str, recipient: str, channel: str) -> str:
+    """One id per (event, recipient, channel): the same cause always yields the same id (delivery rule 3)."""
+    return derived_event_id(cause_event_id, f"notifications.{kind}:{recipient}:{channel}")
+
+
+def message_id(notification: str, sender: str) -> str:
+    """The e-mail Message-ID, from the notification id and the sender's domain."""
+    domain = sender.rsplit("@", 1)[-1].strip(" >") or "innovation.kiruna.se"
+    return f"<{notification}@{domain}>"
+
+
+def digest_id(day: date, person: str) -> str:
+    return derived_event_id(f"digest:{day.isoformat()}:{person}", "notifications.digest")
+
+
+def organisation_names(organisations: Iterable[RoutingTarget], catalogue: Catalogue, language: str) -> list[str]:
+    names = []
+    for target in organisations:
+        org = catalogue.organisation(target.organisation)
+        if org is None:
+            names.append(target.organisation)
+            continue
+        name = (org.name_en or org.name) if language == "en" else org.name
+        unit = next((u for u in org.units if u.id == target.unit), None)
+        if unit is not None:
+            name += f" – {(unit.name_en or unit.name) if language == 'en' else unit.name}"
+        names.append(name)
+    return names
+
+
+def area_names(areas: Iterable[str], catalogue: Catalogue, language: str) -> list[str]:
+    names = []
+    for area_id in areas:
+        area = catalogue.area(area_id)
+        names.append(((area.name_en or area.name) if language == "en" else area.name) if area else area_id)
+    return names
+
+
+def join(names: list[str], language: str) -> str:
     if len(names) <= 1:
         return "".join(names)
     conjunction = " and " if language == "en" else " och "
     return ", ".join(names[:-1]) + conjunction + names[-1]
+
+
+def template_context(news: News, recipient: Recipient, language: str, catalogue: Catalogue, base_url: str) -> dict:
+    """Everything a template may say about the news, in the recipient's language."""
+    return {
+        "kind": news.kind,
+        "role": recipient.role,
+        "lang": language,
+        "idea_id": news.idea_id,
+        "title": news.title,
+        "where": join(organisation_names(news.organisations, catalogue, language), language),
+        "areas": join(area_names(news.areas, catalogue, language), language),
+        "rerouted": news.rerouted,
+        "state": STATE_NAMES[language].get(news.to_state or "", news.to_state or ""),
+        "to_state": news.to_state,
+        "reason": news.reason,
+        "actor": news.actor,
+        "comment": news.comment,
+        "merged_into": news.merged_into,
+        "merged_link": f"{base_url}/ideas/{news.merged_into}" if news.merged_into else None,
+        "due": news.due.date().isoformat() if news.due else None,
+        "link": f"{base_url}/ideas/{news.idea_id}",
+    }
+
+
+# --- when -----------------------------------------------------------------------------------------
+
+
+def add_working_days(start: datetime, days: int) -> datetime:
+    """``start`` plus ``days`` working days (Monday to Friday), at the same time of day."""
+    moment = start
+    added = 0
+    while added < days:
+        moment += timedelta(days=1)
+        if moment.weekday() < 5:
+            added += 1
+    return moment
+
+
+def deadline_state(routed_at: datetime, now: datetime, target_days: int, warning_days: int, zone: tzinfo) -> str:
+    """'ok', 'warning' (the target is about to be missed) or 'missed', counted in working days in ``zone``."""
+    local = routed_at.astimezone(zone)
+    due = add_working_days(local, target_days)
+    if now >= due:
+        return "missed"
+    if warning_days and now >= add_working_days(local, max(target_days - warning_days, 0)):
+        return "warning"
+    return "ok"
+
+
+def local_day(moment: datetime, zone: tzinfo) -> date:
+    return moment.astimezone(zone).date()
+
+
+# --- signatures -----------------------------------------------------------------------------------
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def unsubscribe_token(person: str, secret: str) -> str:
+    """A token that lets whoever holds it turn off e-mail for ``person`` (and nothing else)."""
+    mac = hmac.new(secret.encode(), f"unsubscribe:email:{person}".encode(), hashlib.sha256).digest()
+    return f"{_b64(person.encode())}.{_b64(mac[:18])}"
+
+
+def verify_unsubscribe_token(token: str, secret: str) -> str | None:
+    """The person the token was made for, or None when it was not signed with ``secret``."""
+    try:
+        encoded, _ = token.split(".", 1)
+        person = _unb64(encoded).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return person if hmac.compare_digest(unsubscribe_token(person, secret), token) else None
+
+
+def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """``X-Kiruna-Signature``: HMAC-SHA256 over ``<X-Kiruna-Timestamp>.<raw body>``, hex, prefixed 'sha256='."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()

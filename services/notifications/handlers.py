@@ -1,75 +1,398 @@
-"""Notifications' effects: decide who hears what (domain), deliver once (store), record the outcome."""
+"""Notifications' effects: decide who hears what (domain), render it (templates), and deliver each
+(event, recipient, channel) once: in-app at once, e-mail and webhooks through the retry queue.
+
+An event about an idea whose submission has not been seen yet is held until it has (the topics are read
+independently, so a routed event may overtake its submission). A redelivered event is skipped by its id; and
+should a crash fall between the effects and that mark, every effect is keyed by its notification id anyway.
+"""
 
 from __future__ import annotations
 
-from services.notifications.domain import Contact, FeedItem, routed_to_submitter
+import asyncio
+import json
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from services.notifications import domain
+from services.notifications.delivery import Delivery, DeliveryQueue, Reporter
+from services.notifications.domain import Audience, Contact, FeedItem, News, Recipient, Rendered, UnknownPerson
+from services.notifications.rendering import Renderer, TemplateFailure
+from services.notifications.settings import NotificationsSettings
 from services.notifications.store import NotificationStore
 from shared.catalogue import Catalogue
+from shared.deadletter import PermanentError
 from shared.events import (
+    PAYLOAD_BY_TYPE,
     DeliveryOutcome,
+    EngagementEvent,
+    EngagementKind,
     Envelope,
-    NotificationSent,
+    IdeaEngagement,
+    IdeaRouted,
+    IdeaStatusChanged,
+    PreferencesChangedEvent,
     RoutedEvent,
+    StatusChangedEvent,
     SubmittedEvent,
+    derived_event_id,
+    utc_now,
 )
-from shared.kafka import publish_event
+from shared.idempotency import Idempotency
 from shared.service import Runtime
-
-SOURCE = "/services/notifications"
 
 
 class NotificationHandlers:
-    def __init__(self, runtime: Runtime, store: NotificationStore, catalogue: Catalogue) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        store: NotificationStore,
+        queue: DeliveryQueue,
+        reporter: Reporter,
+        renderer: Renderer,
+        catalogue: Catalogue,
+    ) -> None:
         self.runtime = runtime
+        self.settings: NotificationsSettings = runtime.settings  # type: ignore[assignment]
         self.store = store
+        self.queue = queue
+        self.reporter = reporter
+        self.renderer = renderer
         self.catalogue = catalogue
+        self.zone = ZoneInfo(self.settings.timezone)
+        self.done = Idempotency(runtime.redis, prefix=self.settings.redis_prefix, scope="notifications")
+
+    # --- events -----------------------------------------------------------------------------------
 
     async def submitted(self, event: SubmittedEvent) -> None:
         idea = event.data
-        await self.store.remember_submission(idea.idea_id, Contact.of_submitter(idea.submitter, idea.language))
-        # A routed event may have overtaken its submission (they travel on different topics).
-        for raw in (await self.store.held(idea.idea_id)).values():
-            await self.routed(RoutedEvent.parse(raw))
+        contact = Contact.of_submitter(idea.submitter, idea.language)
+        await self.store.remember_submission(idea.idea_id, contact, title=idea.title, language=idea.language)
+        # Events that overtook their submission (they travel on different topics), in the order they happened.
+        held = [json.loads(raw) for raw in (await self.store.held(idea.idea_id)).values()]
+        for raw_event in sorted(held, key=lambda e: datetime.fromisoformat(e["time"])):
+            await self._release(raw_event)
 
     async def routed(self, event: RoutedEvent) -> None:
-        known, contact = await self.store.submission(event.subject)
-        if not known:
-            await self.store.hold(event.subject, event.id, event.model_dump_json())
-            known, contact = await self.store.submission(event.subject)  # the submission may just have landed
-            if not known:
-                return
-        if contact is not None:
-            item = routed_to_submitter(
-                event.data, event.id, contact, self.catalogue, self.runtime.settings.public_base_url
-            )
-            await self._deliver(item)
-        await self.store.release(event.subject, event.id)
+        if not await self._known(event):
+            return
+        if await self._seen(event, "routed"):
+            return
+        routed: IdeaRouted = event.data
+        await self.store.record_routing(routed.idea_id, routed, event.id, event.time)
+        facts = await self.store.facts(routed.idea_id)
+        news = News(
+            kind="routed",
+            cause_event_id=event.id,
+            idea_id=routed.idea_id,
+            time=event.time,
+            title=routed.title or facts.title,
+            organisations=routed.organisations,
+            areas=tuple(a.area for a in routed.areas),
+            rerouted=routed.rerouted_by is not None,
+        )
+        subscribers = await self.store.subscribers(news.areas, tuple(t.organisation for t in news.organisations))
+        await self.notify(news, domain.routed_audience(facts, news, self.catalogue, subscribers))
+        await self._finish(event)
 
-    async def _deliver(self, item: FeedItem) -> None:
-        first_time = await self.store.deliver_in_app(item)
-        if not first_time:
-            self.runtime.metrics.idempotent_skips.labels(self.runtime.service, "in-app").inc()
-        outcome = NotificationSent(
-            idea_id=item.idea_id,
-            cause_event_id=item.cause_event_id,
-            recipient=item.recipient,
-            channel="in-app",
-            outcome=DeliveryOutcome.DELIVERED,
+    async def status_changed(self, event: StatusChangedEvent) -> None:
+        if not await self._known(event):
+            return
+        if await self._seen(event, "status-changed"):
+            return
+        change: IdeaStatusChanged = event.data
+        await self.store.record_state(change.idea_id, change.to_state.value)
+        facts = await self.store.facts(change.idea_id)
+        news = News(
+            kind="status-changed",
+            cause_event_id=event.id,
+            idea_id=change.idea_id,
+            time=event.time,
+            title=facts.title,
+            organisations=facts.organisations,
+            areas=facts.areas,
+            to_state=change.to_state.value,
+            reason=change.reason,
+            actor=domain.officer_name(change.changed_by, self.catalogue),
+            merged_into=change.merged_into,
         )
-        envelope = Envelope.wrap(outcome, source=SOURCE, event_id=item.notification_id)
-        await publish_event(
-            self.runtime.broker,
-            self.runtime.topics.notifications_sent,
-            envelope,
-            timeout_s=self.runtime.settings.kafka.publish_timeout_s,
+        subscribers = await self.store.subscribers(facts.areas, tuple(t.organisation for t in facts.organisations))
+        audience = domain.status_audience(facts, news, change.changed_by, self.catalogue, subscribers)
+        await self.notify(news, audience)
+        await self._finish(event)
+
+    async def engagement(self, event: EngagementEvent) -> None:
+        engagement: IdeaEngagement = event.data
+        try:
+            person = domain.person_id(engagement.person, self.catalogue)
+        except UnknownPerson as exc:
+            raise PermanentError(str(exc)) from exc
+        if not await self._known(event):
+            return
+        if await self._seen(event, "engagement"):
+            return
+        if engagement.kind == EngagementKind.COMMENT:
+            facts = await self.store.facts(engagement.idea_id)
+            news = News(
+                kind="comment",
+                cause_event_id=event.id,
+                idea_id=engagement.idea_id,
+                time=event.time,
+                title=facts.title,
+                organisations=facts.organisations,
+                areas=facts.areas,
+                actor=domain.officer_name(engagement.person, self.catalogue),
+                comment=engagement.text or "",
+            )
+            await self.notify(news, domain.comment_audience(facts, person))
+        # supporters, commenters and whoever clicked follow hear what happens to the idea from now on
+        await self.store.add_follower(engagement.idea_id, person)
+        await self._finish(event)
+
+    async def preferences_changed(self, event: PreferencesChangedEvent) -> None:
+        await self.store.apply_preferences(event.data, event.time)
+
+    # --- periodic tasks ---------------------------------------------------------------------------
+
+    async def check_deadlines(self, now: datetime | None = None) -> int:
+        """Warn the responsible officers when an idea's acknowledgement target is about to be missed, and the
+        innovation office once it is missed. Each notice is sent once per idea (its id derives from the idea's
+        first routing), however often this runs."""
+        now = now or utc_now()
+        target = self.catalogue.targets.acknowledged_within_working_days
+        notices = 0
+        for idea_id in await self.store.open_ideas():
+            clock = await self.store.routing_clock(idea_id)
+            if clock is None:
+                continue
+            routed_at = datetime.fromtimestamp(clock[0], UTC)
+            state = domain.deadline_state(
+                routed_at, now, target, self.settings.deadline_warning_working_days, self.zone
+            )
+            if state == "ok":
+                continue
+            cause = derived_event_id(clock[1], f"notifications.deadline-{state}.acknowledged")
+            if await self.done.seen(cause):
+                continue
+            facts = await self.store.facts(idea_id)
+            news = News(
+                kind=f"deadline-{state}",
+                cause_event_id=cause,
+                idea_id=idea_id,
+                time=now,
+                title=facts.title,
+                organisations=facts.organisations,
+                areas=facts.areas,
+                due=domain.add_working_days(routed_at.astimezone(self.zone), target),
+            )
+            if state == "warning":
+                audience = domain.deadline_warning_audience(facts, self.catalogue)
+            else:
+                audience = domain.deadline_missed_audience(self.catalogue)
+            await self.notify(news, audience)
+            await self.done.mark(cause)
+            notices += 1
+        return notices
+
+    async def send_digest(self, day: date) -> int:
+        """One e-mail per person who chose the daily digest, with everything that happened on ``day``
+        (local time). Safe to run again: each digest's id derives from (day, person)."""
+        sent = 0
+        for person in await self.store.digest_people(day):
+            items = await self.store.digest_items(day, person)
+            preferences = await self.store.preferences(person)
+            if not items or "email" not in preferences.channels:
+                continue
+            language = preferences.language or items[-1].get("language") or "sv"
+            digest_id = domain.digest_id(day, person)
+            context = {"day": day.isoformat(), "items": items, "lang": language, "link": None}
+            rendered = self._render("digest", language, context, person)
+            delivery = self._email(
+                digest_id, person, f"digest-{day.isoformat()}", digest_id, "digest", language, rendered
+            )
+            sent += await self.queue.enqueue(delivery)
+        await self.store.mark_digest_done(day)
+        return sent
+
+    async def send_due_digest(self, now: datetime | None = None) -> int:
+        """Yesterday's digest, once the local clock has passed ``digest_hour``."""
+        local = (now or utc_now()).astimezone(self.zone)
+        yesterday = local.date() - timedelta(days=1)
+        if local.hour < self.settings.digest_hour or await self.store.digest_done(yesterday):
+            return 0
+        return await self.send_digest(yesterday)
+
+    # --- who hears what, and how ------------------------------------------------------------------
+
+    async def notify(self, news: News, audience: Audience) -> None:
+        """Render everything first (a template error dead-letters the event before any effect), then deliver."""
+        people = [r.person for r in audience.recipients]
+        preferences = await self.store.preferences_of(people)
+        rendered: list[tuple[Recipient, str, Rendered]] = []
+        for recipient in audience.recipients:
+            language = domain.language_of(recipient, preferences[recipient.person])
+            context = domain.template_context(news, recipient, language, self.catalogue, self.settings.public_base_url)
+            rendered.append((recipient, language, self._render(news.kind, language, context, recipient.person)))
+        webhooks = [org for org in audience.organisations if org in self.settings.webhooks]
+        webhook_text = {}
+        if webhooks:
+            for language in ("sv", "en"):
+                context = domain.template_context(
+                    news, Recipient("", "officer"), language, self.catalogue, self.settings.public_base_url
+                )
+                webhook_text[language] = self._render(news.kind, language, context, "").summary
+
+        reports = []
+        for recipient, language, message in rendered:
+            for plan in domain.plan(preferences[recipient.person]):
+                reports.append(await self._carry_out(news, recipient, language, message, plan))
+        for org in webhooks:
+            delivery = Delivery(
+                id=domain.notification_id(news.cause_event_id, news.kind, f"webhook:{org}", "webhook"),
+                channel="webhook",
+                recipient=org,
+                idea_id=news.idea_id,
+                cause_event_id=news.cause_event_id,
+                kind=news.kind,
+                message=self._webhook_body(news, org, webhook_text),
+            )
+            await self.queue.enqueue(delivery)
+        await asyncio.gather(*(self.reporter.outcome(**r) for r in reports if r))
+
+    async def _carry_out(
+        self, news: News, recipient: Recipient, language: str, message: Rendered, plan: domain.Plan
+    ) -> dict[str, Any] | None:
+        person = recipient.person
+        nid = domain.notification_id(news.cause_event_id, news.kind, person, plan.channel)
+        report = {
+            "notification_id": nid,
+            "idea_id": news.idea_id,
+            "cause_event_id": news.cause_event_id,
+            "recipient": person,
+            "channel": plan.channel,
+        }
+        item = FeedItem(
+            notification_id=nid,
+            cause_event_id=news.cause_event_id,
+            idea_id=news.idea_id,
+            recipient=person,
+            kind=news.kind,
+            text=message.summary,
+            link=f"{self.settings.public_base_url}/ideas/{news.idea_id}",
+            time=news.time.astimezone(UTC).isoformat(),
         )
-        self.runtime.logger.info(
-            "notification delivered",
-            extra={
-                "idea_id": item.idea_id,
-                "event_id": item.cause_event_id,
-                "channel": "in-app",
-                "kind": item.kind,
-                "first_time": first_time,
+        if plan.action == "skip":
+            return {**report, "outcome": DeliveryOutcome.SKIPPED, "detail": plan.detail}
+        if plan.channel == "in-app":
+            first_time = await self.store.deliver_in_app(item)
+            if not first_time:
+                self.runtime.metrics.idempotent_skips.labels(self.runtime.service, "in-app").inc()
+            return {**report, "outcome": DeliveryOutcome.DELIVERED, "count": first_time}
+        if plan.action == "digest":
+            await self.store.add_to_digest(domain.local_day(news.time, self.zone), item, language)
+            return {**report, "outcome": DeliveryOutcome.SKIPPED, "detail": plan.detail}
+        await self.queue.enqueue(
+            self._email(nid, person, news.idea_id, news.cause_event_id, news.kind, language, message)
+        )
+        return None  # reported by the delivery worker once it is delivered (or given up)
+
+    def _render(self, kind: str, language: str, context: dict, person: str) -> Rendered:
+        token = domain.unsubscribe_token(person, self.settings.unsubscribe_secret.get_secret_value())
+        unsubscribe_url = f"{self.settings.public_url}/api/v1/unsubscribe?token={token}"
+        try:
+            return self.renderer.render(kind, language, context, unsubscribe_url=unsubscribe_url)
+        except TemplateFailure as exc:
+            raise PermanentError(str(exc)) from exc
+
+    def _email(
+        self, nid: str, person: str, idea_id: str, cause: str, kind: str, language: str, message: Rendered
+    ) -> Delivery:
+        token = domain.unsubscribe_token(person, self.settings.unsubscribe_secret.get_secret_value())
+        return Delivery(
+            id=nid,
+            channel="email",
+            recipient=person,
+            idea_id=idea_id,
+            cause_event_id=cause,
+            kind=kind,
+            message={
+                "to": person,
+                "subject": message.subject,
+                "text": message.text,
+                "html": message.html,
+                "language": language,
+                "unsubscribe_url": f"{self.settings.public_url}/api/v1/unsubscribe?token={token}",
             },
         )
+
+    def _webhook_body(self, news: News, org: str, text: dict[str, str]) -> dict[str, Any]:
+        body = {
+            "id": domain.notification_id(news.cause_event_id, news.kind, f"webhook:{org}", "webhook"),
+            "type": f"se.kiruna.innovation.notification.{news.kind}.v1",
+            "time": news.time.astimezone(UTC).isoformat(),
+            "organisation": org,
+            "idea_id": news.idea_id,
+            "cause_event_id": news.cause_event_id,
+            "kind": news.kind,
+            "title": news.title,
+            "text": text["sv"],
+            "text_en": text["en"],
+            "link": f"{self.settings.public_base_url}/ideas/{news.idea_id}",
+        }
+        if news.to_state:
+            body.update(state=news.to_state, reason=news.reason)
+        return body
+
+    # --- plumbing ---------------------------------------------------------------------------------
+
+    async def _known(self, event: Envelope[Any]) -> bool:
+        """Whether the idea's submission has been seen; if not, the event is held until it is."""
+        known, _ = await self.store.submission(event.subject)
+        if known:
+            return True
+        await self.store.hold(event.subject, event.id, event.model_dump_json())
+        known, _ = await self.store.submission(event.subject)  # the submission may just have landed
+        return known
+
+    async def _seen(self, event: Envelope[Any], topic: str) -> bool:
+        if await self.done.seen(event.id):
+            self.runtime.metrics.idempotent_skips.labels(self.runtime.service, topic).inc()
+            await self.store.release(event.subject, event.id)
+            return True
+        return False
+
+    async def _finish(self, event: Envelope[Any]) -> None:
+        await self.done.mark(event.id)
+        await self.store.release(event.subject, event.id)
+
+    async def _release(self, raw: dict[str, Any]) -> None:
+        """Handle an event that waited for its submission. One that can never be handled goes to its
+        topic's dead-letter topic, as it would have had it not waited."""
+        payload = PAYLOAD_BY_TYPE.get(raw.get("type", ""))
+        handlers = {IdeaRouted: self.routed, IdeaStatusChanged: self.status_changed, IdeaEngagement: self.engagement}
+        topics = {
+            IdeaRouted: self.runtime.topics.routed,
+            IdeaStatusChanged: self.runtime.topics.status_changed,
+            IdeaEngagement: self.runtime.topics.engagement,
+        }
+        if payload not in handlers:
+            await self.store.release(raw["subject"], raw["id"])
+            return
+        event = Envelope[payload].parse(raw)  # type: ignore[valid-type]
+        try:
+            await handlers[payload](event)
+        except PermanentError as exc:
+            await self.runtime.broker.publish(
+                json.dumps(raw, ensure_ascii=False).encode(),
+                topic=f"{topics[payload]}.dlq",
+                key=event.subject.encode(),
+                headers={
+                    "x-dlq-reason": "rejected",
+                    "x-dlq-error": str(exc)[:2000],
+                    "x-dlq-error-type": "PermanentError",
+                    "x-dlq-source-topic": topics[payload],
+                    "x-dlq-service": self.runtime.service,
+                },
+            )
+            self.runtime.metrics.dead_letters.labels(self.runtime.service, topics[payload], "rejected").inc()
+            await self.store.release(event.subject, event.id)

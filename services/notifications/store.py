@@ -1,22 +1,47 @@
-"""Notifications' state in Redis: what it knows of each idea's people, and each person's in-app feed."""
+"""Notifications' state in Redis: what it knows of each idea and its people, everyone's preferences, each
+person's in-app feed, the daily digests and the ideas that still wait to be acknowledged.
+
+Everything here can be rebuilt by replaying the idea topics and ``notifications.preferences.v1`` from the start.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from datetime import date, datetime
 
 from redis.asyncio import Redis
 
-from services.notifications.domain import Contact, FeedItem
+from services.notifications.domain import OPEN_STATES, Contact, FeedItem, IdeaFacts, Preferences
+from shared.events import IdeaRouted, PreferencesChanged, RoutingTarget
 
-# Deliver once: the delivery key is set and the item pushed in one step, or neither.
+# Deliver once: the delivery key is set, the item pushed and announced in one step, or none of it.
 _DELIVER_ONCE = """
 if redis.call('SET', KEYS[1], '1', 'NX') then
   redis.call('LPUSH', KEYS[2], ARGV[1])
   redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
+  redis.call('PUBLISH', KEYS[3], ARGV[1])
   return 1
 end
 return 0
+"""
+
+# Preferences: the newest state wins (replays and the API may apply the same event twice, in any order);
+# the subscriber sets of areas and organisations follow.
+_APPLY_PREFERENCES = """
+local current = redis.call('HGET', KEYS[1], 'version')
+if current and tonumber(current) > tonumber(ARGV[1]) then return 0 end
+local old = redis.call('HGET', KEYS[1], 'prefs')
+if old then
+  local o = cjson.decode(old)
+  for _, a in ipairs(o['areas']) do redis.call('SREM', ARGV[3] .. 'subs:area:' .. a, ARGV[4]) end
+  for _, g in ipairs(o['organisations']) do redis.call('SREM', ARGV[3] .. 'subs:org:' .. g, ARGV[4]) end
+end
+local n = cjson.decode(ARGV[2])
+for _, a in ipairs(n['areas']) do redis.call('SADD', ARGV[3] .. 'subs:area:' .. a, ARGV[4]) end
+for _, g in ipairs(n['organisations']) do redis.call('SADD', ARGV[3] .. 'subs:org:' .. g, ARGV[4]) end
+redis.call('HSET', KEYS[1], 'version', ARGV[1], 'prefs', ARGV[2])
+return 1
 """
 
 
@@ -26,36 +51,157 @@ class NotificationStore:
         self.prefix = f"{prefix}:notifications"
         self.feed_length = feed_length
         self._deliver = redis.register_script(_DELIVER_ONCE)
+        self._apply_preferences = redis.register_script(_APPLY_PREFERENCES)
 
-    def _key(self, *parts: str) -> str:
+    def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
 
-    async def remember_submission(self, idea_id: str, contact: Contact | None) -> None:
+    # --- ideas ------------------------------------------------------------------------------------
+
+    async def remember_submission(
+        self, idea_id: str, contact: Contact | None, *, title: str = "", language: str = "sv"
+    ) -> None:
         """Record that the idea's submission has been seen (and how to reach its submitter, if at all)."""
         value = json.dumps(asdict(contact)) if contact else ""
-        await self.redis.set(self._key("idea", idea_id, "submitter"), value)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.key("idea", idea_id), mapping={"title": title, "language": language})
+            pipe.set(self.key("idea", idea_id, "submitter"), value)
+            await pipe.execute()
 
     async def submission(self, idea_id: str) -> tuple[bool, Contact | None]:
-        value = await self.redis.get(self._key("idea", idea_id, "submitter"))
+        value = await self.redis.get(self.key("idea", idea_id, "submitter"))
         if value is None:
             return False, None
         return True, Contact(**json.loads(value)) if value else None
 
     async def hold(self, idea_id: str, event_id: str, raw_event: str) -> None:
         """Keep an event that arrived before the submission it follows."""
-        await self.redis.hset(self._key("idea", idea_id, "held"), event_id, raw_event)
+        await self.redis.hset(self.key("idea", idea_id, "held"), event_id, raw_event)
 
     async def held(self, idea_id: str) -> dict[str, str]:
-        return await self.redis.hgetall(self._key("idea", idea_id, "held"))
+        return await self.redis.hgetall(self.key("idea", idea_id, "held"))
 
     async def release(self, idea_id: str, event_id: str) -> None:
-        await self.redis.hdel(self._key("idea", idea_id, "held"), event_id)
+        await self.redis.hdel(self.key("idea", idea_id, "held"), event_id)
+
+    async def record_routing(self, idea_id: str, routed: IdeaRouted, event_id: str, at: datetime) -> None:
+        """The idea's current routing; the time and event of its first routing start the response-time clock."""
+        idea = self.key("idea", idea_id)
+        organisations = json.dumps([t.model_dump(mode="json") for t in routed.organisations])
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                idea, mapping={"organisations": organisations, "areas": json.dumps([a.area for a in routed.areas])}
+            )
+            if routed.title:
+                pipe.hset(idea, "title", routed.title)
+            pipe.hsetnx(idea, "routed_at", at.timestamp())
+            pipe.hsetnx(idea, "routed_event_id", event_id)
+            pipe.hget(idea, "state")
+            *_, state = await pipe.execute()
+        if state is None or state in OPEN_STATES:
+            await self.redis.zadd(self.key("open"), {idea_id: at.timestamp()}, nx=True)
+
+    async def record_state(self, idea_id: str, state: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.key("idea", idea_id), "state", state)
+            if state not in OPEN_STATES:
+                pipe.zrem(self.key("open"), idea_id)
+            await pipe.execute()
+
+    async def add_follower(self, idea_id: str, person: str) -> None:
+        await self.redis.sadd(self.key("idea", idea_id, "followers"), person)
+
+    async def facts(self, idea_id: str) -> IdeaFacts:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.key("idea", idea_id))
+            pipe.get(self.key("idea", idea_id, "submitter"))
+            pipe.smembers(self.key("idea", idea_id, "followers"))
+            idea, submitter, followers = await pipe.execute()
+        return IdeaFacts(
+            idea_id=idea_id,
+            title=idea.get("title", ""),
+            language=idea.get("language", "sv"),
+            submitter=Contact(**json.loads(submitter)) if submitter else None,
+            organisations=tuple(RoutingTarget(**t) for t in json.loads(idea.get("organisations", "[]"))),
+            areas=tuple(json.loads(idea.get("areas", "[]"))),
+            followers=frozenset(followers),
+            state=idea.get("state"),
+        )
+
+    async def routing_clock(self, idea_id: str) -> tuple[float, str] | None:
+        routed_at, event_id = await self.redis.hmget(self.key("idea", idea_id), ["routed_at", "routed_event_id"])
+        return (float(routed_at), event_id) if routed_at and event_id else None
+
+    async def open_ideas(self, limit: int = 10_000) -> list[str]:
+        """Ideas routed but not yet acknowledged, oldest first."""
+        return list(await self.redis.zrange(self.key("open"), 0, limit - 1))
+
+    # --- preferences ------------------------------------------------------------------------------
+
+    async def apply_preferences(self, changed: PreferencesChanged, at: datetime) -> bool:
+        """Apply one preferences event unless a newer one has been applied already."""
+        state = json.dumps(changed.model_dump(mode="json"))
+        return bool(
+            await self._apply_preferences(
+                keys=[self.key("prefs", changed.person)],
+                args=[f"{at.timestamp():.6f}", state, self.key(""), changed.person],
+            )
+        )
+
+    async def preferences(self, person: str) -> Preferences:
+        return (await self.preferences_of([person]))[person]
+
+    async def preferences_of(self, people: list[str]) -> dict[str, Preferences]:
+        if not people:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for person in people:
+                pipe.hget(self.key("prefs", person), "prefs")
+            values = await pipe.execute()
+        return {
+            person: Preferences.of(PreferencesChanged.model_validate_json(value)) if value else Preferences()
+            for person, value in zip(people, values, strict=True)
+        }
+
+    async def subscribers(self, areas: tuple[str, ...], organisations: tuple[str, ...]) -> set[str]:
+        keys = [self.key("subs", "area", a) for a in areas] + [self.key("subs", "org", o) for o in organisations]
+        return set(await self.redis.sunion(keys)) if keys else set()
+
+    # --- in-app feed ------------------------------------------------------------------------------
+
+    def live_channel(self, person: str) -> str:
+        return self.key("live", person)
 
     async def deliver_in_app(self, item: FeedItem) -> bool:
         """Push the item to the recipient's feed once; False when it had been delivered before."""
-        delivered = self._key("delivered", item.notification_id)
-        feed = self._key("feed", item.recipient)
-        return bool(await self._deliver(keys=[delivered, feed], args=[json.dumps(asdict(item)), self.feed_length]))
+        keys = [
+            self.key("delivered", item.notification_id),
+            self.key("feed", item.recipient),
+            self.live_channel(item.recipient),
+        ]
+        return bool(await self._deliver(keys=keys, args=[json.dumps(asdict(item)), self.feed_length]))
 
     async def feed(self, person: str, limit: int) -> list[dict]:
-        return [json.loads(raw) for raw in await self.redis.lrange(self._key("feed", person), 0, limit - 1)]
+        return [json.loads(raw) for raw in await self.redis.lrange(self.key("feed", person), 0, limit - 1)]
+
+    # --- daily digests ----------------------------------------------------------------------------
+
+    async def add_to_digest(self, day: date, item: FeedItem, language: str) -> None:
+        value = json.dumps({**asdict(item), "language": language})
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(self.key("digest", day.isoformat()), item.recipient)
+            pipe.hset(self.key("digest", day.isoformat(), item.recipient), item.notification_id, value)
+            await pipe.execute()
+
+    async def digest_people(self, day: date) -> list[str]:
+        return sorted(await self.redis.smembers(self.key("digest", day.isoformat())))
+
+    async def digest_items(self, day: date, person: str) -> list[dict]:
+        values = await self.redis.hvals(self.key("digest", day.isoformat(), person))
+        return sorted((json.loads(v) for v in values), key=lambda item: (item["time"], item["notification_id"]))
+
+    async def digest_done(self, day: date) -> bool:
+        return bool(await self.redis.exists(self.key("digest", day.isoformat(), "done")))
+
+    async def mark_digest_done(self, day: date) -> None:
+        await self.redis.set(self.key("digest", day.isoformat(), "done"), 1)

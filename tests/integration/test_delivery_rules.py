@@ -62,10 +62,14 @@ async def test_the_same_event_delivered_twice_changes_nothing_the_second_time(se
         ids = [entry["event_id"] for entry in idea["timeline"]]
         assert len(ids) == len(set(ids)) == 4  # two submissions, two routings: the duplicate left no trace
         assert [json.loads(r.value)["data"]["idea_id"] for r in routed.records] == [idea_id, idea_id]
-        feed = (await notifications.get("/api/v1/people/per@kiruna.se/feed")).json()["items"]
-        assert sorted(item["cause_event_id"] for item in feed) == sorted(
-            {r_id for r_id in (json.loads(r.value)["id"] for r in routed.records)}
-        )
+        routed_ids = sorted(json.loads(r.value)["id"] for r in routed.records)
+
+        async def feed_causes():
+            items = (await notifications.get("/api/v1/people/per@kiruna.se/feed")).json()["items"]
+            causes = sorted(item["cause_event_id"] for item in items)
+            return causes if len(causes) >= 2 else None
+
+        assert await eventually(feed_causes) == routed_ids  # one item per routing, none for the duplicate
         metrics = (await routing.get("/metrics")).text
         assert 'kiruna_idempotent_skips_total{service="routing"' in metrics
 

@@ -1,0 +1,619 @@
+"""Notifications on the real Kafka and Redis, with a real SMTP server (aiosmtpd) and a real HTTP receiver
+started inside each test: the right people hear each event, once, in their language, by their channels."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import socket
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, date, datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+import uvicorn
+from aiosmtpd.controller import Controller
+
+from services.notifications.app import create_app
+from services.notifications.settings import NotificationsSettings
+from shared.catalogue import DEFAULT_CATALOGUE_PATH
+from shared.events import (
+    AreaMatch,
+    EngagementKind,
+    Envelope,
+    IdeaEngagement,
+    IdeaRouted,
+    IdeaState,
+    IdeaStatusChanged,
+    IdeaSubmitted,
+    RoutingTarget,
+    Submitter,
+)
+from tests.support.apps import running
+from tests.support.kafka import eventually, probe, raw_producer
+
+pytestmark = pytest.mark.kafka
+
+ANNA = "anna.svensson@kiruna.se"
+ERIK = "erik.lindberg@tekniskaverken.kiruna.se"
+SARA = "sara.pekkari@kirunabostader.se"
+JOHN = "john.doe@kirunabostader.se"  # an English-speaking officer, added to the test catalogue
+OFFICE = "innovation@kiruna.se"
+EXTRA_OFFICER = """
+[[officers]]
+id = "john.doe"
+name = "John Doe"
+email = "john.doe@kirunabostader.se"
+organisation = "kirunabostader"
+unit = "forvaltning"
+areas = ["boende"]
+language = "en"
+"""
+
+
+# --- a real SMTP server and HTTP receiver ---------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MailBox:
+    """aiosmtpd handler: keeps every message it accepts, one entry per recipient."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, EmailMessage]] = []
+        self._lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        with self._lock:
+            self.received.extend((rcpt.lower(), message) for rcpt in envelope.rcpt_tos)
+        return "250 Message accepted"
+
+    def to(self, person: str, kind: str | None = None) -> list[EmailMessage]:
+        return [m for r, m in list(self.received) if r == person and (kind is None or m["X-Kiruna-Kind"] == kind)]
+
+    def of_kind(self, kind: str) -> dict[str, EmailMessage]:
+        found = {}
+        for rcpt, message in list(self.received):
+            if message["X-Kiruna-Kind"] == kind:
+                assert rcpt not in found, f"{rcpt} got two {kind} mails"
+                found[rcpt] = message
+        return found
+
+
+@contextlib.contextmanager
+def smtp_server(port: int | None = None) -> Iterator[MailBox]:
+    box = MailBox()
+    controller = Controller(box, hostname="127.0.0.1", port=port or free_port())
+    controller.start()
+    box.port = controller.port  # type: ignore[attr-defined]
+    try:
+        yield box
+    finally:
+        controller.stop()
+
+
+def body(message: EmailMessage, subtype: str) -> str:
+    return message.get_body(preferencelist=(subtype,)).get_content()
+
+
+class Receiver:
+    """A minimal ASGI webhook receiver that verifies the signature of every call, as an organisation would."""
+
+    def __init__(self, secret: str, fail_first: int = 0) -> None:
+        self.secret = secret
+        self.fail_first = fail_first
+        self.calls: list[dict] = []
+        self.verified: list[dict] = []
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        raw = b""
+        while True:
+            message = await receive()
+            raw += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        self.calls.append(headers)
+        expected = (
+            "sha256="
+            + hmac.new(
+                self.secret.encode(), headers["x-kiruna-timestamp"].encode() + b"." + raw, hashlib.sha256
+            ).hexdigest()
+        )
+        if not hmac.compare_digest(expected, headers.get("x-kiruna-signature", "")):
+            status = 401
+        elif len(self.calls) <= self.fail_first:
+            status = 500
+        else:
+            status = 204
+            self.verified.append(json.loads(raw))
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+@contextlib.asynccontextmanager
+async def http_receiver(app) -> AsyncIterator[str]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    await eventually(lambda: server.started, timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}/hook"
+    finally:
+        server.should_exit = True
+        await task
+
+
+# --- events ---------------------------------------------------------------------------------------
+
+
+def submitted(idea_id: str, title: str, email: str | None = ANNA, language: str = "sv", **kw) -> Envelope:
+    submitter = Submitter(name="Anna Svensson", email=email) if email else None
+    idea = IdeaSubmitted(
+        idea_id=idea_id,
+        title=title,
+        description="Beskrivning.",
+        language=language,
+        submitter=submitter,
+        anonymous=submitter is None,
+    )
+    return Envelope.wrap(idea, source="/tests", **kw)
+
+
+def routed(idea_id: str, title: str, targets: list[tuple[str, str | None]], areas: list[str], **kw) -> Envelope:
+    event = IdeaRouted(
+        idea_id=idea_id,
+        title=title,
+        organisations=tuple(RoutingTarget(organisation=o, unit=u) for o, u in targets),
+        areas=tuple(AreaMatch(area=a) for a in areas),
+        reason="test",
+    )
+    return Envelope.wrap(event, source="/tests", **kw)
+
+
+def status(idea_id: str, to_state: IdeaState, reason: str | None, changed_by: str = "erik.lindberg") -> Envelope:
+    change = IdeaStatusChanged(idea_id=idea_id, to_state=to_state, reason=reason, changed_by=changed_by)
+    return Envelope.wrap(change, source="/tests")
+
+
+def engaged(idea_id: str, kind: EngagementKind, person: str, text: str | None = None) -> Envelope:
+    return Envelope.wrap(IdeaEngagement(idea_id=idea_id, kind=kind, person=person, text=text), source="/tests")
+
+
+async def publish(producer, topic: str, *events: Envelope) -> None:
+    for event in events:
+        await producer.send_and_wait(topic, event.to_bytes(), key=event.subject.encode())
+
+
+@pytest.fixture
+def catalogue_path(tmp_path: Path) -> Path:
+    path = tmp_path / "catalogue.toml"
+    path.write_text(DEFAULT_CATALOGUE_PATH.read_text(encoding="utf-8") + EXTRA_OFFICER, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def settings_for(service_settings, catalogue_path):
+    def build(smtp_port: int, **overrides) -> NotificationsSettings:
+        values = dict(
+            smtp_port=smtp_port,
+            catalogue_path=catalogue_path,
+            retry_base_s=0.2,
+            retry_max_s=1.0,
+            delivery_poll_s=0.1,
+            deadline_check_interval_s=3600,
+            public_base_url="https://innovation.kiruna.se",
+            public_url="https://notifications.kiruna.se",
+            unsubscribe_secret="test-secret",
+        )
+        values.update(overrides)
+        return service_settings(NotificationsSettings, **values)
+
+    return build
+
+
+# --- the tests ------------------------------------------------------------------------------------
+
+
+async def test_each_event_reaches_the_right_people_once_in_their_language(settings_for, topics, kafka_settings):
+    idea_id = str(uuid.uuid4())
+    title = "Fjärrvärme till <b>badhuset</b> & hyreshusen"
+    with smtp_server() as mail:
+        async with (
+            running(create_app(settings_for(mail.port))) as api,
+            raw_producer(kafka_settings) as producer,
+            probe(kafka_settings, topics.notifications_sent) as sent,
+        ):
+            # an English subscriber of an area; an officer and the submitter who also subscribe (heard once)
+            for person, prefs in (
+                ("Olle@kiruna.se", {"areas": ["boende"], "language": "en"}),
+                (SARA, {"organisations": ["kirunabostader"]}),
+                (ANNA, {"areas": ["klimat-och-energi"]}),
+            ):
+                answer = await api.put(f"/api/v1/people/{person}/preferences", json=prefs)
+                assert answer.status_code == 200, answer.text
+            await publish(
+                producer,
+                topics.routed,
+                routed(
+                    idea_id,
+                    title,
+                    [("tekniska-verken", "energi"), ("kirunabostader", "forvaltning")],
+                    ["klimat-och-energi", "boende"],
+                ),
+            )
+            await publish(producer, topics.submitted, submitted(idea_id, title))  # the routing overtook it
+
+            # routed: the submitter, the responsible officers (by organisation/unit and area), the subscriber
+            expected = {ANNA, ERIK, SARA, JOHN, "olle@kiruna.se"}
+            await eventually(lambda: set(mail.of_kind("routed")) == expected, timeout=30)
+            routed_mails = mail.of_kind("routed")
+            swedish = body(routed_mails[ANNA], "plain")
+            assert routed_mails[ANNA]["Subject"].startswith("Din idé")
+            assert "har skickats till Tekniska Verken i Kiruna – Energi och fjärrvärme och Kirunabostäder" in swedish
+            assert f"https://innovation.kiruna.se/ideas/{idea_id}" in swedish
+            assert routed_mails[ERIK]["Subject"].startswith("En ny idé till er")
+            assert routed_mails[JOHN]["Subject"].startswith("A new idea for you")  # officer's catalogue language
+            english = body(routed_mails["olle@kiruna.se"], "plain")
+            assert (
+                english.startswith("Hello")
+                and "A new idea has been submitted in Climate and energy and Housing" in english
+            )
+            html = body(routed_mails[ANNA], "html")
+            assert "&lt;b&gt;badhuset&lt;/b&gt; &amp; hyreshusen" in html and "<b>badhuset" not in html
+            assert routed_mails[ANNA]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+            assert routed_mails[ANNA]["List-Unsubscribe"].startswith("<https://notifications.kiruna.se/api/v1/unsub")
+            assert routed_mails[ANNA]["X-Kiruna-Event"] and routed_mails[ANNA]["Message-ID"].endswith("@kiruna.se>")
+
+            feed = (await api.get(f"/api/v1/people/{ANNA.upper()}/feed")).json()["items"]
+            assert [item["kind"] for item in feed] == ["routed"] and feed[0]["text"].startswith("Din idé")
+
+            # a supporter and a commenter follow the idea; the comment reaches the submitter and the supporter
+            await publish(
+                producer,
+                topics.engagement,
+                engaged(idea_id, EngagementKind.SUPPORT, "per@kiruna.se"),
+                engaged(idea_id, EngagementKind.FOLLOW, "Kim@Kiruna.se"),
+                engaged(idea_id, EngagementKind.COMMENT, "lisa@kiruna.se", "Bra idé, <script>x</script>"),
+            )
+            await eventually(lambda: set(mail.of_kind("comment")) == {ANNA, "per@kiruna.se", "kim@kiruna.se"})
+            assert "<script>" not in body(mail.of_kind("comment")[ANNA], "html")
+            assert "Bra idé, <script>x</script>" in body(mail.of_kind("comment")[ANNA], "plain")
+
+            # a status change: the submitter, every follower, the subscribers of its areas and organisations (Sara
+            # follows Kirunabostäder); not the officer who made it
+            await publish(producer, topics.status_changed, status(idea_id, IdeaState.DECLINED, "Finns redan i planen"))
+            expected = {ANNA, "per@kiruna.se", "kim@kiruna.se", "lisa@kiruna.se", "olle@kiruna.se", SARA}
+            await eventually(lambda: set(mail.of_kind("status-changed")) == expected)
+            declined = body(mail.of_kind("status-changed")[ANNA], "plain")
+            assert "är nu avböjd" in declined and "Erik Lindberg skriver: Finns redan i planen" in declined
+            assert "is now declined" in body(mail.of_kind("status-changed")["olle@kiruna.se"], "plain")
+
+            await asyncio.sleep(1.0)  # nothing else comes
+            assert len(mail.received) == 5 + 3 + 6
+            records = await sent.wait_for(
+                lambda rs: sum(json.loads(r.value)["data"]["channel"] == "email" for r in rs) >= 14
+            )
+            outcomes = [json.loads(r.value)["data"] for r in records]
+            assert {(o["channel"], o["outcome"]) for o in outcomes} == {("email", "delivered"), ("in-app", "delivered")}
+            assert len({(o["cause_event_id"], o["recipient"], o["channel"]) for o in outcomes}) == len(outcomes)
+            metrics = (await api.get("/metrics")).text
+            assert 'kiruna_notifications_total{channel="email",outcome="delivered"} 14.0' in metrics
+
+
+async def test_the_same_event_twice_and_a_restart_before_the_commit_send_no_second_mail(
+    settings_for, topics, kafka_settings, test_id
+):
+    idea_id = str(uuid.uuid4())
+    title = "Solceller på förskolan"
+    event = routed(idea_id, title, [("tekniska-verken", "energi")], ["klimat-och-energi"])
+    with smtp_server() as mail:
+        async with raw_producer(kafka_settings) as producer:
+            await publish(producer, topics.submitted, submitted(idea_id, title))
+            await publish(producer, topics.routed, event, event)  # the same event, twice
+            async with running(create_app(settings_for(mail.port))):
+                await eventually(lambda: len(mail.received) >= 2, timeout=30)
+                await asyncio.sleep(1.0)
+            assert sorted(r for r, _ in mail.received) == sorted([ANNA, ERIK])
+            # A consumer that crashed before committing reads the same events again: a new consumer group on the
+            # same Redis sees exactly what it would see.
+            async with (
+                running(create_app(settings_for(mail.port, group_id=f"again-{test_id}"))) as again,
+                probe(kafka_settings, topics.notifications_sent) as sent,
+            ):
+                marker = submitted(str(uuid.uuid4()), "Markör", email="marker@kiruna.se")
+                await publish(producer, topics.submitted, marker)
+                await publish(producer, topics.routed, routed(marker.subject, "Markör", [("kirunabostader", None)], []))
+                await eventually(lambda: mail.to("marker@kiruna.se"), timeout=30)  # so the replay is done
+                await asyncio.sleep(0.5)
+                metrics = (await again.get("/metrics")).text
+            assert sorted(r for r, m in mail.received if m["X-Kiruna-Idea"] == idea_id) == sorted([ANNA, ERIK])
+            message_ids = [m["Message-ID"] for _, m in mail.received]
+            assert len(message_ids) == len(set(message_ids))
+            assert 'kiruna_idempotent_skips_total{service="notifications",topic="routed"}' in metrics
+            ids = [r.value for r in sent.records if json.loads(r.value)["data"]["idea_id"] == idea_id]
+            assert len({json.loads(v)["id"] for v in ids}) == 4  # in-app and e-mail for two people, each one id
+
+
+async def test_smtp_down_then_up_delivers_everything_exactly_once(settings_for, topics, kafka_settings):
+    port = free_port()  # nothing listens here yet
+    ideas = [str(uuid.uuid4()) for _ in range(5)]
+    async with (
+        running(create_app(settings_for(port))) as api,
+        raw_producer(kafka_settings) as producer,
+    ):
+        for number, idea_id in enumerate(ideas):
+            await publish(producer, topics.submitted, submitted(idea_id, f"Idé {number}", email=f"p{number}@kiruna.se"))
+            await publish(producer, topics.routed, routed(idea_id, f"Idé {number}", [("kirunabostader", None)], []))
+
+        async def retried() -> bool:
+            text = (await api.get("/metrics")).text
+            return 'kiruna_notification_retries_total{channel="email"}' in text
+
+        await eventually(retried, timeout=30)
+        # the consumer was not blocked: every in-app notification is there while the mail server is down
+        for number in range(5):
+            await eventually(lambda n=number: _items(api, f"p{n}@kiruna.se", 1))
+
+        async def all_pending() -> bool:  # per idea: its submitter, and Kirunabostäder's officers Sara and John
+            return "kiruna_notification_pending_deliveries 15.0" in (await api.get("/metrics")).text
+
+        await eventually(all_pending)
+        with smtp_server(port) as mail:
+            await eventually(lambda: len(mail.received) >= 15, timeout=30)
+            await asyncio.sleep(1.5)
+        pairs = [(m["X-Kiruna-Event"], r) for r, m in mail.received]
+        assert len(pairs) == len(set(pairs)) == 15
+        assert {r for r, _ in mail.received} == {f"p{n}@kiruna.se" for n in range(5)} | {SARA, JOHN}
+
+
+async def test_a_webhook_is_signed_retried_and_delivered_once(settings_for, topics, kafka_settings):
+    idea_id = str(uuid.uuid4())
+    receiver = Receiver("webhook-secret", fail_first=1)
+    with smtp_server() as mail:
+        async with http_receiver(receiver) as url:
+            webhooks = {"tekniska-verken": {"url": url, "secret": "webhook-secret"}}
+            async with (
+                running(create_app(settings_for(mail.port, webhooks=webhooks))),
+                raw_producer(kafka_settings) as producer,
+            ):
+                await publish(producer, topics.submitted, submitted(idea_id, "Värmepump i ishallen"))
+                await publish(
+                    producer,
+                    topics.routed,
+                    routed(
+                        idea_id, "Värmepump i ishallen", [("tekniska-verken", "energi"), ("kirunabostader", None)], []
+                    ),
+                )
+                await eventually(lambda: receiver.verified, timeout=30)
+                await asyncio.sleep(1.0)
+    assert len(receiver.calls) == 2  # the first answered 500 and was retried
+    assert len(receiver.verified) == 1  # kirunabostader has no webhook configured
+    call = receiver.verified[0]
+    assert call["organisation"] == "tekniska-verken" and call["idea_id"] == idea_id and call["kind"] == "routed"
+    assert call["text"].startswith("En ny idé till er") and call["link"].endswith(f"/ideas/{idea_id}")
+    assert receiver.calls[0]["x-kiruna-delivery"] == receiver.calls[1]["x-kiruna-delivery"] == call["id"]
+
+
+async def test_a_delivery_that_keeps_failing_goes_to_the_dlq_and_is_reported_failed(
+    settings_for, topics, kafka_settings
+):
+    idea_id = str(uuid.uuid4())
+    async with (
+        running(create_app(settings_for(free_port(), delivery_attempts=2, retry_base_s=0.05))),
+        raw_producer(kafka_settings) as producer,
+        probe(kafka_settings, topics.notifications_dlq) as dlq,
+        probe(kafka_settings, topics.notifications_sent) as sent,
+    ):
+        await publish(producer, topics.submitted, submitted(idea_id, "Ingen når fram"))
+        await publish(producer, topics.routed, routed(idea_id, "Ingen når fram", [("kirunabostader", None)], []))
+        records = await dlq.wait_count(3, timeout=30)
+        headers = {k: v.decode() for k, v in records[0].headers}
+        assert headers["x-dlq-reason"] == "delivery-failed" and headers["x-dlq-attempts"] == "2"
+        assert "Error" in headers["x-dlq-error"] and json.loads(records[0].value)["channel"] == "email"
+        failed = await sent.wait_for(
+            lambda rs: sum(json.loads(r.value)["data"]["outcome"] == "failed" for r in rs) >= 3
+        )
+        assert {json.loads(r.value)["data"]["recipient"] for r in failed if b'"failed"' in r.value} == {
+            ANNA,
+            SARA,
+            JOHN,
+        }
+
+
+async def test_an_unknown_person_or_a_broken_template_is_dead_lettered_and_the_consumer_carries_on(
+    settings_for, topics, kafka_settings, tmp_path
+):
+    templates = tmp_path / "templates"
+    for language in ("sv", "en"):
+        source = Path(NotificationsSettings().templates_dir) / language
+        (templates / language).mkdir(parents=True)
+        for file in source.iterdir():
+            (templates / language / file.name).write_text(file.read_text())
+        (templates / language / "status-changed.txt.j2").write_text(
+            "{% block subject %}{{ no_such_thing }}{% endblock %}"
+        )
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    with smtp_server() as mail:
+        async with (
+            running(create_app(settings_for(mail.port, templates_dir=templates))),
+            raw_producer(kafka_settings) as producer,
+            probe(kafka_settings, topics.dlq(topics.engagement)) as engagement_dlq,
+            probe(kafka_settings, topics.dlq(topics.status_changed)) as status_dlq,
+        ):
+            await publish(producer, topics.submitted, submitted(first, "Första"), submitted(second, "Andra"))
+            await publish(producer, topics.engagement, engaged(first, EngagementKind.COMMENT, "nobody", "hej"))
+            await publish(producer, topics.status_changed, status(first, IdeaState.ACKNOWLEDGED, None))
+            await publish(producer, topics.engagement, engaged(first, EngagementKind.FOLLOW, "bo@kiruna.se"))
+            await publish(producer, topics.engagement, engaged(first, EngagementKind.COMMENT, "lisa@kiruna.se", "Ja!"))
+            rejected = await engagement_dlq.wait_count(1)
+            headers = {k: v.decode() for k, v in rejected[0].headers}
+            assert headers["x-dlq-reason"] == "rejected" and "unknown person 'nobody'" in headers["x-dlq-error"]
+            broken = await status_dlq.wait_count(1)
+            assert "no_such_thing" in {k: v.decode() for k, v in broken[0].headers}["x-dlq-error"]
+            # and the consumer carried on
+            await eventually(lambda: {r for r, _ in mail.received} == {ANNA, "bo@kiruna.se"})
+
+
+async def test_a_digest_groups_a_days_events_per_person(settings_for, topics, kafka_settings):
+    day = date(2026, 3, 2)
+    at = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    ideas = [str(uuid.uuid4()) for _ in range(3)]
+    with smtp_server() as mail:
+        async with (
+            running(create_app(settings_for(mail.port))) as api,
+            raw_producer(kafka_settings) as producer,
+        ):
+            prefs = {"frequency": "daily", "language": "en"}
+            assert (await api.put(f"/api/v1/people/{ANNA}/preferences", json=prefs)).status_code == 200
+            for number, idea_id in enumerate(ideas):
+                moment = at + timedelta(hours=number)
+                await publish(producer, topics.submitted, submitted(idea_id, f"Idé {number}", time=moment))
+                await publish(
+                    producer,
+                    topics.routed,
+                    routed(idea_id, f"Idé {number}", [("kirunabostader", None)], [], time=moment),
+                )
+            next_day = str(uuid.uuid4())
+            await publish(producer, topics.submitted, submitted(next_day, "Nästa dag", time=at + timedelta(days=1)))
+            await publish(
+                producer,
+                topics.routed,
+                routed(next_day, "Nästa dag", [("kirunabostader", None)], [], time=at + timedelta(days=1)),
+            )
+            await eventually(lambda: len(mail.to(SARA)) == 4)  # Sara hears at once, Anna only in the digest
+            assert mail.to(ANNA) == []
+            feed = (await api.get(f"/api/v1/people/{ANNA}/feed")).json()["items"]
+            assert len(feed) == 4  # in-app stays immediate
+
+            answer = await api.post(f"/api/v1/digests/{day.isoformat()}")
+            assert answer.json() == {"day": "2026-03-02", "queued": 1}
+            await eventually(lambda: mail.to(ANNA))
+            assert (await api.post(f"/api/v1/digests/{day.isoformat()}")).json()["queued"] == 0  # once
+            await asyncio.sleep(0.5)
+    [digest] = mail.to(ANNA)
+    assert digest["Subject"] == "Your daily news about ideas, 2026-03-02 (3)"
+    text = body(digest, "plain")
+    assert all(f'Your idea "Idé {n}" has been sent to' in text for n in range(3)) and "Nästa dag" not in text
+
+
+async def test_response_time_targets_warn_the_officers_then_the_innovation_office_once(
+    settings_for, topics, kafka_settings
+):
+    idea_id, acknowledged = str(uuid.uuid4()), str(uuid.uuid4())
+    today = datetime.now(UTC).replace(hour=8, minute=0, second=0, microsecond=0)
+    monday = today + timedelta(days=7 - today.weekday())  # routed next Monday: the service's own timer finds it in time
+    with smtp_server() as mail:
+        app = create_app(settings_for(mail.port))
+        async with running(app), raw_producer(kafka_settings) as producer:
+            for idea in (idea_id, acknowledged):
+                await publish(producer, topics.submitted, submitted(idea, "Snabbare felanmälan", time=monday))
+                await publish(
+                    producer,
+                    topics.routed,
+                    routed(idea, "Snabbare felanmälan", [("kirunabostader", "forvaltning")], ["boende"], time=monday),
+                )
+            await publish(producer, topics.status_changed, status(acknowledged, IdeaState.ACKNOWLEDGED, None))
+            await eventually(lambda: len(mail.received) == 2 * 3 + 1)  # routed: Anna, Sara, John; ack: Anna
+            handlers = app.state.handlers
+            assert await handlers.check_deadlines(monday + timedelta(days=3)) == 0  # Thursday: in time
+            assert await handlers.check_deadlines(monday + timedelta(days=4)) == 1  # Friday: one working day left
+            await eventually(lambda: set(mail.of_kind("deadline-warning")) == {SARA, JOHN})
+            assert await handlers.check_deadlines(monday + timedelta(days=4, hours=1)) == 0  # never twice
+            assert await handlers.check_deadlines(monday + timedelta(days=7, hours=1)) == 1  # next Monday: missed
+            await eventually(lambda: set(mail.of_kind("deadline-missed")) == {OFFICE})
+            assert await handlers.check_deadlines(monday + timedelta(days=20)) == 0
+            await asyncio.sleep(0.5)
+    assert (
+        f"senast {(monday + timedelta(days=7)).date().isoformat()}" in mail.of_kind("deadline-warning")[SARA]["Subject"]
+    )
+    assert mail.of_kind("deadline-warning")[JOHN]["Subject"].startswith("Reminder: acknowledge")
+    assert len(mail.received) == 7 + 2 + 1
+
+
+async def test_unsubscribe_link_turns_off_email_and_preferences_rebuild_from_their_topic(
+    settings_for, topics, kafka_settings, test_id
+):
+    idea_id = str(uuid.uuid4())
+    with smtp_server() as mail:
+        async with (
+            running(create_app(settings_for(mail.port))) as api,
+            raw_producer(kafka_settings) as producer,
+            probe(kafka_settings, topics.preferences) as preference_events,
+        ):
+            await publish(producer, topics.submitted, submitted(idea_id, "Cykelbana"))
+            await publish(producer, topics.routed, routed(idea_id, "Cykelbana", [("kirunabostader", None)], []))
+            await eventually(lambda: mail.to(ANNA))
+            link = mail.to(ANNA)[0]["List-Unsubscribe"].strip("<>").replace("https://notifications.kiruna.se", "")
+            assert (await api.get(link.replace("token=", "token=x"))).status_code == 400  # signature checked
+            answer = await api.post(link, content="List-Unsubscribe=One-Click")  # RFC 8058 one-click
+            assert answer.status_code == 200 and "inte längre e-post" in answer.text
+            prefs = (await api.get(f"/api/v1/people/{ANNA}/preferences")).json()
+            assert prefs["channels"] == ["in-app"]
+            [record] = await preference_events.wait_count(1)
+            event = json.loads(record.value)
+            assert record.key == ANNA.encode() and event["subject"] == ANNA and event["data"]["via"] == "unsubscribe"
+
+            await publish(producer, topics.status_changed, status(idea_id, IdeaState.IN_ASSESSMENT, None))
+            feed = await eventually(lambda: _items(api, ANNA, 2))
+            assert feed[0]["kind"] == "status-changed"
+            await asyncio.sleep(0.5)
+            assert len(mail.to(ANNA)) == 1  # the in-app feed got the news, e-mail did not
+            bad = await api.put(f"/api/v1/people/{ANNA}/preferences", json={"areas": ["månen"]})
+            assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "areas"
+        # a fresh Redis (another key prefix) rebuilds everyone's preferences from the topic
+        rebuilt = settings_for(mail.port, redis_prefix=f"rebuilt{test_id}", group_id=f"rebuild-{test_id}")
+        fresh_app = create_app(rebuilt)
+        async with running(fresh_app) as fresh:
+
+            async def rebuilt_prefs():
+                return (await fresh.get(f"/api/v1/people/{ANNA}/preferences")).json()["channels"] == ["in-app"]
+
+            await eventually(rebuilt_prefs, timeout=30)
+            redis = fresh_app.state.runtime.redis
+            keys = [k async for k in redis.scan_iter(match=f"rebuilt{test_id}:*")]
+            await redis.delete(*keys)
+
+
+async def _items(api, person: str, count: int):
+    items = (await api.get(f"/api/v1/people/{person}/feed")).json()["items"]
+    return items if len(items) >= count else None
+
+
+async def test_new_feed_items_stream_as_server_sent_events(settings_for, topics, kafka_settings):
+    idea_id = str(uuid.uuid4())
+    with smtp_server() as mail:
+        app = create_app(settings_for(mail.port))
+        async with running(app) as api, raw_producer(kafka_settings) as producer:
+            stream = asyncio.create_task(api.get(f"/api/v1/people/{ANNA}/stream", params={"limit": 1}))
+            redis = app.state.runtime.redis
+
+            async def listening():
+                channels = await redis.pubsub_numsub(
+                    f"{app.state.runtime.settings.redis_prefix}:notifications:live:{ANNA}"
+                )
+                return channels[0][1] > 0
+
+            await eventually(listening)
+            await publish(producer, topics.submitted, submitted(idea_id, "Strömmad"))
+            await publish(producer, topics.routed, routed(idea_id, "Strömmad", [("kirunabostader", None)], []))
+            answer = await asyncio.wait_for(stream, timeout=30)
+    assert answer.headers["content-type"].startswith("text/event-stream")
+    frames = [f for f in answer.text.split("\n\n") if f.startswith("id:")]
+    assert len(frames) == 1 and "event: notification" in frames[0]
+    item = json.loads(frames[0].split("data: ", 1)[1])
+    assert item["idea_id"] == idea_id and item["text"].startswith("Din idé ”Strömmad”")

@@ -1,0 +1,163 @@
+"""Notifications' pure logic: who hears what, on which channel, in which words, and when."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from services.notifications import domain
+from services.notifications.domain import Contact, IdeaFacts, News, Preferences, Recipient
+from services.notifications.rendering import Renderer, TemplateFailure
+from services.notifications.settings import TEMPLATES_DIR
+from shared.catalogue import load_catalogue
+from shared.events import RoutingTarget
+
+CATALOGUE = load_catalogue()
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
+ERIK = "erik.lindberg@tekniskaverken.kiruna.se"
+SARA = "sara.pekkari@kirunabostader.se"
+ANNA = "anna@kiruna.se"
+
+
+def news(**overrides) -> News:
+    values = dict(
+        kind="routed",
+        cause_event_id="e1",
+        idea_id="i1",
+        time=datetime(2026, 3, 2, 9, tzinfo=UTC),
+        title="Fjärrvärme <till> badhuset",
+        organisations=(RoutingTarget(organisation="tekniska-verken", unit="energi"),),
+        areas=("klimat-och-energi", "boende"),
+    )
+    values.update(overrides)
+    return News(**values)
+
+
+def facts(**overrides) -> IdeaFacts:
+    values = dict(idea_id="i1", title="T", submitter=Contact(ANNA), followers=frozenset({"per@kiruna.se"}))
+    values.update(overrides)
+    return IdeaFacts(**values)
+
+
+def test_routed_reaches_submitter_officers_by_organisation_and_area_and_subscribers_once_each():
+    audience = domain.routed_audience(facts(), news(), CATALOGUE, subscribers={SARA, ANNA, "olle@kiruna.se"})
+    assert [(r.person, r.role) for r in audience.recipients] == [
+        (ANNA, "submitter"),  # also a subscriber: heard once, as the submitter
+        (ERIK, "officer"),  # Tekniska Verken / energi
+        (SARA, "officer"),  # the area 'boende'; also a subscriber
+        ("olle@kiruna.se", "subscriber"),
+    ]
+    assert audience.organisations == ("tekniska-verken",)
+
+
+def test_anonymous_ideas_have_no_submitter_to_tell():
+    audience = domain.routed_audience(facts(submitter=None), news(areas=()), CATALOGUE, subscribers=())
+    assert [r.person for r in audience.recipients] == [ERIK]
+
+
+def test_status_changes_reach_submitter_and_followers_but_not_the_officer_who_made_them():
+    f = facts(followers=frozenset({"per@kiruna.se", ERIK}))
+    audience = domain.status_audience(f, news(kind="status-changed"), "erik.lindberg", CATALOGUE, subscribers=())
+    assert [r.person for r in audience.recipients] == [ANNA, "per@kiruna.se"]
+
+
+def test_comments_reach_the_followers_but_not_the_commenter():
+    audience = domain.comment_audience(
+        facts(followers=frozenset({"per@kiruna.se", "lisa@kiruna.se"})), "lisa@kiruna.se"
+    )
+    assert [r.person for r in audience.recipients] == [ANNA, "per@kiruna.se"]
+
+
+def test_people_are_e_mail_addresses_or_officers_of_the_catalogue():
+    assert domain.person_id(" Per@Kiruna.SE ", CATALOGUE) == "per@kiruna.se"
+    assert domain.person_id("erik.lindberg", CATALOGUE) == ERIK
+    with pytest.raises(domain.UnknownPerson, match="nobody"):
+        domain.person_id("nobody", CATALOGUE)
+
+
+def test_the_innovation_office_hears_of_missed_targets():
+    assert [r.person for r in domain.deadline_missed_audience(CATALOGUE).recipients] == ["innovation@kiruna.se"]
+
+
+def test_channels_follow_the_preferences():
+    assert domain.plan(Preferences()) == [domain.Plan("in-app", "deliver"), domain.Plan("email", "deliver")]
+    daily = domain.plan(Preferences(frequency="daily"))
+    assert daily[1] == domain.Plan("email", "digest", "preference: daily digest")
+    off = domain.plan(Preferences(channels=frozenset({"email"})))
+    assert off[0].action == "skip" and off[1].action == "deliver"
+
+
+def test_language_comes_from_the_preference_then_the_catalogue_or_the_idea():
+    assert domain.language_of(Recipient("a", "officer", "en"), Preferences()) == "en"
+    assert domain.language_of(Recipient("a", "officer", "en"), Preferences(language="sv")) == "sv"
+    assert domain.language_of(Recipient("a", "follower"), Preferences()) == "sv"
+
+
+def test_notification_ids_are_one_per_event_recipient_and_channel_and_never_change():
+    first = domain.notification_id("e1", "routed", ANNA, "email")
+    assert first == domain.notification_id("e1", "routed", ANNA, "email")
+    assert (
+        len(
+            {
+                first,
+                domain.notification_id("e1", "routed", ANNA, "in-app"),
+                domain.notification_id("e2", "routed", ANNA, "email"),
+            }
+        )
+        == 3
+    )
+    assert domain.message_id(first, "innovation@kiruna.se") == f"<{first}@kiruna.se>"
+
+
+def test_working_days_skip_weekends_and_the_target_warns_a_day_before_it_is_missed():
+    monday = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    assert domain.add_working_days(datetime(2026, 3, 6, 9, tzinfo=UTC), 1).weekday() == 0  # Friday -> Monday
+    state = lambda day: domain.deadline_state(monday, datetime(2026, 3, day, 10, tzinfo=UTC), 5, 1, STOCKHOLM)  # noqa: E731
+    assert [state(d) for d in (2, 5, 6, 8, 9)] == ["ok", "ok", "warning", "warning", "missed"]
+
+
+def test_unsubscribe_tokens_are_signed_for_one_person():
+    token = domain.unsubscribe_token(ANNA, "s3cret")
+    assert domain.verify_unsubscribe_token(token, "s3cret") == ANNA
+    assert domain.verify_unsubscribe_token(token, "other") is None
+    forged = domain.unsubscribe_token("per@kiruna.se", "s3cret").split(".")[0] + "." + token.split(".")[1]
+    assert domain.verify_unsubscribe_token(forged, "s3cret") is None
+    assert domain.verify_unsubscribe_token("garbage", "s3cret") is None
+
+
+def test_webhook_signature_is_hmac_sha256_over_timestamp_and_body():
+    import hashlib
+    import hmac
+
+    expected = hmac.new(b"k", b"1700000000.{}", hashlib.sha256).hexdigest()
+    assert domain.webhook_signature("k", "1700000000", b"{}") == f"sha256={expected}"
+
+
+@pytest.mark.parametrize("language", ["sv", "en"])
+def test_every_template_renders_in_both_languages_and_html_escapes_the_ideas_text(language):
+    renderer = Renderer(TEMPLATES_DIR)
+    for kind, role in [
+        ("routed", "submitter"),
+        ("routed", "officer"),
+        ("routed", "subscriber"),
+        ("status-changed", "submitter"),
+        ("status-changed", "follower"),
+        ("comment", "follower"),
+        ("deadline-warning", "officer"),
+        ("deadline-missed", "office"),
+    ]:
+        n = news(kind=kind, to_state="declined", reason="<b>nej</b>", comment="<i>ja</i>", due=news().time)
+        context = domain.template_context(n, Recipient(ANNA, role), language, CATALOGUE, "https://x")
+        rendered = renderer.render(kind, language, context, unsubscribe_url="https://u")
+        assert rendered.subject and rendered.summary and "https://x/ideas/i1" in rendered.text
+        assert "<till>" not in rendered.html and "&lt;till&gt;" in rendered.html
+        assert "<b>nej" not in rendered.html and "https://u" in rendered.html
+
+
+def test_a_broken_template_is_a_template_failure(tmp_path):
+    (tmp_path / "sv").mkdir()
+    (tmp_path / "sv" / "routed.txt.j2").write_text("{% block subject %}{{ missing }}{% endblock %}")
+    with pytest.raises(TemplateFailure, match="missing"):
+        Renderer(tmp_path).render("routed", "sv", {}, unsubscribe_url="u")
