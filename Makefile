@@ -41,6 +41,9 @@ lint: $(BIN)/.installed
 topics: install
 	$(BIN)/python -m shared.topics create
 
+bench: install  ## start (or reuse) Kafka and Redis, benchmark the four services on throwaway topics, print the table
+	$(BIN)/python -m bench.run
+
 cluster-up: install  ## a local three-broker KRaft cluster on 127.0.0.1:19092-19094 (data under var/cluster/)
 	deploy/kafka/cluster.sh up
 

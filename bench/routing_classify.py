@@ -1,4 +1,4 @@
-"""Routing classification throughput: ``python bench/routing_classify.py [--seconds 5]``.
+"""Routing classification throughput: ``python -m bench.routing_classify [--seconds 5]``.
 
 Routes the sample ideas (../shared/data/sample-ideas.jsonl, when present) and the held-out ideas
 (tests/data/routing-heldout.jsonl) over and over on one core for about five seconds, after one warm-up pass,

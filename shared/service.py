@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from shared.asyncapi import asyncapi_router
 from shared.http_metrics import instrument
@@ -62,7 +62,16 @@ class Runtime:
                 tracer=tracer,
                 graceful_timeout_s=ops.handlers_grace_s,
             ),
-            redis=Redis.from_url(settings.redis_url, decode_responses=True),
+            # A bounded pool that waits for a free connection (then fails as unavailable), rather than one that
+            # raises at once under load and turns a burst into errors.
+            redis=Redis(
+                connection_pool=BlockingConnectionPool.from_url(
+                    settings.redis_url,
+                    decode_responses=True,
+                    max_connections=settings.redis_max_connections,
+                    timeout=settings.redis_pool_timeout_s,
+                )
+            ),
             metrics=metrics,
             topics=Topics(settings.kafka.topic_prefix),
             logger=logger,

@@ -54,6 +54,13 @@ class ServiceSettings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
     redis_prefix: str = Field("kiruna", validation_alias="REDIS_KEY_PREFIX", description="Prefix of every key")
+    redis_max_connections: int = Field(100, ge=1, validation_alias="REDIS_MAX_CONNECTIONS")
+    redis_pool_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        validation_alias="REDIS_POOL_TIMEOUT_S",
+        description="How long a request waits for a free Redis connection",
+    )
     catalogue_path: Path = Field(DEFAULT_CATALOGUE_PATH, validation_alias="CATALOGUE_PATH")
     public_base_url: str = Field(
         "http://127.0.0.1:8003",

@@ -6,6 +6,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
 
 from services.intake.api import api_router
 from services.intake.auth import TokenVerifier
@@ -140,6 +141,18 @@ def install_error_handlers(app: FastAPI, runtime: Runtime, settings: IntakeSetti
                 "detail": f"Too many writes from this client: at most {settings.rate_limit_per_minute} per minute. "
                 f"Try again in {exc.retry_after_s} s.",
                 "retry_after_s": exc.retry_after_s,
+            },
+        )
+
+    @app.exception_handler(RedisError)
+    async def redis_unavailable(_: Request, exc: RedisError) -> JSONResponse:
+        runtime.logger.error("redis unavailable, refusing write", extra={"error": repr(exc)})
+        return JSONResponse(
+            status_code=503,
+            headers={"Retry-After": str(settings.retry_after_s)},
+            content={
+                "detail": "The platform is overloaded or Redis is unavailable; nothing was stored. Try again later.",
+                "retry_after_s": settings.retry_after_s,
             },
         )
 

@@ -16,6 +16,7 @@ from email.message import EmailMessage
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from services.intake.errors import InvalidField
 from services.intake.handlers import Intake
@@ -59,7 +60,7 @@ class IdeaMailbox:
             accepted = await self.intake.submit(idea, idempotency_key=f"mail:{message_id}" if message_id else None)
         except InvalidField as exc:
             return f"550 5.6.0 {_ascii(str(exc))}"
-        except (KafkaUnavailable, TimeoutError):
+        except (KafkaUnavailable, RedisError, TimeoutError):
             return "451 4.3.0 The idea could not be stored just now; please try again later"
         return f"250 2.0.0 Thank you: your idea is stored as {accepted.idea_id}; follow it at {accepted.status_url}"
 

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from services.intake.errors import InvalidField
 from services.intake.handlers import Intake
@@ -195,7 +196,7 @@ def web_router(intake: Intake, settings: IntakeSettings) -> APIRouter:
         except InvalidField as exc:
             field = FIELD_OF.get(exc.field, "title")
             return render(request, lang, "form.html", 422, errors={field: MESSAGES[lang]["unknown"]}, **keep)
-        except (KafkaUnavailable, TimeoutError):
+        except (KafkaUnavailable, RedisError, TimeoutError):
             response = render(request, lang, "form.html", 503, alert=TEXT[lang]["unavailable"], **keep)
             response.headers["Retry-After"] = str(settings.retry_after_s)
             return response

@@ -58,6 +58,15 @@ def test_the_language_is_detected_when_absent():
     assert detect_language("Vi borde ansluta badhuset till fjärrvärmen") == "sv"
     assert detect_language("We should connect the swimming hall to district heating") == "en"
     assert detect_language("") == "sv"
-    event = submitted_event(IdeaIn(title="Snow clearing of the bicycle paths", description="It would help all of us",
-                                   anonymous=True), "i2")
+    event = submitted_event(
+        IdeaIn(title="Snow clearing of the bicycle paths", description="It would help all of us", anonymous=True), "i2"
+    )
     assert event.language == "en"
+
+
+async def test_without_redis_a_write_is_503_not_500():
+    app = create_app(IntakeSettings(redis_url="redis://127.0.0.1:1/0", redis_pool_timeout_s=0.5))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        response = await client.post("/api/v1/ideas", json={"title": "En idé", "anonymous": True})
+    assert response.status_code == 503 and "nothing was stored" in response.json()["detail"]
+    assert "Retry-After" in response.headers

@@ -1,0 +1,1 @@
+"""Benchmarks of the whole platform against its ceiling: ``make bench`` (``python -m bench.run``)."""
