@@ -11,12 +11,24 @@ from shared.catalogue import DEFAULT_CATALOGUE_PATH, CatalogueError, load_catalo
 
 def test_the_shipped_catalogue_describes_the_kiruna_group():
     catalogue = load_catalogue()
-    assert set(catalogue.organisation_ids) == {"kiruna-kommun", "tekniska-verken", "kirunabostader",
-                                               "innovationsplattformen"}
-    assert {a.id for a in catalogue.areas} >= {"stadsomvandling", "klimat-och-energi", "boende",
-                                               "arbetssatt-och-arbetsmiljo"}
+    assert set(catalogue.organisation_ids) == {
+        "kiruna-kommun",
+        "tekniska-verken",
+        "kirunabostader",
+        "innovationsplattformen",
+    }
+    assert {a.id for a in catalogue.areas} >= {
+        "stadsomvandling",
+        "klimat-och-energi",
+        "boende",
+        "arbetssatt-och-arbetsmiljo",
+    }
     assert {u.id for u in catalogue.organisation("tekniska-verken").units} == {
-        "energi", "vatten-och-avlopp", "avfall-och-atervinning", "stadsnat"}
+        "energi",
+        "vatten-och-avlopp",
+        "avfall-och-atervinning",
+        "stadsnat",
+    }
     assert catalogue.version.startswith("sha256:")
 
 
