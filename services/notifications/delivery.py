@@ -19,6 +19,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, parseaddr
 from typing import Any, Protocol
 
@@ -34,6 +35,10 @@ from shared.kafka import publish_event
 from shared.service import Runtime
 
 SOURCE = "/services/notifications"
+
+# Long ASCII headers (the List-Unsubscribe URL) are folded, never turned into encoded words that clients cannot
+# read; RFC 5322 allows 998 characters per line.
+MAIL_POLICY = SMTP_POLICY.clone(max_line_length=998)
 
 
 class DeliveryRejected(Exception):
@@ -182,7 +187,7 @@ class Mailer:
 
     def build(self, delivery: Delivery) -> EmailMessage:
         mail = delivery.message
-        message = EmailMessage()
+        message = EmailMessage(policy=MAIL_POLICY)
         message["From"] = self.settings.smtp_from
         message["To"] = mail["to"]
         message["Subject"] = mail["subject"]
