@@ -23,4 +23,5 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then
 fi
 deploy/kafka/kafka.sh wait
 deploy/redis.sh wait
+.venv/bin/python -m tests.support.warmup
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@" tests

@@ -240,6 +240,8 @@ async def test_the_inbox_actions_call_intake_with_the_officers_token(page, servi
         async with serving(intake, sock=intake_socket), serving(analytics, sock=analytics_socket) as base:
             await eventually(analytics.state.runtime.kafka_connected.is_set, timeout=30)
             await publish(kafka_settings, history(topics))
+            async with httpx.AsyncClient(base_url=base) as api:
+                await projected(api)  # the page is loaded once: the history must be projected first
             await page.goto(f"{base}/inbox/tekniska-verken?state=acknowledged")
             row = page.locator(f"#idea-{I4}")
             await row.wait_for()

@@ -9,7 +9,7 @@ import pytest
 from services.intake.app import create_app as intake_app
 from services.intake.settings import IntakeSettings
 from tests.support.http_server import serving
-from tests.support.kafka import probe
+from tests.support.kafka import eventually, probe
 
 pytestmark = pytest.mark.kafka
 
@@ -19,6 +19,7 @@ async def test_an_employee_submits_an_idea_with_the_keyboard_and_gets_a_receipt(
 ):
     app = intake_app(service_settings(IntakeSettings, smtp_enabled=False))
     async with serving(app) as url, probe(kafka_settings, topics.submitted) as submitted:
+        await eventually(app.state.runtime.kafka_connected.is_set, timeout=30)
         await page.goto(url + "/")
         assert await page.get_attribute("html", "lang") == "sv"
         # every field has a label a screen reader announces
@@ -60,7 +61,9 @@ async def test_an_employee_submits_an_idea_with_the_keyboard_and_gets_a_receipt(
 
 
 async def test_the_english_form(page, service_settings, topics):
-    async with serving(intake_app(service_settings(IntakeSettings, smtp_enabled=False))) as url:
+    app = intake_app(service_settings(IntakeSettings, smtp_enabled=False))
+    async with serving(app) as url:
+        await eventually(app.state.runtime.kafka_connected.is_set, timeout=30)
         await page.goto(url + "/en")
         assert await page.get_attribute("html", "lang") == "en"
         await page.get_by_label("Title", exact=True).fill("Snow")
