@@ -47,6 +47,8 @@ class LagMonitor:
         self.logger = logger
         self._admin: AIOKafkaAdminClient | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        self.latest: dict[tuple[str, str, int], int] = {}
+        """The last measurement, for services that derive figures of their own from it (analytics)."""
 
     async def measure(self) -> dict[tuple[str, str, int], int]:
         """``{(group, topic, partition): lag}`` of every subscription, and the gauge set to it."""
@@ -73,6 +75,7 @@ class LagMonitor:
                 lags[(group, topic, tp.partition)] = lag_of(end[tp], meta.offset if meta else None, start[tp])
         for (group, topic, partition), value in lags.items():
             self.gauge.labels(self.service, group, topic, str(partition)).set(value)
+        self.latest = lags
         return lags
 
     async def _partitions(self, topics: list[str]) -> dict[str, list[TopicPartition]]:

@@ -42,6 +42,7 @@ class Runtime:
     logger: logging.Logger
     ops: OpsSettings = field(default_factory=OpsSettings)
     tracer: TracerProvider | None = None
+    lag: LagMonitor | None = None
     kafka_connected: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
@@ -89,7 +90,7 @@ class Runtime:
         cleanly at the end: no new messages, those in flight finished and committed, the producer flushed and
         closed, all within ``SHUTDOWN_TIMEOUT_S``."""
         connector = asyncio.create_task(self._connect(), name=f"{self.service}-kafka-connect")
-        lag = LagMonitor(
+        self.lag = lag = LagMonitor(
             service=self.service,
             kafka=self.settings.kafka,
             broker=self.broker,

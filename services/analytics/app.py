@@ -18,7 +18,7 @@ from services.analytics.pages import page_router
 from services.analytics.queries import ReadModel
 from services.analytics.settings import AnalyticsSettings
 from services.analytics.store import ProjectionStore
-from services.analytics.subscribers import projected_topics, register
+from services.analytics.subscribers import register
 from shared.catalogue import load_catalogue
 from shared.service import Runtime, service_app
 
@@ -59,7 +59,6 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
                     store,
                     catalogue,
                     business,
-                    topics=list(projected_topics(runtime.topics)),
                     interval_s=settings.metrics_interval_s,
                     tz=tz,
                 ),

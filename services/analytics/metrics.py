@@ -9,22 +9,17 @@ scrape never waits for Redis or Kafka.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import CollectorRegistry, Gauge
 
 from services.analytics import figures
-from services.analytics.offsets import topic_partitions
 from services.analytics.store import ProjectionStore
 from shared.catalogue import Catalogue
-from shared.kafka import client_options
 from shared.service import Runtime
 
 
@@ -91,41 +86,13 @@ def business_figures(
     return dict(ideas_by), missed
 
 
-class LagProbe:
-    """End offsets of the projected topics against the committed offsets of analytics' consumer groups."""
-
-    def __init__(self, runtime: Runtime, topics: list[str]) -> None:
-        self.runtime = runtime
-        self.topics = topics
-        self._admin: AIOKafkaAdminClient | None = None
-        self._consumer: AIOKafkaConsumer | None = None
-
-    async def measure(self) -> dict[str, int]:
-        options = client_options(self.runtime.settings.kafka)
-        if self._admin is None:
-            self._admin = AIOKafkaAdminClient(**options, request_timeout_ms=5000)
-            await self._admin.start()
-        if self._consumer is None:
-            self._consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
-            await self._consumer.start()
-        lag = {}
-        for topic, partitions in (await topic_partitions(self._admin, self.topics)).items():
-            end = await self._consumer.end_offsets(partitions)
-            committed = await self._admin.list_consumer_group_offsets(
-                f"{self.runtime.settings.group_id}.{topic}", partitions=partitions
-            )
-            lag[topic] = sum(
-                max(end[tp] - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0), 0)
-                for tp in partitions
-            )
-        return lag
-
-    async def close(self) -> None:
-        for client in (self._consumer, self._admin):
-            if client is not None:
-                with contextlib.suppress(Exception):
-                    await (client.stop() if isinstance(client, AIOKafkaConsumer) else client.close())
-        self._admin = self._consumer = None
+def projection_lag(runtime: Runtime) -> dict[str, int]:
+    """Messages not yet projected, per topic (without the topic prefix): the consumer lag of analytics' own
+    groups, as the shared lag monitor last measured it."""
+    per_topic: Counter[str] = Counter()
+    for (_, topic, _), value in (runtime.lag.latest if runtime.lag else {}).items():
+        per_topic[topic.removeprefix(runtime.topics.prefix)] += value
+    return dict(per_topic)
 
 
 async def refresh_loop(
@@ -134,27 +101,20 @@ async def refresh_loop(
     catalogue: Catalogue,
     metrics: BusinessMetrics,
     *,
-    topics: list[str],
     interval_s: float,
     tz: ZoneInfo,
 ) -> None:
     """Refresh the business gauges every ``interval_s`` until cancelled. A failing refresh is logged and tried
     again next time (it only concerns gauges; no event is lost)."""
-    probe = LagProbe(runtime, topics)
-    try:
-        while True:
-            try:
-                summaries = await store.summaries()
-                ideas_by, missed = business_figures(summaries, catalogue, now=datetime.now(UTC), tz=tz)
-                metrics.set_figures(ideas_by, missed)
-                if runtime.kafka_connected.is_set():
-                    for topic, value in (await probe.measure()).items():
-                        metrics.lag.labels(topic.removeprefix(runtime.topics.prefix)).set(value)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                runtime.logger.warning("business metrics refresh failed", extra={"error": repr(exc)})
-                await probe.close()
-            await asyncio.sleep(interval_s)
-    finally:
-        await probe.close()
+    while True:
+        try:
+            summaries = await store.summaries()
+            ideas_by, missed = business_figures(summaries, catalogue, now=datetime.now(UTC), tz=tz)
+            metrics.set_figures(ideas_by, missed)
+            for topic, value in projection_lag(runtime).items():
+                metrics.lag.labels(topic).set(value)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            runtime.logger.warning("business metrics refresh failed", extra={"error": repr(exc)})
+        await asyncio.sleep(interval_s)

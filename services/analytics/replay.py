@@ -18,18 +18,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
 from tqdm import tqdm
 
 from services.analytics.domain import timeline_entry
-from services.analytics.offsets import topic_partitions
 from services.analytics.settings import AnalyticsSettings
 from services.analytics.store import ProjectionStore
 from services.analytics.subscribers import projected_topics
 from shared.deadletter import MALFORMED
-from shared.kafka import client_options
+from shared.replay import read_batches, topic_partitions
 from shared.topics import Topics
 
 
@@ -65,63 +62,31 @@ async def replay(settings: AnalyticsSettings, *, progress: bool = True, stream: 
     models = projected_topics(Topics(settings.kafka.topic_prefix))
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
     store = ProjectionStore(redis, settings.redis_prefix)
-    consumer = AIOKafkaConsumer(
-        **client_options(settings.kafka), enable_auto_commit=False, auto_offset_reset="earliest", group_id=None
-    )
-    admin = AIOKafkaAdminClient(**client_options(settings.kafka), request_timeout_ms=10_000)
     try:
-        await consumer.start()
-        await admin.start()
         result.wiped_keys = await store.wipe()
-        found = await topic_partitions(admin, list(models))
-        result.missing_topics = [topic for topic in models if topic not in found]
-        partitions: list[TopicPartition] = [tp for tps in found.values() for tp in tps]
+        partitions = await topic_partitions(settings.kafka, list(models))
         result.partitions = len(partitions)
+        result.missing_topics = [topic for topic in models if topic not in {tp.topic for tp in partitions}]
         touched: set[str] = set()
-        if partitions:
-            consumer.assign(partitions)
-            begin = await consumer.beginning_offsets(partitions)
-            end = await consumer.end_offsets(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            remaining = {tp for tp in partitions if end[tp] > begin[tp]}
-            with tqdm(
-                total=sum(end[tp] - begin[tp] for tp in partitions),
-                desc="replaying events",
-                unit="event",
-                file=stream,
-                disable=not progress,
-            ) as bar:
-                while remaining:
-                    batches = await consumer.getmany(*remaining, timeout_ms=1000)
-                    entries: list[tuple[str, dict[str, Any]]] = []
-                    read = 0
-                    for tp, records in batches.items():
-                        for record in records:
-                            if record.offset >= end[tp]:
-                                continue
-                            read += 1
-                            try:
-                                envelope = models[tp.topic].parse(record.value or b"")
-                            except MALFORMED:
-                                result.malformed[tp.topic] += 1
-                                continue
-                            result.events[tp.topic] += 1
-                            touched.add(envelope.subject)
-                            entries.append((envelope.subject, timeline_entry(envelope.model_dump(mode="json"))))
-                    added = await store.add_entries(entries)
-                    result.duplicates += len(entries) - added
-                    bar.update(read)
-                    for tp in list(remaining):
-                        if await consumer.position(tp) >= end[tp]:
-                            remaining.discard(tp)
+        async for batch in read_batches(settings.kafka, list(models), progress=progress, stream=stream):
+            entries: list[tuple[str, dict[str, Any]]] = []
+            for record in batch:
+                try:
+                    envelope = models[record.topic].parse(record.value or b"")
+                except MALFORMED:
+                    result.malformed[record.topic] += 1
+                    continue
+                result.events[record.topic] += 1
+                touched.add(envelope.subject)
+                entries.append((envelope.subject, timeline_entry(envelope.model_dump(mode="json"))))
+            added = await store.add_entries(entries)
+            result.duplicates += len(entries) - added
         with tqdm(total=len(touched), desc="projecting ideas", unit="idea", file=stream, disable=not progress) as bar:
             for idea_id in sorted(touched):
                 if await store.refresh(idea_id) is not None:
                     result.ideas += 1
                 bar.update(1)
     finally:
-        await consumer.stop()
-        await admin.close()
         await redis.aclose()
     result.seconds = time.monotonic() - started
     return result

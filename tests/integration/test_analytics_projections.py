@@ -158,8 +158,9 @@ async def projected(client) -> None:
 
 
 async def test_projections_of_a_scripted_history_equal_the_figures_computed_by_hand(
-    service_settings, topics, kafka_settings
+    service_settings, topics, kafka_settings, monkeypatch
 ):
+    monkeypatch.setenv("CONSUMER_LAG_INTERVAL_S", "0.3")  # projection lag comes from the shared lag monitor
     app = create_app(service_settings(AnalyticsSettings, metrics_interval_s=0.3))
     async with running(app) as client:
         await publish(kafka_settings, history(topics))
