@@ -42,7 +42,7 @@ def cluster() -> str:
     bootstrap = subprocess.run([CLUSTER, "bootstrap"], capture_output=True, text=True, check=True).stdout.strip()
     yield bootstrap
     if started:
-        subprocess.run([CLUSTER, "down"], capture_output=True, timeout=120, check=False)
+        subprocess.run([CLUSTER, "down", "--purge"], capture_output=True, timeout=120, check=False)  # as we found it
 
 
 @pytest.fixture

@@ -48,6 +48,6 @@ async def warm_up(bootstrap: str, timeout_s: float = 120.0) -> float:
 if __name__ == "__main__":
     import logging
 
-    logging.basicConfig(level=logging.ERROR)  # aiokafka's retries while the new topic propagates are expected
+X
     seconds = asyncio.run(warm_up(os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")))
     print(f"kafka: serving consumer groups (warm-up took {seconds:.1f}s)", file=sys.stderr)
