@@ -48,6 +48,7 @@ async def warm_up(bootstrap: str, timeout_s: float = 120.0) -> float:
 if __name__ == "__main__":
     import logging
 
-X
+    logging.basicConfig(level=logging.ERROR)
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # it retries loudly while the new topic propagates
     seconds = asyncio.run(warm_up(os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")))
     print(f"kafka: serving consumer groups (warm-up took {seconds:.1f}s)", file=sys.stderr)
