@@ -179,11 +179,23 @@ class Sender(Protocol):
     async def send(self, delivery: Delivery) -> None: ...
 
 
+def _rejection(exc: BaseException) -> DeliveryRejected | None:
+    """A permanent refusal by the mail server (5xx): retrying cannot help."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and all(error.code >= 500 for error in exc.recipients):
+        return DeliveryRejected(f"SMTP refused the recipient: {exc.recipients[0].message}")
+    if isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code >= 500:
+        return DeliveryRejected(f"SMTP {exc.code}: {exc.message}")
+    return None
+
+
 class Mailer:
     """E-mail over SMTP (aiosmtplib), plain text and HTML, with a Message-ID derived from (event, recipient)."""
 
     def __init__(self, settings: NotificationsSettings) -> None:
         self.settings = settings
+        self._idle: list[aiosmtplib.SMTP] = []
+        """Connections kept open between mails (at most one per delivery in flight): one TCP/TLS handshake and
+        login per connection, not per mail."""
 
     def build(self, delivery: Delivery) -> EmailMessage:
         mail = delivery.message
@@ -205,26 +217,61 @@ class Mailer:
         return message
 
     async def send(self, delivery: Delivery) -> None:
-        s = self.settings
+        message = self.build(delivery)
+        client: aiosmtplib.SMTP | None = None
         try:
-            await aiosmtplib.send(
-                self.build(delivery),
-                hostname=s.smtp_host,
-                port=s.smtp_port,
-                username=s.smtp_username,
-                password=s.smtp_password.get_secret_value() if s.smtp_password else None,
-                use_tls=s.smtp_tls,
-                start_tls=False if s.smtp_tls else s.smtp_starttls,
-                timeout=s.smtp_timeout_s,
-            )
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            if all(error.code >= 500 for error in exc.recipients):
-                raise DeliveryRejected(f"SMTP refused the recipient: {exc.recipients[0].message}") from exc
+            client, reused = await self._connection()
+            try:
+                await client.send_message(message)
+            except aiosmtplib.SMTPServerDisconnected:
+                if not reused:
+                    raise
+                self._discard(client)  # the server had closed the idle connection: once more on a new one
+                client, _ = await self._connection(fresh=True)
+                await client.send_message(message)
+        except BaseException as exc:
+            if client is not None:
+                self._discard(client)
+            if (rejected := _rejection(exc)) is not None:
+                raise rejected from exc
             raise
-        except aiosmtplib.SMTPResponseException as exc:
-            if exc.code >= 500:
-                raise DeliveryRejected(f"SMTP {exc.code}: {exc.message}") from exc
-            raise
+        self._release(client)
+
+    async def _connection(self, *, fresh: bool = False) -> tuple[aiosmtplib.SMTP, bool]:
+        """An open connection: an idle one (reused=True) or a new one, connected and logged in."""
+        while self._idle and not fresh:
+            client = self._idle.pop()
+            if client.is_connected:
+                return client, True
+        s = self.settings
+        client = aiosmtplib.SMTP(
+            hostname=s.smtp_host,
+            port=s.smtp_port,
+            username=s.smtp_username,
+            password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+            use_tls=s.smtp_tls,
+            start_tls=False if s.smtp_tls else s.smtp_starttls,
+            timeout=s.smtp_timeout_s,
+        )
+        await client.connect()
+        return client, False
+
+    def _release(self, client: aiosmtplib.SMTP) -> None:
+        if client.is_connected and len(self._idle) < self.settings.delivery_concurrency:
+            self._idle.append(client)
+        else:
+            self._discard(client)
+
+    @staticmethod
+    def _discard(client: aiosmtplib.SMTP) -> None:
+        with contextlib.suppress(Exception):
+            client.close()
+
+    async def aclose(self) -> None:
+        while self._idle:
+            client = self._idle.pop()
+            with contextlib.suppress(Exception):
+                await client.quit()
 
 
 class WebhookPoster:
