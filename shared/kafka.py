@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
+from aiokafka import TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
@@ -41,6 +43,17 @@ def client_options(settings: KafkaSettings) -> dict[str, Any]:
         options["sasl_plain_username"] = settings.sasl_username
         options["sasl_plain_password"] = settings.sasl_password.get_secret_value() if settings.sasl_password else None
     return options
+
+
+async def describe_partitions(admin: Any, topics: Sequence[str]) -> dict[str, list[TopicPartition]]:
+    """The partitions of each of ``topics`` that exists, asked of Kafka with an (open) aiokafka admin client."""
+    found: dict[str, list[TopicPartition]] = {}
+    for description in await admin.describe_topics(list(topics)):
+        if description.get("error_code", 0) == 0 and description["partitions"]:
+            found[description["topic"]] = sorted(
+                TopicPartition(description["topic"], p["partition"]) for p in description["partitions"]
+            )
+    return found
 
 
 def broker_security(settings: KafkaSettings) -> BaseSecurity | None:

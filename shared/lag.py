@@ -12,13 +12,11 @@ import asyncio
 import contextlib
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import Gauge
 
-from shared.kafka import client_options
-
-UNKNOWN_TOPIC = 3
+from shared.kafka import client_options, describe_partitions
 
 
 def subscriptions(broker: Any) -> list[tuple[str, str]]:
@@ -60,7 +58,7 @@ class LagMonitor:
             self._consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
             await self._consumer.start()
         wanted = subscriptions(self.broker)
-        partitions = await self._partitions(sorted({topic for _, topic in wanted}))
+        partitions = await describe_partitions(self._admin, sorted({topic for _, topic in wanted}))
         every = [tp for tps in partitions.values() for tp in tps]
         if not every:
             return {}
@@ -77,17 +75,6 @@ class LagMonitor:
             self.gauge.labels(self.service, group, topic, str(partition)).set(value)
         self.latest = lags
         return lags
-
-    async def _partitions(self, topics: list[str]) -> dict[str, list[TopicPartition]]:
-        assert self._admin is not None
-        found: dict[str, list[TopicPartition]] = {}
-        for description in await self._admin.describe_topics(topics):
-            if description["error_code"] == UNKNOWN_TOPIC or not description["partitions"]:
-                continue
-            found[description["topic"]] = sorted(
-                TopicPartition(description["topic"], p["partition"]) for p in description["partitions"]
-            )
-        return found
 
     async def close(self) -> None:
         for client in (self._consumer, self._admin):

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from tqdm import tqdm
 
-from shared.kafka import client_options
+from shared.kafka import client_options, describe_partitions
 from shared.settings import KafkaSettings
 
 
@@ -22,15 +22,10 @@ async def topic_partitions(settings: KafkaSettings, topics: Sequence[str]) -> li
     admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
-        described = await admin.describe_topics(list(topics))
+        found = await describe_partitions(admin, topics)
     finally:
         await admin.close()
-    return [
-        TopicPartition(entry["topic"], partition["partition"])
-        for entry in described
-        if entry.get("error_code", 0) == 0
-        for partition in sorted(entry["partitions"], key=lambda p: p["partition"])
-    ]
+    return [tp for topic in topics for tp in found.get(topic, [])]
 
 
 async def read_batches(

@@ -63,33 +63,21 @@ async def test_markup_in_an_idea_is_stored_as_text_and_never_rendered(service_se
     ):
         page = (await intake.get("/")).text
         title = '<script>alert("x")</script> Snö ❄️'
-        answer = await intake.post(
-            "/ideas",
-            data={
-                "title": title,
-                "description": "<b>fet</b>",
-                "anonymous": "on",
-                "lang": "sv",
-                "csrf_token": hidden(page, "csrf_token"),
-                "submission_id": hidden(page, "submission_id"),
-            },
-        )
+        form = {
+            "title": title,
+            "description": "<b>fet</b>",
+            "anonymous": "on",
+            "lang": "sv",
+            "csrf_token": hidden(page, "csrf_token"),
+            "submission_id": hidden(page, "submission_id"),
+        }
+        answer = await intake.post("/ideas", data=form)
         assert answer.status_code == 201 and "Tack för din idé!" in answer.text
         event = json.loads((await submitted.wait_count(1))[0].value)["data"]
         assert event["title"] == title and event["description"] == "<b>fet</b>" and event["channel"] == "web"
         assert "submitter" not in event or event["submitter"] is None
         # the same submission sent twice (a reload) is the same idea
-        again = await intake.post(
-            "/ideas",
-            data={
-                "title": title,
-                "description": "<b>fet</b>",
-                "anonymous": "on",
-                "lang": "sv",
-                "csrf_token": hidden(page, "csrf_token"),
-                "submission_id": hidden(page, "submission_id"),
-            },
-        )
+        again = await intake.post("/ideas", data=form)
         assert re.search(r'id="idea-id">([^<]+)<', again.text).group(1) == event["idea_id"]
         refused = await intake.post(
             "/ideas",
