@@ -106,8 +106,8 @@ async def raw_loop(
     producer = AIOKafkaProducer(**options, acks="all", enable_idempotence=True)
     await consumer.start()
     await producer.start()
-    count = 0
-    measure_from = deadline = None
+    count = total = 0
+    first = last = measure_from = deadline = None
     try:
         while True:
             batches = await consumer.getmany(timeout_ms=2000, max_records=500 if batched else 1)
@@ -115,6 +115,7 @@ async def raw_loop(
                 break  # the source is exhausted
             now = time.monotonic()
             if measure_from is None:
+                first = now
                 measure_from = now + warmup_s
                 deadline = measure_from + duration_s
             if now >= deadline:
@@ -135,10 +136,16 @@ async def raw_loop(
                         await producer.send_and_wait(target, record.value, key=record.key)
                         await consumer.commit({tp: record.offset + 1})
                         n += 1
+            total += n
+            last = time.monotonic()
             if now >= measure_from:
                 count += n
     finally:
         await producer.stop()
         await consumer.stop()
+    if count == 0 and first is not None and last is not None:
+        # The whole source went by within the warm-up: report the whole run rather than nothing.
+        elapsed = last - first
+        return LoopResult(total / elapsed if elapsed else 0.0, total, elapsed)
     elapsed = time.monotonic() - measure_from if measure_from else 0.0
     return LoopResult(count / elapsed if elapsed else 0.0, count, elapsed)

@@ -14,10 +14,12 @@ from importlib import metadata
 from typing import Any
 from urllib.parse import unquote
 
+from fast_depends.pydantic._compat import create_model, get_config_base
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, JSONResponse
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
+from faststream.specification.asyncapi.message import get_model_schema
 
 from shared.events import PAYLOAD_BY_TYPE, Contract, Envelope, event_type
 
@@ -93,6 +95,22 @@ def declare_publication(
 ) -> None:
     """Put a topic the service writes with ``publish_event`` into its AsyncAPI document."""
     broker.publisher(topic, title=title, description=description, schema=Envelope[model])
+
+
+def document_payload(subscriber: Any, model: type[Envelope[Any]]) -> None:
+    """Document what each record of a batch subscriber is. FastStream documents a handler's parameters, and a
+    batch handler takes the raw records; its specification object has slots, so the override is a subclass."""
+    specification = subscriber.specification
+
+    class Documented(type(specification)):  # type: ignore[misc]
+        __slots__ = ()
+
+        def get_payloads(self) -> list[tuple[dict[str, Any], str]]:
+            prefix = f"{self.config.title_ or self.call_name}:Message"
+            call = create_model("", __config__=get_config_base(), response__=(model, ...))
+            return [(get_model_schema(call=call, prefix=prefix) or {}, "")]
+
+    specification.__class__ = Documented
 
 
 def asyncapi_document(broker: KafkaBroker, *, service: str, title: str, description: str) -> dict[str, Any]:

@@ -10,8 +10,8 @@ import asyncio
 import json
 import logging
 import random
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from faststream import BaseMiddleware
 from faststream.exceptions import HandlerException
@@ -28,58 +28,49 @@ MALFORMED = (ValidationError, json.JSONDecodeError, UnicodeDecodeError)
 
 MAX_ERROR_HEADER = 2000
 
+T = TypeVar("T")
+
 
 class PermanentError(Exception):
     """Raised by a handler for input it can never process (an unknown person, a template error)."""
 
 
-@dataclass
-class _Policy:
-    service: str
-    attempts: int
-    backoff_s: float
-    metrics: ServiceMetrics
-    logger: logging.Logger
-    broker: KafkaBroker | None = field(default=None)
+class DeadLetters:
+    """The policy of every subscriber, one-message or batch: retry a failing handler with exponential backoff
+    and jitter, then republish the record to ``<topic>.dlq``. Input that no retry can cure (``MALFORMED``,
+    ``PermanentError``) is dead-lettered at once."""
 
+    def __init__(
+        self, *, service: str, attempts: int, backoff_s: float, metrics: ServiceMetrics, logger: logging.Logger
+    ) -> None:
+        self.service = service
+        self.attempts = attempts
+        self.backoff_s = backoff_s
+        self.metrics = metrics
+        self.logger = logger
+        self.broker: KafkaBroker | None = None
 
-class DeadLetterMiddleware(BaseMiddleware):
-    """Subscriber middleware: retry with exponential backoff and jitter, then dead-letter."""
+    def bind(self, broker: KafkaBroker) -> None:
+        self.broker = broker
 
-    class factory:
-        def __init__(self, **policy: Any) -> None:
-            self.policy = _Policy(**policy)
-
-        def bind(self, broker: KafkaBroker) -> None:
-            self.policy.broker = broker
-
-        def __call__(self, msg: Any, /, *, context: Any) -> DeadLetterMiddleware:
-            return DeadLetterMiddleware(msg, context=context, policy=self.policy)
-
-    def __init__(self, msg: Any, /, *, context: Any, policy: _Policy) -> None:
-        super().__init__(msg, context=context)
-        self.policy = policy
-
-    async def consume_scope(self, call_next: Any, msg: StreamMessage[Any]) -> Any:
-        record = msg.raw_message
-        if isinstance(record, tuple):  # batch subscribers handle their own failures
-            return await call_next(msg)
-        policy = self.policy
-        delay = policy.backoff_s
-        for attempt in range(1, policy.attempts + 1):
+    async def handle(self, record: Any, call: Callable[[], Awaitable[T]]) -> T | None:
+        """``await call()`` for ``record`` under the policy; ``None`` when the record was dead-lettered.
+        Raises only what must stop the commit: a failed dead-letter write (or FastStream's own exceptions)."""
+        delay = self.backoff_s
+        for attempt in range(1, self.attempts + 1):
             try:
-                return await call_next(msg)
+                return await call()
             except HandlerException:
                 raise
             except (*MALFORMED, PermanentError) as exc:
-                await self._dead_letter(record, exc, "malformed" if isinstance(exc, MALFORMED) else "rejected", attempt)
+                await self.dead_letter(record, exc, "malformed" if isinstance(exc, MALFORMED) else "rejected", attempt)
                 return None
             except Exception as exc:
-                if attempt == policy.attempts:
-                    await self._dead_letter(record, exc, "failed", attempt)
+                if attempt == self.attempts:
+                    await self.dead_letter(record, exc, "failed", attempt)
                     return None
-                policy.metrics.handler_retries.labels(policy.service, record.topic).inc()
-                policy.logger.warning(
+                self.metrics.handler_retries.labels(self.service, record.topic).inc()
+                self.logger.warning(
                     "handler failed, retrying",
                     extra={
                         "topic": record.topic,
@@ -93,9 +84,8 @@ class DeadLetterMiddleware(BaseMiddleware):
                 delay *= 2
         return None
 
-    async def _dead_letter(self, record: Any, exc: BaseException, reason: str, attempts: int) -> None:
-        policy = self.policy
-        assert policy.broker is not None, "DeadLetterMiddleware.factory.bind(broker) was not called"
+    async def dead_letter(self, record: Any, exc: BaseException, reason: str, attempts: int) -> None:
+        assert self.broker is not None, "DeadLetters.bind(broker) was not called"
         headers = {name: value.decode("utf-8", "replace") for name, value in (record.headers or ())}
         headers.update(
             {
@@ -105,13 +95,13 @@ class DeadLetterMiddleware(BaseMiddleware):
                 "x-dlq-source-topic": record.topic,
                 "x-dlq-source-partition": str(record.partition),
                 "x-dlq-source-offset": str(record.offset),
-                "x-dlq-service": policy.service,
+                "x-dlq-service": self.service,
                 "x-dlq-attempts": str(attempts),
             }
         )
-        await policy.broker.publish(record.value or b"", topic=f"{record.topic}.dlq", key=record.key, headers=headers)
-        policy.metrics.dead_letters.labels(policy.service, record.topic, reason).inc()
-        policy.logger.error(
+        await self.broker.publish(record.value or b"", topic=f"{record.topic}.dlq", key=record.key, headers=headers)
+        self.metrics.dead_letters.labels(self.service, record.topic, reason).inc()
+        self.logger.error(
             "message dead-lettered",
             extra={
                 "topic": record.topic,
@@ -121,6 +111,28 @@ class DeadLetterMiddleware(BaseMiddleware):
                 "error": _describe(exc)[:300],
             },
         )
+
+
+class DeadLetterMiddleware(BaseMiddleware):
+    """Subscriber middleware applying :class:`DeadLetters` to one-message subscribers (batch subscribers apply
+    it to each of their records themselves, see ``shared.batch``)."""
+
+    class factory:
+        def __init__(self, policy: DeadLetters) -> None:
+            self.policy = policy
+
+        def __call__(self, msg: Any, /, *, context: Any) -> DeadLetterMiddleware:
+            return DeadLetterMiddleware(msg, context=context, policy=self.policy)
+
+    def __init__(self, msg: Any, /, *, context: Any, policy: DeadLetters) -> None:
+        super().__init__(msg, context=context)
+        self.policy = policy
+
+    async def consume_scope(self, call_next: Any, msg: StreamMessage[Any]) -> Any:
+        record = msg.raw_message
+        if isinstance(record, tuple):  # a batch: its subscriber handles each record's failures
+            return await call_next(msg)
+        return await self.policy.handle(record, lambda: call_next(msg))
 
 
 def _describe(exc: BaseException) -> str:

@@ -19,11 +19,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from shared.asyncapi import asyncapi_router
+from shared.deadletter import DeadLetters
 from shared.http_metrics import instrument
 from shared.kafka import create_broker
 from shared.lag import LagMonitor
 from shared.metrics import ServiceMetrics
 from shared.operations import OpsSettings
+from shared.redis_pipelining import AutoPipelineRedis
 from shared.settings import ServiceSettings
 from shared.topics import Topics
 from shared.tracing import tracer_provider
@@ -40,6 +42,7 @@ class Runtime:
     metrics: ServiceMetrics
     topics: Topics
     logger: logging.Logger
+    dead_letters: DeadLetters
     ops: OpsSettings = field(default_factory=OpsSettings)
     tracer: TracerProvider | None = None
     lag: LagMonitor | None = None
@@ -51,21 +54,31 @@ class Runtime:
         logger = logging.getLogger(service)
         ops = OpsSettings()
         tracer = tracer_provider(service, ops.otlp_endpoint)
+        dead_letters = DeadLetters(
+            service=service,
+            attempts=settings.kafka.handler_attempts,
+            backoff_s=settings.kafka.retry_backoff_s,
+            metrics=metrics,
+            logger=logger,
+        )
+        broker = create_broker(
+            settings.kafka,
+            service=service,
+            registry=metrics.registry,
+            dead_letters=dead_letters,
+            logger=logger,
+            tracer=tracer,
+            exporting_spans=bool(ops.otlp_endpoint),
+            graceful_timeout_s=ops.handlers_grace_s,
+        )
         return cls(
             service=service,
             settings=settings,
-            broker=create_broker(
-                settings.kafka,
-                service=service,
-                registry=metrics.registry,
-                metrics=metrics,
-                logger=logger,
-                tracer=tracer,
-                graceful_timeout_s=ops.handlers_grace_s,
-            ),
+            broker=broker,
+            dead_letters=dead_letters,
             # A bounded pool that waits for a free connection (then fails as unavailable), rather than one that
-            # raises at once under load and turns a burst into errors.
-            redis=Redis(
+            # raises at once under load and turns a burst into errors; concurrent commands share round trips.
+            redis=AutoPipelineRedis(
                 connection_pool=BlockingConnectionPool.from_url(
                     settings.redis_url,
                     decode_responses=True,

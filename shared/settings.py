@@ -36,6 +36,13 @@ class KafkaSettings(BaseSettings):
     publish_timeout_s: float = Field(5.0, gt=0, description="How long a producer waits for acks=all")
     handler_attempts: int = Field(5, ge=1, description="Tries of a failing handler before dead-lettering")
     retry_backoff_s: float = Field(0.2, ge=0, description="First retry delay; doubles each attempt")
+    batch_max_records: int = Field(500, ge=1, description="Records a batch subscriber takes at once")
+    batch_concurrency: int = Field(
+        64, ge=1, description="Ideas a batch subscriber handles at the same time (keep below REDIS_MAX_CONNECTIONS)"
+    )
+    batch_wait_ms: int = Field(
+        200, ge=1, description="How long an idle batch subscriber waits for records before asking again"
+    )
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if self.security_protocol not in ("SSL", "SASL_SSL"):

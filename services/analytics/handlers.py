@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from services.analytics.domain import timeline_entry
 from services.analytics.store import ProjectionStore
+from shared.events import Envelope
 from shared.service import Runtime
 
 
@@ -14,7 +16,9 @@ class AnalyticsHandlers:
         self.runtime = runtime
         self.store = store
 
-    async def record(self, topic: str, envelope: dict[str, Any]) -> None:
-        added = await self.store.record(envelope["subject"], timeline_entry(envelope))
-        if not added:
-            self.runtime.metrics.idempotent_skips.labels(self.runtime.service, topic).inc()
+    async def record(self, topic: str, events: Sequence[Envelope[Any]]) -> None:
+        """Events of one idea from one topic (a batch subscriber gives them together)."""
+        entries = [timeline_entry(event.model_dump(mode="json")) for event in events]
+        added = await self.store.record(events[0].subject, entries)
+        if duplicates := len(entries) - added:
+            self.runtime.metrics.idempotent_skips.labels(self.runtime.service, topic).inc(duplicates)

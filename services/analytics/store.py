@@ -7,14 +7,14 @@ Keys, all under ``<prefix>:analytics:``:
 - ``ideas``             sorted set of idea ids by creation time (the inbox, newest first).
 - ``idx:<org|unit|area|state>:<value>`` sets of idea ids: ideas per organisation, unit, area and state.
 
-After every new event the idea is *refreshed*: its summary is recomputed from all its events and the indexes
+After new events the idea is *refreshed*: its summary is recomputed from all its events and the indexes
 moved to match, in one optimistic transaction (``WATCH``), so concurrent events of one idea cannot interleave.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -42,12 +42,15 @@ class ProjectionStore:
 
     # --- writes ---
 
-    async def record(self, idea_id: str, entry: dict[str, Any]) -> bool:
-        """Add one event to the idea's timeline and refresh the idea. Returns False for a duplicate.
-        The refresh runs even for a duplicate: after a crash between the two, the redelivery completes it."""
-        added = await self.redis.hsetnx(self._events(idea_id), entry["event_id"], json.dumps(entry))
+    async def record(self, idea_id: str, entries: Sequence[dict[str, Any]]) -> int:
+        """Add events to the idea's timeline (one round trip) and refresh the idea once. Returns how many were
+        new. The refresh runs even when none was: after a crash between the two, the redelivery completes it."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for entry in entries:
+                pipe.hsetnx(self._events(idea_id), entry["event_id"], json.dumps(entry))
+            added = await pipe.execute()
         await self.refresh(idea_id)
-        return bool(added)
+        return sum(1 for new in added if new)
 
     async def add_entries(self, entries: Iterable[tuple[str, dict[str, Any]]]) -> int:
         """Add many entries without refreshing (the replay refreshes each idea once at the end)."""

@@ -1,34 +1,25 @@
 """Every subscription of analytics, in one place."""
 
+import functools
+
 from services.analytics.handlers import AnalyticsHandlers
+from shared.batch import subscribe_batch
 from shared.events import EngagementEvent, NotificationSentEvent, RoutedEvent, StatusChangedEvent, SubmittedEvent
-from shared.kafka import subscribe
 from shared.service import Runtime
 
 
 def register(runtime: Runtime, handlers: AnalyticsHandlers) -> None:
+    """Every projected topic in batches; an idea's events of a batch are recorded together (one refresh)."""
     topics = runtime.topics
-    group = runtime.settings.group_id
-
-    @subscribe(runtime.broker, group, topics.submitted, title="analytics.submitted")
-    async def on_submitted(event: SubmittedEvent) -> None:
-        await handlers.record(topics.submitted, event.model_dump(mode="json"))
-
-    @subscribe(runtime.broker, group, topics.routed, title="analytics.routed")
-    async def on_routed(event: RoutedEvent) -> None:
-        await handlers.record(topics.routed, event.model_dump(mode="json"))
-
-    @subscribe(runtime.broker, group, topics.status_changed, title="analytics.status-changed")
-    async def on_status_changed(event: StatusChangedEvent) -> None:
-        await handlers.record(topics.status_changed, event.model_dump(mode="json"))
-
-    @subscribe(runtime.broker, group, topics.engagement, title="analytics.engagement")
-    async def on_engagement(event: EngagementEvent) -> None:
-        await handlers.record(topics.engagement, event.model_dump(mode="json"))
-
-    @subscribe(runtime.broker, group, topics.notifications_sent, title="analytics.notifications-sent")
-    async def on_notification_sent(event: NotificationSentEvent) -> None:
-        await handlers.record(topics.notifications_sent, event.model_dump(mode="json"))
+    titles = {
+        topics.submitted: "analytics.submitted",
+        topics.routed: "analytics.routed",
+        topics.status_changed: "analytics.status-changed",
+        topics.engagement: "analytics.engagement",
+        topics.notifications_sent: "analytics.notifications-sent",
+    }
+    for topic, model in projected_topics(topics).items():
+        subscribe_batch(runtime, topic, model, title=titles[topic], per_idea=functools.partial(handlers.record, topic))
 
 
 def projected_topics(runtime_topics) -> dict[str, type]:

@@ -10,6 +10,7 @@ from faststream.kafka.annotations import KafkaMessage
 from services.intake.errors import InvalidField
 from services.intake.handlers import Intake
 from services.intake.models import IdeaIn
+from shared.batch import subscribe_batch
 from shared.deadletter import PermanentError
 from shared.events import EngagementEvent, RoutedEvent, StatusChangedEvent, SubmittedEvent
 from shared.kafka import subscribe
@@ -38,24 +39,16 @@ def register(runtime: Runtime, intake: Intake) -> None:
         except InvalidField as exc:
             raise PermanentError(str(exc)) from exc
 
-    @subscribe(runtime.broker, group, topics.submitted, title="intake.submitted")
-    async def on_submitted(event: SubmittedEvent) -> None:
-        await intake.on_submitted(event)
-
-    @subscribe(
-        runtime.broker,
-        group,
+    subscribe_batch(runtime, topics.submitted, SubmittedEvent, title="intake.submitted", each=intake.on_submitted)
+    subscribe_batch(
+        runtime,
         topics.routed,
+        RoutedEvent,
         title="intake.routed",
         description="Which organisations own each idea (officers act only on their own)",
+        each=intake.on_routed,
     )
-    async def on_routed(event: RoutedEvent) -> None:
-        await intake.on_routed(event)
-
-    @subscribe(runtime.broker, group, topics.status_changed, title="intake.status-changed")
-    async def on_status_changed(event: StatusChangedEvent) -> None:
-        await intake.on_status_changed(event)
-
-    @subscribe(runtime.broker, group, topics.engagement, title="intake.engagement")
-    async def on_engagement(event: EngagementEvent) -> None:
-        await intake.on_engagement(event)
+    subscribe_batch(
+        runtime, topics.status_changed, StatusChangedEvent, title="intake.status-changed", each=intake.on_status_changed
+    )
+    subscribe_batch(runtime, topics.engagement, EngagementEvent, title="intake.engagement", each=intake.on_engagement)

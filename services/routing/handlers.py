@@ -71,14 +71,16 @@ class RoutingHandlers:
         self._learned = 0
 
     async def submitted(self, event: SubmittedEvent) -> None:
-        if await self.done.seen(event.id):
+        idea = event.data
+        seen, held, rerouted = await self.store.arrive(
+            idea.idea_id, idea.title, idea.description, done_key=self.done.key(event.id)
+        )
+        if seen:
             self.runtime.metrics.idempotent_skips.labels(self.runtime.service, self.runtime.topics.submitted).inc()
             return
-        idea = event.data
-        await self.store.remember_text(idea.idea_id, idea.title, idea.description)
-        if held := await self.store.held_feedback(idea.idea_id):
+        if held:
             await self._learn({**held, "title": idea.title, "description": idea.description})
-        if await self.store.was_rerouted(idea.idea_id):
+        if rerouted:
             # The innovation office placed it before this submission reached routing: its decision stands.
             self.runtime.logger.info("idea already re-routed; not routing it again", extra={"idea_id": idea.idea_id})
         else:

@@ -20,6 +20,19 @@ class RoutingStore:
     async def remember_text(self, idea_id: str, title: str, description: str) -> None:
         await self.redis.hset(self._key("idea", idea_id), mapping={"title": title, "description": description})
 
+    async def arrive(
+        self, idea_id: str, title: str, description: str, *, done_key: str
+    ) -> tuple[bool, dict[str, Any] | None, bool]:
+        """A submission arrives, in one round trip: remember its text, and tell whether it was already handled
+        (``done_key`` exists), the re-route held for it, and whether the innovation office re-routed it."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.exists(done_key)
+            pipe.hset(self._key("idea", idea_id), mapping={"title": title, "description": description})
+            pipe.hget(self._key("pending-feedback"), idea_id)
+            pipe.hexists(self._key("idea", idea_id), "rerouted")
+            done, _, held, rerouted = await pipe.execute()
+        return bool(done), json.loads(held) if held else None, bool(rerouted)
+
     async def text(self, idea_id: str) -> tuple[str, str] | None:
         fields = await self.redis.hgetall(self._key("idea", idea_id))
         return (fields["title"], fields.get("description", "")) if "title" in fields else None
@@ -27,16 +40,9 @@ class RoutingStore:
     async def mark_rerouted(self, idea_id: str) -> None:
         await self.redis.hset(self._key("idea", idea_id), "rerouted", "1")
 
-    async def was_rerouted(self, idea_id: str) -> bool:
-        return bool(await self.redis.hexists(self._key("idea", idea_id), "rerouted"))
-
     async def hold_feedback(self, idea_id: str, entry: dict[str, Any]) -> None:
         """A re-route whose idea text is not known yet: learnt when the submission arrives."""
         await self.redis.hset(self._key("pending-feedback"), idea_id, json.dumps(entry))
-
-    async def held_feedback(self, idea_id: str) -> dict[str, Any] | None:
-        raw = await self.redis.hget(self._key("pending-feedback"), idea_id)
-        return json.loads(raw) if raw else None
 
     async def save_feedback(self, idea_id: str, entry: dict[str, Any]) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:

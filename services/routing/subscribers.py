@@ -1,6 +1,7 @@
 """Every subscription of routing, in one place."""
 
 from services.routing.handlers import RoutingHandlers
+from shared.batch import subscribe_batch
 from shared.events import RerouteCommand, SubmittedEvent
 from shared.kafka import subscribe
 from shared.service import Runtime
@@ -10,22 +11,22 @@ def register(runtime: Runtime, handlers: RoutingHandlers) -> None:
     topics = runtime.topics
     group = runtime.settings.group_id
 
-    @subscribe(
-        runtime.broker,
-        group,
+    subscribe_batch(
+        runtime,
         topics.submitted,
+        SubmittedEvent,
         title="routing.submitted",
         description="Routes every new idea to the organisations and areas that can act on it",
+        each=handlers.submitted,
     )
-    async def on_submitted(event: SubmittedEvent) -> None:
-        await handlers.submitted(event)
 
     @subscribe(
         runtime.broker,
         group,
         topics.routing_commands,
         title="routing.commands",
-        description="RerouteIdea from the innovation office: replaces the routing and teaches the router",
+        description="RerouteIdea from the innovation office: replaces the routing and teaches the router "
+        "(one command at a time, in order: the router learns from each)",
     )
     async def on_reroute(command: RerouteCommand) -> None:
         await handlers.reroute(command)

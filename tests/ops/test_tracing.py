@@ -67,11 +67,11 @@ async def test_an_idea_carries_one_trace_from_intake_through_routing(service_set
     assert trace_id(cause) and trace_id(cause) == trace_id(effect)  # the same trace across two services
     assert dict(effect.headers)["ce_id"] != dict(cause.headers)["ce_id"]  # explicit headers kept
     cause_id = dict(cause.headers)["ce_id"].decode()
-    handled = [line for line in lines.lines if line.get("event_id") == cause_id]
-    assert {"Received", "Processed"} <= {line["message"] for line in handled}, lines.lines[-5:]
-    for line in handled:
-        assert line["idea_id"] == idea_id and line["trace_id"] == trace_id(cause)
-        assert line["correlation_id"] == dict(cause.headers)["correlation_id"].decode()
+    # routing's own line for the event names the idea, the cause, the correlation id and the one trace
+    [handled] = [line for line in lines.lines if line.get("cause_event_id") == cause_id]
+    assert handled["message"] == "idea routed", lines.lines[-5:]
+    assert handled["idea_id"] == idea_id and handled["trace_id"] == trace_id(cause)
+    assert handled["correlation_id"] == dict(cause.headers)["correlation_id"].decode()
 
 
 def test_spans_are_exported_with_otlp_only_when_an_endpoint_is_set(monkeypatch):
