@@ -8,25 +8,45 @@ Keys, all under ``<prefix>:analytics:``:
 - ``idx:<org|unit|area|state>:<value>`` sets of idea ids: ideas per organisation, unit, area and state.
 
 After new events the idea is *refreshed*: its summary is recomputed from all its events and the indexes
-moved to match, in one optimistic transaction (``WATCH``), so concurrent events of one idea cannot interleave.
+moved to match, written only if no event was added meanwhile (a compare-and-set in a script), so concurrent
+events of one idea cannot interleave.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import WatchError
 
 from services.analytics.domain import IdeaSummary, parse_time, summarise
+
+# Write an idea's summary and indexes, unless an event was added since they were computed (then: 0).
+# KEYS: events, summary, ideas, the index sets to leave (ARGV[5] of them), the index sets to be in.
+_WRITE_SUMMARY = """
+if redis.call('HLEN', KEYS[1]) ~= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+local leave = tonumber(ARGV[5])
+for i = 4, 3 + leave do
+  redis.call('SREM', KEYS[i], ARGV[4])
+end
+for i = 4 + leave, #KEYS do
+  redis.call('SADD', KEYS[i], ARGV[4])
+end
+return 1
+"""
 
 
 class ProjectionStore:
     def __init__(self, redis: Redis, prefix: str) -> None:
         self.redis = redis
         self.prefix = f"{prefix}:analytics"
+        self._write = redis.register_script(_WRITE_SUMMARY)
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -43,12 +63,12 @@ class ProjectionStore:
     # --- writes ---
 
     async def record(self, idea_id: str, entries: Sequence[dict[str, Any]]) -> int:
-        """Add events to the idea's timeline (one round trip) and refresh the idea once. Returns how many were
-        new. The refresh runs even when none was: after a crash between the two, the redelivery completes it."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for entry in entries:
-                pipe.hsetnx(self._events(idea_id), entry["event_id"], json.dumps(entry))
-            added = await pipe.execute()
+        """Add events to the idea's timeline and refresh the idea once. Returns how many were new. The refresh
+        runs even when none was: after a crash between the two, the redelivery completes it."""
+        events_key = self._events(idea_id)
+        added = await asyncio.gather(
+            *(self.redis.hsetnx(events_key, entry["event_id"], json.dumps(entry)) for entry in entries)
+        )
         await self.refresh(idea_id)
         return sum(1 for new in added if new)
 
@@ -63,31 +83,24 @@ class ProjectionStore:
         return sum(1 for r in results if r)
 
     async def refresh(self, idea_id: str) -> IdeaSummary | None:
-        """Recompute the idea's summary from its events and move its index memberships to match."""
+        """Recompute the idea's summary from its events and move its index memberships to match. The write
+        happens only if no event was added since the read (compare-and-set on the number of events, in a
+        script); otherwise it is computed again. Plain commands and a script rather than WATCH/MULTI, so that
+        the refreshes of a batch's ideas share round trips (``shared.redis_pipelining``)."""
         events_key, summary_key = self._events(idea_id), self._summary(idea_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    await pipe.watch(events_key, summary_key)
-                    raw = await pipe.hvals(events_key)
-                    if not raw:
-                        await pipe.reset()
-                        return None
-                    old_raw = await pipe.get(summary_key)
-                    summary = summarise(idea_id, [json.loads(value) for value in raw])
-                    old = IdeaSummary.from_json(json.loads(old_raw)).index_keys() if old_raw else set()
-                    new = summary.index_keys()
-                    pipe.multi()
-                    pipe.set(summary_key, json.dumps(summary.to_json(), sort_keys=True))
-                    pipe.zadd(self._key("ideas"), {idea_id: parse_time(summary.created_at).timestamp()})
-                    for dimension, value in old - new:
-                        pipe.srem(self._index(dimension, value), idea_id)
-                    for dimension, value in new:
-                        pipe.sadd(self._index(dimension, value), idea_id)
-                    await pipe.execute()
-                    return summary
-                except WatchError:
-                    continue
+        while True:
+            raw, old_raw = await asyncio.gather(self.redis.hvals(events_key), self.redis.get(summary_key))
+            if not raw:
+                return None
+            summary = summarise(idea_id, [json.loads(value) for value in raw])
+            old = IdeaSummary.from_json(json.loads(old_raw)).index_keys() if old_raw else set()
+            new = summary.index_keys()
+            gone = [self._index(dimension, value) for dimension, value in old - new]
+            keys = [events_key, summary_key, self._key("ideas"), *gone, *(self._index(d, v) for d, v in new)]
+            created = parse_time(summary.created_at).timestamp()
+            document = json.dumps(summary.to_json(), sort_keys=True)
+            if await self._write(keys=keys, args=[len(raw), document, created, idea_id, len(gone)]):
+                return summary
 
     async def wipe(self) -> int:
         """Delete every analytics key under the prefix (before a replay). Returns how many were deleted."""

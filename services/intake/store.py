@@ -43,6 +43,23 @@ if redis.call('HGET', KEYS[1], 'state') == 'submitted' then
 end
 return 1
 """
+# A submission is recorded once (both fields or neither), whoever sees it first: the request or the topic.
+_SUBMITTED = """
+if redis.call('HSETNX', KEYS[1], 'state', ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'state_time', ARGV[2])
+end
+return 1
+"""
+# One more write of a client in this minute's window (the window expires after it).
+_HIT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then
+  redis.call('EXPIRE', KEYS[1], 61)
+end
+return count
+"""
+# Single commands and scripts rather than MULTI blocks: they share round trips with the other requests'
+# commands (shared.redis_pipelining), where a transaction takes a connection of its own.
 
 
 @dataclass(frozen=True)
@@ -59,6 +76,8 @@ class IntakeStore:
         self._move = redis.register_script(_MOVE)
         self._apply = redis.register_script(_APPLY)
         self._route = redis.register_script(_ROUTE)
+        self._submitted = redis.register_script(_SUBMITTED)
+        self._hit = redis.register_script(_HIT)
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -72,11 +91,7 @@ class IntakeStore:
         return IdeaRecord(idea_id, IdeaState(fields["state"]), frozenset(json.loads(fields.get("organisations", "[]"))))
 
     async def record_submitted(self, idea_id: str, time_iso: str) -> None:
-        key = self._key("idea", idea_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hsetnx(key, "state", IdeaState.SUBMITTED.value)
-            pipe.hsetnx(key, "state_time", time_iso)
-            await pipe.execute()
+        await self._submitted(keys=[self._key("idea", idea_id)], args=[IdeaState.SUBMITTED.value, time_iso])
 
     async def record_routed(self, idea_id: str, organisations: list[str], time_iso: str) -> None:
         await self._route(keys=[self._key("idea", idea_id)], args=[json.dumps(sorted(organisations)), time_iso])
@@ -132,10 +147,7 @@ class IntakeStore:
         now = time.time()
         window = int(now // 60)
         key = self._key("rate", client, str(window))
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, 61)
-            count, _ = await pipe.execute()
+        count = int(await self._hit(keys=[key], args=[]))
         if count > limit:
             return max(1, int((window + 1) * 60 - now) + 1)
         return None
