@@ -71,7 +71,8 @@ class NotificationHandlers:
         # Events that overtook their submission (they travel on different topics), in the order they happened.
         held = [json.loads(raw) for raw in (await self.store.held(idea.idea_id)).values()]
         for raw_event in sorted(held, key=lambda e: datetime.fromisoformat(e["time"])):
-            await self._release(raw_event)
+            if await self.store.claim_held(idea.idea_id, raw_event["id"], owner=event.id):
+                await self._release(raw_event)
 
     async def routed(self, event: RoutedEvent) -> None:
         if not await self._known(event):
@@ -351,8 +352,9 @@ class NotificationHandlers:
         if known:
             return True
         await self.store.hold(event.subject, event.id, event.model_dump_json())
-        known, _ = await self.store.submission(event.subject)  # the submission may just have landed
-        return known
+        known, _ = await self.store.submission(event.subject)  # the submission may just have landed ...
+        # ... and be releasing this very event: only one of the two handles it
+        return known and await self.store.claim_held(event.subject, event.id, owner=event.id)
 
     async def _seen(self, event: Envelope[Any], topic: str) -> bool:
         if await self.done.seen(event.id):

@@ -6,6 +6,7 @@ Everything here can be rebuilt by replaying the idea topics and ``notifications.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import asdict
 from datetime import date, datetime
@@ -44,6 +45,19 @@ redis.call('HSET', KEYS[1], 'version', ARGV[1], 'prefs', ARGV[2])
 return 1
 """
 
+# A held event is handled by one claimant: the event itself (its submission landed while it was being held)
+# or the submission that releases it. A claimant that crashed and comes again (same owner) may go on.
+_CLAIM_HELD = """
+local owner = redis.call('GET', KEYS[1])
+if not owner then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
+  return 1
+end
+if owner == ARGV[1] then return 1 end
+return 0
+"""
+CLAIM_TTL_S = 3600
+
 
 class NotificationStore:
     def __init__(self, redis: Redis, prefix: str, feed_length: int) -> None:
@@ -52,6 +66,7 @@ class NotificationStore:
         self.feed_length = feed_length
         self._deliver = redis.register_script(_DELIVER_ONCE)
         self._apply_preferences = redis.register_script(_APPLY_PREFERENCES)
+        self._claim_held = redis.register_script(_CLAIM_HELD)
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -63,10 +78,11 @@ class NotificationStore:
     ) -> None:
         """Record that the idea's submission has been seen (and how to reach its submitter, if at all)."""
         value = json.dumps(asdict(contact)) if contact else ""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self.key("idea", idea_id), mapping={"title": title, "language": language})
-            pipe.set(self.key("idea", idea_id, "submitter"), value)
-            await pipe.execute()
+        # In this order: once the submitter key exists (what ``submission`` asks), the title is there too.
+        await asyncio.gather(
+            self.redis.hset(self.key("idea", idea_id), mapping={"title": title, "language": language}),
+            self.redis.set(self.key("idea", idea_id, "submitter"), value),
+        )
 
     async def submission(self, idea_id: str) -> tuple[bool, Contact | None]:
         value = await self.redis.get(self.key("idea", idea_id, "submitter"))
@@ -81,6 +97,11 @@ class NotificationStore:
     async def held(self, idea_id: str) -> dict[str, str]:
         return await self.redis.hgetall(self.key("idea", idea_id, "held"))
 
+    async def claim_held(self, idea_id: str, event_id: str, *, owner: str) -> bool:
+        """Whether ``owner`` (an event id) is the one to handle the held event ``event_id``."""
+        key = self.key("idea", idea_id, "held-claim", event_id)
+        return bool(await self._claim_held(keys=[key], args=[owner, CLAIM_TTL_S]))
+
     async def release(self, idea_id: str, event_id: str) -> None:
         await self.redis.hdel(self.key("idea", idea_id, "held"), event_id)
 
@@ -88,35 +109,32 @@ class NotificationStore:
         """The idea's current routing; the time and event of its first routing start the response-time clock."""
         idea = self.key("idea", idea_id)
         organisations = json.dumps([t.model_dump(mode="json") for t in routed.organisations])
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                idea, mapping={"organisations": organisations, "areas": json.dumps([a.area for a in routed.areas])}
-            )
-            if routed.title:
-                pipe.hset(idea, "title", routed.title)
-            pipe.hsetnx(idea, "routed_at", at.timestamp())
-            pipe.hsetnx(idea, "routed_event_id", event_id)
-            pipe.hget(idea, "state")
-            *_, state = await pipe.execute()
+        fields = {"organisations": organisations, "areas": json.dumps([a.area for a in routed.areas])}
+        if routed.title:
+            fields["title"] = routed.title
+        *_, state = await asyncio.gather(
+            self.redis.hset(idea, mapping=fields),
+            self.redis.hsetnx(idea, "routed_at", at.timestamp()),
+            self.redis.hsetnx(idea, "routed_event_id", event_id),
+            self.redis.hget(idea, "state"),
+        )
         if state is None or state in OPEN_STATES:
             await self.redis.zadd(self.key("open"), {idea_id: at.timestamp()}, nx=True)
 
     async def record_state(self, idea_id: str, state: str) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self.key("idea", idea_id), "state", state)
-            if state not in OPEN_STATES:
-                pipe.zrem(self.key("open"), idea_id)
-            await pipe.execute()
+        await self.redis.hset(self.key("idea", idea_id), "state", state)
+        if state not in OPEN_STATES:
+            await self.redis.zrem(self.key("open"), idea_id)
 
     async def add_follower(self, idea_id: str, person: str) -> None:
         await self.redis.sadd(self.key("idea", idea_id, "followers"), person)
 
     async def facts(self, idea_id: str) -> IdeaFacts:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(self.key("idea", idea_id))
-            pipe.get(self.key("idea", idea_id, "submitter"))
-            pipe.smembers(self.key("idea", idea_id, "followers"))
-            idea, submitter, followers = await pipe.execute()
+        idea, submitter, followers = await asyncio.gather(
+            self.redis.hgetall(self.key("idea", idea_id)),
+            self.redis.get(self.key("idea", idea_id, "submitter")),
+            self.redis.smembers(self.key("idea", idea_id, "followers")),
+        )
         return IdeaFacts(
             idea_id=idea_id,
             title=idea.get("title", ""),
@@ -154,10 +172,7 @@ class NotificationStore:
     async def preferences_of(self, people: list[str]) -> dict[str, Preferences]:
         if not people:
             return {}
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for person in people:
-                pipe.hget(self.key("prefs", person), "prefs")
-            values = await pipe.execute()
+        values = await asyncio.gather(*(self.redis.hget(self.key("prefs", person), "prefs") for person in people))
         return {
             person: Preferences.of(PreferencesChanged.model_validate_json(value)) if value else Preferences()
             for person, value in zip(people, values, strict=True)
@@ -188,10 +203,10 @@ class NotificationStore:
 
     async def add_to_digest(self, day: date, item: FeedItem, language: str) -> None:
         value = json.dumps({**asdict(item), "language": language})
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.sadd(self.key("digest", day.isoformat()), item.recipient)
-            pipe.hset(self.key("digest", day.isoformat(), item.recipient), item.notification_id, value)
-            await pipe.execute()
+        await asyncio.gather(
+            self.redis.sadd(self.key("digest", day.isoformat()), item.recipient),
+            self.redis.hset(self.key("digest", day.isoformat(), item.recipient), item.notification_id, value),
+        )
 
     async def digest_people(self, day: date) -> list[str]:
         return sorted(await self.redis.smembers(self.key("digest", day.isoformat())))

@@ -3,6 +3,7 @@ learned feedback. All of it can be rebuilt from the topics (``python -m services
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -23,14 +24,15 @@ class RoutingStore:
     async def arrive(
         self, idea_id: str, title: str, description: str, *, done_key: str
     ) -> tuple[bool, dict[str, Any] | None, bool]:
-        """A submission arrives, in one round trip: remember its text, and tell whether it was already handled
-        (``done_key`` exists), the re-route held for it, and whether the innovation office re-routed it."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.exists(done_key)
-            pipe.hset(self._key("idea", idea_id), mapping={"title": title, "description": description})
-            pipe.hget(self._key("pending-feedback"), idea_id)
-            pipe.hexists(self._key("idea", idea_id), "rerouted")
-            done, _, held, rerouted = await pipe.execute()
+        """A submission arrives, in one round trip (shared with other events'): remember its text, and tell
+        whether it was already handled (``done_key`` exists), the re-route held for it, and whether the
+        innovation office re-routed it."""
+        done, _, held, rerouted = await asyncio.gather(
+            self.redis.exists(done_key),
+            self.redis.hset(self._key("idea", idea_id), mapping={"title": title, "description": description}),
+            self.redis.hget(self._key("pending-feedback"), idea_id),
+            self.redis.hexists(self._key("idea", idea_id), "rerouted"),
+        )
         return bool(done), json.loads(held) if held else None, bool(rerouted)
 
     async def text(self, idea_id: str) -> tuple[str, str] | None:
