@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -128,6 +129,7 @@ class BatchConsumer:
         self.logger = runtime.logger
 
     async def handle(self, records: Sequence[ConsumerRecord]) -> None:
+        started = time.perf_counter()
         ideas = await self.parse(records)
         limit = asyncio.Semaphore(self.concurrency)
 
@@ -145,7 +147,13 @@ class BatchConsumer:
                 group.create_task(one_idea(events))
         if self.logger.isEnabledFor(logging.DEBUG):
             self.logger.debug(
-                "batch handled", extra={"topic": self.topic, "records": len(records), "ideas": len(ideas)}
+                "batch handled",
+                extra={
+                    "topic": self.topic,
+                    "records": len(records),
+                    "ideas": len(ideas),
+                    "elapsed_ms": round(1000 * (time.perf_counter() - started), 1),
+                },
             )
 
     async def parse(self, records: Sequence[ConsumerRecord]) -> list[list[Delivered]]:

@@ -148,10 +148,10 @@ class DeliveryQueue:
         return [Delivery.from_json(item) for item in raw]
 
     async def reschedule(self, delivery: Delivery, at: float) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self.jobs, delivery.id, delivery.to_json())
-            pipe.zadd(self.due, {delivery.id: at})
-            await pipe.execute()
+        # In this order (one pipeline): a due entry always has its job.
+        await asyncio.gather(
+            self.redis.hset(self.jobs, delivery.id, delivery.to_json()), self.redis.zadd(self.due, {delivery.id: at})
+        )
 
     async def is_delivered(self, delivery_id: str) -> bool:
         return bool(await self.redis.exists(self.delivered_key(delivery_id)))
@@ -163,10 +163,7 @@ class DeliveryQueue:
         await self.redis.set(self.settled_key(delivery_id), 1)
 
     async def complete(self, delivery_id: str) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hdel(self.jobs, delivery_id)
-            pipe.zrem(self.due, delivery_id)
-            await pipe.execute()
+        await asyncio.gather(self.redis.zrem(self.due, delivery_id), self.redis.hdel(self.jobs, delivery_id))
 
     async def size(self) -> int:
         return int(await self.redis.zcard(self.due))

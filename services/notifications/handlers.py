@@ -67,9 +67,9 @@ class NotificationHandlers:
     async def submitted(self, event: SubmittedEvent) -> None:
         idea = event.data
         contact = Contact.of_submitter(idea.submitter, idea.language)
-        await self.store.remember_submission(idea.idea_id, contact, title=idea.title, language=idea.language)
+        waiting = await self.store.remember_submission(idea.idea_id, contact, title=idea.title, language=idea.language)
         # Events that overtook their submission (they travel on different topics), in the order they happened.
-        held = [json.loads(raw) for raw in (await self.store.held(idea.idea_id)).values()]
+        held = [json.loads(raw) for raw in waiting.values()]
         for raw_event in sorted(held, key=lambda e: datetime.fromisoformat(e["time"])):
             if await self.store.claim_held(idea.idea_id, raw_event["id"], owner=event.id):
                 await self._release(raw_event)
@@ -81,7 +81,11 @@ class NotificationHandlers:
             return
         routed: IdeaRouted = event.data
         await self.store.record_routing(routed.idea_id, routed, event.id, event.time)
-        facts = await self.store.facts(routed.idea_id)
+        areas = tuple(a.area for a in routed.areas)
+        facts, subscribers = await asyncio.gather(
+            self.store.facts(routed.idea_id),
+            self.store.subscribers(areas, tuple(t.organisation for t in routed.organisations)),
+        )
         news = News(
             kind="routed",
             cause_event_id=event.id,
@@ -89,10 +93,9 @@ class NotificationHandlers:
             time=event.time,
             title=routed.title or facts.title,
             organisations=routed.organisations,
-            areas=tuple(a.area for a in routed.areas),
+            areas=areas,
             rerouted=routed.rerouted_by is not None,
         )
-        subscribers = await self.store.subscribers(news.areas, tuple(t.organisation for t in news.organisations))
         await self.notify(news, domain.routed_audience(facts, news, self.catalogue, subscribers))
         await self._finish(event)
 
@@ -243,22 +246,17 @@ class NotificationHandlers:
                 )
                 webhook_text[language] = self._render(news.kind, language, context, "").summary
 
-        reports = []
-        for recipient, language, message in rendered:
-            for plan in domain.plan(preferences[recipient.person]):
-                reports.append(await self._carry_out(news, recipient, language, message, plan))
-        for org in webhooks:
-            delivery = Delivery(
-                id=domain.notification_id(news.cause_event_id, news.kind, f"webhook:{org}", "webhook"),
-                channel="webhook",
-                recipient=org,
-                idea_id=news.idea_id,
-                cause_event_id=news.cause_event_id,
-                kind=news.kind,
-                message=self._webhook_body(news, org, webhook_text),
-            )
-            await self.queue.enqueue(delivery)
-        await asyncio.gather(*(self.reporter.outcome(**r) for r in reports if r))
+        # Every recipient's and organisation's delivery at once: each is keyed by its own notification id, so
+        # their order does not matter, and their Redis commands share round trips.
+        reports = await asyncio.gather(
+            *(
+                self._carry_out(news, recipient, language, message, plan)
+                for recipient, language, message in rendered
+                for plan in domain.plan(preferences[recipient.person])
+            ),
+            *(self.queue.enqueue(self._webhook(news, org, webhook_text)) for org in webhooks),
+        )
+        await asyncio.gather(*(self.reporter.outcome(**r) for r in reports if isinstance(r, dict)))
 
     async def _carry_out(
         self, news: News, recipient: Recipient, language: str, message: Rendered, plan: domain.Plan
@@ -326,6 +324,17 @@ class NotificationHandlers:
             },
         )
 
+    def _webhook(self, news: News, org: str, text: dict[str, str]) -> Delivery:
+        return Delivery(
+            id=domain.notification_id(news.cause_event_id, news.kind, f"webhook:{org}", "webhook"),
+            channel="webhook",
+            recipient=org,
+            idea_id=news.idea_id,
+            cause_event_id=news.cause_event_id,
+            kind=news.kind,
+            message=self._webhook_body(news, org, text),
+        )
+
     def _webhook_body(self, news: News, org: str, text: dict[str, str]) -> dict[str, Any]:
         body = {
             "id": domain.notification_id(news.cause_event_id, news.kind, f"webhook:{org}", "webhook"),
@@ -364,8 +373,7 @@ class NotificationHandlers:
         return False
 
     async def _finish(self, event: Envelope[Any]) -> None:
-        await self.done.mark(event.id)
-        await self.store.release(event.subject, event.id)
+        await asyncio.gather(self.done.mark(event.id), self.store.release(event.subject, event.id))
 
     async def _release(self, raw: dict[str, Any]) -> None:
         """Handle an event that waited for its submission. One that can never be handled goes to its

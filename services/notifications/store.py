@@ -75,14 +75,18 @@ class NotificationStore:
 
     async def remember_submission(
         self, idea_id: str, contact: Contact | None, *, title: str = "", language: str = "sv"
-    ) -> None:
-        """Record that the idea's submission has been seen (and how to reach its submitter, if at all)."""
+    ) -> dict[str, str]:
+        """Record that the idea's submission has been seen (and how to reach its submitter, if at all), and
+        return the events held for it until now (event id -> event JSON), in the same round trip."""
         value = json.dumps(asdict(contact)) if contact else ""
-        # In this order: once the submitter key exists (what ``submission`` asks), the title is there too.
-        await asyncio.gather(
+        # In this order: once the submitter key exists (what ``submission`` asks), the title is there too; the
+        # held events are read after it, so an event held from now on sees the submission when it checks again.
+        *_, held = await asyncio.gather(
             self.redis.hset(self.key("idea", idea_id), mapping={"title": title, "language": language}),
             self.redis.set(self.key("idea", idea_id, "submitter"), value),
+            self.redis.hgetall(self.key("idea", idea_id, "held")),
         )
+        return held
 
     async def submission(self, idea_id: str) -> tuple[bool, Contact | None]:
         value = await self.redis.get(self.key("idea", idea_id, "submitter"))
@@ -93,9 +97,6 @@ class NotificationStore:
     async def hold(self, idea_id: str, event_id: str, raw_event: str) -> None:
         """Keep an event that arrived before the submission it follows."""
         await self.redis.hset(self.key("idea", idea_id, "held"), event_id, raw_event)
-
-    async def held(self, idea_id: str) -> dict[str, str]:
-        return await self.redis.hgetall(self.key("idea", idea_id, "held"))
 
     async def claim_held(self, idea_id: str, event_id: str, *, owner: str) -> bool:
         """Whether ``owner`` (an event id) is the one to handle the held event ``event_id``."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -14,10 +15,11 @@ from services.intake.app import create_app as intake_app
 from services.intake.settings import IntakeSettings
 from services.routing.app import create_app as routing_app
 from services.routing.settings import RoutingSettings
+from shared.events import Envelope, RerouteIdea, RoutingTarget
 from shared.logs import JsonFormatter
 from shared.tracing import tracer_provider
 from tests.support.apps import running
-from tests.support.kafka import probe
+from tests.support.kafka import probe, raw_producer
 
 pytestmark = pytest.mark.ops
 
@@ -72,6 +74,31 @@ async def test_an_idea_carries_one_trace_from_intake_through_routing(service_set
     assert handled["message"] == "idea routed", lines.lines[-5:]
     assert handled["idea_id"] == idea_id and handled["trace_id"] == trace_id(cause)
     assert handled["correlation_id"] == dict(cause.headers)["correlation_id"].decode()
+
+
+@pytest.mark.kafka
+async def test_a_one_message_subscriber_continues_the_trace_of_its_record(service_settings, topics, kafka_settings):
+    """Routing's commands are read one record at a time (not in batches): the trace goes on there too."""
+    idea_id = str(uuid.uuid4())
+    order = Envelope.wrap(
+        RerouteIdea(
+            idea_id=idea_id,
+            organisations=(RoutingTarget(organisation="kirunabostader"),),
+            requested_by="innovation.office",
+            reason="Bostadsfråga",
+        ),
+        source="/tests",
+    )
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    async with (
+        running(routing_app(service_settings(RoutingSettings))),
+        probe(kafka_settings, topics.routed) as routed,
+        raw_producer(kafka_settings) as producer,
+    ):
+        headers = [("traceparent", traceparent.encode())]
+        await producer.send_and_wait(topics.routing_commands, order.to_bytes(), key=idea_id.encode(), headers=headers)
+        [effect, *_] = await routed.wait_for(lambda rs: [r for r in rs if r.key == idea_id.encode()])
+    assert trace_id(effect) == "0af7651916cd43dd8448eb211c80319c"
 
 
 def test_spans_are_exported_with_otlp_only_when_an_endpoint_is_set(monkeypatch):
