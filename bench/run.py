@@ -476,6 +476,10 @@ class Bench:
                         )
                     )
                 self.report.summary["e2e_p99_ms"] = lat["routed"].p99_ms
+            if result.refused or result.errors:
+                answers = ", ".join(f"{status}: {n}" for status, n in sorted(result.statuses.items()) if status != 202)
+                label = "not accepted: HTTP status: count; lost connections"
+                rows.append((label, answers or "-", "", "", "", fmt(result.errors)))
             dlq = await self.dead_letters(space)
             rows.append(("dead letters written", fmt(dlq)))
         finally:
