@@ -159,7 +159,6 @@ class Bench:
         self.rest_mb: dict[str, float] = {}
         self.record_size = 0
         self.raw_rate: float | None = None
-        self.sampler: asyncio.Task | None = None
         self.mailsink: subprocess.Popen | None = None
         self.smtp_port = free_port()
         self.command = ServiceCommand(
@@ -407,7 +406,6 @@ class Bench:
             )
         )
         self.report.summary["intake_ideas_per_s"] = result.rate
-        self.intake_rate = result.rate
 
     async def offered(self, tracker: Tracker, port: int, requests, rate: float, warmup: float, duration: float):
         tracker.reset()

@@ -119,7 +119,6 @@ class ServiceProcess:
     port: int
     process: subprocess.Popen
     log: Path
-    rest_rss_mb: float | None = None
     samples_mb: list[float] = field(default_factory=list)
 
     @property
@@ -229,7 +228,6 @@ class Services:
         for name, proc in self.running.items():
             rss = proc.rss_mb()
             if rss is not None:
-                proc.rest_rss_mb = rss
                 self.rest_mb[name] = max(self.rest_mb.get(name, 0.0), rss)
 
     def sample(self) -> None:

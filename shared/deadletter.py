@@ -85,22 +85,16 @@ class DeadLetters:
         return None
 
     async def dead_letter(self, record: Any, exc: BaseException, reason: str, attempts: int) -> None:
-        assert self.broker is not None, "DeadLetters.bind(broker) was not called"
+        """Republish a consumed record to ``<topic>.dlq``, with where it was read."""
         headers = {name: value.decode("utf-8", "replace") for name, value in (record.headers or ())}
         headers.update(
             {
-                "x-dlq-reason": reason,
-                "x-dlq-error": _describe(exc)[:MAX_ERROR_HEADER],
-                "x-dlq-error-type": type(exc).__name__,
-                "x-dlq-source-topic": record.topic,
                 "x-dlq-source-partition": str(record.partition),
                 "x-dlq-source-offset": str(record.offset),
-                "x-dlq-service": self.service,
                 "x-dlq-attempts": str(attempts),
             }
         )
-        await self.broker.publish(record.value or b"", topic=f"{record.topic}.dlq", key=record.key, headers=headers)
-        self.metrics.dead_letters.labels(self.service, record.topic, reason).inc()
+        await self._send(record.topic, record.value or b"", record.key, headers, exc, reason)
         self.logger.error(
             "message dead-lettered",
             extra={
@@ -111,6 +105,27 @@ class DeadLetters:
                 "error": _describe(exc)[:300],
             },
         )
+
+    async def dead_letter_value(self, topic: str, value: bytes, key: bytes | None, exc: BaseException) -> None:
+        """Dead-letter an event of ``topic`` that no longer has its record (one that waited in Redis): rejected."""
+        await self._send(topic, value, key, {}, exc, "rejected")
+        self.logger.error("event dead-lettered", extra={"topic": topic, "reason": "rejected", "error": str(exc)[:300]})
+
+    async def _send(
+        self, topic: str, value: bytes, key: bytes | None, headers: dict[str, str], exc: BaseException, reason: str
+    ) -> None:
+        assert self.broker is not None, "DeadLetters.bind(broker) was not called"
+        headers.update(
+            {
+                "x-dlq-reason": reason,
+                "x-dlq-error": _describe(exc)[:MAX_ERROR_HEADER],
+                "x-dlq-error-type": type(exc).__name__,
+                "x-dlq-source-topic": topic,
+                "x-dlq-service": self.service,
+            }
+        )
+        await self.broker.publish(value, topic=f"{topic}.dlq", key=key, headers=headers)
+        self.metrics.dead_letters.labels(self.service, topic, reason).inc()
 
 
 class DeadLetterMiddleware(BaseMiddleware):

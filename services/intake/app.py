@@ -161,29 +161,25 @@ def install_error_handlers(app: FastAPI, runtime: Runtime, settings: IntakeSetti
             },
         )
 
-    @app.exception_handler(RedisError)
-    async def redis_unavailable(_: Request, exc: RedisError) -> JSONResponse:
-        runtime.logger.error("redis unavailable, refusing write", extra={"error": repr(exc)})
+    def unavailable(detail: str) -> JSONResponse:
         return JSONResponse(
             status_code=503,
             headers={"Retry-After": str(settings.retry_after_s)},
             content={
-                "detail": "The platform is overloaded or Redis is unavailable; nothing was stored. Try again later.",
+                "detail": f"{detail}; nothing was stored. Try again later.",
                 "retry_after_s": settings.retry_after_s,
             },
         )
 
+    @app.exception_handler(RedisError)
+    async def redis_unavailable(_: Request, exc: RedisError) -> JSONResponse:
+        runtime.logger.error("redis unavailable, refusing write", extra={"error": repr(exc)})
+        return unavailable("The platform is overloaded or Redis is unavailable")
+
     @app.exception_handler(KafkaUnavailable)
     async def kafka_unavailable(_: Request, exc: KafkaUnavailable) -> JSONResponse:
         runtime.logger.error("kafka unavailable, refusing write", extra={"error": str(exc)})
-        return JSONResponse(
-            status_code=503,
-            headers={"Retry-After": str(settings.retry_after_s)},
-            content={
-                "detail": "Kafka is not available; nothing was stored. Try again later.",
-                "retry_after_s": settings.retry_after_s,
-            },
-        )
+        return unavailable("Kafka is not available")
 
 
 def validation_body(exc: RequestValidationError) -> dict:

@@ -392,17 +392,6 @@ class NotificationHandlers:
         try:
             await handlers[payload](event)
         except PermanentError as exc:
-            await self.runtime.broker.publish(
-                json.dumps(raw, ensure_ascii=False).encode(),
-                topic=f"{topics[payload]}.dlq",
-                key=event.subject.encode(),
-                headers={
-                    "x-dlq-reason": "rejected",
-                    "x-dlq-error": str(exc)[:2000],
-                    "x-dlq-error-type": "PermanentError",
-                    "x-dlq-source-topic": topics[payload],
-                    "x-dlq-service": self.runtime.service,
-                },
-            )
-            self.runtime.metrics.dead_letters.labels(self.runtime.service, topics[payload], "rejected").inc()
+            value = json.dumps(raw, ensure_ascii=False).encode()
+            await self.runtime.dead_letters.dead_letter_value(topics[payload], value, event.subject.encode(), exc)
             await self.store.release(event.subject, event.id)
