@@ -1,9 +1,10 @@
 """Notifications' effects: decide who hears what (domain), render it (templates), and deliver each
 (event, recipient, channel) once: in-app at once, e-mail and webhooks through the retry queue.
 
-An event about an idea whose submission has not been seen yet is held until it has (the topics are read
-independently, so a routed event may overtake its submission). A redelivered event is skipped by its id; and
-should a crash fall between the effects and that mark, every effect is keyed by its notification id anyway.
+An event about an idea whose submission has not been seen yet waits until it has (the topics are read
+independently, so a routed event may overtake its submission), and so does every later event of the idea until
+the waiting ones are released, so that none overtakes another of its topic. A redelivered event is skipped by its
+id; and should a crash fall between the effects and that mark, every effect is keyed by its notification id anyway.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from services.notifications.delivery import Delivery, DeliveryQueue, Reporter
 from services.notifications.domain import Audience, Contact, FeedItem, News, Recipient, Rendered, UnknownPerson
 from services.notifications.rendering import Renderer, TemplateFailure
 from services.notifications.settings import NotificationsSettings
-from services.notifications.store import NotificationStore
+from services.notifications.store import Admission, NotificationStore
 from shared.catalogue import Catalogue
 from shared.deadletter import PermanentError
 from shared.events import (
@@ -67,16 +68,25 @@ class NotificationHandlers:
     async def submitted(self, event: SubmittedEvent) -> None:
         idea = event.data
         contact = Contact.of_submitter(idea.submitter, idea.language)
-        waiting = await self.store.remember_submission(idea.idea_id, contact, title=idea.title, language=idea.language)
-        # Events that overtook their submission (they travel on different topics), in the order they happened.
-        held = [json.loads(raw) for raw in waiting.values()]
-        for raw_event in sorted(held, key=lambda e: datetime.fromisoformat(e["time"])):
-            if await self.store.claim_held(idea.idea_id, raw_event["id"], owner=event.id):
-                await self._release(raw_event)
+        await self.store.remember_submission(idea.idea_id, contact, title=idea.title, language=idea.language)
+        # Events that overtook their submission (they travel on different topics) are released now.
+        if await self.store.start_release(idea.idea_id, owner=event.id):
+            await self._release_waiting(idea.idea_id, owner=event.id)
 
     async def routed(self, event: RoutedEvent) -> None:
-        if not await self._known(event):
-            return
+        if await self._admitted(event):
+            await self._routed(event)
+
+    async def status_changed(self, event: StatusChangedEvent) -> None:
+        if await self._admitted(event):
+            await self._status_changed(event)
+
+    async def engagement(self, event: EngagementEvent) -> None:
+        self._person(event.data)  # an unknown person is dead-lettered at once rather than kept waiting
+        if await self._admitted(event):
+            await self._engagement(event)
+
+    async def _routed(self, event: RoutedEvent) -> None:
         if await self._seen(event, "routed"):
             return
         routed: IdeaRouted = event.data
@@ -99,9 +109,7 @@ class NotificationHandlers:
         await self.notify(news, domain.routed_audience(facts, news, self.catalogue, subscribers))
         await self._finish(event)
 
-    async def status_changed(self, event: StatusChangedEvent) -> None:
-        if not await self._known(event):
-            return
+    async def _status_changed(self, event: StatusChangedEvent) -> None:
         if await self._seen(event, "status-changed"):
             return
         change: IdeaStatusChanged = event.data
@@ -125,14 +133,15 @@ class NotificationHandlers:
         await self.notify(news, audience)
         await self._finish(event)
 
-    async def engagement(self, event: EngagementEvent) -> None:
-        engagement: IdeaEngagement = event.data
+    def _person(self, engagement: IdeaEngagement) -> str:
         try:
-            person = domain.person_id(engagement.person, self.catalogue)
+            return domain.person_id(engagement.person, self.catalogue)
         except UnknownPerson as exc:
             raise PermanentError(str(exc)) from exc
-        if not await self._known(event):
-            return
+
+    async def _engagement(self, event: EngagementEvent) -> None:
+        engagement: IdeaEngagement = event.data
+        person = self._person(engagement)
         if await self._seen(event, "engagement"):
             return
         if engagement.kind == EngagementKind.COMMENT:
@@ -355,43 +364,49 @@ class NotificationHandlers:
 
     # --- plumbing ---------------------------------------------------------------------------------
 
-    async def _known(self, event: Envelope[Any]) -> bool:
-        """Whether the idea's submission has been seen; if not, the event is held until it is."""
-        known, _ = await self.store.submission(event.subject)
-        if known:
-            return True
-        await self.store.hold(event.subject, event.id, event.model_dump_json())
-        known, _ = await self.store.submission(event.subject)  # the submission may just have landed ...
-        # ... and be releasing this very event: only one of the two handles it
-        return known and await self.store.claim_held(event.subject, event.id, owner=event.id)
+    async def _admitted(self, event: Envelope[Any]) -> bool:
+        """Whether the event is handled now. It waits instead while its idea's submission has not been seen or
+        an earlier event of the idea still waits (so it cannot overtake it); and if the submission has been
+        seen but nobody is releasing the waiting events, this caller releases them, itself among them."""
+        admission = await self.store.admit(event.subject, event.id, event.model_dump_json())
+        if admission == Admission.RELEASE:
+            await self._release_waiting(event.subject, owner=event.id)
+        return admission == Admission.HANDLE
+
+    async def _release_waiting(self, idea_id: str, *, owner: str) -> None:
+        """Handle the idea's waiting events, oldest first, until none is left (more may come meanwhile)."""
+        while True:
+            waiting = [json.loads(raw) for raw in (await self.store.waiting(idea_id)).values()]
+            for raw_event in sorted(waiting, key=lambda e: datetime.fromisoformat(e["time"])):
+                await self._release(raw_event)
+            if await self.store.end_release(idea_id, owner=owner):
+                return
 
     async def _seen(self, event: Envelope[Any], topic: str) -> bool:
         if await self.done.seen(event.id):
             self.runtime.metrics.idempotent_skips.labels(self.runtime.service, topic).inc()
-            await self.store.release(event.subject, event.id)
             return True
         return False
 
     async def _finish(self, event: Envelope[Any]) -> None:
-        await asyncio.gather(self.done.mark(event.id), self.store.release(event.subject, event.id))
+        await self.done.mark(event.id)
 
     async def _release(self, raw: dict[str, Any]) -> None:
-        """Handle an event that waited for its submission. One that can never be handled goes to its
-        topic's dead-letter topic, as it would have had it not waited."""
+        """Handle an event that waited. One that can never be handled goes to its topic's dead-letter topic,
+        as it would have had it not waited. Either way it waits no more (should the process die before that,
+        its releaser comes again and the event is skipped as already handled)."""
         payload = PAYLOAD_BY_TYPE.get(raw.get("type", ""))
-        handlers = {IdeaRouted: self.routed, IdeaStatusChanged: self.status_changed, IdeaEngagement: self.engagement}
+        handlers = {IdeaRouted: self._routed, IdeaStatusChanged: self._status_changed, IdeaEngagement: self._engagement}
         topics = {
             IdeaRouted: self.runtime.topics.routed,
             IdeaStatusChanged: self.runtime.topics.status_changed,
             IdeaEngagement: self.runtime.topics.engagement,
         }
-        if payload not in handlers:
-            await self.store.release(raw["subject"], raw["id"])
-            return
-        event = Envelope[payload].parse(raw)  # type: ignore[valid-type]
-        try:
-            await handlers[payload](event)
-        except PermanentError as exc:
-            value = json.dumps(raw, ensure_ascii=False).encode()
-            await self.runtime.dead_letters.dead_letter_value(topics[payload], value, event.subject.encode(), exc)
-            await self.store.release(event.subject, event.id)
+        if payload in handlers:
+            event = Envelope[payload].parse(raw)  # type: ignore[valid-type]
+            try:
+                await handlers[payload](event)
+            except PermanentError as exc:
+                value = json.dumps(raw, ensure_ascii=False).encode()
+                await self.runtime.dead_letters.dead_letter_value(topics[payload], value, event.subject.encode(), exc)
+        await self.store.stop_waiting(raw["subject"], raw["id"])

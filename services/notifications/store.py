@@ -10,6 +10,7 @@ import asyncio
 import json
 from dataclasses import asdict
 from datetime import date, datetime
+from enum import IntEnum
 
 from redis.asyncio import Redis
 
@@ -45,18 +46,52 @@ redis.call('HSET', KEYS[1], 'version', ARGV[1], 'prefs', ARGV[2])
 return 1
 """
 
-# A held event is handled by one claimant: the event itself (its submission landed while it was being held)
-# or the submission that releases it. A claimant that crashed and comes again (same owner) may go on.
-_CLAIM_HELD = """
-local owner = redis.call('GET', KEYS[1])
-if not owner then
-  redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
-  return 1
-end
-if owner == ARGV[1] then return 1 end
-return 0
+# An event about an idea is handled at once only when the idea's submission has been seen and none of its events
+# waits: otherwise it waits too, so that it cannot overtake one that waits before it (one topic's events of an idea
+# are handled in their order). Whoever finds events waiting and nobody releasing them releases them all, oldest
+# first: the submission, or a later event of the idea (should a releaser have died). KEYS: the idea's submitter
+# key, its waiting events, its releaser; ARGV: the event's (or submission's) id, its JSON, the releaser's lease.
+_BECOME_RELEASER = """
+local releaser = redis.call('GET', KEYS[3])
+if releaser and releaser ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[3], ARGV[1], 'EX', tonumber(ARGV[3]))
+return 2
 """
-CLAIM_TTL_S = 3600
+_ADMIT = (
+    """
+if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('HLEN', KEYS[2]) == 0 then return 1 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+"""
+    + _BECOME_RELEASER
+)
+_START_RELEASE = (
+    """
+if redis.call('HLEN', KEYS[2]) == 0 then return 1 end
+"""
+    + _BECOME_RELEASER
+)
+# The releaser stops once nothing waits (atomically with _ADMIT, so nothing is left behind), or if its lease
+# was taken over; otherwise it keeps its lease and goes on.
+_END_RELEASE = """
+local releaser = redis.call('GET', KEYS[2])
+if redis.call('HLEN', KEYS[1]) > 0 then
+  if releaser and releaser ~= ARGV[1] then return 1 end
+  redis.call('SET', KEYS[2], ARGV[1], 'EX', tonumber(ARGV[2]))
+  return 0
+end
+if releaser == ARGV[1] then redis.call('DEL', KEYS[2]) end
+return 1
+"""
+RELEASER_LEASE_S = 60
+
+
+class Admission(IntEnum):
+    """What ``NotificationStore.admit`` decided for an event."""
+
+    WAIT = 0  # its submission, or an earlier event of the idea, is still awaited: it waits with them
+    HANDLE = 1  # handle it now
+    RELEASE = 2  # it waits, and its caller releases every waiting event of the idea (itself among them)
 
 
 class NotificationStore:
@@ -66,7 +101,9 @@ class NotificationStore:
         self.feed_length = feed_length
         self._deliver = redis.register_script(_DELIVER_ONCE)
         self._apply_preferences = redis.register_script(_APPLY_PREFERENCES)
-        self._claim_held = redis.register_script(_CLAIM_HELD)
+        self._admit = redis.register_script(_ADMIT)
+        self._start_release = redis.register_script(_START_RELEASE)
+        self._end_release = redis.register_script(_END_RELEASE)
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -75,36 +112,42 @@ class NotificationStore:
 
     async def remember_submission(
         self, idea_id: str, contact: Contact | None, *, title: str = "", language: str = "sv"
-    ) -> dict[str, str]:
-        """Record that the idea's submission has been seen (and how to reach its submitter, if at all), and
-        return the events held for it until now (event id -> event JSON), in the same round trip."""
+    ) -> None:
+        """Record that the idea's submission has been seen, and how to reach its submitter, if at all."""
         value = json.dumps(asdict(contact)) if contact else ""
-        # In this order: once the submitter key exists (what ``submission`` asks), the title is there too; the
-        # held events are read after it, so an event held from now on sees the submission when it checks again.
-        *_, held = await asyncio.gather(
+        # In this order (one pipeline): once the submitter key exists (what ``admit`` asks), the title is there too.
+        await asyncio.gather(
             self.redis.hset(self.key("idea", idea_id), mapping={"title": title, "language": language}),
             self.redis.set(self.key("idea", idea_id, "submitter"), value),
-            self.redis.hgetall(self.key("idea", idea_id, "held")),
         )
-        return held
 
-    async def submission(self, idea_id: str) -> tuple[bool, Contact | None]:
-        value = await self.redis.get(self.key("idea", idea_id, "submitter"))
-        if value is None:
-            return False, None
-        return True, Contact(**json.loads(value)) if value else None
+    # --- events that wait for their submission ----------------------------------------------------
 
-    async def hold(self, idea_id: str, event_id: str, raw_event: str) -> None:
-        """Keep an event that arrived before the submission it follows."""
-        await self.redis.hset(self.key("idea", idea_id, "held"), event_id, raw_event)
+    def _waiting_keys(self, idea_id: str) -> list[str]:
+        return [self.key("idea", idea_id, part) for part in ("submitter", "held", "releaser")]
 
-    async def claim_held(self, idea_id: str, event_id: str, *, owner: str) -> bool:
-        """Whether ``owner`` (an event id) is the one to handle the held event ``event_id``."""
-        key = self.key("idea", idea_id, "held-claim", event_id)
-        return bool(await self._claim_held(keys=[key], args=[owner, CLAIM_TTL_S]))
+    async def admit(self, idea_id: str, event_id: str, raw_event: str) -> Admission:
+        """Whether an event about ``idea_id`` is handled now, waits, or releases the waiting ones."""
+        keys = self._waiting_keys(idea_id)
+        return Admission(await self._admit(keys=keys, args=[event_id, raw_event, RELEASER_LEASE_S]))
 
-    async def release(self, idea_id: str, event_id: str) -> None:
+    async def start_release(self, idea_id: str, *, owner: str) -> bool:
+        """Whether ``owner`` (the submission's id) is to release the events waiting for it: some wait and
+        nobody else is releasing them."""
+        keys = self._waiting_keys(idea_id)
+        return Admission(await self._start_release(keys=keys, args=[owner, "", RELEASER_LEASE_S])) == Admission.RELEASE
+
+    async def waiting(self, idea_id: str) -> dict[str, str]:
+        """The events waiting for the idea (event id -> event JSON)."""
+        return await self.redis.hgetall(self.key("idea", idea_id, "held"))
+
+    async def stop_waiting(self, idea_id: str, event_id: str) -> None:
         await self.redis.hdel(self.key("idea", idea_id, "held"), event_id)
+
+    async def end_release(self, idea_id: str, *, owner: str) -> bool:
+        """Whether ``owner`` is done releasing: nothing waits any more, or another took its lease over."""
+        keys = self._waiting_keys(idea_id)[1:]
+        return bool(await self._end_release(keys=keys, args=[owner, RELEASER_LEASE_S]))
 
     async def record_routing(self, idea_id: str, routed: IdeaRouted, event_id: str, at: datetime) -> None:
         """The idea's current routing; the time and event of its first routing start the response-time clock."""

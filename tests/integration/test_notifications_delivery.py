@@ -22,6 +22,7 @@ import uvicorn
 from aiosmtpd.controller import Controller
 
 from services.notifications.app import create_app
+from services.notifications.domain import Contact
 from services.notifications.settings import NotificationsSettings
 from shared.catalogue import DEFAULT_CATALOGUE_PATH
 from shared.events import (
@@ -467,6 +468,53 @@ async def test_an_unknown_person_or_a_broken_template_is_dead_lettered_and_the_c
             assert "no_such_thing" in {k: v.decode() for k, v in broken[0].headers}["x-dlq-error"]
             # and the consumer carried on
             await eventually(lambda: {r for r, _ in mail.received} == {ANNA, "bo@kiruna.se"})
+
+
+async def test_an_event_after_one_waiting_for_its_submission_does_not_overtake_it(settings_for, topics):
+    """bo follows an idea before its submission is seen; lisa comments just after the submission landed, before
+    its releaser ran: the comment waits behind the follow, so bo hears of it, and nobody hears twice."""
+    idea = str(uuid.uuid4())
+    submission = submitted(idea, "Snöröjning vid busshållplatsen")
+    with smtp_server() as mail:
+        app = create_app(settings_for(mail.port))
+        async with running(app):
+            handlers, store = app.state.handlers, app.state.handlers.store
+            await handlers.engagement(engaged(idea, EngagementKind.FOLLOW, "bo@kiruna.se"))
+            assert len(await store.waiting(idea)) == 1  # no submission yet: it waits
+            contact = Contact.of_submitter(submission.data.submitter, "sv")
+            await store.remember_submission(idea, contact, title=submission.data.title)  # its releaser not yet run
+            await handlers.engagement(engaged(idea, EngagementKind.COMMENT, "lisa@kiruna.se", "Bra idé!"))
+            await handlers.submitted(submission)  # nothing is left for it to release
+
+            await eventually(lambda: {r for r, _ in mail.received} == {ANNA, "bo@kiruna.se"})
+            assert await store.waiting(idea) == {}
+            assert await store.redis.exists(store.key("idea", idea, "releaser")) == 0
+            # a later event is handled at once (lisa follows the idea since she commented)
+            await handlers.engagement(engaged(idea, EngagementKind.COMMENT, "bo@kiruna.se", "Håller med"))
+            await eventually(lambda: [r for r, _ in mail.received].count(ANNA) == 2)
+            await asyncio.sleep(1)
+            assert sorted(r for r, _ in mail.received) == sorted([ANNA, ANNA, "bo@kiruna.se", "lisa@kiruna.se"])
+
+
+async def test_events_left_waiting_by_a_releaser_that_died_are_released_by_the_next_event(settings_for, topics):
+    idea = str(uuid.uuid4())
+    submission = submitted(idea, "Belysning i gångtunneln")
+    with smtp_server() as mail:
+        app = create_app(settings_for(mail.port))
+        async with running(app):
+            handlers, store = app.state.handlers, app.state.handlers.store
+            await handlers.engagement(engaged(idea, EngagementKind.FOLLOW, "bo@kiruna.se"))
+            contact = Contact.of_submitter(submission.data.submitter, "sv")
+            await store.remember_submission(idea, contact, title=submission.data.title)
+            assert await store.start_release(idea, owner=submission.id)  # ... and the process dies here
+            await store.redis.expire(store.key("idea", idea, "releaser"), 1)
+            await handlers.engagement(engaged(idea, EngagementKind.COMMENT, "lisa@kiruna.se", "Bra idé!"))
+            assert len(await store.waiting(idea)) == 2  # the releaser's lease still runs: the comment waits too
+            await asyncio.sleep(1.2)
+            await handlers.engagement(engaged(idea, EngagementKind.SUPPORT, "lisa@kiruna.se"))
+
+            await eventually(lambda: {r for r, _ in mail.received} == {ANNA, "bo@kiruna.se"})
+            assert await store.waiting(idea) == {}
 
 
 async def test_a_digest_groups_a_days_events_per_person(settings_for, topics, kafka_settings):
