@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import UTC, datetime
 
 from services.intake.auth import Officer, Role
 from services.intake.domain import submitted_event
 from services.intake.errors import Conflict, Forbidden, InvalidField, NotFound
 from services.intake.lifecycle import check_transition
 from services.intake.models import CommentIn, IdeaAccepted, IdeaIn, RerouteIn, StatusChangeIn
-from services.intake.store import IntakeStore
+from services.intake.store import IntakeStore, iso
 from shared.catalogue import Catalogue
 from shared.events import (
     AreaMatch,
@@ -28,11 +27,6 @@ from shared.kafka import KafkaUnavailable, publish_event
 from shared.service import Runtime
 
 SOURCE = "/services/intake"
-
-
-def iso(moment: datetime) -> str:
-    """One time format for every comparison in Redis (lexicographic order = time order)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Intake:
@@ -216,19 +210,3 @@ class Intake:
             await self.store.remove_support(idea_id, person)
             raise
         return envelope.id
-
-    # --- the topics intake follows, to know ideas' states and owners ----------------------------------------
-
-    async def on_submitted(self, envelope: Envelope) -> None:
-        await self.store.record_submitted(envelope.subject, iso(envelope.time))
-
-    async def on_routed(self, envelope: Envelope) -> None:
-        organisations = [t.organisation for t in envelope.data.organisations]
-        await self.store.record_routed(envelope.subject, organisations, iso(envelope.time))
-
-    async def on_status_changed(self, envelope: Envelope) -> None:
-        await self.store.record_state(envelope.subject, envelope.data.to_state, iso(envelope.time))
-
-    async def on_engagement(self, envelope: Envelope) -> None:
-        if envelope.data.kind is EngagementKind.SUPPORT:
-            await self.store.add_support(envelope.subject, envelope.data.person)

@@ -8,6 +8,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 
@@ -62,6 +63,11 @@ return count
 # commands (shared.redis_pipelining), where a transaction takes a connection of its own.
 
 
+def iso(moment: datetime) -> str:
+    """One time format for every comparison in Redis (lexicographic order = time order)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 @dataclass(frozen=True)
 class IdeaRecord:
     idea_id: str
@@ -101,6 +107,21 @@ class IntakeStore:
 
     async def move(self, idea_id: str, expected: IdeaState, target: IdeaState, time_iso: str) -> bool:
         return bool(await self._move(keys=[self._key("idea", idea_id)], args=[expected.value, target.value, time_iso]))
+
+    async def forget_ideas(self) -> int:
+        """Delete every idea record and supporter set (before a rebuild; Idempotency-Keys and rate limits stay).
+        Returns how many keys were deleted."""
+        deleted = 0
+        for pattern in (self._key("idea", "*"), self._key("supporters", "*")):
+            batch: list[str] = []
+            async for key in self.redis.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) >= 500:
+                    deleted += await self.redis.delete(*batch)
+                    batch = []
+            if batch:
+                deleted += await self.redis.delete(*batch)
+        return deleted
 
     # --- supports -------------------------------------------------------------------------------------------
 

@@ -3,16 +3,17 @@ idea's state and owners."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 
 from faststream.kafka.annotations import KafkaMessage
 
 from services.intake.errors import InvalidField
+from services.intake.following import follow, followed_topics
 from services.intake.handlers import Intake
 from services.intake.models import IdeaIn
 from shared.batch import subscribe_batch
 from shared.deadletter import PermanentError
-from shared.events import EngagementEvent, RoutedEvent, StatusChangedEvent, SubmittedEvent
 from shared.kafka import subscribe
 from shared.service import Runtime
 
@@ -39,16 +40,14 @@ def register(runtime: Runtime, intake: Intake) -> None:
         except InvalidField as exc:
             raise PermanentError(str(exc)) from exc
 
-    subscribe_batch(runtime, topics.submitted, SubmittedEvent, title="intake.submitted", each=intake.on_submitted)
-    subscribe_batch(
-        runtime,
-        topics.routed,
-        RoutedEvent,
-        title="intake.routed",
-        description="Which organisations own each idea (officers act only on their own)",
-        each=intake.on_routed,
-    )
-    subscribe_batch(
-        runtime, topics.status_changed, StatusChangedEvent, title="intake.status-changed", each=intake.on_status_changed
-    )
-    subscribe_batch(runtime, topics.engagement, EngagementEvent, title="intake.engagement", each=intake.on_engagement)
+    # What intake learns of each idea from the other services' events (the rebuild reads the same topics).
+    described = {
+        topics.submitted: ("intake.submitted", "Ideas submitted through any door, by any replica of intake"),
+        topics.routed: ("intake.routed", "Which organisations own each idea (officers act only on their own)"),
+        topics.status_changed: ("intake.status-changed", "Each idea's state, so that only allowed transitions pass"),
+        topics.engagement: ("intake.engagement", "Who supports each idea (one support per person)"),
+    }
+    for topic, model in followed_topics(topics).items():
+        title, description = described[topic]
+        each = functools.partial(follow, intake.store)
+        subscribe_batch(runtime, topic, model, title=title, description=description, each=each)

@@ -1,0 +1,47 @@
+"""What intake learns from the topics it follows: each idea's state, the organisations that own it and who
+supports it, which is what it needs to judge a write. The same code serves the live subscribers and the rebuild
+(``python -m services.intake.rebuild``). Applying an event again, or the topics' events in any order between
+topics, gives the same state (the store's scripts compare times)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.intake.store import IntakeStore, iso
+from shared.events import (
+    EngagementEvent,
+    EngagementKind,
+    Envelope,
+    IdeaEngagement,
+    IdeaRouted,
+    IdeaStatusChanged,
+    IdeaSubmitted,
+    RoutedEvent,
+    StatusChangedEvent,
+    SubmittedEvent,
+)
+from shared.topics import Topics
+
+
+def followed_topics(topics: Topics) -> dict[str, type[Envelope[Any]]]:
+    """The topics intake follows, with the event each carries."""
+    return {
+        topics.submitted: SubmittedEvent,
+        topics.routed: RoutedEvent,
+        topics.status_changed: StatusChangedEvent,
+        topics.engagement: EngagementEvent,
+    }
+
+
+async def follow(store: IntakeStore, envelope: Envelope[Any]) -> None:
+    """Record what one followed event says about its idea."""
+    at = iso(envelope.time)
+    match envelope.data:
+        case IdeaSubmitted():
+            await store.record_submitted(envelope.subject, at)
+        case IdeaRouted(organisations=targets):
+            await store.record_routed(envelope.subject, [t.organisation for t in targets], at)
+        case IdeaStatusChanged(to_state=state):
+            await store.record_state(envelope.subject, state, at)
+        case IdeaEngagement(kind=EngagementKind.SUPPORT, person=person):
+            await store.add_support(envelope.subject, person)

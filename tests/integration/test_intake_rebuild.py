@@ -1,0 +1,85 @@
+"""``python -m services.intake.rebuild`` on the real Kafka and Redis: intake's idea records (state, owners,
+supporters) come back from the topics it follows, stale ones go, and what no topic holds stays."""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import pytest
+from redis.asyncio import Redis
+
+from services.intake.rebuild import rebuild
+from services.intake.settings import IntakeSettings
+from services.intake.store import IntakeStore
+from shared.events import (
+    EngagementKind,
+    Envelope,
+    IdeaEngagement,
+    IdeaRouted,
+    IdeaState,
+    IdeaStatusChanged,
+    IdeaSubmitted,
+    RoutingTarget,
+)
+from tests.support.kafka import raw_producer
+
+pytestmark = pytest.mark.kafka
+
+
+def wrap(data) -> Envelope:
+    return Envelope.wrap(data, source="/tests")
+
+
+def submitted(idea_id: str) -> Envelope:
+    return wrap(IdeaSubmitted(idea_id=idea_id, title="Värme i busskuren", description="Beskrivning.", language="sv"))
+
+
+def routed(idea_id: str, organisation: str) -> Envelope:
+    return wrap(IdeaRouted(idea_id=idea_id, organisations=(RoutingTarget(organisation=organisation),), reason="test"))
+
+
+def acknowledge(idea_id: str) -> Envelope:
+    return wrap(IdeaStatusChanged(idea_id=idea_id, to_state=IdeaState.ACKNOWLEDGED, changed_by="erik.lindberg"))
+
+
+async def test_rebuild_brings_back_each_ideas_state_owners_and_supporters(service_settings, topics, kafka_settings):
+    settings: IntakeSettings = service_settings(IntakeSettings)
+    acknowledged, fresh, stale = (str(uuid.uuid4()) for _ in range(3))
+    events = [
+        (topics.submitted, submitted(acknowledged)),
+        (topics.routed, routed(acknowledged, "tekniskaverken")),
+        (topics.status_changed, acknowledge(acknowledged)),
+        (topics.routed, routed(acknowledged, "kirunabostader")),  # re-routed: the later routing owns it
+        (topics.submitted, submitted(fresh)),
+        (topics.engagement, wrap(IdeaEngagement(idea_id=fresh, kind=EngagementKind.SUPPORT, person="lisa@kiruna.se"))),
+        (topics.engagement, wrap(IdeaEngagement(idea_id=fresh, kind=EngagementKind.COMMENT, person="bo", text="Ja"))),
+    ]
+    async with raw_producer(kafka_settings) as producer:
+        for topic, event in events:
+            await producer.send_and_wait(topic, event.to_bytes(), key=event.subject.encode())
+        await producer.send_and_wait(topics.routed, b"{not json", key=fresh.encode())
+
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    store = IntakeStore(redis, settings.redis_prefix)
+    try:
+        await store.record_submitted(stale, "2026-01-01T00:00:00.000000Z")  # no topic knows this idea
+        await store.reserve("kept-key", "fingerprint", ttl_s=600)
+
+        progress = io.StringIO()
+        result = await rebuild(settings, stream=progress)
+
+        assert "rebuilding intake's ideas" in progress.getvalue()
+        assert result.events == {topics.submitted: 2, topics.routed: 2, topics.status_changed: 1, topics.engagement: 2}
+        assert sum(result.malformed.values()) == 1 and result.ideas == 2 and result.forgotten_keys >= 1
+        first = await store.idea(acknowledged)
+        assert first is not None and first.state is IdeaState.ACKNOWLEDGED
+        assert first.organisations == {"kirunabostader"}
+        second = await store.idea(fresh)
+        assert second is not None and second.state is IdeaState.SUBMITTED and not second.organisations
+        assert await store.add_support(fresh, "lisa@kiruna.se") is False  # her support came back
+        assert await store.add_support(fresh, "bo@kiruna.se") is True  # a comment is no support
+        assert await store.idea(stale) is None
+        assert [key async for key in redis.scan_iter(match=f"{store.prefix}:idempotency:*")]  # no topic holds it
+    finally:
+        await redis.aclose()
