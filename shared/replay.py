@@ -4,17 +4,18 @@ stderr for the operator."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, TextIO
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Protocol, TextIO
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from tqdm import tqdm
 
 from shared.kafka import client_options, describe_partitions
-from shared.settings import KafkaSettings
+from shared.settings import KafkaSettings, ServiceSettings
 
 
 async def topic_partitions(settings: KafkaSettings, topics: Sequence[str]) -> list[TopicPartition]:
@@ -71,3 +72,31 @@ async def read_topics(settings: KafkaSettings, topics: Sequence[str], **options:
     async for batch in read_batches(settings, topics, **options):
         for record in batch:
             yield record
+
+
+class Described(Protocol):
+    def describe(self) -> str: ...
+
+
+def rebuild_command(
+    argv: list[str] | None,
+    *,
+    service: str,
+    description: str,
+    settings: ServiceSettings,
+    rebuild: Callable[..., Awaitable[Described]],
+) -> int:
+    """The command line of a service's rebuild: what it reads and writes, the progress on stderr (unless
+    ``--no-progress``), and what it did on stdout."""
+    parser = argparse.ArgumentParser(prog=f"python -m services.{service}.{rebuild.__name__}", description=description)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    args = parser.parse_args(argv)
+    print(
+        f"{service} {rebuild.__name__}: Kafka {settings.kafka.bootstrap_servers} "
+        f"(topic prefix '{settings.kafka.topic_prefix}'), Redis {settings.redis_url} "
+        f"(key prefix '{settings.redis_prefix}:{service}')",
+        file=sys.stderr,
+    )
+    result = asyncio.run(rebuild(settings, progress=not args.no_progress))
+    print(result.describe())
+    return 0

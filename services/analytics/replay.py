@@ -10,8 +10,6 @@ Records that cannot be parsed were dead-lettered when they first arrived; the re
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import sys
 import time
 from collections import Counter
@@ -26,7 +24,7 @@ from services.analytics.settings import AnalyticsSettings
 from services.analytics.store import ProjectionStore
 from services.analytics.subscribers import projected_topics
 from shared.deadletter import MALFORMED
-from shared.replay import read_batches, topic_partitions
+from shared.replay import read_batches, rebuild_command, topic_partitions
 from shared.topics import Topics
 
 
@@ -93,21 +91,10 @@ async def replay(settings: AnalyticsSettings, *, progress: bool = True, stream: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m services.analytics.replay",
-        description="Wipe analytics' Redis keys and rebuild them from the beginning of every topic.",
+    description = "Wipe analytics' Redis keys and rebuild them from the beginning of every topic."
+    return rebuild_command(
+        argv, service="analytics", description=description, settings=AnalyticsSettings(), rebuild=replay
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    args = parser.parse_args(argv)
-    settings = AnalyticsSettings()
-    print(
-        f"analytics replay: Kafka {settings.kafka.bootstrap_servers} (topic prefix '{settings.kafka.topic_prefix}'), "
-        f"Redis {settings.redis_url} (key prefix '{settings.redis_prefix}:analytics')",
-        file=sys.stderr,
-    )
-    result = asyncio.run(replay(settings, progress=not args.no_progress))
-    print(result.describe())
-    return 0
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from services.analytics.domain import IdeaSummary, parse_time, summarise
+from shared.redis_keys import delete_matching
 
 # Write an idea's summary and indexes, unless an event was added since they were computed (then: 0).
 # KEYS: events, summary, ideas, the index sets to leave (ARGV[5] of them), the index sets to be in.
@@ -104,16 +105,7 @@ class ProjectionStore:
 
     async def wipe(self) -> int:
         """Delete every analytics key under the prefix (before a replay). Returns how many were deleted."""
-        deleted = 0
-        batch: list[str] = []
-        async for key in self.redis.scan_iter(match=f"{self.prefix}:*", count=1000):
-            batch.append(key)
-            if len(batch) >= 500:
-                deleted += await self.redis.delete(*batch)
-                batch = []
-        if batch:
-            deleted += await self.redis.delete(*batch)
-        return deleted
+        return await delete_matching(self.redis, f"{self.prefix}:*")
 
     # --- reads ---
 

@@ -12,9 +12,7 @@ Records that cannot be parsed were dead-lettered when they first arrived; the re
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,7 +23,7 @@ from services.intake.settings import IntakeSettings
 from services.intake.store import IntakeStore
 from shared.deadletter import MALFORMED
 from shared.redis_pipelining import AutoPipelineRedis
-from shared.replay import read_batches
+from shared.replay import read_batches, rebuild_command
 from shared.topics import Topics
 
 
@@ -81,21 +79,8 @@ async def rebuild(settings: IntakeSettings, *, progress: bool = True, stream: Te
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m services.intake.rebuild",
-        description="Forget intake's idea records in Redis and rebuild them from the beginning of the topics.",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    args = parser.parse_args(argv)
-    settings = IntakeSettings()
-    print(
-        f"intake rebuild: Kafka {settings.kafka.bootstrap_servers} (topic prefix '{settings.kafka.topic_prefix}'), "
-        f"Redis {settings.redis_url} (key prefix '{settings.redis_prefix}:intake')",
-        file=sys.stderr,
-    )
-    result = asyncio.run(rebuild(settings, progress=not args.no_progress))
-    print(result.describe())
-    return 0
+    description = "Forget intake's idea records in Redis and rebuild them from the beginning of the topics."
+    return rebuild_command(argv, service="intake", description=description, settings=IntakeSettings(), rebuild=rebuild)
 
 
 if __name__ == "__main__":

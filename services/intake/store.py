@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from redis.asyncio import Redis
 
 from shared.events import IdeaState
+from shared.redis_keys import delete_matching
 
 # Compare-and-set of an idea's state: only one of two concurrent officers wins.
 _MOVE = """
@@ -111,17 +112,8 @@ class IntakeStore:
     async def forget_ideas(self) -> int:
         """Delete every idea record and supporter set (before a rebuild; Idempotency-Keys and rate limits stay).
         Returns how many keys were deleted."""
-        deleted = 0
-        for pattern in (self._key("idea", "*"), self._key("supporters", "*")):
-            batch: list[str] = []
-            async for key in self.redis.scan_iter(match=pattern, count=1000):
-                batch.append(key)
-                if len(batch) >= 500:
-                    deleted += await self.redis.delete(*batch)
-                    batch = []
-            if batch:
-                deleted += await self.redis.delete(*batch)
-        return deleted
+        idea, supporters = (self._key(kind, "*") for kind in ("idea", "supporters"))
+        return await delete_matching(self.redis, idea) + await delete_matching(self.redis, supporters)
 
     # --- supports -------------------------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """Notifications' state in Redis: what it knows of each idea and its people, everyone's preferences, each
 person's in-app feed, the daily digests and the ideas that still wait to be acknowledged.
 
-Everything here can be rebuilt by replaying the idea topics and ``notifications.preferences.v1`` from the start.
+Everything here but the queue of deliveries still to make is rebuilt from the topics by
+``python -m services.notifications.rebuild``.
 """
 
 from __future__ import annotations

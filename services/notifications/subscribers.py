@@ -50,6 +50,6 @@ def register(runtime: Runtime, handlers: NotificationHandlers) -> None:
         topics.preferences,
         PreferencesChangedEvent,
         title="notifications.preferences",
-        description="Keeps everyone's preferences (rebuilt from this topic on a fresh Redis)",
+        description="Keeps everyone's preferences (the rebuild reads them again from this topic)",
         each=handlers.preferences_changed,
     )

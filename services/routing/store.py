@@ -9,6 +9,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from shared.redis_keys import delete_matching
+
 
 class RoutingStore:
     def __init__(self, redis: Redis, prefix: str) -> None:
@@ -61,6 +63,4 @@ class RoutingStore:
         return await self.redis.hlen(self._key("feedback"))
 
     async def clear(self) -> None:
-        keys = [key async for key in self.redis.scan_iter(match=f"{self.prefix}:*", count=1000)]
-        if keys:
-            await self.redis.delete(*keys)
+        await delete_matching(self.redis, f"{self.prefix}:*")

@@ -8,101 +8,43 @@ import contextlib
 import hashlib
 import hmac
 import json
-import socket
-import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
-from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 import uvicorn
-from aiosmtpd.controller import Controller
 
 from services.notifications.app import create_app
 from services.notifications.domain import Contact
 from services.notifications.settings import NotificationsSettings
-from shared.catalogue import DEFAULT_CATALOGUE_PATH
 from shared.events import (
-    AreaMatch,
     EngagementKind,
-    Envelope,
-    IdeaEngagement,
-    IdeaRouted,
     IdeaState,
-    IdeaStatusChanged,
-    IdeaSubmitted,
-    RoutingTarget,
-    Submitter,
 )
 from tests.support.apps import running
 from tests.support.kafka import eventually, probe, raw_producer
+from tests.support.notifications import (
+    ANNA,
+    ERIK,
+    JOHN,
+    OFFICE,
+    SARA,
+    engaged,
+    free_port,
+    publish,
+    routed,
+    smtp_server,
+    status,
+    submitted,
+)
 
 pytestmark = pytest.mark.kafka
 
-ANNA = "anna.svensson@kiruna.se"
-ERIK = "erik.lindberg@tekniskaverken.kiruna.se"
-SARA = "sara.pekkari@kirunabostader.se"
-JOHN = "john.doe@kirunabostader.se"  # an English-speaking officer, added to the test catalogue
-OFFICE = "innovation@kiruna.se"
-EXTRA_OFFICER = """
-[[officers]]
-id = "john.doe"
-name = "John Doe"
-email = "john.doe@kirunabostader.se"
-organisation = "kirunabostader"
-unit = "forvaltning"
-areas = ["boende"]
-language = "en"
-"""
 
-
-# --- a real SMTP server and HTTP receiver ---------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class MailBox:
-    """aiosmtpd handler: keeps every message it accepts, one entry per recipient."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[str, EmailMessage]] = []
-        self._lock = threading.Lock()
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        message = message_from_bytes(envelope.content, policy=policy.default)
-        with self._lock:
-            self.received.extend((rcpt.lower(), message) for rcpt in envelope.rcpt_tos)
-        return "250 Message accepted"
-
-    def to(self, person: str, kind: str | None = None) -> list[EmailMessage]:
-        return [m for r, m in list(self.received) if r == person and (kind is None or m["X-Kiruna-Kind"] == kind)]
-
-    def of_kind(self, kind: str) -> dict[str, EmailMessage]:
-        found = {}
-        for rcpt, message in list(self.received):
-            if message["X-Kiruna-Kind"] == kind:
-                assert rcpt not in found, f"{rcpt} got two {kind} mails"
-                found[rcpt] = message
-        return found
-
-
-@contextlib.contextmanager
-def smtp_server(port: int | None = None) -> Iterator[MailBox]:
-    box = MailBox()
-    controller = Controller(box, hostname="127.0.0.1", port=port or free_port())
-    controller.start()
-    box.port = controller.port  # type: ignore[attr-defined]
-    try:
-        yield box
-    finally:
-        controller.stop()
+# --- a real HTTP receiver -----------------------------------------------------------------------
 
 
 def body(message: EmailMessage, subtype: str) -> str:
@@ -157,74 +99,6 @@ async def http_receiver(app) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
-
-
-# --- events ---------------------------------------------------------------------------------------
-
-
-def submitted(idea_id: str, title: str, email: str | None = ANNA, language: str = "sv", **kw) -> Envelope:
-    submitter = Submitter(name="Anna Svensson", email=email) if email else None
-    idea = IdeaSubmitted(
-        idea_id=idea_id,
-        title=title,
-        description="Beskrivning.",
-        language=language,
-        submitter=submitter,
-        anonymous=submitter is None,
-    )
-    return Envelope.wrap(idea, source="/tests", **kw)
-
-
-def routed(idea_id: str, title: str, targets: list[tuple[str, str | None]], areas: list[str], **kw) -> Envelope:
-    event = IdeaRouted(
-        idea_id=idea_id,
-        title=title,
-        organisations=tuple(RoutingTarget(organisation=o, unit=u) for o, u in targets),
-        areas=tuple(AreaMatch(area=a) for a in areas),
-        reason="test",
-    )
-    return Envelope.wrap(event, source="/tests", **kw)
-
-
-def status(idea_id: str, to_state: IdeaState, reason: str | None, changed_by: str = "erik.lindberg") -> Envelope:
-    change = IdeaStatusChanged(idea_id=idea_id, to_state=to_state, reason=reason, changed_by=changed_by)
-    return Envelope.wrap(change, source="/tests")
-
-
-def engaged(idea_id: str, kind: EngagementKind, person: str, text: str | None = None) -> Envelope:
-    return Envelope.wrap(IdeaEngagement(idea_id=idea_id, kind=kind, person=person, text=text), source="/tests")
-
-
-async def publish(producer, topic: str, *events: Envelope) -> None:
-    for event in events:
-        await producer.send_and_wait(topic, event.to_bytes(), key=event.subject.encode())
-
-
-@pytest.fixture
-def catalogue_path(tmp_path: Path) -> Path:
-    path = tmp_path / "catalogue.toml"
-    path.write_text(DEFAULT_CATALOGUE_PATH.read_text(encoding="utf-8") + EXTRA_OFFICER, encoding="utf-8")
-    return path
-
-
-@pytest.fixture
-def settings_for(service_settings, catalogue_path):
-    def build(smtp_port: int, **overrides) -> NotificationsSettings:
-        values = dict(
-            smtp_port=smtp_port,
-            catalogue_path=catalogue_path,
-            retry_base_s=0.2,
-            retry_max_s=1.0,
-            delivery_poll_s=0.1,
-            deadline_check_interval_s=3600,
-            public_base_url="https://innovation.kiruna.se",
-            public_url="https://notifications.kiruna.se",
-            unsubscribe_secret="test-secret",
-        )
-        values.update(overrides)
-        return service_settings(NotificationsSettings, **values)
-
-    return build
 
 
 # --- the tests ------------------------------------------------------------------------------------

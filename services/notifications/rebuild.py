@@ -1,0 +1,238 @@
+"""Rebuild notifications' Redis state from Kafka: ``python -m services.notifications.rebuild``.
+
+Stop notifications first, run this, start it again. It forgets what it rebuilds (everything of notifications in
+Redis except the queue of deliveries still to make), then reads from the beginning of the topics up to where they
+end at start:
+
+1. ``notifications.preferences.v1``: everyone's preferences and the areas and organisations they follow;
+2. ``notifications.sent.v1``: the outcome of every notification ever decided (its event id is the notification
+   id), so that nothing reported there is sent again: its e-mail or webhook is marked settled, and an in-app
+   item is put back in its feed only if it had been delivered;
+3. the idea topics, through the live handlers in the order things happened (every submission first, so that no
+   event has to wait for its own): each idea's facts, followers and routing clock, people's feeds and the daily
+   digests come back as they were. A delivery that no outcome mentions was still on its way when the state was
+   lost: it is queued again and the service sends it when it starts.
+
+Nothing is published and no e-mail is sent by the rebuild itself. Events that could not be handled when they
+arrived (an unknown person, a broken template) were dead-lettered then; the rebuild counts and skips them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, TextIO
+
+from tqdm import tqdm
+
+from services.notifications.delivery import DeliveryQueue
+from services.notifications.handlers import NotificationHandlers
+from services.notifications.rendering import Renderer
+from services.notifications.settings import NotificationsSettings
+from services.notifications.store import NotificationStore
+from shared.catalogue import load_catalogue
+from shared.deadletter import MALFORMED, PermanentError
+from shared.events import (
+    DeliveryOutcome,
+    EngagementEvent,
+    Envelope,
+    IdeaEngagement,
+    IdeaRouted,
+    IdeaStatusChanged,
+    IdeaSubmitted,
+    NotificationSentEvent,
+    PreferencesChangedEvent,
+    RoutedEvent,
+    StatusChangedEvent,
+    SubmittedEvent,
+)
+from shared.redis_keys import delete_matching
+from shared.replay import read_topics, rebuild_command
+from shared.service import Runtime
+
+DIGEST_IDEA_PREFIX = "digest-"  # a digest's outcome names its day where an idea id would be
+
+
+@dataclass(frozen=True)
+class Outcome:
+    channel: str
+    outcome: DeliveryOutcome
+    idea_id: str
+    cause_event_id: str
+
+
+@dataclass
+class RebuildResult:
+    forgotten_keys: int = 0
+    preferences: int = 0
+    outcomes: int = 0
+    events: Counter[str] = field(default_factory=Counter)
+    refused: Counter[str] = field(default_factory=Counter)
+    malformed: Counter[str] = field(default_factory=Counter)
+    feed_items: int = 0
+    queued_again: int = 0
+    seconds: float = 0.0
+
+    def describe(self) -> str:
+        per_topic = ", ".join(f"{topic}: {n}" for topic, n in sorted(self.events.items())) or "none"
+        return "\n".join(
+            (
+                f"notifications rebuild: {self.preferences} preference changes, {self.outcomes} notification "
+                f"outcomes, {sum(self.events.values())} idea events ({per_topic})",
+                f"{self.feed_items} in-app items back in people's feeds; {self.queued_again} deliveries that no "
+                "outcome mentions queued again (sent when notifications starts)",
+                f"{sum(self.refused.values())} events refused as when they arrived and "
+                f"{sum(self.malformed.values())} unparseable records skipped (they are in the .dlq topics)",
+                f"forgot {self.forgotten_keys} keys first; took {self.seconds:.1f} s",
+            )
+        )
+
+
+class _Unreported:
+    """Stands in for the reporter: every outcome the rebuild meets is on notifications.sent.v1 already, or is
+    reported by the delivery worker once the delivery it queued again is made."""
+
+    def __init__(self) -> None:
+        self.in_app_delivered = 0
+
+    async def outcome(self, *, channel: str, outcome: DeliveryOutcome, count: Any = True, **_: Any) -> None:
+        if channel == "in-app" and outcome is DeliveryOutcome.DELIVERED and count:
+            self.in_app_delivered += 1
+
+
+async def rebuild(
+    settings: NotificationsSettings, *, progress: bool = True, stream: TextIO | None = None
+) -> RebuildResult:
+    started = time.monotonic()
+    result = RebuildResult()
+    runtime = Runtime.create("notifications", settings)
+    store = NotificationStore(runtime.redis, settings.redis_prefix, settings.feed_length)
+    queue = DeliveryQueue(runtime.redis, settings.redis_prefix)
+    reporter = _Unreported()
+    catalogue = load_catalogue(settings.catalogue_path)
+    handlers = NotificationHandlers(runtime, store, queue, reporter, Renderer(settings.templates_dir), catalogue)  # type: ignore[arg-type]
+    handle = {
+        IdeaSubmitted: handlers.submitted,
+        IdeaRouted: handlers.routed,
+        IdeaStatusChanged: handlers.status_changed,
+        IdeaEngagement: handlers.engagement,
+    }
+    topics = runtime.topics
+    reading = Reading(settings, result, progress, stream or sys.stderr)
+    try:
+        result.forgotten_keys = await _forget(store, queue, handlers)
+
+        async for _, envelope in reading.events({topics.preferences: PreferencesChangedEvent}):
+            await store.apply_preferences(envelope.data, envelope.time)
+            result.preferences += 1
+
+        outcomes: dict[str, Outcome] = {}
+        async for _, envelope in reading.events({topics.notifications_sent: NotificationSentEvent}):
+            sent = envelope.data
+            outcomes[envelope.id] = Outcome(sent.channel, sent.outcome, sent.idea_id, sent.cause_event_id)
+        result.outcomes = len(outcomes)
+        await _in_chunks(_settle(notification_id, outcome, queue) for notification_id, outcome in outcomes.items())
+
+        idea_topics = {
+            topics.submitted: SubmittedEvent,
+            topics.routed: RoutedEvent,
+            topics.status_changed: StatusChangedEvent,
+            topics.engagement: EngagementEvent,
+        }
+        events = []
+        async for topic, envelope in reading.events(idea_topics):
+            result.events[topic] += 1
+            events.append(envelope)
+        events.sort(key=lambda e: (not isinstance(e.data, IdeaSubmitted), e.time))
+        queued_before = await queue.size()
+        label = "notifying again, silently"
+        with tqdm(total=len(events), desc=label, unit="event", file=reading.stream, disable=not progress) as bar:
+            for envelope in events:
+                try:
+                    await handle[type(envelope.data)](envelope)
+                except PermanentError:
+                    result.refused[type(envelope.data).__name__] += 1
+                bar.update(1)
+        result.queued_again = await queue.size() - queued_before
+        result.feed_items = reporter.in_app_delivered
+
+        # What the periodic tasks did: deadline notices (their cause is derived, not an idea event) and digests.
+        await _in_chunks(handlers.done.mark(cause) for cause in {o.cause_event_id for o in outcomes.values()})
+        days = {day for o in outcomes.values() if (day := _digest_day(o)) is not None}
+        await _in_chunks(store.mark_digest_done(day) for day in days)
+    finally:
+        await runtime.redis.aclose()
+    result.seconds = time.monotonic() - started
+    return result
+
+
+@dataclass
+class Reading:
+    """Reads topics from their beginning, counting what cannot be parsed."""
+
+    settings: NotificationsSettings
+    result: RebuildResult
+    progress: bool
+    stream: TextIO
+
+    async def events(self, models: dict[str, type[Envelope[Any]]]) -> AsyncIterator[tuple[str, Envelope[Any]]]:
+        names = ", ".join(topic.removeprefix(self.settings.kafka.topic_prefix) for topic in models)
+        options = {"label": f"reading {names}", "progress": self.progress, "stream": self.stream}
+        async for record in read_topics(self.settings.kafka, list(models), **options):
+            try:
+                yield record.topic, models[record.topic].parse(record.value or b"")
+            except MALFORMED:
+                self.result.malformed[record.topic] += 1
+
+
+async def _forget(store: NotificationStore, queue: DeliveryQueue, handlers: NotificationHandlers) -> int:
+    """Delete what the rebuild brings back; the queue of deliveries still to make stays."""
+    kept = {queue.jobs, queue.due}
+    forgotten = await delete_matching(store.redis, store.key("*"), keep=kept.__contains__)
+    return forgotten + await delete_matching(store.redis, handlers.done.key("*"))
+
+
+async def _settle(notification_id: str, outcome: Outcome, queue: DeliveryQueue) -> None:
+    """Mark what must not happen again: an e-mail or webhook with an outcome (delivered, given up or skipped by
+    preference), and an in-app item that was not delivered (it must not appear in a feed now)."""
+    if outcome.channel != "in-app":
+        await queue.mark_given_up(notification_id)
+    elif outcome.outcome is not DeliveryOutcome.DELIVERED:
+        await queue.mark_delivered(notification_id)
+
+
+def _digest_day(outcome: Outcome) -> date | None:
+    """The day of a daily digest's outcome (its idea id is ``digest-<day>``), or None for any other."""
+    if not outcome.idea_id.startswith(DIGEST_IDEA_PREFIX):
+        return None
+    try:
+        return date.fromisoformat(outcome.idea_id.removeprefix(DIGEST_IDEA_PREFIX))
+    except ValueError:
+        return None
+
+
+async def _in_chunks(calls: Iterable[Awaitable[Any]], size: int = 1000) -> None:
+    """Await the calls, ``size`` at a time (their Redis commands share round trips)."""
+    chunk: list[Awaitable[Any]] = []
+    for call in calls:
+        chunk.append(call)
+        if len(chunk) >= size:
+            await asyncio.gather(*chunk)
+            chunk = []
+    await asyncio.gather(*chunk)
+
+
+def main(argv: list[str] | None = None) -> int:
+    description = "Rebuild notifications' Redis state from the topics, sending nothing. Stop notifications first."
+    return rebuild_command(
+        argv, service="notifications", description=description, settings=NotificationsSettings(), rebuild=rebuild
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,94 @@
+"""``python -m services.notifications.rebuild`` on the real Kafka, Redis and an SMTP server: after Redis is lost,
+people's feeds, preferences and each idea's followers come back from the topics, nothing is sent twice, and the
+restarted service notifies the right people of what happens next."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import uuid
+
+import pytest
+from redis.asyncio import Redis
+
+from services.notifications.app import create_app
+from services.notifications.rebuild import rebuild
+from shared.events import EngagementKind, IdeaState
+from shared.redis_keys import delete_matching
+from tests.support.apps import running
+from tests.support.kafka import eventually, raw_producer
+from tests.support.notifications import (
+    ANNA,
+    JOHN,
+    SARA,
+    engaged,
+    publish,
+    routed,
+    smtp_server,
+    status,
+    submitted,
+)
+
+pytestmark = pytest.mark.kafka
+
+BO, LISA = "bo@kiruna.se", "lisa@kiruna.se"
+
+
+async def feeds(api, people: list[str]) -> dict[str, list[dict]]:
+    return {person: (await api.get(f"/api/v1/people/{person}/feed")).json()["items"] for person in people}
+
+
+async def test_a_lost_redis_comes_back_from_the_topics_and_nothing_is_sent_twice(
+    settings_for, topics, kafka_settings, redis_prefix
+):
+    idea = str(uuid.uuid4())
+    people = [ANNA, SARA, JOHN, BO, LISA]
+    with smtp_server() as mail:
+        settings = settings_for(mail.port)
+        async with running(create_app(settings)) as api, raw_producer(kafka_settings) as producer:
+            # Lisa hears of new ideas about housing, in the app only
+            answer = await api.put(
+                f"/api/v1/people/{LISA}/preferences", json={"channels": ["in-app"], "areas": ["boende"]}
+            )
+            assert answer.status_code == 200
+            await publish(producer, topics.submitted, submitted(idea, "Tvättstugan bokas digitalt"))
+            await publish(
+                producer,
+                topics.routed,
+                routed(idea, "Tvättstugan bokas digitalt", [("kirunabostader", None)], ["boende"]),
+            )
+            await publish(producer, topics.engagement, engaged(idea, EngagementKind.FOLLOW, BO))
+            await eventually(lambda: len(mail.received) >= 3)  # Anna, and Kirunabostäder's officers Sara and John
+            await publish(producer, topics.status_changed, status(idea, IdeaState.ACKNOWLEDGED, None, "sara.pekkari"))
+            await eventually(lambda: len(mail.to(ANNA)) == 2 and mail.to(BO))
+            await asyncio.sleep(1.0)  # every outcome published and every offset committed
+            before = await feeds(api, people)
+            mails_before = len(mail.received)
+        assert before[LISA] and before[BO] and before[ANNA]
+
+        # Redis is lost
+        redis = Redis.from_url(settings.redis_url, decode_responses=True)
+        try:
+            assert await delete_matching(redis, f"{redis_prefix}:*") > 0
+        finally:
+            await redis.aclose()
+
+        progress = io.StringIO()
+        result = await rebuild(settings, stream=progress)
+        assert "notifying again, silently" in progress.getvalue()
+        assert result.preferences == 1 and result.outcomes >= 8 and result.queued_again == 0
+        assert result.events == {topics.submitted: 1, topics.routed: 1, topics.engagement: 1, topics.status_changed: 1}
+
+        app = create_app(settings)
+        async with running(app) as api, raw_producer(kafka_settings) as producer:
+            assert await feeds(api, people) == before
+            prefs = (await api.get(f"/api/v1/people/{LISA}/preferences")).json()
+            assert prefs["channels"] == ["in-app"] and prefs["areas"] == ["boende"]
+            await asyncio.sleep(1.0)
+            assert len(mail.received) == mails_before  # nothing was sent again
+
+            # what happens next reaches the submitter and the follower the rebuild brought back
+            await publish(producer, topics.status_changed, status(idea, IdeaState.IN_ASSESSMENT, None, "sara.pekkari"))
+            await eventually(lambda: len(mail.to(BO)) == 2 and len(mail.to(ANNA)) == 3)
+            await asyncio.sleep(0.5)
+            assert len(mail.received) == mails_before + 2
