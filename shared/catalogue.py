@@ -69,7 +69,7 @@ class Officer(_Model):
 
 
 class Targets(_Model):
-    """Response-time targets, in working days."""
+    """Response-time targets, in working days (shared.workdays: Monday to Friday except Swedish holidays)."""
 
     acknowledged_within_working_days: int = Field(default=5, ge=1)
     assessed_within_working_days: int = Field(default=30, ge=1)

@@ -6,7 +6,8 @@ Definitions (also in the API's documentation):
   implemented without a pilot has passed the pilot stage). Declined and merged ideas are exits, counted apart.
 - *Time in state*: for each state, the time each idea spent in it before it moved on (calendar time); ideas still
   in a state are counted as ``open`` and left out of the median and 90th percentile (linear interpolation).
-- *Response times*: working days (Monday-Friday, local dates) from the submission to the first time the idea
+- *Response times*: working days (Monday-Friday except Swedish public holidays and the closed eves, see
+  shared/workdays.py; local dates) from the submission to the first time the idea
   reached the target: acknowledged = any officer response (acknowledged or later, or declined/merged);
   assessed = in-assessment or a decision; decided = accepted/declined/merged or later. Missed when more working
   days than the catalogue's target; an idea still waiting past its target is ``overdue`` (missed too).
@@ -21,12 +22,13 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.analytics.domain import ALL_STATES, CLOSED, EXITS, LIFECYCLE, IdeaSummary, parse_time
 from shared.catalogue import Catalogue, Targets
+from shared.workdays import working_days_between
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 
@@ -100,19 +102,6 @@ def percentile(values: list[float], p: float) -> float | None:
     rank = (len(ordered) - 1) * p / 100
     low, high = math.floor(rank), math.ceil(rank)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-def working_days_between(start: date, end: date) -> int:
-    """Working days (Mon-Fri) after ``start`` up to and including ``end``: same day = 0, Friday -> Monday = 1."""
-    if end <= start:
-        return 0
-    days = (end - start).days
-    weeks, rest = divmod(days, 7)
-    count = weeks * 5
-    for offset in range(1, rest + 1):
-        if (start + timedelta(days=offset)).weekday() < 5:
-            count += 1
-    return count
 
 
 def _round(value: float | None, digits: int = 2) -> float | None:

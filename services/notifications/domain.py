@@ -13,10 +13,11 @@ import hmac
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import date, datetime, tzinfo
 
 from shared.catalogue import TRIAGE_ORGANISATION, Catalogue, Officer
 from shared.events import PreferencesChanged, RoutingTarget, Submitter, derived_event_id
+from shared.workdays import add_working_days
 
 CHANNELS = ("email", "in-app")
 """The channels a person chooses between; webhooks belong to organisations, not people."""
@@ -389,17 +390,6 @@ def template_context(news: News, recipient: Recipient, language: str, catalogue:
 
 
 # --- when -----------------------------------------------------------------------------------------
-
-
-def add_working_days(start: datetime, days: int) -> datetime:
-    """``start`` plus ``days`` working days (Monday to Friday), at the same time of day."""
-    moment = start
-    added = 0
-    while added < days:
-        moment += timedelta(days=1)
-        if moment.weekday() < 5:
-            added += 1
-    return moment
 
 
 def deadline_state(routed_at: datetime, now: datetime, target_days: int, warning_days: int, zone: tzinfo) -> str:

@@ -41,6 +41,7 @@ from shared.events import (
 )
 from shared.idempotency import Idempotency
 from shared.service import Runtime
+from shared.workdays import add_working_days
 
 
 class NotificationHandlers:
@@ -196,7 +197,7 @@ class NotificationHandlers:
                 title=facts.title,
                 organisations=facts.organisations,
                 areas=facts.areas,
-                due=domain.add_working_days(routed_at.astimezone(self.zone), target),
+                due=add_working_days(routed_at.astimezone(self.zone), target),
             )
             if state == "warning":
                 audience = domain.deadline_warning_audience(facts, self.catalogue)

@@ -159,24 +159,6 @@ def test_next_states_follow_the_lifecycle():
 # --- numbers ---------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("start", "end", "expected"),
-    [
-        (date(2025, 3, 3), date(2025, 3, 3), 0),  # same Monday
-        (date(2025, 3, 3), date(2025, 3, 4), 1),  # Monday -> Tuesday
-        (date(2025, 3, 7), date(2025, 3, 10), 1),  # Friday -> Monday
-        (date(2025, 3, 8), date(2025, 3, 9), 0),  # Saturday -> Sunday
-        (date(2025, 3, 8), date(2025, 3, 10), 1),  # Saturday -> Monday
-        (date(2025, 3, 3), date(2025, 3, 10), 5),  # a week
-        (date(2025, 3, 3), date(2025, 3, 17), 10),  # two weeks
-        (date(2025, 3, 6), date(2025, 3, 13), 5),  # Thursday -> next Thursday
-        (date(2025, 3, 10), date(2025, 3, 3), 0),  # backwards
-    ],
-)
-def test_working_days_count_monday_to_friday(start, end, expected):
-    assert figures.working_days_between(start, end) == expected
-
-
 def test_percentiles_interpolate_between_ranks():
     assert figures.percentile([], 50) is None
     assert figures.percentile([7], 90) == 7
