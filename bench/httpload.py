@@ -222,7 +222,11 @@ async def open_loop(
 
     async def one(index: int, scheduled: float) -> None:
         nonlocal opened
-        conn = idle.pop() if idle else None
+        conn = None
+        while idle and conn is None:
+            conn = idle.pop()
+            if conn.closed:  # the server closed it while it was idle (keep-alive timeout): as any client, skip it
+                conn = None
         if conn is None:
             opened += 1
             conn = await HttpConnection.open(host, port)

@@ -1,5 +1,6 @@
-"""Operational knobs every service shares: how long a stop may take, how often consumer lag is measured.
-Plain environment names (``SHUTDOWN_TIMEOUT_S``, ``CONSUMER_LAG_INTERVAL_S``), the same for every service.
+"""Operational knobs every service shares: how long a stop may take, how often consumer lag is measured,
+how long idle HTTP connections stay open. Plain environment names (``SHUTDOWN_TIMEOUT_S``, ``CONSUMER_LAG_INTERVAL_S``,
+``HTTP_KEEP_ALIVE_S``), the same for every service.
 Traces are exported when the standard ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set (see :mod:`shared.tracing`)."""
 
 from __future__ import annotations
@@ -20,6 +21,13 @@ class OpsSettings(BaseSettings):
     )
     consumer_lag_interval_s: float = Field(
         15.0, gt=0, validation_alias="CONSUMER_LAG_INTERVAL_S", description="How often consumer lag is measured"
+    )
+    http_keep_alive_s: float = Field(
+        75.0,
+        gt=0,
+        validation_alias="HTTP_KEEP_ALIVE_S",
+        description="How long an idle HTTP connection is kept open; longer than any load balancer's or client's "
+        "idle timeout in front of the service (60 s for most), or they reuse connections the service has closed",
     )
     otlp_endpoint: str | None = Field(
         None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT", description="OTLP/HTTP collector; unset: no export"
