@@ -69,6 +69,9 @@ class ServiceSettings(BaseSettings):
         description="How long a request waits for a free Redis connection",
     )
     catalogue_path: Path = Field(DEFAULT_CATALOGUE_PATH, validation_alias="CATALOGUE_PATH")
+    catalogue_check_interval_s: float = Field(
+        5.0, gt=0, validation_alias="CATALOGUE_CHECK_INTERVAL_S", description="How often the catalogue file is checked"
+    )
     public_base_url: str = Field(
         "http://127.0.0.1:8003",
         validation_alias="PUBLIC_BASE_URL",

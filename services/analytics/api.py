@@ -65,7 +65,6 @@ def csv_response(name: str, header: list[str], rows: list[list[Any]]) -> Respons
 
 def api_router(read: ReadModel) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
-    catalogue = read.catalogue
 
     @router.get("/ideas/{idea_id}", tags=["ideas"], summary="An idea's timeline and current state")
     async def idea(
@@ -93,7 +92,7 @@ def api_router(read: ReadModel) -> APIRouter:
         page_size: Annotated[int, Query(ge=1, le=100)] = 20,
     ) -> Any:
         try:
-            scope = check_scope(catalogue, organisation=organisation, unit=unit, area=area)
+            scope = check_scope(read.catalogue, organisation=organisation, unit=unit, area=area)
         except BadQuery as exc:
             return bad_query_response(exc)
         return await read.inbox(scope, state=state.value if state else None, q=q, page=page, page_size=page_size)
@@ -109,7 +108,9 @@ def api_router(read: ReadModel) -> APIRouter:
             table: Annotated[Literal["summary", "missed"], Query(description="CSV of response-times only")] = "summary",
         ) -> Any:
             try:
-                scope = check_scope(catalogue, organisation=organisation, unit=unit, area=area, start=start, end=end)
+                scope = check_scope(
+                    read.catalogue, organisation=organisation, unit=unit, area=area, start=start, end=end
+                )
             except BadQuery as exc:
                 return bad_query_response(exc)
             data = await read.figure(name, scope)

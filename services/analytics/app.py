@@ -19,24 +19,26 @@ from services.analytics.queries import ReadModel
 from services.analytics.settings import AnalyticsSettings
 from services.analytics.store import ProjectionStore
 from services.analytics.subscribers import register
-from shared.catalogue import load_catalogue
+from shared.live_catalogue import LiveCatalogue
 from shared.service import Runtime, service_app
 
 
 def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
     settings = settings or AnalyticsSettings()
     runtime = Runtime.create("analytics", settings)
-    catalogue = load_catalogue(settings.catalogue_path)
+    live_catalogue = LiveCatalogue(runtime, settings.catalogue_path)
     tz = ZoneInfo(settings.timezone)
     store = ProjectionStore(runtime.redis, settings.redis_prefix)
     register(runtime, AnalyticsHandlers(runtime, store))
     business = BusinessMetrics.create(runtime.metrics.registry)
-    read = ReadModel(store, catalogue, tz)
+    read = ReadModel(store, live_catalogue.current, tz)
+    live_catalogue.keep_current(read)
     app = service_app(
         runtime,
         title="Kiruna innovation platform: analytics",
         description="Idea timelines, officer inboxes and the change-process figures. Every figure is also "
         "available as CSV with `?format=csv`.",
+        background=[lambda: live_catalogue.watching(settings.catalogue_check_interval_s)],
     )
     app.state.read_model = read
     app.state.business_metrics = business
@@ -57,7 +59,7 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
                 refresh_loop(
                     runtime,
                     store,
-                    catalogue,
+                    lambda: read.catalogue,
                     business,
                     interval_s=settings.metrics_interval_s,
                     tz=tz,

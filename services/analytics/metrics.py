@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -98,7 +99,7 @@ def projection_lag(runtime: Runtime) -> dict[str, int]:
 async def refresh_loop(
     runtime: Runtime,
     store: ProjectionStore,
-    catalogue: Catalogue,
+    catalogue_in_use: Callable[[], Catalogue],
     metrics: BusinessMetrics,
     *,
     interval_s: float,
@@ -109,7 +110,7 @@ async def refresh_loop(
     while True:
         try:
             summaries = await store.summaries()
-            ideas_by, missed = business_figures(summaries, catalogue, now=datetime.now(UTC), tz=tz)
+            ideas_by, missed = business_figures(summaries, catalogue_in_use(), now=datetime.now(UTC), tz=tz)
             metrics.set_figures(ideas_by, missed)
             for topic, value in projection_lag(runtime).items():
                 metrics.lag.labels(topic).set(value)

@@ -64,15 +64,14 @@ def environment(tz: ZoneInfo) -> Environment:
 def page_router(read: ReadModel, *, intake_url: str, tz: ZoneInfo) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     env = environment(tz)
-    catalogue = read.catalogue
 
     def names(lang: str) -> dict[str, dict[str, str]]:
         pick = (lambda o: o.name_en or o.name) if lang == "en" else (lambda o: o.name)
-        units = {f"{o.id}/{u.id}": pick(u) for o in catalogue.organisations for u in o.units}
+        units = {f"{o.id}/{u.id}": pick(u) for o in read.catalogue.organisations for u in o.units}
         return {
-            "organisations": {o.id: pick(o) for o in catalogue.organisations},
+            "organisations": {o.id: pick(o) for o in read.catalogue.organisations},
             "units": units,
-            "areas": {a.id: pick(a) for a in catalogue.areas},
+            "areas": {a.id: pick(a) for a in read.catalogue.areas},
         }
 
     def render(name: str, lang: str, request: Request, status: int = 200, **context: Any) -> HTMLResponse:
@@ -129,21 +128,21 @@ def page_router(read: ReadModel, *, intake_url: str, tz: ZoneInfo) -> APIRouter:
             lang: LangQ = None,
         ) -> Any:
             chosen = language(request, lang)
-            if not re.match(SLUG, organisation) or catalogue.organisation(organisation) is None:
+            if not re.match(SLUG, organisation) or read.catalogue.organisation(organisation) is None:
                 return render("not_found.html", chosen, request, status=404, message=texts(chosen)["no_organisation"])
             try:
-                scope = check_scope(catalogue, organisation=organisation, unit=unit or None, area=area or None)
+                scope = check_scope(read.catalogue, organisation=organisation, unit=unit or None, area=area or None)
             except BadQuery as exc:
                 return bad_query_response(exc)
             result = await read.inbox(scope, state=state or None, q=q or None, page=page, page_size=page_size)
-            org = catalogue.organisation(organisation)
+            org = read.catalogue.organisation(organisation)
             return render(
                 "inbox.html",
                 chosen,
                 request,
                 organisation=organisation,
                 units=[u.id for u in org.units] if org else [],
-                areas=[a.id for a in catalogue.areas],
+                areas=[a.id for a in read.catalogue.areas],
                 states=ALL_STATES,
                 selected={"unit": unit or "", "area": area or "", "state": state or "", "q": q or ""},
                 result=result,
@@ -165,7 +164,7 @@ def page_router(read: ReadModel, *, intake_url: str, tz: ZoneInfo) -> APIRouter:
             try:
                 first, last = parse_day(start, "from"), parse_day(end, "to")
                 scope = check_scope(
-                    catalogue, organisation=organisation or None, area=area or None, start=first, end=last
+                    read.catalogue, organisation=organisation or None, area=area or None, start=first, end=last
                 )
             except BadQuery as exc:
                 return bad_query_response(exc)
@@ -180,8 +179,8 @@ def page_router(read: ReadModel, *, intake_url: str, tz: ZoneInfo) -> APIRouter:
                 request,
                 data=data,
                 svg=dashboard_charts(data, texts(chosen), names(chosen)),
-                organisations=catalogue.organisation_ids,
-                areas=[a.id for a in catalogue.areas],
+                organisations=read.catalogue.organisation_ids,
+                areas=[a.id for a in read.catalogue.areas],
                 selected=selected,
                 query=urlencode({k: v for k, v in selected.items() if v}),
                 refresh=refresh,

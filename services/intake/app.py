@@ -21,9 +21,9 @@ from services.intake.store import IdempotencyMismatch, IntakeStore
 from services.intake.subscribers import register
 from services.intake.web import web_router
 from shared.asyncapi import declare_publication
-from shared.catalogue import load_catalogue
 from shared.events import IdeaEngagement, IdeaStatusChanged, IdeaSubmitted, RerouteIdea
 from shared.kafka import KafkaUnavailable
+from shared.live_catalogue import LiveCatalogue
 from shared.service import Runtime, service_app
 
 
@@ -31,7 +31,9 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings()
     runtime = Runtime.create("intake", settings)
     store = IntakeStore(runtime.redis, settings.redis_prefix)
-    intake = Intake(runtime, store, load_catalogue(settings.catalogue_path))
+    live_catalogue = LiveCatalogue(runtime, settings.catalogue_path)
+    intake = Intake(runtime, store, live_catalogue.current)
+    live_catalogue.keep_current(intake)
     register(runtime, intake)
     for topic, model, name, description in (
         (runtime.topics.submitted, IdeaSubmitted, "submitted", "Every new idea, from every front end, once stored"),
@@ -44,7 +46,10 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         runtime,
         title="Kiruna innovation platform: intake",
         description="Every write enters here: ideas, status changes, comments, support, re-routes.",
-        background=[lambda: smtp_listener(intake, settings)],
+        background=[
+            lambda: live_catalogue.watching(settings.catalogue_check_interval_s),
+            lambda: smtp_listener(intake, settings),
+        ],
     )
     app.state.intake = intake
 

@@ -135,7 +135,6 @@ def web_router(intake: Intake, settings: IntakeSettings) -> APIRouter:
         loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"])
     )
     csrf = CsrfGuard(settings.form_secret.get_secret_value())
-    catalogue = intake.catalogue
 
     def render(request: Request, lang: str, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         cookie, token = csrf.issue(request.cookies.get(CSRF_COOKIE))
@@ -143,7 +142,7 @@ def web_router(intake: Intake, settings: IntakeSettings) -> APIRouter:
             t=TEXT[lang],
             lang=lang,
             csrf_token=token,
-            catalogue=catalogue,
+            catalogue=intake.catalogue,
             values=context.pop("values", {}),
             errors=context.pop("errors", {}),
             submission_id=context.pop("submission_id", str(uuid.uuid4())),

@@ -34,9 +34,9 @@ from services.notifications.settings import NotificationsSettings
 from services.notifications.store import NotificationStore
 from services.notifications.subscribers import register
 from shared.asyncapi import declare_publication
-from shared.catalogue import load_catalogue
 from shared.events import Envelope, NotificationSent, PreferencesChanged
 from shared.kafka import KafkaUnavailable, publish_event
+from shared.live_catalogue import LiveCatalogue
 from shared.service import Runtime, service_app
 
 SOURCE = "/services/notifications"
@@ -60,12 +60,14 @@ class PreferencesBody(BaseModel):
 def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     settings = settings or NotificationsSettings()
     runtime = Runtime.create("notifications", settings)
-    catalogue = load_catalogue(settings.catalogue_path)
+    live_catalogue = LiveCatalogue(runtime, settings.catalogue_path)
     metrics = NotificationMetrics.create(runtime.metrics.registry)
     store = NotificationStore(runtime.redis, settings.redis_prefix, settings.feed_length)
     queue = DeliveryQueue(runtime.redis, settings.redis_prefix)
     reporter = Reporter(runtime, metrics)
-    handlers = NotificationHandlers(runtime, store, queue, reporter, Renderer(settings.templates_dir), catalogue)
+    renderer = Renderer(settings.templates_dir)
+    handlers = NotificationHandlers(runtime, store, queue, reporter, renderer, live_catalogue.current)
+    live_catalogue.keep_current(handlers)
     worker = DeliveryWorker(
         queue=queue,
         senders={"email": Mailer(settings), "webhook": WebhookPoster(settings)},
@@ -108,7 +110,7 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         title="Kiruna innovation platform: notifications",
         description="Tells submitters, officers, followers and subscribers what happens to ideas: in-app, "
         "e-mail and webhooks, once per event and person.",
-        background=[background],
+        background=[lambda: live_catalogue.watching(settings.catalogue_check_interval_s), background],
     )
     app.state.handlers = handlers
     app.state.worker = worker
@@ -164,8 +166,8 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         if not domain.is_email(person):
             return refusal("person", "must be an e-mail address")
         for field, values, known in (
-            ("areas", body.areas, {a.id for a in catalogue.areas}),
-            ("organisations", body.organisations, set(catalogue.organisation_ids)),
+            ("areas", body.areas, {a.id for a in handlers.catalogue.areas}),
+            ("organisations", body.organisations, set(handlers.catalogue.organisation_ids)),
         ):
             if unknown := [v for v in values if v not in known]:
                 return refusal(field, f"unknown {field} {unknown}; the catalogue has {sorted(known)}")

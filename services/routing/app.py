@@ -16,8 +16,9 @@ from services.routing.settings import RoutingSettings
 from services.routing.store import RoutingStore
 from services.routing.subscribers import register
 from shared.asyncapi import declare_publication
-from shared.catalogue import Catalogue, load_catalogue
+from shared.catalogue import Catalogue
 from shared.events import IdeaRouted
+from shared.live_catalogue import LiveCatalogue
 from shared.service import Runtime, service_app
 from shared.topics import ensure_topics
 
@@ -35,7 +36,9 @@ def create_app(settings: RoutingSettings | None = None, router: Router | None = 
         specs = [s for s in runtime.topics.specs(settings.kafka, catalogue.organisation_ids) if s.name in names]
         await ensure_topics(settings.kafka, specs, wait_s=10)
 
-    live = LiveRouter(runtime, settings.catalogue_path, memory, on_new_catalogue=create_topics_of, router=router)
+    live_catalogue = LiveCatalogue(runtime, settings.catalogue_path)
+    live_catalogue.on_change(create_topics_of)  # before the new router routes to a new organisation
+    live = LiveRouter(live_catalogue, memory, router)
     handlers = RoutingHandlers(runtime, live, store, memory)
     register(runtime, handlers)
     declare_publication(
@@ -45,7 +48,7 @@ def create_app(settings: RoutingSettings | None = None, router: Router | None = 
         title="routing.publishes.routed",
         description="Every routing decision and re-route: organisations, units and areas, with the reason",
     )
-    for org in load_catalogue(settings.catalogue_path).organisation_ids:  # the organisations' topics at start
+    for org in live_catalogue.current.organisation_ids:  # the organisations' topics at start
         declare_publication(
             runtime.broker,
             runtime.topics.organisation(org),
@@ -68,7 +71,7 @@ def create_app(settings: RoutingSettings | None = None, router: Router | None = 
 
         refresher = asyncio.create_task(keep_learning(), name="feedback-refresh")
         try:
-            async with live.watching(settings.catalogue_check_interval_s):
+            async with live_catalogue.watching(settings.catalogue_check_interval_s):
                 yield
         finally:
             refresher.cancel()

@@ -14,4 +14,3 @@ class RoutingSettings(ServiceSettings):
     feedback_refresh_interval_s: float = Field(
         30.0, gt=0, description="How often re-routes learnt by other replicas are picked up"
     )
-    catalogue_check_interval_s: float = Field(5.0, gt=0, description="How often the catalogue file is checked")
