@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Callable
 
 import uvicorn
@@ -15,6 +16,8 @@ from shared.settings import ServiceSettings
 
 def serve(service: str, settings: ServiceSettings, create_app: Callable[[ServiceSettings], FastAPI]) -> None:
     configure_logging(service, settings.log_level)
+    if settings.niceness:
+        os.nice(settings.niceness)
     app = create_app(settings)
     tune_garbage_collector()
     ops = OpsSettings()

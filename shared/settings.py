@@ -78,6 +78,13 @@ class ServiceSettings(BaseSettings):
         description="Where status pages are served",
     )
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
+    niceness: int = Field(
+        0,
+        ge=0,
+        le=19,
+        description="CPU priority below the others (os.nice) when services share a machine: throughput-bound "
+        "consumers (notifications, analytics) yield to the latency-bound path (intake, routing)",
+    )
     host: str = "127.0.0.1"
     port: int = 0
     group_id: str = ""

@@ -1,5 +1,6 @@
 """Graceful shutdown: routing as a real process, SIGTERM in the middle of a stream of ideas, restarted: every
-idea is routed (by one event id each), nothing is lost, and the process is gone within SHUTDOWN_TIMEOUT_S."""
+idea is routed (by one event id each), nothing is lost, and the process is gone within SHUTDOWN_TIMEOUT_S.
+On the way: the process runs at the CPU priority its settings give it."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ def start_routing(kafka_settings, redis_prefix: str, group: str, port: int, log:
         "ROUTING_PORT": str(port),
         "SHUTDOWN_TIMEOUT_S": str(SHUTDOWN_TIMEOUT_S),
         "CONSUMER_LAG_INTERVAL_S": "60",
+        "ROUTING_NICENESS": "3",
     }
     return asyncio.create_subprocess_exec(
         sys.executable,
@@ -96,6 +98,7 @@ async def test_sigterm_mid_stream_loses_nothing_and_exits_in_time(kafka_settings
         first = await start_routing(kafka_settings, redis_prefix, group, port, log)
         try:
             await eventually(lambda: ready(port, first), timeout=60, interval=0.3)
+            assert os.getpriority(os.PRIO_PROCESS, first.pid) == 3  # ROUTING_NICENESS
             streaming = asyncio.create_task(stream(ideas))
             await routed.wait_count(10, timeout=30)  # mid-stream: some routed, more arriving
             stopped_at = time.monotonic()
