@@ -369,7 +369,7 @@ class NotificationHandlers:
         """Whether the event is handled now. It waits instead while its idea's submission has not been seen or
         an earlier event of the idea still waits (so it cannot overtake it); and if the submission has been
         seen but nobody is releasing the waiting events, this caller releases them, itself among them."""
-        admission = await self.store.admit(event.subject, event.id, event.model_dump_json())
+        admission = await self.store.admit(event.subject, event.id, event.model_dump_json)
         if admission == Admission.RELEASE:
             await self._release_waiting(event.subject, owner=event.id)
         return admission == Admission.HANDLE

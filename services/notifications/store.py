@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date, datetime
 from enum import IntEnum
@@ -51,7 +52,8 @@ return 1
 # waits: otherwise it waits too, so that it cannot overtake one that waits before it (one topic's events of an idea
 # are handled in their order). Whoever finds events waiting and nobody releasing them releases them all, oldest
 # first: the submission, or a later event of the idea (should a releaser have died). KEYS: the idea's submitter
-# key, its waiting events, its releaser; ARGV: the event's (or submission's) id, its JSON, the releaser's lease.
+# key, its waiting events, its releaser; ARGV: the event's (or submission's) id, its JSON (empty: only ask whether
+# it is handled at once), the releaser's lease.
 _BECOME_RELEASER = """
 local releaser = redis.call('GET', KEYS[3])
 if releaser and releaser ~= ARGV[1] then return 0 end
@@ -61,6 +63,7 @@ return 2
 _ADMIT = (
     """
 if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('HLEN', KEYS[2]) == 0 then return 1 end
+if ARGV[2] == '' then return 3 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 """
@@ -85,6 +88,7 @@ if releaser == ARGV[1] then redis.call('DEL', KEYS[2]) end
 return 1
 """
 RELEASER_LEASE_S = 60
+_NEEDS_EVENT = 3  # _ADMIT without the event's JSON: it is to wait, ask again with it
 
 
 class Admission(IntEnum):
@@ -127,10 +131,14 @@ class NotificationStore:
     def _waiting_keys(self, idea_id: str) -> list[str]:
         return [self.key("idea", idea_id, part) for part in ("submitter", "held", "releaser")]
 
-    async def admit(self, idea_id: str, event_id: str, raw_event: str) -> Admission:
-        """Whether an event about ``idea_id`` is handled now, waits, or releases the waiting ones."""
+    async def admit(self, idea_id: str, event_id: str, raw_event: Callable[[], str]) -> Admission:
+        """Whether an event about ``idea_id`` is handled now, waits, or releases the waiting ones. The event's
+        JSON (``raw_event()``) is made and sent only if it is to wait: most events are handled at once."""
         keys = self._waiting_keys(idea_id)
-        return Admission(await self._admit(keys=keys, args=[event_id, raw_event, RELEASER_LEASE_S]))
+        admission = await self._admit(keys=keys, args=[event_id, "", RELEASER_LEASE_S])
+        if admission == _NEEDS_EVENT:
+            admission = await self._admit(keys=keys, args=[event_id, raw_event(), RELEASER_LEASE_S])
+        return Admission(admission)
 
     async def start_release(self, idea_id: str, *, owner: str) -> bool:
         """Whether ``owner`` (the submission's id) is to release the events waiting for it: some wait and
