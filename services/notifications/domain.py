@@ -332,6 +332,13 @@ def message_id(notification: str, sender: str) -> str:
     return f"<{notification}@{domain}>"
 
 
+DIGEST_SUBJECT_PREFIX = "digest-"  # a digest's delivery and outcome name ``digest-<day>`` where an idea id would be
+
+
+def digest_subject(day: date) -> str:
+    return f"{DIGEST_SUBJECT_PREFIX}{day.isoformat()}"
+
+
 def digest_id(day: date, person: str) -> str:
     return derived_event_id(f"digest:{day.isoformat()}:{person}", "notifications.digest")
 

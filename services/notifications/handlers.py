@@ -222,7 +222,7 @@ class NotificationHandlers:
             context = {"day": day.isoformat(), "items": items, "lang": language, "link": None}
             rendered = self._render("digest", language, context, person)
             delivery = self._email(
-                digest_id, person, f"digest-{day.isoformat()}", digest_id, "digest", language, rendered
+                digest_id, person, domain.digest_subject(day), digest_id, "digest", language, rendered
             )
             sent += await self.queue.enqueue(delivery)
         await self.store.mark_digest_done(day)

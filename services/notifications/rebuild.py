@@ -31,6 +31,7 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 from services.notifications.delivery import DeliveryQueue
+from services.notifications.domain import DIGEST_SUBJECT_PREFIX
 from services.notifications.handlers import NotificationHandlers
 from services.notifications.rendering import Renderer
 from services.notifications.settings import NotificationsSettings
@@ -54,8 +55,6 @@ from shared.events import (
 from shared.redis_keys import delete_matching
 from shared.replay import read_topics, rebuild_command
 from shared.service import Runtime
-
-DIGEST_IDEA_PREFIX = "digest-"  # a digest's outcome names its day where an idea id would be
 
 
 @dataclass(frozen=True)
@@ -208,10 +207,10 @@ async def _settle(notification_id: str, outcome: Outcome, queue: DeliveryQueue) 
 
 def _digest_day(outcome: Outcome) -> date | None:
     """The day of a daily digest's outcome (its idea id is ``digest-<day>``), or None for any other."""
-    if not outcome.idea_id.startswith(DIGEST_IDEA_PREFIX):
+    if not outcome.idea_id.startswith(DIGEST_SUBJECT_PREFIX):
         return None
     try:
-        return date.fromisoformat(outcome.idea_id.removeprefix(DIGEST_IDEA_PREFIX))
+        return date.fromisoformat(outcome.idea_id.removeprefix(DIGEST_SUBJECT_PREFIX))
     except ValueError:
         return None
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
+from datetime import UTC, date, datetime
 
 import pytest
 from redis.asyncio import Redis
@@ -92,3 +93,34 @@ async def test_a_lost_redis_comes_back_from_the_topics_and_nothing_is_sent_twice
             await eventually(lambda: len(mail.to(BO)) == 2 and len(mail.to(ANNA)) == 3)
             await asyncio.sleep(0.5)
             assert len(mail.received) == mails_before + 2
+
+
+async def test_a_digest_sent_before_redis_was_lost_is_not_sent_again(
+    settings_for, topics, kafka_settings, redis_prefix
+):
+    day, at = date(2026, 3, 2), datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    idea = str(uuid.uuid4())
+    with smtp_server() as mail:
+        settings = settings_for(mail.port)
+        async with running(create_app(settings)) as api, raw_producer(kafka_settings) as producer:
+            assert (await api.put(f"/api/v1/people/{ANNA}/preferences", json={"frequency": "daily"})).status_code == 200
+            await publish(producer, topics.submitted, submitted(idea, "Belysning i gångtunneln", time=at))
+            await publish(producer, topics.routed, routed(idea, "Belysning", [("kirunabostader", None)], [], time=at))
+            await eventually(lambda: len(mail.to(SARA)) == 1)
+            assert (await api.post(f"/api/v1/digests/{day.isoformat()}")).json()["queued"] == 1
+            await eventually(lambda: mail.to(ANNA))
+            await asyncio.sleep(1.0)  # the digest's outcome published
+
+        redis = Redis.from_url(settings.redis_url, decode_responses=True)
+        try:
+            await delete_matching(redis, f"{redis_prefix}:*")
+        finally:
+            await redis.aclose()
+        await rebuild(settings, progress=False)
+
+        app = create_app(settings)
+        async with running(app) as api:
+            assert await app.state.handlers.store.digest_done(day)  # the daily timer leaves that day alone
+            assert (await api.post(f"/api/v1/digests/{day.isoformat()}")).json()["queued"] == 0  # and so does a retry
+            await asyncio.sleep(1.0)
+    assert len(mail.to(ANNA)) == 1
