@@ -82,7 +82,13 @@ async def test_topics_have_three_replicas_and_need_two_in_sync(kafka_settings, t
     try:
         [description] = await admin.describe_topics([topics.submitted])
         assert len(description["partitions"]) == 6
-        assert all(len(p["replicas"]) == 3 and len(p["isr"]) == 3 for p in description["partitions"])
+        assert all(len(p["replicas"]) == 3 for p in description["partitions"])
+
+        async def all_in_sync() -> bool:  # a follower of a topic just created may need a moment to join
+            [described] = await admin.describe_topics([topics.submitted])
+            return all(len(p["isr"]) == 3 for p in described["partitions"])
+
+        await eventually(all_in_sync, timeout=30, interval=0.5)
         [config] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topics.submitted)])
         values = {entry[0]: entry[1] for entry in config.resources[0][4]}
         assert values["min.insync.replicas"] == "2" and values["retention.ms"] == "-1"
