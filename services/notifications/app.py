@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import date
@@ -97,6 +98,7 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         tasks = [
             asyncio.create_task(worker.run(runtime.kafka_connected), name="notifications-deliveries"),
             asyncio.create_task(periodic(runtime, handlers, settings), name="notifications-periodic"),
+            asyncio.create_task(watch_waiting(runtime, store, metrics), name="notifications-waiting"),
         ]
         try:
             yield
@@ -236,6 +238,19 @@ async def periodic(runtime: Runtime, handlers: NotificationHandlers, settings: N
             except Exception as exc:  # Redis or Kafka away for a moment: try again next round
                 runtime.logger.warning("periodic task failed", extra={"task": name, "error": repr(exc)})
         await asyncio.sleep(settings.deadline_check_interval_s)
+
+
+async def watch_waiting(runtime: Runtime, store: NotificationStore, metrics: NotificationMetrics) -> None:
+    """Measure the events that wait for their idea's submission: normally for a moment; for long only if the
+    submission never reached notifications (dead-lettered, or lost upstream), which an operator must see."""
+    while True:
+        try:
+            count, since = await store.waiting_ideas()
+            metrics.waiting_ideas.set(count)
+            metrics.oldest_wait.set(max(0.0, time.time() - since) if since is not None else 0.0)
+        except Exception as exc:  # Redis away for a moment: measured again next round
+            runtime.logger.warning("could not measure the waiting events", extra={"error": repr(exc)})
+        await asyncio.sleep(runtime.ops.consumer_lag_interval_s)
 
 
 async def stop(tasks: list[asyncio.Task]) -> None:

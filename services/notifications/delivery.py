@@ -72,6 +72,8 @@ class NotificationMetrics:
     sent: Counter
     retries: Counter
     pending: Gauge
+    waiting_ideas: Gauge
+    oldest_wait: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> NotificationMetrics:
@@ -91,6 +93,16 @@ class NotificationMetrics:
             pending=Gauge(
                 "kiruna_notification_pending_deliveries",
                 "E-mail and webhook deliveries waiting in the retry queue",
+                registry=registry,
+            ),
+            waiting_ideas=Gauge(
+                "kiruna_notification_waiting_ideas",
+                "Ideas whose events wait for the idea's submission to reach notifications",
+                registry=registry,
+            ),
+            oldest_wait=Gauge(
+                "kiruna_notification_oldest_wait_seconds",
+                "How long the longest-waiting idea's events have waited for its submission (0: none waits)",
                 registry=registry,
             ),
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date, datetime
@@ -53,7 +54,8 @@ return 1
 # are handled in their order). Whoever finds events waiting and nobody releasing them releases them all, oldest
 # first: the submission, or a later event of the idea (should a releaser have died). KEYS: the idea's submitter
 # key, its waiting events, its releaser; ARGV: the event's (or submission's) id, its JSON (empty: only ask whether
-# it is handled at once), the releaser's lease.
+# it is handled at once), the releaser's lease. Ideas with waiting events are in a sorted set by the time the first
+# began to wait (KEYS[4]; ARGV: now, the idea's id), which operators watch (an idea whose submission never comes).
 _BECOME_RELEASER = """
 local releaser = redis.call('GET', KEYS[3])
 if releaser and releaser ~= ARGV[1] then return 0 end
@@ -65,6 +67,7 @@ _ADMIT = (
 if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('HLEN', KEYS[2]) == 0 then return 1 end
 if ARGV[2] == '' then return 3 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[4], 'NX', ARGV[4], ARGV[5])
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 """
     + _BECOME_RELEASER
@@ -85,6 +88,7 @@ if redis.call('HLEN', KEYS[1]) > 0 then
   return 0
 end
 if releaser == ARGV[1] then redis.call('DEL', KEYS[2]) end
+redis.call('ZREM', KEYS[3], ARGV[3])
 return 1
 """
 RELEASER_LEASE_S = 60
@@ -129,7 +133,7 @@ class NotificationStore:
     # --- events that wait for their submission ----------------------------------------------------
 
     def _waiting_keys(self, idea_id: str) -> list[str]:
-        return [self.key("idea", idea_id, part) for part in ("submitter", "held", "releaser")]
+        return [*(self.key("idea", idea_id, part) for part in ("submitter", "held", "releaser")), self.key("waiting")]
 
     async def admit(self, idea_id: str, event_id: str, raw_event: Callable[[], str]) -> Admission:
         """Whether an event about ``idea_id`` is handled now, waits, or releases the waiting ones. The event's
@@ -137,7 +141,8 @@ class NotificationStore:
         keys = self._waiting_keys(idea_id)
         admission = await self._admit(keys=keys, args=[event_id, "", RELEASER_LEASE_S])
         if admission == _NEEDS_EVENT:
-            admission = await self._admit(keys=keys, args=[event_id, raw_event(), RELEASER_LEASE_S])
+            args = [event_id, raw_event(), RELEASER_LEASE_S, time.time(), idea_id]
+            admission = await self._admit(keys=keys, args=args)
         return Admission(admission)
 
     async def start_release(self, idea_id: str, *, owner: str) -> bool:
@@ -156,7 +161,14 @@ class NotificationStore:
     async def end_release(self, idea_id: str, *, owner: str) -> bool:
         """Whether ``owner`` is done releasing: nothing waits any more, or another took its lease over."""
         keys = self._waiting_keys(idea_id)[1:]
-        return bool(await self._end_release(keys=keys, args=[owner, RELEASER_LEASE_S]))
+        return bool(await self._end_release(keys=keys, args=[owner, RELEASER_LEASE_S, idea_id]))
+
+    async def waiting_ideas(self) -> tuple[int, float | None]:
+        """How many ideas have events waiting, and since when (epoch seconds) the longest has waited."""
+        count, oldest = await asyncio.gather(
+            self.redis.zcard(self.key("waiting")), self.redis.zrange(self.key("waiting"), 0, 0, withscores=True)
+        )
+        return int(count), (oldest[0][1] if oldest else None)
 
     async def record_routing(self, idea_id: str, routed: IdeaRouted, event_id: str, at: datetime) -> None:
         """The idea's current routing; the time and event of its first routing start the response-time clock."""

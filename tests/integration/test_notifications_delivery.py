@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -356,6 +357,8 @@ async def test_an_event_after_one_waiting_for_its_submission_does_not_overtake_i
             handlers, store = app.state.handlers, app.state.handlers.store
             await handlers.engagement(engaged(idea, EngagementKind.FOLLOW, "bo@kiruna.se"))
             assert len(await store.waiting(idea)) == 1  # no submission yet: it waits
+            count, since = await store.waiting_ideas()
+            assert count >= 1 and since is not None and since <= time.time()  # what the operators' gauges show
             contact = Contact.of_submitter(submission.data.submitter, "sv")
             await store.remember_submission(idea, contact, title=submission.data.title)  # its releaser not yet run
             await handlers.engagement(engaged(idea, EngagementKind.COMMENT, "lisa@kiruna.se", "Bra idé!"))
@@ -364,6 +367,7 @@ async def test_an_event_after_one_waiting_for_its_submission_does_not_overtake_i
             await eventually(lambda: {r for r, _ in mail.received} == {ANNA, "bo@kiruna.se"})
             assert await store.waiting(idea) == {}
             assert await store.redis.exists(store.key("idea", idea, "releaser")) == 0
+            assert idea not in await store.redis.zrange(store.key("waiting"), 0, -1)
             # a later event is handled at once (lisa follows the idea since she commented)
             await handlers.engagement(engaged(idea, EngagementKind.COMMENT, "bo@kiruna.se", "Håller med"))
             await eventually(lambda: [r for r, _ in mail.received].count(ANNA) == 2)
