@@ -97,6 +97,10 @@ def rebuild_command(
         f"(key prefix '{settings.redis_prefix}:{service}')",
         file=sys.stderr,
     )
-    result = asyncio.run(rebuild(settings, progress=not args.no_progress))
+    try:
+        result = asyncio.run(rebuild(settings, progress=not args.no_progress))
+    except Exception as exc:  # Kafka or Redis not reachable, refused credentials: one readable line, no traceback
+        print(f"{service} {rebuild.__name__} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     print(result.describe())
     return 0

@@ -61,8 +61,8 @@ async def replay(settings: AnalyticsSettings, *, progress: bool = True, stream: 
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
     store = ProjectionStore(redis, settings.redis_prefix)
     try:
+        partitions = await topic_partitions(settings.kafka, list(models))  # Kafka answers before anything is wiped
         result.wiped_keys = await store.wipe()
-        partitions = await topic_partitions(settings.kafka, list(models))
         result.partitions = len(partitions)
         result.missing_topics = [topic for topic in models if topic not in {tp.topic for tp in partitions}]
         touched: set[str] = set()

@@ -23,7 +23,7 @@ from services.intake.settings import IntakeSettings
 from services.intake.store import IntakeStore
 from shared.deadletter import MALFORMED
 from shared.redis_pipelining import AutoPipelineRedis
-from shared.replay import read_batches, rebuild_command
+from shared.replay import read_batches, rebuild_command, topic_partitions
 from shared.topics import Topics
 
 
@@ -57,6 +57,7 @@ async def rebuild(settings: IntakeSettings, *, progress: bool = True, stream: Te
     try:
         # Forget first, then read up to the end offsets: an event that lands meanwhile is applied by the
         # running service, so none is lost between the two.
+        await topic_partitions(settings.kafka, list(models))  # Kafka answers before anything is forgotten
         result.forgotten_keys = await store.forget_ideas()
         label = "rebuilding intake's ideas"
         async for batch in read_batches(settings.kafka, list(models), label=label, progress=progress, stream=stream):

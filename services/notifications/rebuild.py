@@ -53,7 +53,7 @@ from shared.events import (
     SubmittedEvent,
 )
 from shared.redis_keys import delete_matching
-from shared.replay import read_topics, rebuild_command
+from shared.replay import read_topics, rebuild_command, topic_partitions
 from shared.service import Runtime
 
 
@@ -124,6 +124,7 @@ async def rebuild(
     topics = runtime.topics
     reading = Reading(settings, result, progress, stream or sys.stderr)
     try:
+        await topic_partitions(settings.kafka, [topics.submitted])  # Kafka answers before anything is forgotten
         result.forgotten_keys = await _forget(store, queue, handlers)
 
         async for _, envelope in reading.events({topics.preferences: PreferencesChangedEvent}):

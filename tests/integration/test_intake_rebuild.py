@@ -83,3 +83,20 @@ async def test_rebuild_brings_back_each_ideas_state_owners_and_supporters(servic
         assert [key async for key in redis.scan_iter(match=f"{store.prefix}:idempotency:*")]  # no topic holds it
     finally:
         await redis.aclose()
+
+
+async def test_without_kafka_the_rebuild_forgets_nothing(service_settings, kafka_settings):
+    settings: IntakeSettings = service_settings(IntakeSettings)
+    unreachable = settings.model_copy(
+        update={"kafka": kafka_settings.model_copy(update={"bootstrap_servers": "127.0.0.1:1"})}
+    )
+    idea = str(uuid.uuid4())
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    store = IntakeStore(redis, settings.redis_prefix)
+    try:
+        await store.record_submitted(idea, "2026-01-01T00:00:00.000000Z")
+        with pytest.raises(Exception, match="Unable to bootstrap"):
+            await rebuild(unreachable, progress=False)
+        assert await store.idea(idea) is not None
+    finally:
+        await redis.aclose()
