@@ -7,15 +7,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from tqdm import tqdm
 
+from shared.deadletter import MALFORMED
 from shared.kafka import client_options, describe_partitions
 from shared.settings import KafkaSettings, ServiceSettings
+
+if TYPE_CHECKING:
+    from shared.events import Envelope
 
 
 async def topic_partitions(settings: KafkaSettings, topics: Sequence[str]) -> list[TopicPartition]:
@@ -65,6 +70,25 @@ async def read_batches(
     finally:
         await asyncio.sleep(0)  # let aiokafka's internal tasks start, or stopping them raises CancelledError
         await consumer.stop()
+
+
+async def read_event_batches(
+    settings: KafkaSettings,
+    models: dict[str, type[Envelope[Any]]],
+    *,
+    malformed: Counter[str],
+    **options: Any,
+) -> AsyncIterator[list[tuple[str, Envelope[Any]]]]:
+    """Like :func:`read_batches`, each record parsed as its topic's event: (topic, event) pairs. A record that
+    cannot be parsed was dead-lettered when it first arrived: it is counted in ``malformed`` and skipped."""
+    async for batch in read_batches(settings, list(models), **options):
+        parsed = []
+        for record in batch:
+            try:
+                parsed.append((record.topic, models[record.topic].parse(record.value or b"")))
+            except MALFORMED:
+                malformed[record.topic] += 1
+        yield parsed
 
 
 async def read_topics(settings: KafkaSettings, topics: Sequence[str], **options: Any) -> AsyncIterator[Any]:

@@ -23,8 +23,7 @@ from services.analytics.domain import timeline_entry
 from services.analytics.settings import AnalyticsSettings
 from services.analytics.store import ProjectionStore
 from services.analytics.subscribers import projected_topics
-from shared.deadletter import MALFORMED
-from shared.replay import read_batches, rebuild_command, topic_partitions
+from shared.replay import read_event_batches, rebuild_command, topic_partitions
 from shared.topics import Topics
 
 
@@ -66,15 +65,11 @@ async def replay(settings: AnalyticsSettings, *, progress: bool = True, stream: 
         result.partitions = len(partitions)
         result.missing_topics = [topic for topic in models if topic not in {tp.topic for tp in partitions}]
         touched: set[str] = set()
-        async for batch in read_batches(settings.kafka, list(models), progress=progress, stream=stream):
+        reading = {"progress": progress, "stream": stream}
+        async for batch in read_event_batches(settings.kafka, models, malformed=result.malformed, **reading):
             entries: list[tuple[str, dict[str, Any]]] = []
-            for record in batch:
-                try:
-                    envelope = models[record.topic].parse(record.value or b"")
-                except MALFORMED:
-                    result.malformed[record.topic] += 1
-                    continue
-                result.events[record.topic] += 1
+            for topic, envelope in batch:
+                result.events[topic] += 1
                 touched.add(envelope.subject)
                 entries.append((envelope.subject, timeline_entry(envelope.model_dump(mode="json"))))
             added = await store.add_entries(entries)

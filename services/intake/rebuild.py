@@ -21,9 +21,8 @@ from typing import TextIO
 from services.intake.following import follow, followed_topics
 from services.intake.settings import IntakeSettings
 from services.intake.store import IntakeStore
-from shared.deadletter import MALFORMED
 from shared.redis_pipelining import AutoPipelineRedis
-from shared.replay import read_batches, rebuild_command, topic_partitions
+from shared.replay import read_event_batches, rebuild_command, topic_partitions
 from shared.topics import Topics
 
 
@@ -60,18 +59,12 @@ async def rebuild(settings: IntakeSettings, *, progress: bool = True, stream: Te
         await topic_partitions(settings.kafka, list(models))  # Kafka answers before anything is forgotten
         result.forgotten_keys = await store.forget_ideas()
         label = "rebuilding intake's ideas"
-        async for batch in read_batches(settings.kafka, list(models), label=label, progress=progress, stream=stream):
-            applying = []
-            for record in batch:
-                try:
-                    envelope = models[record.topic].parse(record.value or b"")
-                except MALFORMED:
-                    result.malformed[record.topic] += 1
-                    continue
-                result.events[record.topic] += 1
+        reading = {"label": label, "progress": progress, "stream": stream}
+        async for batch in read_event_batches(settings.kafka, models, malformed=result.malformed, **reading):
+            for topic, envelope in batch:
+                result.events[topic] += 1
                 ideas.add(envelope.subject)
-                applying.append(follow(store, envelope))
-            await asyncio.gather(*applying)  # one pipeline per loop turn (AutoPipelineRedis)
+            await asyncio.gather(*(follow(store, envelope) for _, envelope in batch))  # one pipeline per loop turn
     finally:
         await redis.aclose()
     result.ideas = len(ideas)

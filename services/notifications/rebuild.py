@@ -37,7 +37,7 @@ from services.notifications.rendering import Renderer
 from services.notifications.settings import NotificationsSettings
 from services.notifications.store import NotificationStore
 from shared.catalogue import load_catalogue
-from shared.deadletter import MALFORMED, PermanentError
+from shared.deadletter import PermanentError
 from shared.events import (
     DeliveryOutcome,
     EngagementEvent,
@@ -53,7 +53,7 @@ from shared.events import (
     SubmittedEvent,
 )
 from shared.redis_keys import delete_matching
-from shared.replay import read_topics, rebuild_command, topic_partitions
+from shared.replay import read_event_batches, rebuild_command, topic_partitions
 from shared.service import Runtime
 
 
@@ -183,11 +183,9 @@ class Reading:
     async def events(self, models: dict[str, type[Envelope[Any]]]) -> AsyncIterator[tuple[str, Envelope[Any]]]:
         names = ", ".join(topic.removeprefix(self.settings.kafka.topic_prefix) for topic in models)
         options = {"label": f"reading {names}", "progress": self.progress, "stream": self.stream}
-        async for record in read_topics(self.settings.kafka, list(models), **options):
-            try:
-                yield record.topic, models[record.topic].parse(record.value or b"")
-            except MALFORMED:
-                self.result.malformed[record.topic] += 1
+        async for batch in read_event_batches(self.settings.kafka, models, malformed=self.result.malformed, **options):
+            for topic, envelope in batch:
+                yield topic, envelope
 
 
 async def _forget(store: NotificationStore, queue: DeliveryQueue, handlers: NotificationHandlers) -> int:
