@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from shared.events import EngagementEvent, Envelope, RoutedEvent, StatusChangedEvent, SubmittedEvent
 from shared.settings import KafkaSettings
 
 FOREVER = "-1"
@@ -43,6 +45,16 @@ class Topics:
     def idea_topics(self) -> tuple[str, ...]:
         """Topics that record what happened to ideas: kept forever, Kafka is their system of record."""
         return (self.submitted, self.routed, self.status_changed, self.engagement, self.routing_commands)
+
+    def idea_events(self) -> dict[str, type[Envelope[Any]]]:
+        """The topics of what happens to an idea, with the event each carries: what every service that follows
+        ideas (or rebuilds its state from them) reads."""
+        return {
+            self.submitted: SubmittedEvent,
+            self.routed: RoutedEvent,
+            self.status_changed: StatusChangedEvent,
+            self.engagement: EngagementEvent,
+        }
 
     def specs(self, settings: KafkaSettings, organisation_ids: tuple[str, ...]) -> list[TopicSpec]:
         keep = {"retention.ms": FOREVER, "min.insync.replicas": str(settings.min_insync_replicas)}

@@ -4,7 +4,7 @@ import functools
 
 from services.analytics.handlers import AnalyticsHandlers
 from shared.batch import subscribe_batch
-from shared.events import EngagementEvent, NotificationSentEvent, RoutedEvent, StatusChangedEvent, SubmittedEvent
+from shared.events import NotificationSentEvent
 from shared.service import Runtime
 
 
@@ -24,10 +24,4 @@ def register(runtime: Runtime, handlers: AnalyticsHandlers) -> None:
 
 def projected_topics(runtime_topics) -> dict[str, type]:
     """Every topic analytics projects, with the envelope model of its events (the replay reads the same)."""
-    return {
-        runtime_topics.submitted: SubmittedEvent,
-        runtime_topics.routed: RoutedEvent,
-        runtime_topics.status_changed: StatusChangedEvent,
-        runtime_topics.engagement: EngagementEvent,
-        runtime_topics.notifications_sent: NotificationSentEvent,
-    }
+    return {**runtime_topics.idea_events(), runtime_topics.notifications_sent: NotificationSentEvent}

@@ -1,36 +1,14 @@
-"""What intake learns from the topics it follows: each idea's state, the organisations that own it and who
-supports it, which is what it needs to judge a write. The same code serves the live subscribers and the rebuild
-(``python -m services.intake.rebuild``). Applying an event again, or the topics' events in any order between
-topics, gives the same state (the store's scripts compare times)."""
+"""What intake learns from the topics it follows (``Topics.idea_events()``): each idea's state, the organisations
+that own it and who supports it, which is what it needs to judge a write. The same code serves the live subscribers
+and the rebuild (``python -m services.intake.rebuild``). Applying an event again, or the topics' events in any
+order between topics, gives the same state (the store's scripts compare times)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from services.intake.store import IntakeStore, iso
-from shared.events import (
-    EngagementEvent,
-    EngagementKind,
-    Envelope,
-    IdeaEngagement,
-    IdeaRouted,
-    IdeaStatusChanged,
-    IdeaSubmitted,
-    RoutedEvent,
-    StatusChangedEvent,
-    SubmittedEvent,
-)
-from shared.topics import Topics
-
-
-def followed_topics(topics: Topics) -> dict[str, type[Envelope[Any]]]:
-    """The topics intake follows, with the event each carries."""
-    return {
-        topics.submitted: SubmittedEvent,
-        topics.routed: RoutedEvent,
-        topics.status_changed: StatusChangedEvent,
-        topics.engagement: EngagementEvent,
-    }
+from shared.events import EngagementKind, Envelope, IdeaEngagement, IdeaRouted, IdeaStatusChanged, IdeaSubmitted
 
 
 async def follow(store: IntakeStore, envelope: Envelope[Any]) -> None:

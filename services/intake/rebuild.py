@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from services.intake.following import follow, followed_topics
+from services.intake.following import follow
 from services.intake.settings import IntakeSettings
 from services.intake.store import IntakeStore
 from shared.redis_pipelining import AutoPipelineRedis
@@ -49,7 +49,7 @@ class RebuildResult:
 async def rebuild(settings: IntakeSettings, *, progress: bool = True, stream: TextIO | None = None) -> RebuildResult:
     started = time.monotonic()
     result = RebuildResult()
-    models = followed_topics(Topics(settings.kafka.topic_prefix))
+    models = Topics(settings.kafka.topic_prefix).idea_events()
     redis = AutoPipelineRedis.from_url(settings.redis_url, decode_responses=True)
     store = IntakeStore(redis, settings.redis_prefix)
     ideas: set[str] = set()

@@ -9,7 +9,7 @@ import uuid
 from faststream.kafka.annotations import KafkaMessage
 
 from services.intake.errors import InvalidField
-from services.intake.following import follow, followed_topics
+from services.intake.following import follow
 from services.intake.handlers import Intake
 from services.intake.models import IdeaIn
 from shared.batch import subscribe_batch
@@ -47,7 +47,7 @@ def register(runtime: Runtime, intake: Intake) -> None:
         topics.status_changed: ("intake.status-changed", "Each idea's state, so that only allowed transitions pass"),
         topics.engagement: ("intake.engagement", "Who supports each idea (one support per person)"),
     }
-    for topic, model in followed_topics(topics).items():
+    for topic, model in topics.idea_events().items():
         title, description = described[topic]
         each = functools.partial(follow, intake.store)
         subscribe_batch(runtime, topic, model, title=title, description=description, each=each)

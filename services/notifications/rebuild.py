@@ -40,7 +40,6 @@ from shared.catalogue import load_catalogue
 from shared.deadletter import PermanentError
 from shared.events import (
     DeliveryOutcome,
-    EngagementEvent,
     Envelope,
     IdeaEngagement,
     IdeaRouted,
@@ -48,9 +47,6 @@ from shared.events import (
     IdeaSubmitted,
     NotificationSentEvent,
     PreferencesChangedEvent,
-    RoutedEvent,
-    StatusChangedEvent,
-    SubmittedEvent,
 )
 from shared.redis_keys import delete_matching
 from shared.replay import read_event_batches, rebuild_command, topic_partitions
@@ -113,8 +109,8 @@ async def rebuild(
     store = NotificationStore(runtime.redis, settings.redis_prefix, settings.feed_length)
     queue = DeliveryQueue(runtime.redis, settings.redis_prefix)
     reporter = _Unreported()
-    catalogue = load_catalogue(settings.catalogue_path)
-    handlers = NotificationHandlers(runtime, store, queue, reporter, Renderer(settings.templates_dir), catalogue)  # type: ignore[arg-type]
+    renderer, catalogue = Renderer(settings.templates_dir), load_catalogue(settings.catalogue_path)
+    handlers = NotificationHandlers(runtime, store, queue, reporter, renderer, catalogue)  # type: ignore[arg-type]
     handle = {
         IdeaSubmitted: handlers.submitted,
         IdeaRouted: handlers.routed,
@@ -122,36 +118,39 @@ async def rebuild(
         IdeaEngagement: handlers.engagement,
     }
     topics = runtime.topics
-    reading = Reading(settings, result, progress, stream or sys.stderr)
+    stream = stream or sys.stderr
+
+    async def events_of(models: dict[str, type[Envelope[Any]]]) -> AsyncIterator[tuple[str, Envelope[Any]]]:
+        """Every event of the topics from their beginning; unparseable records counted and skipped."""
+        names = ", ".join(topic.removeprefix(settings.kafka.topic_prefix) for topic in models)
+        reading = {"label": f"reading {names}", "progress": progress, "stream": stream}
+        async for batch in read_event_batches(settings.kafka, models, malformed=result.malformed, **reading):
+            for pair in batch:
+                yield pair
+
     try:
         await topic_partitions(settings.kafka, [topics.submitted])  # Kafka answers before anything is forgotten
         result.forgotten_keys = await _forget(store, queue, handlers)
 
-        async for _, envelope in reading.events({topics.preferences: PreferencesChangedEvent}):
+        async for _, envelope in events_of({topics.preferences: PreferencesChangedEvent}):
             await store.apply_preferences(envelope.data, envelope.time)
             result.preferences += 1
 
         outcomes: dict[str, Outcome] = {}
-        async for _, envelope in reading.events({topics.notifications_sent: NotificationSentEvent}):
+        async for _, envelope in events_of({topics.notifications_sent: NotificationSentEvent}):
             sent = envelope.data
             outcomes[envelope.id] = Outcome(sent.channel, sent.outcome, sent.idea_id, sent.cause_event_id)
         result.outcomes = len(outcomes)
         await _in_chunks(_settle(notification_id, outcome, queue) for notification_id, outcome in outcomes.items())
 
-        idea_topics = {
-            topics.submitted: SubmittedEvent,
-            topics.routed: RoutedEvent,
-            topics.status_changed: StatusChangedEvent,
-            topics.engagement: EngagementEvent,
-        }
         events = []
-        async for topic, envelope in reading.events(idea_topics):
+        async for topic, envelope in events_of(topics.idea_events()):
             result.events[topic] += 1
             events.append(envelope)
         events.sort(key=lambda e: (not isinstance(e.data, IdeaSubmitted), e.time))
         queued_before = await queue.size()
         label = "notifying again, silently"
-        with tqdm(total=len(events), desc=label, unit="event", file=reading.stream, disable=not progress) as bar:
+        with tqdm(total=len(events), desc=label, unit="event", file=stream, disable=not progress) as bar:
             for envelope in events:
                 try:
                     await handle[type(envelope.data)](envelope)
@@ -169,23 +168,6 @@ async def rebuild(
         await runtime.redis.aclose()
     result.seconds = time.monotonic() - started
     return result
-
-
-@dataclass
-class Reading:
-    """Reads topics from their beginning, counting what cannot be parsed."""
-
-    settings: NotificationsSettings
-    result: RebuildResult
-    progress: bool
-    stream: TextIO
-
-    async def events(self, models: dict[str, type[Envelope[Any]]]) -> AsyncIterator[tuple[str, Envelope[Any]]]:
-        names = ", ".join(topic.removeprefix(self.settings.kafka.topic_prefix) for topic in models)
-        options = {"label": f"reading {names}", "progress": self.progress, "stream": self.stream}
-        async for batch in read_event_batches(self.settings.kafka, models, malformed=self.result.malformed, **options):
-            for topic, envelope in batch:
-                yield topic, envelope
 
 
 async def _forget(store: NotificationStore, queue: DeliveryQueue, handlers: NotificationHandlers) -> int:
