@@ -7,10 +7,12 @@ Loading validates it and reports errors with the line and field that are wrong.
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 DEFAULT_CATALOGUE_PATH = Path(__file__).resolve().parent.parent / "catalogue" / "kiruna.toml"
 TRIAGE_ORGANISATION = "innovationsplattformen"
@@ -18,6 +20,18 @@ TRIAGE_ORGANISATION = "innovationsplattformen"
 
 class CatalogueError(ValueError):
     """The catalogue file cannot be used; the message names the file, line and field."""
+
+
+_DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def _lower_case_domain(value: str) -> str:
+    if len(value) > 253 or not _DOMAIN.fullmatch(value):
+        raise ValueError(f"'{value}' is not a lower-case domain name such as kiruna.se")
+    return value
+
+
+MailDomain = Annotated[str, AfterValidator(_lower_case_domain)]
 
 
 class _Model(BaseModel):
@@ -40,6 +54,12 @@ class Organisation(_Model):
     subscribes: bool = Field(default=True, description="Gets its own org.<id>.ideas.v1 topic")
     units: tuple[Unit, ...] = ()
     keywords: dict[str, float] = Field(default_factory=dict)
+    mail_domains: tuple[MailDomain, ...] = Field(
+        default=(),
+        description="Lower-case domains of the organisation's e-mail addresses, e.g. kiruna.se: intake takes ideas "
+        "by e-mail only from these (exactly; list a subdomain to accept it). A domain shared by several "
+        "organisations is allowed, but then says nothing about the submitter's organisation",
+    )
 
 
 class Area(_Model):

@@ -32,6 +32,14 @@ def test_the_shipped_catalogue_describes_the_kiruna_group():
     assert catalogue.version.startswith("sha256:")
 
 
+def test_every_officer_writes_from_a_mail_domain_of_their_organisation():
+    catalogue = load_catalogue()
+    assert catalogue.organisation("kiruna-kommun").mail_domains == ("kiruna.se",)
+    for officer in catalogue.officers:
+        domain = officer.email.rpartition("@")[2].lower()
+        assert domain in catalogue.organisation(officer.organisation).mail_domains, officer.id
+
+
 def broken(tmp_path: Path, old: str, new: str) -> Path:
     text = DEFAULT_CATALOGUE_PATH.read_text(encoding="utf-8")
     assert old in text
@@ -57,6 +65,17 @@ def test_an_invalid_officer_email_names_the_field(tmp_path):
     path = broken(tmp_path, 'email = "erik.lindberg@', 'email = "erik.lindberg-at-')
     with pytest.raises(CatalogueError, match=r"officers\.\d+\.email"):
         load_catalogue(path)
+
+
+@pytest.mark.parametrize("domain", ["Kiruna.se", "kiruna", "@kiruna.se", "kiruna..se", "-kiruna.se", "kiruna.se."])
+def test_a_mail_domain_must_be_a_lower_case_domain_name(tmp_path, domain):
+    path = broken(tmp_path, 'mail_domains = ["kirunabostader.se"]', f'mail_domains = ["{domain}"]')
+    with pytest.raises(CatalogueError) as error:
+        load_catalogue(path)
+    message = str(error.value)
+    assert "mail_domains" in message and "lower-case domain name" in message
+    line = line_of(path, f'["{domain}"]')
+    assert f":{line}:" in message
 
 
 def test_a_toml_syntax_error_names_the_line(tmp_path):
