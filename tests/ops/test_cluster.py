@@ -1,59 +1,54 @@
 """On the local three-broker KRaft cluster (deploy/kafka/cluster.sh; started here if it is not running, and
-stopped at the end if it was started here): topics with replication factor 3 and min.insync.replicas=2, two
-replicas of routing sharing the work of one group, and the whole slice."""
+stopped at the end if it was started here), secured with SASL/SCRAM and ACLs: topics with replication factor 3
+and min.insync.replicas=2, two replicas of routing sharing the work of one group, and the whole slice, every
+service as its own principal."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import uuid
 from collections import defaultdict
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from pydantic import SecretStr
 
+from services.analytics.settings import AnalyticsSettings
+from services.intake.settings import IntakeSettings
+from services.notifications.settings import NotificationsSettings
 from services.routing.app import create_app as routing_app
 from services.routing.settings import RoutingSettings
+from shared import kafka_access
 from shared.catalogue import load_catalogue
 from shared.events import Envelope, IdeaSubmitted
 from shared.kafka import client_options, event_headers
 from shared.settings import KafkaSettings
 from shared.topics import Topics, ensure_topics
 from tests.integration import test_slice as slice_tests
-from tests.ops.conftest import DEPLOY
+from tests.ops.conftest import cluster_settings
 from tests.support.apps import running
 from tests.support.kafka import eventually, probe, raw_producer
 
 pytestmark = [pytest.mark.kafka, pytest.mark.ops, pytest.mark.cluster]
 
-CLUSTER = str(DEPLOY / "kafka" / "cluster.sh")
-
-
-@pytest.fixture(scope="module")
-def cluster() -> str:
-    """The three-broker cluster's bootstrap servers; started for these tests unless it already runs."""
-    started = False
-    if subprocess.run([CLUSTER, "status"], capture_output=True, check=False).returncode != 0:
-        result = subprocess.run([CLUSTER, "up"], capture_output=True, text=True, timeout=300, check=False)
-        assert result.returncode == 0, result.stderr[-2000:]
-        started = True
-    bootstrap = subprocess.run([CLUSTER, "bootstrap"], capture_output=True, text=True, check=True).stdout.strip()
-    yield bootstrap
-    if started:
-        subprocess.run([CLUSTER, "down", "--purge"], capture_output=True, timeout=120, check=False)  # as we found it
+SETTINGS = {
+    "intake": IntakeSettings,
+    "routing": RoutingSettings,
+    "notifications": NotificationsSettings,
+    "analytics": AnalyticsSettings,
+}
 
 
 @pytest.fixture
-async def kafka_settings(cluster: str, test_id: str):
-    """Overrides the suite's single-broker settings: this module's services and topics live on the cluster."""
-    settings = KafkaSettings(
-        bootstrap_servers=cluster,
+async def kafka_settings(cluster: str, cluster_admin_env: dict[str, str], test_id: str):
+    """Overrides the suite's single-broker settings: this module's topics live on the cluster, created and
+    probed by its superuser; the services themselves run as their own principals (``service_settings``)."""
+    settings = cluster_settings(
+        cluster_admin_env,
         topic_prefix=f"c{test_id}.",
         partitions=6,
-        replication_factor=3,
-        min_insync_replicas=2,
         handler_attempts=3,
         retry_backoff_s=0.05,
         publish_timeout_s=15,
@@ -67,6 +62,23 @@ async def kafka_settings(cluster: str, test_id: str):
             await admin.delete_topics(doomed, timeout_ms=30_000)
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def service_settings(service_settings, kafka_settings: KafkaSettings, test_id: str):
+    """Each service as its own SCRAM user, with only the ACLs ``shared.kafka_access`` gives it on this test's
+    topics and consumer groups: the slice working here shows that the ACLs are enough."""
+    groups = {name: f"{cls.__name__.lower()}-{test_id}" for name, cls in SETTINGS.items()}  # as the suite names them
+    principals = kafka_access.plan(Topics(kafka_settings.topic_prefix), load_catalogue(), groups)
+    secrets = kafka_access.passwords(principals)
+    await kafka_access.apply(kafka_settings, principals, secrets)
+
+    def build(cls, **overrides):
+        service = next(name for name, known in SETTINGS.items() if known is cls)
+        own = kafka_settings.model_copy(update={"sasl_username": service, "sasl_password": SecretStr(secrets[service])})
+        return service_settings(cls, kafka=own, group_id=groups[service], **overrides)
+
+    return build
 
 
 @pytest.fixture
