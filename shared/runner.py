@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
+import sys
 from collections.abc import Callable
 
 import uvicorn
@@ -11,11 +13,17 @@ from fastapi import FastAPI
 
 from shared.logs import configure_logging
 from shared.operations import OpsSettings
-from shared.settings import ServiceSettings
+from shared.settings import DevelopmentSecret, ServiceSettings, refuse_development_secrets
 
 
 def serve(service: str, settings: ServiceSettings, create_app: Callable[[ServiceSettings], FastAPI]) -> None:
     configure_logging(service, settings.log_level)
+    try:
+        refuse_development_secrets(settings)
+    except DevelopmentSecret as exc:
+        logging.getLogger(service).critical(str(exc))
+        print(f"{service}: {exc}", file=sys.stderr)
+        sys.exit(2)
     if settings.niceness:
         os.nice(settings.niceness)
     app = create_app(settings)

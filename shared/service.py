@@ -21,12 +21,13 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from shared.asyncapi import asyncapi_router
 from shared.deadletter import DeadLetters
 from shared.http_metrics import instrument
+from shared.identity import identity_for
 from shared.kafka import create_broker
 from shared.lag import LagMonitor
 from shared.metrics import ServiceMetrics
 from shared.operations import OpsSettings
 from shared.redis_pipelining import AutoPipelineRedis
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, refuse_development_secrets
 from shared.topics import Topics
 from shared.tracing import tracer_provider
 
@@ -50,6 +51,7 @@ class Runtime:
 
     @classmethod
     def create(cls, service: str, settings: ServiceSettings) -> Runtime:
+        refuse_development_secrets(settings)  # in production: no built-in development secret (names the variable)
         metrics = ServiceMetrics.create(service)
         logger = logging.getLogger(service)
         ops = OpsSettings()
@@ -209,9 +211,13 @@ def service_app(
             for start in background:
                 await stack.enter_async_context(start())
             yield
+            await identity.verifier.aclose()
 
     app = FastAPI(title=title, description=description, lifespan=lifespan)
     app.state.runtime = runtime
+    # Who is acting: bearer tokens and the people's session, the same in every service (shared/identity.py)
+    app.state.identity = identity = identity_for(runtime.settings)
+    identity.install(app)
     app.include_router(ops_router(runtime))
     app.include_router(asyncapi_router(runtime.broker, service=runtime.service, title=title, description=description))
     instrument(app, service=runtime.service, registry=runtime.metrics.registry)

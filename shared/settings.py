@@ -10,10 +10,11 @@ import ssl
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.catalogue import DEFAULT_CATALOGUE_PATH
+from shared.oidc import OidcSettings
 
 
 class KafkaSettings(BaseSettings):
@@ -88,3 +89,57 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 0
     group_id: str = ""
+    environment: Literal["development", "production"] = Field(
+        "development",
+        validation_alias="KIRUNA_ENV",
+        description="production: no service starts while a secret is missing or a built-in development value",
+    )
+    oidc: OidcSettings = Field(default_factory=OidcSettings)
+    session_secret: SecretStr = Field(
+        SecretStr("local-session-secret-change-me!!"),
+        validation_alias="SESSION_SECRET",
+        description="Signs the people's session cookie; the same value in every service (one site, one session)",
+    )
+    session_max_age_s: int = Field(
+        8 * 3600, ge=60, validation_alias="SESSION_MAX_AGE_S", description="How long a sign-in lasts"
+    )
+
+
+class DevelopmentSecret(ValueError):
+    """A secret setting is missing or a built-in development value where that is not allowed."""
+
+
+def refuse_development_secrets(settings: BaseSettings) -> None:
+    """In production (``KIRUNA_ENV=production``) every secret must be set, and not to its development default:
+    raise :class:`DevelopmentSecret` naming each environment variable that is not."""
+    if getattr(settings, "environment", "development") != "production":
+        return
+    problems = [
+        f"{variable} is {'not set' if not value else 'the built-in development value'}"
+        for variable, value, default in _secrets(settings)
+        if not value or value == default
+    ]
+    if problems:
+        raise DevelopmentSecret(
+            "refusing to start in production (KIRUNA_ENV=production): " + "; ".join(problems) + ". Set each to a "
+            "long random value (the same SESSION_SECRET in every service)."
+        )
+
+
+def _secrets(settings: BaseModel, prefix: str | None = None) -> list[tuple[str, str, str]]:
+    """(environment variable, value, default) of every secret of the settings and the settings and models they
+    hold. An optional secret with no default (a mail server's password) is checked only when it is set."""
+    found = []
+    prefix = settings.model_config.get("env_prefix", "") if prefix is None else prefix
+    for name, info in type(settings).model_fields.items():
+        value = getattr(settings, name)
+        variable = info.validation_alias if isinstance(info.validation_alias, str) else f"{prefix}{name}".upper()
+        if isinstance(value, BaseSettings):
+            found.extend(_secrets(value))
+        elif isinstance(value, dict) and all(isinstance(v, BaseModel) for v in value.values()):
+            for key, model in value.items():
+                found.extend(_secrets(model, prefix=f"{variable}[{key}]."))
+        elif isinstance(value, SecretStr) or info.annotation is SecretStr:
+            default = info.default.get_secret_value() if isinstance(info.default, SecretStr) else ""
+            found.append((variable, value.get_secret_value() if value else "", default))
+    return found

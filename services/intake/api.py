@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Request
+from fastapi import APIRouter, Depends, Header, Path
 from fastapi.responses import JSONResponse
 
-from services.intake.auth import Officer, TokenVerifier
-from services.intake.errors import InvalidField
+from services.intake.domain import idea_of
+from services.intake.errors import Forbidden
 from services.intake.handlers import Intake
-from services.intake.models import Accepted, CommentIn, IdeaAccepted, IdeaIn, RerouteIn, StatusChangeIn, SupportIn
+from services.intake.models import Accepted, CommentIn, IdeaAccepted, NewIdeaIn, RerouteIn, StatusChangeIn, SupportIn
+from shared.identity import Identity
+from shared.oidc import Unauthenticated
+from shared.principal import Principal
 
 IdeaId = Annotated[str, Path(pattern=r"^[0-9a-fA-F-]{36}$", description="Idea id (UUID)")]
 CorrelationId = Annotated[str | None, Header(alias="X-Correlation-ID", max_length=100)]
 ERRORS = {
-    401: {"description": "No valid bearer token"},
-    403: {"description": "The officer's organisation may not change this idea"},
+    401: {"description": "No valid bearer token (or session)"},
+    403: {"description": "Signed in, but not allowed: the body says which role or organisation is needed"},
     404: {"description": "No such idea"},
     409: {"description": "Not allowed from the idea's current state; the body lists what is"},
     422: {"description": "A field is missing or invalid; the body names it"},
@@ -25,43 +28,40 @@ ERRORS = {
 }
 
 
-def api_router(intake: Intake, verifier: TokenVerifier, rate_limited) -> APIRouter:
+def api_router(intake: Intake, identity: Identity, rate_limited, *, anonymous_without_sign_in: bool) -> APIRouter:
     router = APIRouter(prefix="/api/v1", dependencies=[Depends(rate_limited)], responses=ERRORS)
-
-    async def optional_officer(request: Request) -> Officer | None:
-        return await verifier(request) if request.headers.get("authorization") else None
-
-    def person_of(officer: Officer | None, person: str | None) -> str:
-        if officer is not None:
-            return officer.id
-        if person:
-            return person.lower()
-        raise InvalidField("person", "required (your e-mail address) unless you send an officer's bearer token")
 
     @router.post("/ideas", status_code=202, response_model=IdeaAccepted, tags=["ideas"], summary="Submit a new idea")
     async def submit_idea(
-        idea: IdeaIn,
+        idea: NewIdeaIn,
+        principal: Principal | None = Depends(identity.optional),
         correlation_id: CorrelationId = None,
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=8, max_length=200)] = None,
     ) -> IdeaAccepted:
-        """Answers 202 once Kafka has stored the idea. Send an `Idempotency-Key` (e.g. a UUID) to make retries
+        """Answers 202 once Kafka has stored the idea. A named idea is the signed-in person's (bearer token);
+        an anonymous one keeps nothing personal. Send an `Idempotency-Key` (e.g. a UUID) to make retries
         safe: the same key returns the same idea id and publishes nothing twice."""
-        return await intake.submit(idea, idempotency_key=idempotency_key, correlation_id=correlation_id)
+        if principal is None and not (idea.anonymous and anonymous_without_sign_in):
+            why = "an idea in your name needs your sign-in" if idea.anonymous is False else "sign-in is required"
+            raise Unauthenticated(f"{why}: send 'Authorization: Bearer <token>'", error="invalid_request")
+        return await intake.submit(
+            idea_of(idea, principal, intake.catalogue), idempotency_key=idempotency_key, correlation_id=correlation_id
+        )
 
     @router.post(
         "/ideas/{idea_id}/status",
         status_code=202,
         response_model=Accepted,
         tags=["officers"],
-        summary="Move an idea through its lifecycle (officers)",
+        summary="Move an idea through its lifecycle (officers of its organisations, the innovation office)",
     )
     async def change_status(
         idea_id: IdeaId,
         change: StatusChangeIn,
-        officer: Officer = Depends(verifier),
+        principal: Principal = Depends(identity.required),
         correlation_id: CorrelationId = None,
     ) -> Accepted:
-        event_id = await intake.change_status(officer, idea_id, change, correlation_id)
+        event_id = await intake.change_status(principal, idea_id, change, correlation_id)
         return Accepted(idea_id=idea_id, event_id=event_id, detail=f"now {change.to_state.value}")
 
     @router.post(
@@ -72,9 +72,12 @@ def api_router(intake: Intake, verifier: TokenVerifier, rate_limited) -> APIRout
         summary="Send an idea elsewhere (innovation office)",
     )
     async def reroute(
-        idea_id: IdeaId, request: RerouteIn, officer: Officer = Depends(verifier), correlation_id: CorrelationId = None
+        idea_id: IdeaId,
+        request: RerouteIn,
+        principal: Principal = Depends(identity.required),
+        correlation_id: CorrelationId = None,
     ) -> Accepted:
-        event_id = await intake.reroute(officer, idea_id, request, correlation_id)
+        event_id = await intake.reroute(principal, idea_id, request, correlation_id)
         return Accepted(idea_id=idea_id, event_id=event_id, detail="re-route sent to routing")
 
     @router.post(
@@ -82,15 +85,15 @@ def api_router(intake: Intake, verifier: TokenVerifier, rate_limited) -> APIRout
         status_code=202,
         response_model=Accepted,
         tags=["engagement"],
-        summary="Comment on an idea",
+        summary="Comment on an idea (as the signed-in person)",
     )
     async def comment(
         idea_id: IdeaId,
         body: CommentIn,
-        officer: Officer | None = Depends(optional_officer),
+        principal: Principal = Depends(identity.required),
         correlation_id: CorrelationId = None,
     ) -> Accepted:
-        event_id = await intake.comment(idea_id, person_of(officer, body.person), body, correlation_id)
+        event_id = await intake.comment(idea_id, person_of(principal), body, correlation_id)
         return Accepted(idea_id=idea_id, event_id=event_id)
 
     @router.post(
@@ -98,16 +101,16 @@ def api_router(intake: Intake, verifier: TokenVerifier, rate_limited) -> APIRout
         status_code=202,
         response_model=Accepted,
         tags=["engagement"],
-        summary="Support an idea (once per person)",
+        summary="Support an idea (once per person, as the signed-in person)",
         responses={200: {"model": Accepted, "description": "Already supported by this person"}},
     )
     async def support(
         idea_id: IdeaId,
-        officer: Officer | None = Depends(optional_officer),
+        principal: Principal = Depends(identity.required),
         body: SupportIn | None = None,
         correlation_id: CorrelationId = None,
     ):
-        event_id = await intake.support(idea_id, person_of(officer, body.person if body else None), correlation_id)
+        event_id = await intake.support(idea_id, person_of(principal), correlation_id)
         if event_id is None:
             return JSONResponse(
                 status_code=200,
@@ -115,4 +118,24 @@ def api_router(intake: Intake, verifier: TokenVerifier, rate_limited) -> APIRout
             )
         return Accepted(idea_id=idea_id, event_id=event_id)
 
+    @router.post(
+        "/ideas/{idea_id}/follow",
+        status_code=202,
+        response_model=Accepted,
+        tags=["engagement"],
+        summary="Follow an idea: hear what happens to it (as the signed-in person)",
+    )
+    async def follow(
+        idea_id: IdeaId, principal: Principal = Depends(identity.required), correlation_id: CorrelationId = None
+    ) -> Accepted:
+        event_id = await intake.follow(idea_id, person_of(principal), correlation_id)
+        return Accepted(idea_id=idea_id, event_id=event_id)
+
     return router
+
+
+def person_of(principal: Principal) -> str:
+    """How events name a person: their e-mail address, from the token."""
+    if not principal.email:
+        raise Forbidden("your sign-in carries no e-mail address, which the platform names people by")
+    return principal.email

@@ -11,7 +11,6 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 
 from services.intake.api import api_router
-from services.intake.auth import TokenVerifier
 from services.intake.errors import Conflict, Forbidden, InvalidField, NotFound
 from services.intake.handlers import Intake
 from services.intake.lifecycle import TransitionError
@@ -60,8 +59,11 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             if wait is not None:
                 raise RateLimited(wait)
 
-    app.include_router(api_router(intake, TokenVerifier(settings), rate_limited))
-    app.include_router(web_router(intake, settings), dependencies=[Depends(rate_limited)])
+    identity = app.state.identity
+    app.include_router(
+        api_router(intake, identity, rate_limited, anonymous_without_sign_in=settings.anonymous_without_sign_in)
+    )
+    app.include_router(web_router(intake, identity, settings), dependencies=[Depends(rate_limited)])
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

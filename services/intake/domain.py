@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 
-from services.intake.models import IdeaIn
+from services.intake.models import IdeaIn, NewIdeaIn, SubmitterIn
+from shared.catalogue import Catalogue
 from shared.events import IdeaSubmitted, Submitter
+from shared.principal import Principal
 
 _SWEDISH = frozenset(
     "och att det som en på är för med till av inte den har de om ett vi kan så men jag vill skulle när "
@@ -46,3 +48,21 @@ def submitted_event(idea: IdeaIn, idea_id: str) -> IdeaSubmitted:
         submitter=submitter,
         channel=idea.channel,
     )
+
+
+def idea_of(request: NewIdeaIn, principal: Principal | None, catalogue: Catalogue) -> IdeaIn:
+    """The idea a signed-in person (or, anonymously, anyone) sent: the submitter is the principal, never the
+    request; the organisation and unit only when the catalogue knows them."""
+    fields = request.model_dump(exclude={"submitter"})
+    if request.anonymous:
+        return IdeaIn.model_validate(fields)
+    assert principal is not None
+    org = catalogue.organisation(principal.organisation or "")
+    unit = principal.unit if org is not None and principal.unit in {u.id for u in org.units} else None
+    submitter = SubmitterIn(
+        name=principal.display_name[:200],
+        email=principal.email,
+        organisation=org.id if org is not None else None,
+        unit=unit,
+    )
+    return IdeaIn.model_validate({**fields, "submitter": submitter.model_dump()})

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from services.intake.auth import Officer, Role
 from services.intake.domain import submitted_event
 from services.intake.errors import Conflict, Forbidden, InvalidField, NotFound
 from services.intake.lifecycle import check_transition
@@ -24,6 +23,7 @@ from shared.events import (
     RoutingTarget,
 )
 from shared.kafka import KafkaUnavailable, publish_event
+from shared.principal import Principal
 from shared.service import Runtime
 
 SOURCE = "/services/intake"
@@ -109,17 +109,21 @@ class Intake:
 
     # --- officers' actions ----------------------------------------------------------------------------------
 
-    async def _idea_for(self, officer: Officer, idea_id: str):
+    async def _idea_for(self, officer: Principal, idea_id: str):
         record = await self.store.idea(idea_id)
         if record is None:
             raise NotFound(f"no idea with id {idea_id}")
         if not officer.may_act_on(set(record.organisations)):
             owners = ", ".join(sorted(record.organisations)) or "no organisation yet"
+            if not officer.is_officer:
+                raise Forbidden(
+                    f"changing an idea's state needs the role officer (of {owners}), innovation-office or admin"
+                )
             raise Forbidden(f"the idea is routed to {owners}; an officer of {officer.organisation} may not change it")
         return record
 
     async def change_status(
-        self, officer: Officer, idea_id: str, change: StatusChangeIn, correlation_id: str | None = None
+        self, officer: Principal, idea_id: str, change: StatusChangeIn, correlation_id: str | None = None
     ) -> str:
         record = await self._idea_for(officer, idea_id)
         check_transition(
@@ -157,10 +161,10 @@ class Intake:
         return envelope.id
 
     async def reroute(
-        self, officer: Officer, idea_id: str, request: RerouteIn, correlation_id: str | None = None
+        self, officer: Principal, idea_id: str, request: RerouteIn, correlation_id: str | None = None
     ) -> str:
-        if officer.role not in (Role.INNOVATION_OFFICE, Role.ADMIN):
-            raise Forbidden("only the innovation office re-routes ideas")
+        if not officer.group_wide:
+            raise Forbidden("re-routing an idea needs the role innovation-office or admin")
         if await self.store.idea(idea_id) is None:
             raise NotFound(f"no idea with id {idea_id}")
         for i, target in enumerate(request.organisations):
@@ -209,4 +213,14 @@ class Intake:
         except BaseException:
             await self.store.remove_support(idea_id, person)
             raise
+        return envelope.id
+
+    async def follow(self, idea_id: str, person: str, correlation_id: str | None = None) -> str:
+        """Follow an idea: one event id per (idea, person), so following twice is heard once downstream."""
+        if await self.store.idea(idea_id) is None:
+            raise NotFound(f"no idea with id {idea_id}")
+        event = IdeaEngagement(idea_id=idea_id, kind=EngagementKind.FOLLOW, person=person)
+        event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"kiruna-innovation:follow:{idea_id}:{person}"))
+        envelope = Envelope.wrap(event, source=SOURCE, event_id=event_id, correlation_id=correlation_id)
+        await self._publish(self.runtime.topics.engagement, envelope)
         return envelope.id

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 from shared.events import IdeaState, Slug
 
@@ -41,6 +41,33 @@ class IdeaIn(BaseModel):
         return self
 
 
+class NewIdeaIn(BaseModel):
+    """A new idea through the JSON API. The submitter is the signed-in person (the bearer token), never the body;
+    an anonymous idea keeps nothing personal."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    title: str = Field(min_length=3, max_length=200, description="Short title, 3-200 characters")
+    description: str = Field(default="", max_length=10_000, description="The idea, up to 10,000 characters")
+    language: Literal["sv", "en"] | None = Field(default=None, description="sv or en; detected when absent")
+    area_hints: list[Slug] = Field(default_factory=list, max_length=10, description="Suggested area ids")
+    organisation_hints: list[Slug] = Field(default_factory=list, max_length=10, description="Suggested organisations")
+    anonymous: bool = Field(default=False, description="True: no personal data is kept (no sign-in needed)")
+    channel: Literal["api", "web", "app"] = Field(default="api", description="Front end used")
+    submitter: None = Field(
+        default=None,
+        description="Not accepted: the submitter is the person of the bearer token",
+        json_schema_extra={"deprecated": True},
+    )
+
+    @field_validator("submitter", mode="before")
+    @classmethod
+    def _no_submitter_in_body(cls, value: object) -> None:
+        if value is not None:
+            raise ValueError("submitter: leave it out: the submitter is the signed-in person of the bearer token")
+        return None
+
+
 class RoutingTargetIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -73,13 +100,17 @@ class CommentIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     text: str = Field(min_length=1, max_length=5_000, description="The comment")
-    person: EmailStr | None = Field(default=None, description="Who comments (employees); officers use their token")
+    person: EmailStr | None = Field(
+        default=None, description="Ignored: the comment is always the signed-in person's", deprecated=True
+    )
 
 
 class SupportIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    person: EmailStr | None = Field(default=None, description="Who supports the idea; officers use their token")
+    person: EmailStr | None = Field(
+        default=None, description="Ignored: the support is always the signed-in person's", deprecated=True
+    )
 
 
 class RerouteIn(BaseModel):

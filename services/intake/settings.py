@@ -12,14 +12,10 @@ class IntakeSettings(ServiceSettings):
     port: int = 8000
     group_id: str = "intake"
     retry_after_s: int = Field(5, description="Retry-After sent with 503 when Kafka is unavailable")
-    # Officers' tokens
-    jwt_secret: SecretStr = Field(
-        SecretStr("local-development-secret-change-me!"),
-        description="HS256 secret for local tokens; set a long random value",
+    # Who may submit: people are identified by the OpenID Connect provider (OIDC_* settings, shared/oidc.py)
+    anonymous_without_sign_in: bool = Field(
+        True, description="Anonymous ideas from people who are not signed in (rate-limited; nothing personal kept)"
     )
-    jwt_jwks_url: str | None = Field(None, description="JWKS of a real identity provider: tokens are then RS256")
-    jwt_issuer: str = "kiruna-innovation-local"
-    jwt_audience: str = "kiruna-innovation"
     cors_origins: list[str] = Field(
         ["http://127.0.0.1:8003", "http://localhost:8003"],
         description="Pages allowed to call the API from a browser (the officer inbox)",
@@ -33,5 +29,10 @@ class IntakeSettings(ServiceSettings):
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
     idea_address: str = Field("ideas@localhost", description="Mail to this address becomes an idea")
+    mail_authserv_id: str = Field(
+        "",
+        description="authserv-id of the mail server that relays to intake: only its Authentication-Results "
+        "headers are read; empty reads every one",
+    )
     # Web form
     form_secret: SecretStr = Field(SecretStr("local-form-secret-change-me!"), description="Signs CSRF tokens")

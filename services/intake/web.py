@@ -5,24 +5,32 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
+from services.intake.api import person_of
+from services.intake.domain import idea_of
 from services.intake.errors import InvalidField
 from services.intake.handlers import Intake
-from services.intake.models import IdeaIn
+from services.intake.models import CommentIn, NewIdeaIn
 from services.intake.settings import IntakeSettings
+from shared.identity import Identity
 from shared.kafka import KafkaUnavailable
+from shared.principal import Principal
+from shared.site import site_header
 
 CSRF_COOKIE = "kiruna_csrf"
+IDEA_ID = re.compile(r"^[0-9a-fA-F-]{36}$")
 TEXT = {
     "sv": {
         "lang": "sv",
@@ -40,9 +48,12 @@ TEXT = {
         "none": "Vet inte",
         "f_anonymous": "Lämna idén anonymt (inga personuppgifter sparas, och vi kan inte svara dig)",
         "about_you": "Om dig",
-        "f_name": "Namn",
-        "f_email": "E-post",
-        "f_my_org": "Din organisation",
+        "sending_as": "Du lämnar idén som",
+        "sign_in_to_name": "Logga in för att lämna idén i ditt namn och få veta vad som händer med den.",
+        "sign_in": "Logga in",
+        "anonymous_only": "Utan inloggning kan du bara lämna en idé anonymt.",
+        "sign_in_required": "Logga in för att lämna en idé i ditt namn, eller välj att lämna den anonymt.",
+        "sign_in_always": "Logga in för att lämna en idé.",
         "submit": "Skicka idén",
         "errors": "Något behöver rättas:",
         "receipt_title": "Tack för din idé!",
@@ -68,9 +79,12 @@ TEXT = {
         "none": "Don't know",
         "f_anonymous": "Submit anonymously (no personal data is kept, and we cannot reply to you)",
         "about_you": "About you",
-        "f_name": "Name",
-        "f_email": "E-mail",
-        "f_my_org": "Your organisation",
+        "sending_as": "You submit the idea as",
+        "sign_in_to_name": "Sign in to submit the idea in your name and hear what happens to it.",
+        "sign_in": "Sign in",
+        "anonymous_only": "Without signing in you can only submit an idea anonymously.",
+        "sign_in_required": "Sign in to submit an idea in your name, or choose to submit it anonymously.",
+        "sign_in_always": "Sign in to submit an idea.",
         "submit": "Send the idea",
         "errors": "Please correct the following:",
         "receipt_title": "Thank you for your idea!",
@@ -129,18 +143,30 @@ class CsrfGuard:
         return hmac.compare_digest(expected, token)
 
 
-def web_router(intake: Intake, settings: IntakeSettings) -> APIRouter:
+def web_router(intake: Intake, identity: Identity, settings: IntakeSettings) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     templates = Environment(
         loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"])
     )
     csrf = CsrfGuard(settings.form_secret.get_secret_value())
 
-    def render(request: Request, lang: str, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    def render(
+        request: Request,
+        lang: str,
+        template: str,
+        status: int = 200,
+        principal: Principal | None = None,
+        **context: Any,
+    ) -> HTMLResponse:
         cookie, token = csrf.issue(request.cookies.get(CSRF_COOKIE))
+        here = "/en" if lang == "en" else "/"
         page = templates.get_template(template).render(
             t=TEXT[lang],
             lang=lang,
+            header=site_header(principal, lang, here),
+            principal=principal,
+            anonymous_without_sign_in=settings.anonymous_without_sign_in,
+            sign_in_url="/auth/login?" + urlencode({"next": here}),
             csrf_token=token,
             catalogue=intake.catalogue,
             values=context.pop("values", {}),
@@ -149,18 +175,25 @@ def web_router(intake: Intake, settings: IntakeSettings) -> APIRouter:
             **context,
         )
         response = HTMLResponse(page, status_code=status)
-        response.set_cookie(CSRF_COOKIE, cookie, httponly=True, samesite="strict", max_age=8 * 3600)
+        response.set_cookie(
+            CSRF_COOKIE,
+            cookie,
+            httponly=True,
+            samesite="strict",
+            max_age=8 * 3600,
+            secure=settings.environment != "development",
+        )
         response.headers["Content-Security-Policy"] = "default-src 'self'; style-src 'self' 'unsafe-inline'"
         response.headers["X-Frame-Options"] = "DENY"
         return response
 
     @router.get("/", response_class=HTMLResponse)
     async def form_sv(request: Request) -> HTMLResponse:
-        return render(request, "sv", "form.html")
+        return render(request, "sv", "form.html", principal=await identity.optional(request))
 
     @router.get("/en", response_class=HTMLResponse)
     async def form_en(request: Request) -> HTMLResponse:
-        return render(request, "en", "form.html")
+        return render(request, "en", "form.html", principal=await identity.optional(request))
 
     @router.post("/ideas", response_class=HTMLResponse)
     async def submit(request: Request) -> HTMLResponse:
@@ -168,10 +201,14 @@ def web_router(intake: Intake, settings: IntakeSettings) -> APIRouter:
         values = {key: str(value) for key, value in form.items() if isinstance(value, str)}
         lang = values.get("lang") if values.get("lang") in TEXT else "sv"
         submission_id = values.get("submission_id") or str(uuid.uuid4())
-        keep = {"values": values, "submission_id": submission_id}
+        principal = await identity.principal(request)
+        keep = {"values": values, "submission_id": submission_id, "principal": principal}
         if not csrf.valid(request.cookies.get(CSRF_COOKIE), values.get("csrf_token")):
             return render(request, lang, "form.html", 403, alert=TEXT[lang]["csrf"], **keep)
         anonymous = values.get("anonymous") == "on"
+        if principal is None and not (anonymous and settings.anonymous_without_sign_in):
+            why = "sign_in_required" if settings.anonymous_without_sign_in else "sign_in_always"
+            return render(request, lang, "form.html", 401, errors={"anonymous": TEXT[lang][why]}, **keep)
         raw: dict[str, Any] = {
             "title": values.get("title", ""),
             "description": values.get("description", ""),
@@ -181,14 +218,8 @@ def web_router(intake: Intake, settings: IntakeSettings) -> APIRouter:
             "area_hints": [values["area"]] if values.get("area") else [],
             "organisation_hints": [values["organisation"]] if values.get("organisation") else [],
         }
-        if values.get("name") or values.get("email") or not anonymous:
-            raw["submitter"] = {
-                "name": values.get("name", ""),
-                "email": values.get("email") or None,
-                "organisation": values.get("my_organisation") or None,
-            }
         try:
-            idea = IdeaIn.model_validate(raw)
+            idea = idea_of(NewIdeaIn.model_validate(raw), principal, intake.catalogue)
             accepted = await intake.submit(idea, idempotency_key=f"web:{submission_id}")
         except ValidationError as exc:
             return render(request, lang, "form.html", 422, errors=form_errors(exc, lang), **keep)
@@ -199,7 +230,31 @@ def web_router(intake: Intake, settings: IntakeSettings) -> APIRouter:
             response = render(request, lang, "form.html", 503, alert=TEXT[lang]["unavailable"], **keep)
             response.headers["Retry-After"] = str(settings.retry_after_s)
             return response
-        return render(request, lang, "receipt.html", 201, accepted=accepted)
+        return render(request, lang, "receipt.html", 201, accepted=accepted, principal=principal)
+
+    for lang_prefix in ("", "/en"):
+
+        @router.post(lang_prefix + "/ideas/{idea_id}/{action}", response_class=HTMLResponse)
+        async def take_part(request: Request, idea_id: str, action: str) -> Response:
+            """Support, comment on or follow an idea from its status page (a form post with the session)."""
+            if action not in ("support", "comments", "follow") or not IDEA_ID.match(idea_id):
+                return HTMLResponse("Not found", status_code=404)
+            principal = await identity.page_principal(request)
+            person = person_of(principal)
+            back = f"{'/en' if request.url.path.startswith('/en/') else ''}/ideas/{idea_id}"
+            if action == "support":
+                await intake.support(idea_id, person)
+            elif action == "follow":
+                await intake.follow(idea_id, person)
+            else:
+                form = await request.form()
+                text = form.get("text")
+                try:
+                    comment = CommentIn(text=text if isinstance(text, str) else "")
+                except ValidationError:
+                    return RedirectResponse(f"{back}?comment=invalid#take-part", status_code=303)
+                await intake.comment(idea_id, person, comment)
+            return RedirectResponse(f"{back}?done={action}#take-part", status_code=303)
 
     return router
 

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Query
+from fastapi import Depends, FastAPI, Query
 
 from services.routing.classifier import Router
 from services.routing.feedback import FeedbackMemory
@@ -19,6 +19,7 @@ from shared.asyncapi import declare_publication
 from shared.catalogue import Catalogue
 from shared.events import IdeaRouted
 from shared.live_catalogue import LiveCatalogue
+from shared.principal import Role
 from shared.service import Runtime, service_app
 from shared.topics import ensure_topics
 
@@ -95,7 +96,14 @@ def create_app(settings: RoutingSettings | None = None, router: Router | None = 
             "learned_reroutes": len(memory),
         }
 
-    @app.get("/api/v1/route", tags=["catalogue"], summary="Try the router on a text (nothing is published)")
+    officers = app.state.identity.role(Role.OFFICER, Role.INNOVATION_OFFICE, Role.ADMIN)
+
+    @app.get(
+        "/api/v1/route",
+        tags=["catalogue"],
+        summary="Try the router on a text (nothing is published; officers, the innovation office, admins)",
+        dependencies=[Depends(officers)],
+    )
     async def try_route(title: str = Query(max_length=200), description: str = Query("", max_length=10_000)) -> dict:
         decision = live().route(title, description)
         return {

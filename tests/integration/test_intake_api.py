@@ -1,5 +1,5 @@
-"""Intake's JSON API against the real Kafka and Redis: idempotency, officers' authorisation, the lifecycle,
-engagement, re-routes and the raw Kafka door."""
+"""Intake's JSON API against the real Kafka, Redis and Keycloak: idempotency, officers' authorisation, the
+lifecycle, engagement, re-routes and the raw Kafka door."""
 
 from __future__ import annotations
 
@@ -8,13 +8,12 @@ import json
 import uuid
 
 import pytest
-from pydantic import SecretStr
 
 from services.intake.app import create_app as intake_app
-from services.intake.auth import Role, mint_token
 from services.intake.settings import IntakeSettings
 from shared.events import Envelope, IdeaRouted, RoutingTarget
 from tests.support.apps import running
+from tests.support.identity import ANNA, EMAIL, ERIK, INNOVATION_OFFICE, MARIA, PER, SARA, bearer
 from tests.support.kafka import eventually, probe, raw_producer
 
 pytestmark = pytest.mark.kafka
@@ -25,10 +24,6 @@ IDEA = {"title": "Laddstolpar vid stadshuset", "description": "Fler laddplatser 
 @pytest.fixture
 def settings(service_settings):
     return service_settings(IntakeSettings, rate_limit_per_minute=1000)
-
-
-def bearer(settings, org: str, role: Role = Role.OFFICER, sub: str = "officer.one") -> dict[str, str]:
-    return {"Authorization": f"Bearer {mint_token(settings, sub=sub, org=org, role=role)}"}
 
 
 async def routed_to(kafka_settings, topics, idea_id: str, *orgs: str) -> None:
@@ -70,14 +65,14 @@ async def test_officers_act_only_on_their_own_organisations_ideas(settings, topi
         url = f"/api/v1/ideas/{idea_id}/status"
         assert (await intake.post(url, json={"to_state": "acknowledged"})).status_code == 401
         invalid = await intake.post(url, json={"to_state": "acknowledged"}, headers={"Authorization": "Bearer x.y.z"})
-        assert invalid.status_code == 401 and "invalid token" in invalid.json()["detail"]
-        forger = settings.model_copy(update={"jwt_secret": SecretStr("another-secret-that-is-long-enough-32")})
-        forged = await intake.post(url, json={"to_state": "acknowledged"}, headers=bearer(forger, "tekniska-verken"))
-        assert forged.status_code == 401
-        other = await intake.post(url, json={"to_state": "acknowledged"}, headers=bearer(settings, "kirunabostader"))
+        assert invalid.status_code == 401 and "not a JSON Web Token" in invalid.json()["detail"]
+        assert invalid.headers["WWW-Authenticate"].startswith("Bearer")
+        other = await intake.post(url, json={"to_state": "acknowledged"}, headers=bearer(SARA))
         assert other.status_code == 403 and "tekniska-verken" in other.json()["detail"]
+        employee = await intake.post(url, json={"to_state": "acknowledged"}, headers=bearer(ANNA))
+        assert employee.status_code == 403 and "officer" in employee.json()["detail"]
 
-        own = bearer(settings, "tekniska-verken", sub="erik.lindberg")
+        own = bearer(ERIK)
         wrong = await intake.post(url, json={"to_state": "implemented"}, headers=own)
         assert wrong.status_code == 409
         assert wrong.json()["current_state"] == "routed"
@@ -89,7 +84,7 @@ async def test_officers_act_only_on_their_own_organisations_ideas(settings, topi
             url, json={"to_state": "declined", "reason": "Finns redan i budgeten"}, headers=own
         )
         assert declined.status_code == 202
-        office = bearer(settings, "innovationsplattformen", Role.INNOVATION_OFFICE)
+        office = bearer(INNOVATION_OFFICE)
         closed = await intake.post(url, json={"to_state": "in-assessment"}, headers=office)
         assert closed.status_code == 409 and closed.json()["allowed_transitions"] == []
 
@@ -105,8 +100,8 @@ async def test_officers_act_only_on_their_own_organisations_ideas(settings, topi
 async def test_the_innovation_office_changes_and_reroutes_any_idea(settings, topics, kafka_settings):
     async with running(intake_app(settings)) as intake, probe(kafka_settings, topics.routing_commands) as commands:
         idea_id = (await intake.post("/api/v1/ideas", json=IDEA)).json()["idea_id"]
-        office = bearer(settings, "innovationsplattformen", Role.INNOVATION_OFFICE, sub="innovation.office")
-        officer = bearer(settings, "kiruna-kommun")
+        office = bearer(INNOVATION_OFFICE)
+        officer = bearer(MARIA)
         body = {
             "organisations": [{"organisation": "kirunabostader", "unit": "forvaltning"}],
             "areas": ["boende"],
@@ -129,26 +124,71 @@ async def test_the_innovation_office_changes_and_reroutes_any_idea(settings, top
         assert acknowledged.status_code == 202
 
 
-async def test_comments_and_one_support_per_person(settings, topics, kafka_settings):
+async def test_comments_support_and_follows_are_the_signed_in_persons_whatever_the_body_says(
+    settings, topics, kafka_settings
+):
     async with running(intake_app(settings)) as intake, probe(kafka_settings, topics.engagement) as engagement:
         idea_id = (await intake.post("/api/v1/ideas", json=IDEA)).json()["idea_id"]
-        first = await intake.post(f"/api/v1/ideas/{idea_id}/support", json={"person": "Per@Kiruna.se"})
-        again = await intake.post(f"/api/v1/ideas/{idea_id}/support", json={"person": "per@kiruna.se"})
+        support = f"/api/v1/ideas/{idea_id}/support"
+        first = await intake.post(support, json={"person": EMAIL[ERIK]}, headers=bearer(PER))
+        again = await intake.post(support, headers=bearer(PER))
         assert (first.status_code, again.status_code) == (202, 200)
         assert "already" in again.json()["detail"]
         comment = await intake.post(
             f"/api/v1/ideas/{idea_id}/comments",
-            json={"person": "lisa@kiruna.se", "text": "<script>alert(1)</script> 👍 Bra!"},
+            json={"person": EMAIL[ERIK], "text": "<script>alert(1)</script> 👍 Bra!"},
+            headers=bearer(ANNA),
         )
         assert comment.status_code == 202
-        missing = await intake.post(f"/api/v1/ideas/{uuid.uuid4()}/comments", json={"person": "a@b.se", "text": "x"})
+        follow = await intake.post(f"/api/v1/ideas/{idea_id}/follow", headers=bearer(ANNA))
+        assert follow.status_code == 202
+        missing = await intake.post(f"/api/v1/ideas/{uuid.uuid4()}/comments", json={"text": "x"}, headers=bearer(ANNA))
         assert missing.status_code == 404
-        anonymous = await intake.post(f"/api/v1/ideas/{idea_id}/comments", json={"text": "vem är jag?"})
-        assert anonymous.status_code == 422 and anonymous.json()["errors"][0]["field"] == "person"
-        records = await engagement.wait_count(2)
+        for path, body in (("comments", {"text": "vem är jag?", "person": EMAIL[ANNA]}), ("support", None)):
+            signed_out = await intake.post(f"/api/v1/ideas/{idea_id}/{path}", json=body)
+            assert signed_out.status_code == 401 and "WWW-Authenticate" in signed_out.headers
+        records = await engagement.wait_count(3)
         data = [json.loads(r.value)["data"] for r in records]
-        assert [(d["kind"], d["person"]) for d in data] == [("support", "per@kiruna.se"), ("comment", "lisa@kiruna.se")]
+        assert [(d["kind"], d["person"]) for d in data] == [
+            ("support", EMAIL[PER]),
+            ("comment", EMAIL[ANNA]),
+            ("follow", EMAIL[ANNA]),
+        ]
         assert data[1]["text"] == "<script>alert(1)</script> 👍 Bra!"  # stored as text, exactly
+
+
+async def test_a_named_idea_is_the_signed_in_persons_and_an_anonymous_one_keeps_nothing(
+    settings, topics, kafka_settings
+):
+    named = {"title": "Cykelställ vid Kulturhuset", "description": "Fler cykelställ behövs."}
+    async with running(intake_app(settings)) as intake, probe(kafka_settings, topics.submitted) as submitted:
+        unsigned = await intake.post("/api/v1/ideas", json=named)
+        assert unsigned.status_code == 401 and "sign-in" in unsigned.json()["detail"]
+        forged = await intake.post(
+            "/api/v1/ideas", json={**named, "submitter": {"name": "Erik Lindberg"}}, headers=bearer(ANNA)
+        )
+        assert forged.status_code == 422 and forged.json()["errors"][0]["field"] == "submitter"
+        mine = await intake.post("/api/v1/ideas", json=named, headers=bearer(ANNA))
+        anonymous = await intake.post("/api/v1/ideas", json={**named, "anonymous": True}, headers=bearer(ANNA))
+        assert (mine.status_code, anonymous.status_code) == (202, 202)
+        records = await submitted.wait_count(2)
+        by_id = {json.loads(r.value)["subject"]: json.loads(r.value)["data"] for r in records}
+        assert by_id[mine.json()["idea_id"]]["submitter"] == {
+            "name": "Anna Svensson",
+            "email": EMAIL[ANNA],
+            "organisation": "kiruna-kommun",
+            "unit": "kultur-och-fritid",
+        }
+        assert by_id[anonymous.json()["idea_id"]].get("submitter") is None
+        assert "anna" not in json.dumps(by_id[anonymous.json()["idea_id"]]).lower()
+
+
+async def test_anonymous_ideas_without_sign_in_can_be_switched_off(service_settings, topics):
+    settings = service_settings(IntakeSettings, anonymous_without_sign_in=False)
+    async with running(intake_app(settings)) as intake:
+        refused = await intake.post("/api/v1/ideas", json=IDEA)
+        assert refused.status_code == 401
+        assert (await intake.post("/api/v1/ideas", json=IDEA, headers=bearer(PER))).status_code == 202
 
 
 async def test_the_raw_kafka_door_republishes_valid_ideas_and_dead_letters_the_rest(settings, topics, kafka_settings):

@@ -10,6 +10,7 @@ import pytest
 from services.intake.app import create_app as intake_app
 from services.intake.settings import IntakeSettings
 from tests.support.apps import running
+from tests.support.identity import PER, bearer
 from tests.support.kafka import probe
 
 pytestmark = pytest.mark.kafka
@@ -43,8 +44,7 @@ async def test_errors_are_shown_next_to_their_fields_in_the_pages_language(servi
                 "/ideas",
                 data={
                     "title": "ab",
-                    "name": "Anna",
-                    "email": "inte-en-adress",
+                    "anonymous": "on",
                     "lang": "sv" if path == "/" else "en",
                     "csrf_token": hidden(page, "csrf_token"),
                     "submission_id": hidden(page, "submission_id"),
@@ -52,8 +52,8 @@ async def test_errors_are_shown_next_to_their_fields_in_the_pages_language(servi
             )
             assert answer.status_code == 422
             assert f'<p class="error" id="title-error">{expected}</p>' in answer.text
-            assert 'id="email-error"' in answer.text and 'aria-invalid="true"' in answer.text
-            assert 'value="Anna"' in answer.text  # what the person typed is kept
+            assert 'aria-invalid="true"' in answer.text
+            assert 'value="ab"' in answer.text  # what the person typed is kept
 
 
 async def test_markup_in_an_idea_is_stored_as_text_and_never_rendered(service_settings, topics, kafka_settings):
@@ -83,12 +83,35 @@ async def test_markup_in_an_idea_is_stored_as_text_and_never_rendered(service_se
             "/ideas",
             data={
                 "title": title,
-                "name": "Anna",
-                "email": "fel",
                 "lang": "sv",
                 "csrf_token": hidden(page, "csrf_token"),
                 "submission_id": "another",
             },
         )
-        assert refused.status_code == 422
+        assert refused.status_code == 401 and "Logga in för att lämna en idé i ditt namn" in refused.text
         assert "&lt;script&gt;" in refused.text and "<script>" not in refused.text
+
+
+async def test_the_form_submits_in_the_signed_in_persons_name(service_settings, topics, kafka_settings):
+    async with (
+        running(intake_app(service_settings(IntakeSettings))) as intake,
+        probe(kafka_settings, topics.submitted) as submitted,
+    ):
+        signed_out = (await intake.get("/")).text
+        assert 'id="sign-in"' in signed_out and "submitter-name" not in signed_out
+        page = (await intake.get("/", headers=bearer(PER))).text
+        assert '<strong id="submitter-name">Per Niemi</strong>' in page and 'id="sign-out"' in page
+        answer = await intake.post(
+            "/ideas",
+            headers=bearer(PER),
+            data={
+                "title": "Bättre belysning i trapphusen",
+                "name": "Erik Lindberg",  # not a field of the form: the submitter is the signed-in person
+                "lang": "sv",
+                "csrf_token": hidden(page, "csrf_token"),
+                "submission_id": hidden(page, "submission_id"),
+            },
+        )
+        assert answer.status_code == 201
+        event = json.loads((await submitted.wait_count(1))[0].value)["data"]
+        assert event["submitter"]["name"] == "Per Niemi" and event["submitter"]["organisation"] == "kirunabostader"

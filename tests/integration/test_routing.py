@@ -14,6 +14,7 @@ from services.routing.settings import RoutingSettings
 from shared.catalogue import DEFAULT_CATALOGUE_PATH
 from shared.events import AreaMatch, Envelope, IdeaSubmitted, RerouteIdea, RoutingTarget
 from tests.support.apps import running
+from tests.support.identity import MARIA, bearer
 from tests.support.kafka import eventually, probe, raw_producer
 
 pytestmark = pytest.mark.kafka
@@ -134,7 +135,9 @@ async def test_the_catalogue_reloads_without_a_restart_and_a_broken_one_is_refus
             return answer["version"] != version and answer
 
         new_version = (await eventually(reloaded, timeout=10))["version"]
-        tried = (await routing.get("/api/v1/route", params={"title": "Snöröjning av cykelbanorna"})).json()
+        tried = (
+            await routing.get("/api/v1/route", params={"title": "Snöröjning av cykelbanorna"}, headers=bearer(MARIA))
+        ).json()
         assert tried["catalogue_version"] == new_version
 
 
