@@ -1,26 +1,20 @@
 """Notifications: everyone hears what happens to an idea, exactly once.
 
-HTTP (port 8002): a person's in-app feed and its live stream (server-sent events), their preferences, the
-one-click unsubscribe link of every e-mail, and an operator endpoint that sends a day's digests.
+HTTP (port 8002): a signed-in person's own in-app feed and its live stream (server-sent events), their
+preferences, their pages (``/my/feed``, ``/my/preferences``), the one-click unsubscribe link of every e-mail, and
+the administrators' endpoint that sends a day's digests (services/notifications/people.py and pages.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
-from datetime import date
-from html import escape
-from typing import Literal
+from zoneinfo import ZoneInfo
 
-from fastapi import FastAPI, HTTPException, Path, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import FastAPI
 
-from services.notifications import domain
 from services.notifications.delivery import (
     DeliveryQueue,
     DeliveryWorker,
@@ -30,32 +24,16 @@ from services.notifications.delivery import (
     WebhookPoster,
 )
 from services.notifications.handlers import NotificationHandlers
+from services.notifications.pages import page_router
+from services.notifications.people import PersonPreferences, digest_router, people_router
 from services.notifications.rendering import Renderer
 from services.notifications.settings import NotificationsSettings
 from services.notifications.store import NotificationStore
 from services.notifications.subscribers import register
 from shared.asyncapi import declare_publication
-from shared.events import Envelope, NotificationSent, PreferencesChanged
-from shared.kafka import KafkaUnavailable, publish_event
+from shared.events import NotificationSent, PreferencesChanged
 from shared.live_catalogue import LiveCatalogue
 from shared.service import Runtime, service_app
-
-SOURCE = "/services/notifications"
-PERSON = Path(max_length=320, description="The person's e-mail address")
-
-
-class PreferencesBody(BaseModel):
-    """How a person wants to hear about ideas."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    channels: list[Literal["email", "in-app"]] = Field(
-        default=["email", "in-app"], description="Channels to hear on; an empty list: none"
-    )
-    frequency: Literal["immediate", "daily"] = Field(default="immediate", description="E-mail at once or daily")
-    areas: list[str] = Field(default=[], description="Area ids (catalogue) whose new ideas and decisions to hear of")
-    organisations: list[str] = Field(default=[], description="Organisation ids (catalogue) to hear of")
-    language: Literal["sv", "en"] | None = Field(default=None, description="Language of the news (default Swedish)")
 
 
 def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
@@ -118,112 +96,20 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     app.state.worker = worker
     app.state.queue = queue
 
-    @app.get("/api/v1/people/{person}/feed", tags=["feed"], summary="A person's in-app notifications, newest first")
-    async def feed(person: str = PERSON, limit: int = Query(50, ge=1, le=500)) -> dict:
-        return {"person": person, "items": await store.feed(person.lower(), limit)}
-
-    @app.get(
-        "/api/v1/people/{person}/stream",
-        tags=["feed"],
-        summary="New in-app notifications as they arrive (server-sent events)",
-        response_class=StreamingResponse,
+    identity = app.state.identity
+    preferences = PersonPreferences(
+        store,
+        runtime.broker,
+        runtime.topics.preferences,
+        lambda: live_catalogue.current,
+        publish_timeout_s=settings.kafka.publish_timeout_s,
     )
-    async def stream(
-        request: Request,
-        person: str = PERSON,
-        limit: int | None = Query(None, ge=1, description="Close the stream after this many notifications"),
-    ) -> StreamingResponse:
-        pubsub = runtime.redis.pubsub()
-        await pubsub.subscribe(store.live_channel(person.lower()))
-
-        async def events() -> AsyncIterator[str]:
-            sent = 0
-            try:
-                yield "retry: 3000\n\n"
-                while limit is None or sent < limit:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=15.0)
-                    if message is None:
-                        if await request.is_disconnected():
-                            return
-                        yield ": keep-alive\n\n"
-                        continue
-                    item = json.loads(message["data"])
-                    yield f"id: {item['notification_id']}\nevent: notification\ndata: {message['data']}\n\n"
-                    sent += 1
-            finally:
-                await pubsub.unsubscribe()
-                await pubsub.aclose()
-
-        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
-
-    @app.get("/api/v1/people/{person}/preferences", tags=["preferences"], summary="A person's preferences")
-    async def get_preferences(person: str = PERSON) -> dict:
-        person = person.lower()
-        return preferences_body(person, await store.preferences(person))
-
-    @app.put("/api/v1/people/{person}/preferences", tags=["preferences"], summary="Change a person's preferences")
-    async def put_preferences(body: PreferencesBody, person: str = PERSON) -> JSONResponse:
-        person = person.lower()
-        if not domain.is_email(person):
-            return refusal("person", "must be an e-mail address")
-        for field, values, known in (
-            ("areas", body.areas, {a.id for a in handlers.catalogue.areas}),
-            ("organisations", body.organisations, set(handlers.catalogue.organisation_ids)),
-        ):
-            if unknown := [v for v in values if v not in known]:
-                return refusal(field, f"unknown {field} {unknown}; the catalogue has {sorted(known)}")
-        preferences = domain.Preferences(
-            channels=frozenset(body.channels),
-            frequency=body.frequency,
-            areas=tuple(dict.fromkeys(body.areas)),
-            organisations=tuple(dict.fromkeys(body.organisations)),
-            language=body.language,
-        )
-        try:
-            await record_preferences(preferences.as_event(person))
-        except KafkaUnavailable:
-            return JSONResponse(
-                status_code=503,
-                headers={"Retry-After": "5"},
-                content={"detail": "Kafka is unavailable; nothing was stored. Try again shortly."},
-            )
-        return JSONResponse(preferences_body(person, preferences))
-
-    @app.api_route(
-        "/api/v1/unsubscribe",
-        methods=["GET", "POST"],
-        tags=["preferences"],
-        summary="One-click unsubscribe from e-mail (the signed link in every e-mail; RFC 8058 POST too)",
-        response_class=HTMLResponse,
+    zone = ZoneInfo(settings.timezone)
+    app.include_router(
+        people_router(identity, store, preferences, unsubscribe_secret=settings.unsubscribe_secret.get_secret_value())
     )
-    async def unsubscribe(token: str = Query(max_length=2000)) -> HTMLResponse:
-        person = domain.verify_unsubscribe_token(token, settings.unsubscribe_secret.get_secret_value())
-        if person is None:
-            raise HTTPException(status_code=400, detail="The unsubscribe link is not valid (token: bad signature)")
-        current = await store.preferences(person)
-        if "email" in current.channels:
-            changed = replace(current, channels=current.channels - {"email"})
-            try:
-                await record_preferences(changed.as_event(person, via="unsubscribe"))
-            except KafkaUnavailable:
-                raise HTTPException(
-                    status_code=503, detail="Try again in a minute", headers={"Retry-After": "30"}
-                ) from None
-        return HTMLResponse(UNSUBSCRIBED.format(person=escape(person)))
-
-    @app.post("/api/v1/digests/{day}", tags=["operations"], summary="Send the daily digests of a day (idempotent)")
-    async def send_digest(day: date) -> dict:
-        return {"day": day.isoformat(), "queued": await handlers.send_digest(day)}
-
-    async def record_preferences(changed: PreferencesChanged) -> None:
-        """Stored first as an event (the system of record), then applied, so a rebuild gives the same state."""
-        envelope = Envelope.wrap(changed, source=SOURCE)
-        await publish_event(
-            runtime.broker, runtime.topics.preferences, envelope, timeout_s=settings.kafka.publish_timeout_s
-        )
-        await store.apply_preferences(changed, envelope.time)
-
+    app.include_router(digest_router(identity, handlers, zone))
+    app.include_router(page_router(identity, store, preferences, lambda: live_catalogue.current, zone))
     return app
 
 
@@ -262,25 +148,3 @@ async def stop(tasks: list[asyncio.Task]) -> None:
             await asyncio.wait({task}, timeout=0.2)
             if task.done():
                 break
-
-
-def preferences_body(person: str, preferences: domain.Preferences) -> dict:
-    return {"person": person, **preferences.as_event(person).model_dump(mode="json", exclude={"person", "via"})}
-
-
-def refusal(field: str, message: str) -> JSONResponse:
-    return JSONResponse(
-        status_code=422,
-        content={"detail": f"Invalid request: {field}: {message}", "errors": [{"field": field, "message": message}]},
-    )
-
-
-UNSUBSCRIBED = """<!DOCTYPE html>
-<html lang="sv"><head><meta charset="utf-8"><title>Avslutad / Unsubscribed</title></head>
-<body style="font-family: sans-serif; max-width: 40em;">
-<h1>Du får inte längre e-post</h1>
-<p>{person} får inte längre e-post från Kirunas innovationsplattform. Nyheterna finns kvar i flödet i appen.</p>
-<p lang="en">{person} will no longer receive e-mail from the Kiruna innovation platform.
-The news stays in the in-app feed.</p>
-</body></html>
-"""

@@ -15,6 +15,7 @@ from services.intake.settings import IntakeSettings
 from services.notifications.app import create_app as notifications_app
 from shared.catalogue import DEFAULT_CATALOGUE_PATH
 from tests.support.apps import running
+from tests.support.identity import PER, bearer
 from tests.support.kafka import eventually
 from tests.support.notifications import free_port
 
@@ -47,7 +48,9 @@ async def test_every_service_follows_an_edited_catalogue_and_refuses_a_broken_on
             return await intake.post("/api/v1/ideas", json={**IDEA, "area_hints": ["gruvstaden"]})
 
         async def follow():
-            return await notifications.put("/api/v1/people/bo@kiruna.se/preferences", json={"areas": ["gruvstaden"]})
+            return await notifications.put(
+                "/api/v1/people/me/preferences", json={"areas": ["gruvstaden"]}, headers=bearer(PER)
+            )
 
         async def figures():
             return await analytics.get("/api/v1/stats/overview", params={"area": "gruvstaden"})

@@ -19,6 +19,7 @@ from services.routing.settings import RoutingSettings
 from shared.events import Envelope, IdeaSubmitted, Submitter
 from shared.settings import KafkaSettings
 from tests.support.apps import running
+from tests.support.identity import EMAIL, PER, bearer
 from tests.support.kafka import eventually, probe, raw_producer
 
 pytestmark = pytest.mark.kafka
@@ -29,7 +30,7 @@ def submitted(idea_id: str, title: str = "Solceller på skolans tak") -> Envelop
         idea_id=idea_id,
         title=title,
         description="Sätt solceller på förskolans tak.",
-        submitter=Submitter(name="Per", email="per@kiruna.se"),
+        submitter=Submitter(name="Per Niemi", email=EMAIL[PER]),
     )
     return Envelope.wrap(idea, source="/tests")
 
@@ -65,7 +66,7 @@ async def test_the_same_event_delivered_twice_changes_nothing_the_second_time(se
         routed_ids = sorted(json.loads(r.value)["id"] for r in routed.records)
 
         async def feed_causes():
-            items = (await notifications.get("/api/v1/people/per@kiruna.se/feed")).json()["items"]
+            items = (await notifications.get("/api/v1/people/me/feed", headers=bearer(PER))).json()["items"]
             causes = sorted(item["cause_event_id"] for item in items)
             return causes if len(causes) >= 2 else None
 
