@@ -12,11 +12,14 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	@touch $@
 
-install: $(BIN)/.installed  ## virtual environment, Kafka jars from Maven Central, Redis from the system's packages
+install: $(BIN)/.installed  ## virtual environment, Kafka and Keycloak from Maven Central, Redis and nginx from the system's packages
 	deploy/kafka/kafka.sh fetch
+	deploy/keycloak/keycloak.sh fetch
+	deploy/keycloak/keycloak.sh java >/dev/null
 	deploy/redis.sh install
+	deploy/nginx/nginx.sh install
 
-run: install  ## start Kafka, Redis and the four services in the background; print the URLs
+run: install  ## start Kafka, Redis, Keycloak, the four services and the proxy in the background; print the URLs
 	deploy/platform.sh start
 
 stop:  ## stop exactly what `make run` started
@@ -25,7 +28,7 @@ stop:  ## stop exactly what `make run` started
 status:
 	deploy/platform.sh status
 
-test: install  ## start Kafka and Redis if none is answering, run the whole suite, stop what it started
+test: install  ## start Kafka, Redis and Keycloak if none is answering, run the whole suite, stop what it started
 	deploy/browser.sh
 	deploy/promtool.sh
 	deploy/asyncapi.sh

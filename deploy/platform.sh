@@ -25,9 +25,18 @@ start() {
   else
     deploy/redis.sh start; touch "$run/redis.ours"
   fi
+  # Sign-in: a local Keycloak with the realm kiruna (LOCAL ONLY: every password is kiruna-local)
+  if curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:${KEYCLOAK_PORT:-8180}/realms/kiruna/.well-known/openid-configuration"; then
+    say "Keycloak's realm kiruna already answers on 127.0.0.1:${KEYCLOAK_PORT:-8180}; using it"
+  else
+    deploy/keycloak/keycloak.sh start; touch "$run/keycloak.ours"
+  fi
   deploy/kafka/kafka.sh wait
   deploy/redis.sh wait
   "$py" -m shared.topics create
+  deploy/keycloak/keycloak.sh wait
+  # The catalogue says who is an officer where: bring the realm's officers in step with it
+  "$py" deploy/keycloak/realm.py sync || say "could not bring Keycloak's officers in step with the catalogue (see above)"
   # A local mail sink: every mail notifications sends lands as an .eml file under var/mail/.
   if ! alive "$run/mailsink.pid"; then
     nohup "$py" -m services.notifications.mailsink --host 127.0.0.1 --port 1025 --dir "$VAR_DIR/mail" \
@@ -43,6 +52,8 @@ start() {
     nohup "$py" -m "services.$name" >>"$logs/$name.log" 2>&1 &
     echo $! > "$run/$name.pid"
   done
+  # One address for people: the reverse proxy in front of the four services
+  deploy/nginx/nginx.sh start; touch "$run/nginx.ours"
   for entry in "${services[@]}"; do
     local name=${entry%%:*} port=${entry##*:}
     for _ in $(seq 1 120); do
@@ -52,16 +63,22 @@ start() {
     done
     curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || { say "$name is not ready after 60s (see $logs/$name.log)"; exit 1; }
   done
+  deploy/nginx/nginx.sh wait
   cat <<MSG
 
 The Kiruna innovation platform is running (logs in $logs, stop it with 'make stop'):
+  the site       http://127.0.0.1:8080/   one address for people: the form, status pages, dashboard, inbox,
+                 my ideas, my feed and settings; sign in as anna.svensson, per.niemi, erik.lindberg, ... or admin
+                 (password kiruna-local: LOCAL ONLY)
+  sign-in        http://127.0.0.1:${KEYCLOAK_PORT:-8180}/realms/kiruna   (Keycloak; its console /admin: admin / kiruna-local)
   intake         http://127.0.0.1:8000   submit ideas: POST /api/v1/ideas   API docs: /docs
   routing        http://127.0.0.1:8001   catalogue in use: /api/v1/catalogue
-  notifications  http://127.0.0.1:8002   a person's feed: /api/v1/people/<e-mail>/feed
+  notifications  http://127.0.0.1:8002   your feed: /api/v1/people/me/feed
   analytics      http://127.0.0.1:8003   an idea's timeline: /api/v1/ideas/<id>
-  every service: /healthz /readyz /metrics /asyncapi
+  every service: /healthz /readyz /metrics /asyncapi   (through the site: /services/<name>/...)
   Kafka 127.0.0.1:9092   Redis 127.0.0.1:6379   mail sink 127.0.0.1:1025 -> $VAR_DIR/mail/*.eml
-  web form http://127.0.0.1:8000/   dashboard http://127.0.0.1:8003/dashboard   inbox http://127.0.0.1:8003/inbox/<org>
+  a token for curl: curl -s -d grant_type=password -d client_id=kiruna-cli -d username=anna.svensson \
+      -d password=kiruna-local http://127.0.0.1:${KEYCLOAK_PORT:-8180}/realms/kiruna/protocol/openid-connect/token
 MSG
 }
 
@@ -75,10 +92,12 @@ stop() {
     fi
     rm -f "$pidfile"
   done
+  if [ -f "$run/nginx.ours" ]; then deploy/nginx/nginx.sh stop; rm -f "$run/nginx.ours"; fi
   if alive "$run/mailsink.pid"; then say "stopping the mail sink"; kill -TERM "$(cat "$run/mailsink.pid")"; fi
   rm -f "$run/mailsink.pid"
   if [ -f "$run/redis.ours" ]; then deploy/redis.sh stop; rm -f "$run/redis.ours"; fi
   if [ -f "$run/kafka.ours" ]; then deploy/kafka/kafka.sh stop; rm -f "$run/kafka.ours"; fi
+  if [ -f "$run/keycloak.ours" ]; then deploy/keycloak/keycloak.sh stop; rm -f "$run/keycloak.ours"; fi
 }
 
 status() {
@@ -89,6 +108,7 @@ status() {
     else echo "$name: stopped"; fi
   done
   echo "kafka: $(deploy/kafka/kafka.sh status || true)"; echo "redis: $(deploy/redis.sh status || true)"
+  echo "keycloak: $(deploy/keycloak/keycloak.sh status || true)"; echo "nginx: $(deploy/nginx/nginx.sh status || true)"
 }
 
 case "${1:-}" in start) start ;; stop) stop ;; status) status ;; *) echo "usage: $0 start|stop|status" >&2; exit 2 ;; esac

@@ -152,6 +152,12 @@ class TokenVerifier:
             )
         except jwt.ExpiredSignatureError as exc:
             raise Unauthenticated("the token has expired") from exc
+        except jwt.ImmatureSignatureError as exc:
+            raise Unauthenticated("the token is not yet valid (nbf/iat in the future)") from exc
+        except jwt.InvalidAudienceError as exc:
+            raise Unauthenticated(f"the token's audience is not '{self.settings.audience}'") from exc
+        except jwt.InvalidIssuerError as exc:
+            raise Unauthenticated(f"the token's issuer is not '{metadata.get('issuer')}'") from exc
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"the token does not verify: {exc}") from exc
         return self.principal(claims)

@@ -100,7 +100,7 @@ stop() {
   if ! running; then say "not running (no live pid in $pidfile)"; rm -f "$pidfile"; return; fi
   local pid; pid=$(cat "$pidfile")
   say "stopping pid $pid"
-  # kc.sh execs java, so the pid is the server's own
+  # kc.sh forwards TERM to its java process and waits for it
   kill -TERM "$pid"
   for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || { rm -f "$pidfile"; say "stopped"; return; }; sleep 0.5; done
   say "pid $pid did not stop in 30s; killing it"; kill -KILL "$pid" 2>/dev/null || true; rm -f "$pidfile"

@@ -15,6 +15,7 @@ from services.notifications.settings import NotificationsSettings
 from services.routing.app import create_app as routing_app
 from services.routing.settings import RoutingSettings
 from tests.support.apps import running
+from tests.support.identity import ANNA, bearer
 from tests.support.kafka import eventually, probe
 
 pytestmark = pytest.mark.kafka
@@ -22,11 +23,6 @@ pytestmark = pytest.mark.kafka
 IDEA = {
     "title": "Fjärrvärme till det nya badhuset",
     "description": "Det nya badhuset värms med el. Anslut det till fjärrvärmenätet när det byggs om.",
-    "submitter": {
-        "name": "Anna Svensson",
-        "email": "Anna.Svensson@kiruna.se",
-        "organisation": "kiruna-kommun",
-    },
 }
 
 
@@ -38,7 +34,7 @@ async def test_an_idea_travels_from_intake_to_every_service(service_settings, to
         running(analytics_app(service_settings(AnalyticsSettings))) as analytics,
         probe(kafka_settings, topics.organisation("tekniska-verken")) as energy_topic,
     ):
-        response = await intake.post("/api/v1/ideas", json=IDEA)
+        response = await intake.post("/api/v1/ideas", json=IDEA, headers=bearer(ANNA))  # Anna submits it
         assert response.status_code == 202, response.text
         idea_id = response.json()["idea_id"]
         assert response.json()["status_url"].endswith(f"/ideas/{idea_id}")
@@ -57,7 +53,7 @@ async def test_an_idea_travels_from_intake_to_every_service(service_settings, to
         assert "Anna" not in json.dumps(idea) and "kiruna.se" not in json.dumps(idea)  # no personal data
 
         async def feed():
-            answer = await notifications.get("/api/v1/people/anna.svensson@kiruna.se/feed")
+            answer = await notifications.get("/api/v1/people/me/feed", headers=bearer(ANNA))
             return answer.json()["items"]
 
         items = await eventually(feed, timeout=30)
