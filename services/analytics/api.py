@@ -1,5 +1,9 @@
 """The JSON API (and its CSV exports). Query parameters outside their range answer 422 naming the parameter.
 
+Access (services/analytics/access.py): an idea and the figures are public (an idea's comments and actors only for
+those who act on it: others get ``"view": "public"``); an organisation's inbox is for its officers, the
+innovation office and admins; ``/people/me/ideas`` is the signed-in person's own.
+
 CSV: add ``?format=csv`` to any ``/api/v1/stats/...`` endpoint; ``/api/v1/stats/response-times?format=csv&table=missed``
 gives the list of ideas that missed a target instead of the per-target summary.
 """
@@ -8,17 +12,18 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import asdict
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from services.analytics import figures
+from services.analytics import access, figures
 from services.analytics.queries import FIGURES, BadQuery, ReadModel, check_scope
 from services.analytics.texts import not_found_message
 from shared.events import IdeaState
+from shared.identity import Identity, MissingRole
+from shared.principal import Principal
 
 IDEA_ID = r"^[0-9a-fA-F-]{36}$"
 SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -63,14 +68,22 @@ def csv_response(name: str, header: list[str], rows: list[list[Any]]) -> Respons
     )
 
 
-def api_router(read: ReadModel) -> APIRouter:
+def api_router(read: ReadModel, identity: Identity) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
 
-    @router.get("/ideas/{idea_id}", tags=["ideas"], summary="An idea's timeline and current state")
+    @router.get(
+        "/ideas/{idea_id}",
+        tags=["ideas"],
+        summary="An idea's timeline and current state",
+        description='Anyone gets the public view (`"view": "public"`): no personal data, no officer ids, '
+        "comments as counts. Officers of an organisation the idea is routed to, the innovation office and admins "
+        'get `"view": "officer"`: comment texts and who moved the idea.',
+    )
     async def idea(
         request: Request,
         idea_id: Annotated[str, Path(pattern=IDEA_ID, description="Idea id (UUID)")],
         lang: Annotated[Literal["sv", "en"] | None, Query(description="Language of the 404 message")] = None,
+        principal: Principal | None = Depends(identity.optional),
     ) -> Any:
         view = await read.idea(idea_id)
         if view is None:
@@ -79,10 +92,26 @@ def api_router(read: ReadModel) -> APIRouter:
                 status_code=404,
                 content={"detail": messages[preferred_language(request, lang)], "messages": messages},
             )
-        return asdict(view)
+        return access.idea_document(view, access.idea_view_for(principal, view))
 
-    @router.get("/ideas", tags=["ideas"], summary="The officer's inbox: ideas newest first, paginated")
+    @router.get(
+        "/people/me/ideas",
+        tags=["ideas"],
+        summary="The ideas the signed-in person submitted (named ones), newest first, with state and status link",
+    )
+    async def my_ideas(principal: Principal = Depends(identity.required)) -> Any:
+        items = await read.ideas_of(principal.email) if principal.email else []
+        return {"person": principal.id, "items": items, "total": len(items)}
+
+    @router.get(
+        "/ideas",
+        tags=["ideas"],
+        summary="The officer's inbox: ideas newest first, paginated",
+        description="An organisation's inbox (`organisation`, or a `unit` of it) is for its officers, the "
+        "innovation office and admins; every organisation's at once for the innovation office and admins.",
+    )
     async def inbox(
+        principal: Principal = Depends(identity.required),
         organisation: Organisation = None,
         unit: Unit = None,
         area: Area = None,
@@ -95,6 +124,9 @@ def api_router(read: ReadModel) -> APIRouter:
             scope = check_scope(read.catalogue, organisation=organisation, unit=unit, area=area)
         except BadQuery as exc:
             return bad_query_response(exc)
+        whose = organisation or (scope.unit_key.partition("/")[0] if scope.unit_key else None)
+        if why := access.inbox_refusal(principal, whose):
+            raise MissingRole(access.inbox_roles(whose), why)
         return await read.inbox(scope, state=state.value if state else None, q=q, page=page, page_size=page_size)
 
     def stats_endpoint(name: str, summary: str) -> None:

@@ -47,8 +47,9 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
     async def refuse_bad_query(_: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(status_code=422, content=validation_body(exc))
 
-    app.include_router(api_router(read))
-    app.include_router(page_router(read, intake_url=settings.intake_url, tz=tz))
+    identity = app.state.identity  # who is acting: bearer token or the site's session (shared/identity.py)
+    app.include_router(api_router(read, identity))
+    app.include_router(page_router(read, identity=identity, intake_url=settings.intake_url, tz=tz))
 
     service_lifespan = app.router.lifespan_context
 

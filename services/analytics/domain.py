@@ -158,12 +158,15 @@ class IdeaSummary:
         return cls(**raw)
 
     def index_keys(self) -> set[tuple[str, str]]:
-        """The (dimension, value) indexes the idea belongs to: organisations, units, areas, state."""
+        """The (dimension, value) indexes the idea belongs to: organisations, units, areas, state, and the
+        submitter's pseudonymous key (a named idea's "my ideas"; anonymous ideas have none)."""
         keys = {("org", o) for o in self.organisations}
         keys |= {("unit", u) for u in self.units}
         keys |= {("area", a) for a in self.areas}
         if self.state:
             keys.add(("state", self.state))
+        if self.submitter_key and not self.anonymous:
+            keys.add(("submitter", self.submitter_key))
         return keys
 
 

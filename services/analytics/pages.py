@@ -1,27 +1,31 @@
 """Server-rendered pages, Swedish by default and English at ``/en/...`` or ``?lang=en``: the public status page
-of an idea, an organisation's officer inbox and the dashboard of the change process. Idea text is always
-escaped (Jinja2 autoescape); nothing personal is shown on the status page."""
+of an idea, an organisation's officer inbox, the signed-in person's own ideas and the dashboard of the change
+process, each under the platform's one site header (shared/site.py). Idea text is always escaped (Jinja2
+autoescape); nothing personal is shown on the status page. Who may see what: services/analytics/access.py, the
+same rules as the JSON API."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from services.analytics import charts
+from services.analytics import access, charts
 from services.analytics.api import SLUG, bad_query_response
 from services.analytics.domain import ALL_STATES, LIFECYCLE, next_states, parse_time
 from services.analytics.queries import BadQuery, ReadModel, check_scope
 from services.analytics.texts import texts
 from shared.events import IdeaState
+from shared.identity import Identity
+from shared.principal import Principal
+from shared.site import site_header
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 UUID = re.compile(r"^[0-9a-fA-F-]{36}$")
@@ -61,7 +65,7 @@ def environment(tz: ZoneInfo) -> Environment:
     return env
 
 
-def page_router(read: ReadModel, *, intake_url: str, tz: ZoneInfo) -> APIRouter:
+def page_router(read: ReadModel, *, identity: Identity, intake_url: str, tz: ZoneInfo) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     env = environment(tz)
 
@@ -74,18 +78,24 @@ def page_router(read: ReadModel, *, intake_url: str, tz: ZoneInfo) -> APIRouter:
             "areas": {a.id: pick(a) for a in read.catalogue.areas},
         }
 
-    def render(name: str, lang: str, request: Request, status: int = 200, **context: Any) -> HTMLResponse:
+    def render(
+        name: str, lang: str, request: Request, principal: Principal | None, status: int = 200, **context: Any
+    ) -> HTMLResponse:
         path = request.url.path
         here = path.removeprefix("/en") if path.startswith("/en/") else path
         query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "lang"])
         suffix = f"?{query}" if query else ""
         other = (here if lang == "en" else f"/en{here}") + suffix
+        this_page = path + (f"?{request.url.query}" if request.url.query else "")
         html = env.get_template(name).render(
             lang=lang,
             t=texts(lang),
             names=names(lang),
             other_language_url=other,
             prefix="/en" if lang == "en" else "",
+            header=site_header(principal, lang, this_page),
+            principal=principal,
+            sign_in_url="/auth/login?" + urlencode({"next": this_page}),
             **context,
         )
         return HTMLResponse(html, status_code=status)
@@ -100,20 +110,35 @@ def page_router(read: ReadModel, *, intake_url: str, tz: ZoneInfo) -> APIRouter:
     for lang_prefix in PATH_LANG:
 
         @router.get(f"{lang_prefix}/ideas/{{idea_id}}", response_class=HTMLResponse)
-        async def status_page(request: Request, idea_id: str, lang: LangQ = None) -> HTMLResponse:
+        async def status_page(
+            request: Request,
+            idea_id: str,
+            lang: LangQ = None,
+            principal: Principal | None = Depends(identity.optional),
+        ) -> HTMLResponse:
             chosen = language(request, lang)
             view = await read.idea(idea_id) if UUID.match(idea_id) else None
             if view is None:
-                return render("not_found.html", chosen, request, status=404, message=texts(chosen)["not_found"])
-            public = asdict(view)
-            # the public story: who did it is left out (officers' and supporters' ids are personal data)
+                message = texts(chosen)["not_found"]
+                return render("not_found.html", chosen, request, principal, status=404, message=message)
+            kind = access.idea_view_for(principal, view)
+            document = access.idea_document(view, kind)
+            # the story: who acted only in the officer view (officers' ids are not for the public)
             story = [
                 {k: item.get(k) for k in ("kind", "time", "summary", "to_state", "organisations", "areas")}
-                | {"rerouted": bool(item.get("rerouted_by"))}
-                for item in public["timeline"]
+                | {
+                    "rerouted": bool(item.get("rerouted") or item.get("rerouted_by")),
+                    "by": item.get("changed_by") or item.get("rerouted_by"),
+                }
+                for item in document["timeline"]
                 if item["kind"] in ("submitted", "routed", "status-changed")
             ]
-            return render("idea.html", chosen, request, idea=public, story=story)
+            comments = [
+                {"time": item["time"], "text": item.get("summary") or ""}
+                for item in document["timeline"]
+                if kind == "officer" and item["kind"] == "engagement" and item.get("engagement") == "comment"
+            ]
+            return render("idea.html", chosen, request, principal, idea=document, story=story, comments=comments)
 
         @router.get(f"{lang_prefix}/inbox/{{organisation}}", response_class=HTMLResponse)
         async def inbox_page(
@@ -127,9 +152,15 @@ def page_router(read: ReadModel, *, intake_url: str, tz: ZoneInfo) -> APIRouter:
             page_size: Annotated[int, Query(ge=1, le=100)] = 20,
             lang: LangQ = None,
         ) -> Any:
+            principal = await identity.page_principal(request)
             chosen = language(request, lang)
+            t = texts(chosen)
             if not re.match(SLUG, organisation) or read.catalogue.organisation(organisation) is None:
-                return render("not_found.html", chosen, request, status=404, message=texts(chosen)["no_organisation"])
+                return render("not_found.html", chosen, request, principal, status=404, message=t["no_organisation"])
+            if access.inbox_refusal(principal, organisation):
+                org_name = names(chosen)["organisations"].get(organisation, organisation)
+                message = t["inbox_forbidden"].format(organisation=org_name)
+                return render("forbidden.html", chosen, request, principal, status=403, message=message)
             try:
                 scope = check_scope(read.catalogue, organisation=organisation, unit=unit or None, area=area or None)
             except BadQuery as exc:
@@ -140,6 +171,7 @@ def page_router(read: ReadModel, *, intake_url: str, tz: ZoneInfo) -> APIRouter:
                 "inbox.html",
                 chosen,
                 request,
+                principal,
                 organisation=organisation,
                 units=[u.id for u in org.units] if org else [],
                 areas=[a.id for a in read.catalogue.areas],
@@ -150,6 +182,13 @@ def page_router(read: ReadModel, *, intake_url: str, tz: ZoneInfo) -> APIRouter:
                 transitions={s: list(next_states(s)) for s in ALL_STATES},
             )
 
+        @router.get(f"{lang_prefix}/my/ideas", response_class=HTMLResponse)
+        async def my_ideas_page(request: Request, lang: LangQ = None) -> Any:
+            principal = await identity.page_principal(request)
+            chosen = language(request, lang)
+            items = await read.ideas_of(principal.email) if principal.email else []
+            return render("my_ideas.html", chosen, request, principal, items=items)
+
         @router.get(f"{lang_prefix}/dashboard", response_class=HTMLResponse)
         async def dashboard(
             request: Request,
@@ -159,6 +198,7 @@ def page_router(read: ReadModel, *, intake_url: str, tz: ZoneInfo) -> APIRouter:
             end: Annotated[str | None, Query(alias="to", pattern=r"^$|^\d{4}-\d{2}-\d{2}$")] = None,
             refresh: Annotated[int | None, Query(ge=10, le=3600, description="Reload every N seconds")] = None,
             lang: LangQ = None,
+            principal: Principal | None = Depends(identity.optional),
         ) -> Any:
             chosen = language(request, lang)
             try:
@@ -177,6 +217,7 @@ def page_router(read: ReadModel, *, intake_url: str, tz: ZoneInfo) -> APIRouter:
                 "dashboard.html",
                 chosen,
                 request,
+                principal,
                 data=data,
                 svg=dashboard_charts(data, texts(chosen), names(chosen)),
                 organisations=read.catalogue.organisation_ids,

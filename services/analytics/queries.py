@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.analytics import figures
-from services.analytics.domain import IdeaSummary, IdeaView, next_states, project_idea
+from services.analytics.domain import IdeaSummary, IdeaView, next_states, project_idea, submitter_key
 from services.analytics.figures import Filters
 from services.analytics.store import ProjectionStore
 from shared.catalogue import Catalogue
@@ -86,6 +86,23 @@ class ReadModel:
     async def idea(self, idea_id: str) -> IdeaView | None:
         entries = await self.store.entries(idea_id)
         return project_idea(idea_id, entries) if entries else None
+
+    async def ideas_of(self, email: str) -> list[dict[str, Any]]:
+        """The named ideas this e-mail address submitted (case does not matter), newest first."""
+        ids = await self.store.submitted_by(submitter_key(email))
+        summaries = {s.idea_id: s for s in await self.store.summaries(ids)}
+        return [
+            {
+                "idea_id": idea.idea_id,
+                "title": idea.title,
+                "state": idea.state,
+                "state_since": idea.state_since,
+                "submitted_at": idea.created_at,
+                "organisations": idea.organisations,
+                "status_url": f"/ideas/{idea.idea_id}",
+            }
+            for idea in (summaries[i] for i in ids if i in summaries)
+        ]
 
     async def inbox(
         self,

@@ -12,8 +12,9 @@ class AnalyticsSettings(ServiceSettings):
     port: int = 8003
     group_id: str = "analytics"
     intake_url: str = Field(
-        "http://127.0.0.1:8000",
-        description="Intake's base URL as the officer's browser reaches it (the inbox's actions call it)",
+        "",
+        description="Intake's base URL as the officer's browser reaches it (the inbox's actions call it); empty: "
+        "the same site (behind the proxy), with the session cookie. Set it only for a split deployment.",
     )
     timezone: str = Field("Europe/Stockholm", description="Local time zone of dates, months and working days")
     metrics_interval_s: float = Field(

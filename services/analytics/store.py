@@ -6,6 +6,8 @@ Keys, all under ``<prefix>:analytics:``:
 - ``idea:<id>:summary`` the idea's summary (JSON), a pure function of the events hash.
 - ``ideas``             sorted set of idea ids by creation time (the inbox, newest first).
 - ``idx:<org|unit|area|state>:<value>`` sets of idea ids: ideas per organisation, unit, area and state.
+- ``idx:submitter:<key>`` set of the named ideas of one submitter, by the pseudonymous key of the lower-cased
+  e-mail address (``domain.submitter_key``): "my ideas" without keeping anyone's address here.
 
 After new events the idea is *refreshed*: its summary is recomputed from all its events and the indexes
 moved to match, written only if no event was added meanwhile (a compare-and-set in a script), so concurrent
@@ -136,6 +138,15 @@ class ProjectionStore:
             return list(ordered)
         members = await self.redis.sinter(sets)
         return [idea_id for idea_id in ordered if idea_id in members]
+
+    async def submitted_by(self, key: str) -> list[str]:
+        """The ids of the named ideas whose submitter has this pseudonymous key, newest first."""
+        members = await self.redis.smembers(self._index("submitter", key))
+        if not members:
+            return []
+        scores = await self.redis.zmscore(self._key("ideas"), list(members))
+        ranked = [(score, idea_id) for idea_id, score in zip(members, scores, strict=True) if score is not None]
+        return [idea_id for _, idea_id in sorted(ranked, reverse=True)]
 
     async def summaries(self, idea_ids: list[str] | None = None, **narrow: str | None) -> list[IdeaSummary]:
         if idea_ids is None:

@@ -1,6 +1,7 @@
 """Analytics on the real Kafka and Redis: a scripted history of ideas published as CloudEvents JSON (with
 duplicates and events out of order) -> projections equal figures computed by hand; wiping Redis and replaying
-gives identical API answers; bad queries answer 422 naming the parameter."""
+gives identical API answers (the inbox and "my ideas" included); bad queries answer 422 naming the parameter.
+The inbox and an idea's officer view are asked for with real tokens from the local Keycloak."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from shared.events import (
 )
 from shared.topics import Topics
 from tests.support.apps import running
+from tests.support.identity import ANNA, INNOVATION_OFFICE, bearer
 from tests.support.kafka import eventually, probe, raw_producer
 
 pytestmark = pytest.mark.kafka
@@ -166,8 +168,10 @@ async def test_projections_of_a_scripted_history_equal_the_figures_computed_by_h
         await publish(kafka_settings, history(topics))
         await projected(client)
 
-        # one idea: its story, state and counts, without personal data
-        one = (await client.get(f"/api/v1/ideas/{I1}")).json()
+        office = bearer(INNOVATION_OFFICE)
+        # one idea: its story, state and counts, without personal data (the officer view: who acted, comments)
+        one = (await client.get(f"/api/v1/ideas/{I1}", headers=office)).json()
+        assert one["view"] == "officer"
         assert one["state"] == "spread" and one["title"] == TITLES[I1]
         assert {o["organisation"] for o in one["organisations"]} == {"tekniska-verken", "kiruna-kommun"}
         assert [a["area"] for a in one["areas"]] == ["klimat-och-energi", "stadsomvandling"]
@@ -180,6 +184,9 @@ async def test_projections_of_a_scripted_history_equal_the_figures_computed_by_h
         assert "anna" not in text and "submitter" not in text
         assert "kiruna.se" not in text and "lisa.berg" not in text and "tekniskaverken.se" not in text  # supporters
         assert next(t for t in one["timeline"] if t.get("engagement") == "comment")["summary"].startswith("Bra idé")
+        public = (await client.get(f"/api/v1/ideas/{I1}")).json()  # anyone: no actors, no comment texts
+        assert public["view"] == "public" and len(public["timeline"]) == len(one["timeline"])
+        assert "erik.lindberg" not in json.dumps(public) and "Bra idé" not in json.dumps(public)
         declined = (await client.get(f"/api/v1/ideas/{I2}")).json()
         assert declined["state"] == "declined" and declined["decline_reason"] == "Finns redan i laddplanen för 2026"
         merged = (await client.get(f"/api/v1/ideas/{I3}")).json()
@@ -189,19 +196,22 @@ async def test_projections_of_a_scripted_history_equal_the_figures_computed_by_h
         assert [t["kind"] for t in backwards["timeline"]] == ["submitted", "routed", "status-changed"]
 
         # the inbox: newest first, paginated, filtered
-        page1 = (await client.get("/api/v1/ideas?organisation=tekniska-verken&page_size=2")).json()
+        page1 = (await client.get("/api/v1/ideas?organisation=tekniska-verken&page_size=2", headers=office)).json()
         assert [i["idea_id"] for i in page1["items"]] == [I4, I3]
         assert (page1["total"], page1["pages"]) == (3, 2)
-        page2 = (await client.get("/api/v1/ideas?organisation=tekniska-verken&page_size=2&page=2")).json()
+        page2 = (
+            await client.get("/api/v1/ideas?organisation=tekniska-verken&page_size=2&page=2", headers=office)
+        ).json()
         assert [i["idea_id"] for i in page2["items"]] == [I1]
-        search = (await client.get("/api/v1/ideas", params={"q": "BADHUS"})).json()
+        search = (await client.get("/api/v1/ideas", params={"q": "BADHUS"}, headers=office)).json()
         assert {i["idea_id"] for i in search["items"]} == {I1, I3}
-        assert [i["idea_id"] for i in (await client.get("/api/v1/ideas?state=merged")).json()["items"]] == [I3]
-        by_unit = (await client.get("/api/v1/ideas?unit=forvaltning")).json()
+        merged_ones = (await client.get("/api/v1/ideas?state=merged", headers=office)).json()["items"]
+        assert [i["idea_id"] for i in merged_ones] == [I3]
+        by_unit = (await client.get("/api/v1/ideas?unit=forvaltning", headers=office)).json()
         assert [i["idea_id"] for i in by_unit["items"]] == [I2]
-        by_area = (await client.get("/api/v1/ideas?area=klimat-och-energi")).json()
+        by_area = (await client.get("/api/v1/ideas?area=klimat-och-energi", headers=office)).json()
         assert [i["idea_id"] for i in by_area["items"]] == [I4, I3, I1]
-        triage = (await client.get("/api/v1/ideas?organisation=innovationsplattformen")).json()["items"]
+        triage = (await client.get("/api/v1/ideas?organisation=innovationsplattformen", headers=office)).json()["items"]
         assert triage[0]["idea_id"] == I5 and set(triage[0]["overdue_targets"]) == {
             "acknowledged",
             "assessed",
@@ -308,6 +318,12 @@ async def test_replay_after_wiping_redis_restores_identical_answers(service_sett
         "/api/v1/stats/response-times?format=csv&table=missed",
         "/api/v1/stats/overview?organisation=tekniska-verken&area=klimat-och-energi&from=2025-03-01&to=2025-03-31",
     ]
+    office, anna = bearer(INNOVATION_OFFICE), bearer(ANNA)
+    asked = [(url, office) for url in urls] + [(f"/api/v1/ideas/{I1}", {}), ("/api/v1/people/me/ideas", anna)]
+
+    async def answers(client) -> list[str]:
+        return [(await client.get(url, headers=headers)).text for url, headers in asked]
+
     async with (
         running(create_app(settings)) as client,
         probe(kafka_settings, topics.dlq(topics.submitted)) as dead_letters,
@@ -318,7 +334,9 @@ async def test_replay_after_wiping_redis_restores_identical_answers(service_sett
             await producer.send_and_wait(topics.submitted, b"{not json", key=I5.encode())
         await projected(client)
         await dead_letters.wait_count(1)
-        before = {url: (await client.get(url)).text for url in urls}
+        before = await answers(client)
+        mine = json.loads(before[-1])["items"]
+        assert [i["idea_id"] for i in mine] == [I3, I1]  # Anna's, whatever the case of her address; newest first
 
         store = client._transport.app.state.read_model.store
         assert await store.wipe() > 0
@@ -329,9 +347,9 @@ async def test_replay_after_wiping_redis_restores_identical_answers(service_sett
         assert sum(result.events.values()) == len(script)
         assert result.duplicates == 2 and sum(result.malformed.values()) == 1
         assert result.ideas == 5
-        after = {url: (await client.get(url)).text for url in urls}
-        for url in urls:
-            assert after[url] == before[url], url
+        after = await answers(client)
+        for (url, _), one, other in zip(asked, before, after, strict=True):
+            assert one == other, url
 
 
 async def test_bad_queries_answer_422_naming_the_parameter_and_unknown_ideas_404(service_settings, topics):
@@ -349,13 +367,14 @@ async def test_bad_queries_answer_422_naming_the_parameter_and_unknown_ideas_404
             "/api/v1/stats/overview?organisation=Not_A_Slug": "organisation",
             "/api/v1/ideas/not-a-uuid": "idea_id",
         }
+        office = bearer(INNOVATION_OFFICE)
         for url, field in cases.items():
-            answer = await client.get(url)
+            answer = await client.get(url, headers=office)
             assert answer.status_code == 422, url
             body = answer.json()
             assert field in [e["field"] for e in body["errors"]], (url, body)
             assert field in body["detail"]
-        both = (await client.get("/api/v1/ideas?organisation=nowhere&area=astronomy")).json()
+        both = (await client.get("/api/v1/ideas?organisation=nowhere&area=astronomy", headers=office)).json()
         assert "'nowhere'" in both["detail"] and "'astronomy'" in both["detail"]
 
         missing = await client.get(f"/api/v1/ideas/{I1}")

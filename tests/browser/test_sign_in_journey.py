@@ -1,0 +1,176 @@
+"""The whole site as people use it, in a real headless Chromium: the four services behind the nginx proxy, sign-in
+on the real Keycloak's own login page, the real Kafka and Redis.
+
+Anna signs in, submits an idea in her name, finds it on "my ideas" and in her feed, supports and comments on
+Per's idea, and signs out; Erik (Tekniska Verken) sees his organisation's inbox and is refused Kiruna kommun's."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.analytics.app import create_app as analytics_app
+from services.analytics.settings import AnalyticsSettings
+from services.intake.app import create_app as intake_app
+from services.intake.settings import IntakeSettings
+from services.notifications.app import create_app as notifications_app
+from services.notifications.settings import NotificationsSettings
+from services.routing.app import create_app as routing_app
+from services.routing.settings import RoutingSettings
+from tests.support.http_server import bind, serving
+from tests.support.identity import EMAIL, PASSWORD, PER, bearer
+from tests.support.kafka import eventually, probe
+
+pytestmark = pytest.mark.kafka
+ROOT = Path(__file__).resolve().parents[2]
+PROXY_PORT = 18080  # the proxy the browser tests start: one of the local realm's redirect URIs (realm.py)
+SITE = f"http://127.0.0.1:{PROXY_PORT}"
+
+
+@contextlib.asynccontextmanager
+async def the_site(service_settings, var_dir: Path) -> AsyncIterator[str]:
+    """The four services on free ports, nginx in front of them on :18080, as `make run` does."""
+    apps = {
+        "intake": intake_app(service_settings(IntakeSettings, smtp_enabled=False, public_base_url=SITE)),
+        "routing": routing_app(service_settings(RoutingSettings)),
+        "notifications": notifications_app(service_settings(NotificationsSettings, public_url=SITE)),
+        "analytics": analytics_app(service_settings(AnalyticsSettings, intake_url="")),
+    }
+    sockets = {name: bind() for name in apps}
+    env = {
+        **os.environ,
+        "VAR_DIR": str(var_dir),
+        "PROXY_PORT": str(PROXY_PORT),
+        **{f"{name.upper()}_PORT": str(sock.getsockname()[1]) for name, sock in sockets.items()},
+    }
+    async with contextlib.AsyncExitStack() as stack:
+        for name, app in apps.items():
+            await stack.enter_async_context(serving(app, sock=sockets[name]))
+        for app in apps.values():
+            await eventually(app.state.runtime.kafka_connected.is_set, timeout=60)
+        nginx = ROOT / "deploy" / "nginx" / "nginx.sh"
+
+        def run(command: str, check: bool = True) -> None:
+            subprocess.run([nginx, command], env=env, check=check, timeout=60)
+
+        await asyncio.to_thread(run, "start")
+        try:
+            await asyncio.to_thread(run, "wait")
+            yield SITE
+        finally:
+            await asyncio.to_thread(run, "stop", False)
+
+
+async def sign_in(page, username: str) -> None:
+    """Through Keycloak's own login page, as a person does."""
+    await page.click("#sign-in")
+    await page.wait_for_selector("#kc-login")
+    await page.fill("#username", username)
+    await page.fill("#password", PASSWORD)
+    await page.click("#kc-login")
+    await page.wait_for_selector("#signed-in-name")
+
+
+async def shows(page, url: str, text: str, timeout: float = 30) -> None:
+    """Open ``url`` until it shows ``text`` (the read side catches up within moments)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        await page.goto(url)
+        if text in await page.content():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} did not show {text!r} within {timeout}s")
+        await asyncio.sleep(0.5)
+
+
+async def test_people_sign_in_take_part_and_see_only_what_is_theirs(
+    page, service_settings, topics, kafka_settings, tmp_path, artifacts
+):
+    async with (
+        the_site(service_settings, tmp_path) as site,
+        probe(kafka_settings, topics.engagement) as engagement,
+        probe(kafka_settings, topics.status_changed) as changes,
+    ):
+        # Per's idea, submitted through the site's API with his token
+        async with httpx.AsyncClient(base_url=site, timeout=30) as api:
+            answer = await api.post(
+                "/api/v1/ideas",
+                headers=bearer(PER),
+                json={"title": "Laddplatser vid hyreshusen", "description": "Hyresgästerna vill ladda elbilar."},
+            )
+            assert answer.status_code == 202, answer.text
+            per_idea = answer.json()["idea_id"]
+
+        # Anna signs in on Keycloak's page and submits an idea in her name
+        await page.goto(site + "/")
+        await sign_in(page, "anna.svensson")
+        assert await page.text_content("#signed-in-name") == "Anna Svensson"
+        assert await page.text_content("#submitter-name") == "Anna Svensson"
+        assert await page.text_content("#submitter-email") == EMAIL["anna.svensson"]
+        assert not await page.is_checked("#anonymous")
+        await page.fill("#title", "Längre öppettider i simhallen")
+        await page.fill("#description", "Många vill simma efter jobbet; öppna till klockan 21.")
+        await page.get_by_role("button", name="Skicka idén").click()
+        await page.wait_for_selector("#idea-id")
+        anna_idea = await page.text_content("#idea-id")
+        await page.screenshot(path=str(artifacts / "journey-receipt.png"))
+
+        # ... finds it on "my ideas" and hears in her feed where it went
+        await shows(page, site + "/my/ideas", "Längre öppettider i simhallen")
+        assert anna_idea in await page.content()
+        await shows(page, site + "/my/feed", "Längre öppettider i simhallen")
+        await page.screenshot(path=str(artifacts / "journey-feed.png"))
+
+        # ... supports and comments on Per's idea from its status page
+        await shows(page, f"{site}/ideas/{per_idea}", "Laddplatser vid hyreshusen")
+        await page.click("#support-form button")
+        await page.wait_for_url(f"**/ideas/{per_idea}**")
+        await page.fill("#comment-text", "Bra idé, det behövs vid fler hus!")
+        await page.click("#comment-form button")
+        await page.wait_for_url(f"**/ideas/{per_idea}**")
+        records = await engagement.wait_for(lambda rs: len([r for r in rs if r.key == per_idea.encode()]) >= 2)
+        taken_part = [json.loads(r.value)["data"] for r in records if r.key == per_idea.encode()]
+        assert {(e["kind"], e["person"]) for e in taken_part} == {
+            ("support", EMAIL["anna.svensson"]),
+            ("comment", EMAIL["anna.svensson"]),
+        }
+        await shows(page, f"{site}/ideas/{per_idea}", '<span id="idea-supporters">1</span>')
+        public = await page.content()
+        assert "anna.svensson" not in public and "Bra idé, det behövs" not in public  # nothing personal shown
+
+        # ... and signs out, here and at Keycloak
+        await page.click("#sign-out")
+        await page.wait_for_selector("#sign-in")
+        mine = await page.goto(site + "/my/ideas")
+        assert "/realms/kiruna/" in page.url, "signed out: 'my ideas' sends to the sign-in page"
+        assert mine is not None and mine.ok
+
+        # Erik sees Tekniska Verken's inbox and is refused Kiruna kommun's
+        await page.goto(site + "/")
+        await sign_in(page, "erik.lindberg")
+        own = await page.goto(site + "/inbox/tekniska-verken")
+        assert own is not None and own.status == 200
+        await page.screenshot(path=str(artifacts / "journey-inbox.png"))
+        # ... and acknowledges Per's idea there: the page calls intake on the same site with his session
+        action = page.locator(f'form.action[data-idea-id="{per_idea}"]')
+        await action.wait_for(state="visible")
+        await action.locator('select[name="to_state"]').select_option("acknowledged")
+        await action.locator("button").click()
+        change = json.loads((await changes.wait_count(1))[0].value)["data"]
+        assert (change["idea_id"], change["to_state"], change["changed_by"]) == (
+            per_idea,
+            "acknowledged",
+            "erik.lindberg",
+        )
+        other = await page.goto(site + "/inbox/kiruna-kommun")
+        assert other is not None and other.status == 403
+        assert page.js_errors == []
