@@ -46,6 +46,9 @@ start() {
   # One machine, shared cores: the throughput-bound consumers yield to the path an employee waits on (intake,
   # routing). make bench at 200 ideas/s: the 202 p50 190-240 -> 51 ms, routed p50 121-136 -> 58 ms.
   export NOTIFICATIONS_NICENESS=${NOTIFICATIONS_NICENESS:-10} ANALYTICS_NICENESS=${ANALYTICS_NICENESS:-10}
+  # People reach everything through the proxy: links in receipts, notifications and e-mails point at it
+  export PUBLIC_BASE_URL=${PUBLIC_BASE_URL:-http://127.0.0.1:${PROXY_PORT:-8080}}
+  export NOTIFICATIONS_PUBLIC_URL=${NOTIFICATIONS_PUBLIC_URL:-$PUBLIC_BASE_URL}
   for entry in "${services[@]}"; do
     local name=${entry%%:*}
     if alive "$run/$name.pid"; then say "$name already running (pid $(cat "$run/$name.pid"))"; continue; fi
