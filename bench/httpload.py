@@ -58,16 +58,42 @@ def sample_ideas() -> list[dict]:
     return bodies
 
 
-def encode_requests(host: str, port: int, path: str, bodies: list[dict]) -> list[bytes]:
+def encode_requests(host: str, port: int, path: str, bodies: list[dict], tokens: list[str]) -> list[bytes]:
+    """The HTTP requests of the ideas: the submitter is a signed-in person (bearer tokens in turn, as intake takes
+    it from the token, never the body); without tokens the ideas are anonymous."""
     out = []
-    for body in bodies:
-        payload = json.dumps(body, ensure_ascii=False).encode()
+    for i, body in enumerate(bodies):
+        idea = {k: v for k, v in body.items() if k != "submitter"} | ({} if tokens else {"anonymous": True})
+        payload = json.dumps(idea, ensure_ascii=False).encode()
+        auth = f"Authorization: Bearer {tokens[i % len(tokens)]}\r\n" if tokens else ""
         head = (
-            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n{auth}"
             f"Content-Length: {len(payload)}\r\n\r\n"
         ).encode()
         out.append(head + payload)
     return out
+
+
+def bench_tokens(issuer: str, users: tuple[str, ...] = ("anna.svensson", "per.niemi")) -> list[str]:
+    """Access tokens of the local realm's employees (client kiruna-cli, password grant; the local realm only), for
+    the bench's submitters; none when the provider does not answer (the ideas are then anonymous)."""
+    import httpx
+
+    password = "kiruna-local"  # every local user's; the local realm only
+    tokens = []
+    try:
+        for user in users:
+            answer = httpx.post(
+                f"{issuer}/protocol/openid-connect/token",
+                data={"grant_type": "password", "client_id": "kiruna-cli", "username": user, "password": password},
+                timeout=10,
+            )
+            answer.raise_for_status()
+            tokens.append(answer.json()["access_token"])
+    except httpx.HTTPError as exc:
+        print(f"bench: no tokens from {issuer} ({exc!r}): the ideas are sent anonymously")
+        return []
+    return tokens
 
 
 class HttpConnection(asyncio.Protocol):

@@ -38,7 +38,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer
 
 from bench import ceiling
-from bench.httpload import closed_loop, encode_requests, open_loop, sample_ideas
+from bench.httpload import bench_tokens, closed_loop, encode_requests, open_loop, sample_ideas
 from bench.pipeline import STAGES, Tracker
 from bench.stack import (
     NO_FLUSH,
@@ -58,6 +58,7 @@ from bench.stack import (
 from bench.stats import fmt, latency_summary
 from shared.events import Envelope, IdeaSubmitted, Submitter
 from shared.kafka import client_options, event_headers
+from shared.oidc import OidcSettings
 from shared.settings import KafkaSettings, ServiceSettings
 from shared.topics import TopicSpec, ensure_topics
 
@@ -592,17 +593,19 @@ class Bench:
                 await self.phase_ceiling(drain)
             if "consumers" not in args.skip:
                 await self.phase_consumers(drain)
+            # Access tokens last 15 minutes in the local realm: enough for the HTTP phases of one run
+            tokens = bench_tokens(OidcSettings().issuer_url) if {"intake", "pipeline"} - set(args.skip) else []
             if "intake" not in args.skip:
                 intake = self.space("i")
                 await intake.create_topics(self.kafka)
                 await self.phase_intake(
-                    intake, lambda port: encode_requests("127.0.0.1", port, "/api/v1/ideas", bodies)
+                    intake, lambda port: encode_requests("127.0.0.1", port, "/api/v1/ideas", bodies, tokens)
                 )
             if "pipeline" not in args.skip:
                 pipeline = self.space("p")
                 await pipeline.create_topics(self.kafka)
                 await self.phase_pipeline(
-                    pipeline, lambda port: encode_requests("127.0.0.1", port, "/api/v1/ideas", bodies)
+                    pipeline, lambda port: encode_requests("127.0.0.1", port, "/api/v1/ideas", bodies, tokens)
                 )
             self.memory_section()
         finally:

@@ -64,7 +64,7 @@ class NewIdeaIn(BaseModel):
     @classmethod
     def _no_submitter_in_body(cls, value: object) -> None:
         if value is not None:
-            raise ValueError("submitter: leave it out: the submitter is the signed-in person of the bearer token")
+            raise ValueError("leave it out: the submitter is the signed-in person of the bearer token")
         return None
 
 

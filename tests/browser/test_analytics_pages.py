@@ -203,10 +203,12 @@ async def test_the_inbox_lists_filters_and_pages_an_organisations_ideas(page, se
         assert await page.locator("form.action").first.is_visible()  # JavaScript is on: the actions are offered
         assert await page.locator("#token, #token-box").count() == 0  # and no token to paste
         await page.click("a[rel=next]")
+        await page.wait_for_url("**page=2**")  # the click navigates: read the rows of the new page
         assert await page.locator("#inbox tbody tr").evaluate_all("rows => rows.map(r => r.dataset.ideaId)") == [I1]
         await page.goto(f"{base}/inbox/tekniska-verken")
         await page.select_option("select[name=state]", "acknowledged")
         await page.click("form.filters button[type=submit]")
+        await page.wait_for_url("**state=acknowledged**")
         assert await page.locator("#inbox tbody tr").evaluate_all("rows => rows.map(r => r.dataset.ideaId)") == [I4]
         row = page.locator(f"#idea-{I4}")
         assert "försenad" in (await row.inner_text()).lower()  # waiting past the assessment target

@@ -14,6 +14,7 @@ from services.analytics.settings import AnalyticsSettings
 from services.intake.settings import IntakeSettings
 from services.notifications.settings import NotificationsSettings
 from services.routing.settings import RoutingSettings
+from shared.oidc import OidcSettings
 from shared.operations import OpsSettings
 from shared.settings import KafkaSettings
 from tests.ops.conftest import DEPLOY, ROOT
@@ -42,7 +43,9 @@ def env_names(settings_class) -> set[str]:
 KNOWN = (
     {f"KAFKA_{name.upper()}" for name in KafkaSettings.model_fields}
     | env_names(OpsSettings)
+    | env_names(OidcSettings)
     | {"LOG_LEVEL", "REDIS_URL", "REDIS_KEY_PREFIX", "CATALOGUE_PATH", "PUBLIC_BASE_URL"}
+    | {"KIRUNA_ENV", "SESSION_SECRET", "SESSION_MAX_AGE_S"}
 )
 
 
@@ -83,9 +86,13 @@ def test_every_service_gets_the_settings_it_needs_and_only_known_names(service):
     assert env[f"{prefix}GROUP_ID"] == service  # every replica in the same consumer groups
     unknown = set(env) - KNOWN - env_names(settings_class)
     assert not unknown, f"{service}: settings that no code reads: {unknown}"
-    secrets = {n for n, f in settings_class.model_fields.items() if f.annotation in (SecretStr,)}
-    for name in secrets:
-        variable = f"{prefix}{name}".upper()
+    assert env["KIRUNA_ENV"] == "production"  # no service may start with a development secret
+    secrets = {
+        f.validation_alias if isinstance(f.validation_alias, str) else f"{prefix}{n}".upper()
+        for n, f in settings_class.model_fields.items()
+        if f.annotation in (SecretStr,)
+    } | {"OIDC_CLIENT_SECRET"}
+    for variable in secrets:
         assert variable in env and ":?" in str(env[variable]), f"{service}: {variable} must be set, not defaulted"
     timeout = float(env["SHUTDOWN_TIMEOUT_S"])
     grace = COMPOSE["services"][service]["stop_grace_period"]

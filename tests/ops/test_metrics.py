@@ -26,6 +26,7 @@ from shared.kafka import event_headers
 from shared.lag import LagMonitor
 from tests.ops.conftest import DEPLOY
 from tests.support.apps import running
+from tests.support.identity import ANNA, bearer
 from tests.support.kafka import eventually, raw_producer
 
 pytestmark = [pytest.mark.kafka, pytest.mark.ops]
@@ -33,7 +34,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.ops]
 IDEA = {
     "title": "Snöröjning av cykelbanorna först",
     "description": "Ploga cykelbanorna före bilvägarna på morgonen, så fler cyklar till jobbet hela vintern.",
-    "submitter": {"name": "Anna Svensson", "email": "anna.svensson@kiruna.se", "organisation": "kiruna-kommun"},
 }
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>.*)\})? (?P<value>\S+)")
@@ -77,7 +77,7 @@ async def test_every_service_serves_valid_bounded_metrics(
         running(notifications_app(service_settings(NotificationsSettings))) as notifications,
         running(analytics_app(service_settings(AnalyticsSettings, metrics_interval_s=0.5))) as analytics,
     ):
-        response = await intake.post("/api/v1/ideas", json=IDEA)
+        response = await intake.post("/api/v1/ideas", json=IDEA, headers=bearer(ANNA))
         assert response.status_code == 202, response.text
         idea_id = response.json()["idea_id"]
 
