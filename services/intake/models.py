@@ -18,8 +18,8 @@ class SubmitterIn(BaseModel):
     unit: Slug | None = Field(default=None, description="Unit id, e.g. energi")
 
 
-class IdeaIn(BaseModel):
-    """A new idea, from any front end."""
+class IdeaText(BaseModel):
+    """What every new idea says, whichever door it comes through."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -29,6 +29,11 @@ class IdeaIn(BaseModel):
     area_hints: list[Slug] = Field(default_factory=list, max_length=10, description="Suggested area ids")
     organisation_hints: list[Slug] = Field(default_factory=list, max_length=10, description="Suggested organisations")
     anonymous: bool = Field(default=False, description="True: no personal data is kept")
+
+
+class IdeaIn(IdeaText):
+    """A new idea with its submitter, as intake records it (the e-mail and Kafka doors give the submitter)."""
+
     submitter: SubmitterIn | None = Field(default=None, description="Required unless anonymous")
     channel: Literal["api", "web", "email", "kafka", "app"] = Field(default="api", description="Front end used")
 
@@ -41,18 +46,10 @@ class IdeaIn(BaseModel):
         return self
 
 
-class NewIdeaIn(BaseModel):
-    """A new idea through the JSON API. The submitter is the signed-in person (the bearer token), never the body;
-    an anonymous idea keeps nothing personal."""
+class NewIdeaIn(IdeaText):
+    """A new idea through the JSON API or the web form. The submitter is the signed-in person (the bearer token or
+    the session), never the body; an anonymous idea keeps nothing personal."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    title: str = Field(min_length=3, max_length=200, description="Short title, 3-200 characters")
-    description: str = Field(default="", max_length=10_000, description="The idea, up to 10,000 characters")
-    language: Literal["sv", "en"] | None = Field(default=None, description="sv or en; detected when absent")
-    area_hints: list[Slug] = Field(default_factory=list, max_length=10, description="Suggested area ids")
-    organisation_hints: list[Slug] = Field(default_factory=list, max_length=10, description="Suggested organisations")
-    anonymous: bool = Field(default=False, description="True: no personal data is kept (no sign-in needed)")
     channel: Literal["api", "web", "app"] = Field(default="api", description="Front end used")
     submitter: None = Field(
         default=None,
