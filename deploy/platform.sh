@@ -26,7 +26,7 @@ start() {
     deploy/redis.sh start; touch "$run/redis.ours"
   fi
   # Sign-in: a local Keycloak with the realm kiruna (LOCAL ONLY: every password is kiruna-local)
-  if curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:${KEYCLOAK_PORT:-8180}/realms/kiruna/.well-known/openid-configuration"; then
+  if curl -fs -o /dev/null --max-time 2 "http://127.0.0.1:${KEYCLOAK_PORT:-8180}/realms/kiruna/.well-known/openid-configuration"; then
     say "Keycloak's realm kiruna already answers on 127.0.0.1:${KEYCLOAK_PORT:-8180}; using it"
   else
     deploy/keycloak/keycloak.sh start; touch "$run/keycloak.ours"

@@ -25,7 +25,7 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then
   deploy/redis.sh start; started+=(redis)
 fi
 # Sign-in: the tests take real tokens from a local Keycloak (realm kiruna) and the browser signs in on its page.
-if ! curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:${KEYCLOAK_PORT:-8180}/realms/kiruna/.well-known/openid-configuration"; then
+if ! curl -fs -o /dev/null --max-time 2 "http://127.0.0.1:${KEYCLOAK_PORT:-8180}/realms/kiruna/.well-known/openid-configuration"; then
   deploy/keycloak/keycloak.sh start; started+=(keycloak)
 fi
 deploy/kafka/kafka.sh wait
