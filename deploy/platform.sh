@@ -80,8 +80,8 @@ The Kiruna innovation platform is running (logs in $logs, stop it with 'make sto
   analytics      http://127.0.0.1:8003   an idea's timeline: /api/v1/ideas/<id>
   every service: /healthz /readyz /metrics /asyncapi   (through the site: /services/<name>/...)
   Kafka 127.0.0.1:9092   Redis 127.0.0.1:6379   mail sink 127.0.0.1:1025 -> $VAR_DIR/mail/*.eml
-  a token for curl: curl -s -d grant_type=password -d client_id=kiruna-cli -d username=anna.svensson \
-      -d password=kiruna-local http://127.0.0.1:${KEYCLOAK_PORT:-8180}/realms/kiruna/protocol/openid-connect/token
+  a token for curl (README, "Try it"): POST grant_type=password client_id=kiruna-cli username=... password=...
+      to http://127.0.0.1:${KEYCLOAK_PORT:-8180}/realms/kiruna/protocol/openid-connect/token
 MSG
 }
 
