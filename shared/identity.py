@@ -10,19 +10,24 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+import authlib.deprecate  # noqa: F401  (first: it sets its own warning filter, which the next line overrides)
 import httpx
-from authlib.integrations.base_client.errors import OAuthError
-from authlib.integrations.starlette_client import OAuth
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.middleware.sessions import SessionMiddleware
 
 from shared.oidc import OidcSettings, ProviderUnavailable, TokenVerifier, Unauthenticated
 from shared.principal import Principal, Role
+
+# authlib warns, when it loads its httpx client, about its own move to another package: nothing to act on here
+warnings.filterwarnings("ignore", message="The httpx module is deprecated")
+from authlib.integrations.base_client.errors import OAuthError  # noqa: E402
+from authlib.integrations.starlette_client import OAuth  # noqa: E402
 
 SESSION_COOKIE = "kiruna_session"
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})

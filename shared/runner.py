@@ -10,13 +10,23 @@ from collections.abc import Callable
 
 import uvicorn
 from fastapi import FastAPI
+from pydantic import ValidationError
 
 from shared.logs import configure_logging
 from shared.operations import OpsSettings
 from shared.settings import DevelopmentSecret, ServiceSettings, refuse_development_secrets
 
 
-def serve(service: str, settings: ServiceSettings, create_app: Callable[[ServiceSettings], FastAPI]) -> None:
+def serve(
+    service: str, settings_class: type[ServiceSettings], create_app: Callable[[ServiceSettings], FastAPI]
+) -> None:
+    try:
+        settings = settings_class()
+    except ValidationError as exc:  # a setting out of range, mistyped or unknown: say which, in one line each
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"]) or "settings"
+            print(f"{service}: {where}: {str(error['msg']).removeprefix('Value error, ')}", file=sys.stderr)
+        sys.exit(2)
     configure_logging(service, settings.log_level)
     try:
         refuse_development_secrets(settings)

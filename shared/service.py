@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from shared import http_problems
 from shared.asyncapi import asyncapi_router
 from shared.deadletter import DeadLetters
 from shared.http_metrics import instrument
@@ -218,6 +219,7 @@ def service_app(
     # Who is acting: bearer tokens and the people's session, the same in every service (shared/identity.py)
     app.state.identity = identity = identity_for(runtime.settings)
     identity.install(app)
+    http_problems.install(app)  # every refusal names its field; 503 with Retry-After (shared/http_problems.py)
     app.include_router(ops_router(runtime))
     app.include_router(asyncapi_router(runtime.broker, service=runtime.service, title=title, description=description))
     instrument(app, service=runtime.service, registry=runtime.metrics.registry)

@@ -6,11 +6,12 @@ its own with a prefix (``ROUTING_PORT``, ``INTAKE_PUBLISH_TIMEOUT_S`` ...).
 
 from __future__ import annotations
 
+import os
 import ssl
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.catalogue import DEFAULT_CATALOGUE_PATH
@@ -103,6 +104,33 @@ class ServiceSettings(BaseSettings):
     session_max_age_s: int = Field(
         8 * 3600, ge=60, validation_alias="SESSION_MAX_AGE_S", description="How long a sign-in lasts"
     )
+    retry_after_s: int = Field(
+        5, ge=1, validation_alias="RETRY_AFTER_S", description="Retry-After of every 503 (a dependency is away)"
+    )
+
+    @model_validator(mode="after")
+    def _no_unknown_variables(self) -> ServiceSettings:
+        """A mistyped ``INTAKE_...`` (any variable with the service's own prefix that no setting reads) stops the
+        start and names itself, instead of being silently ignored."""
+        prefix = self.model_config.get("env_prefix", "")
+        if not prefix:
+            return self
+        known = {
+            name.upper()
+            for name, info in type(self).model_fields.items()
+            if info.validation_alias is None and not isinstance(getattr(self, name), BaseSettings)
+        }
+        unknown = sorted(
+            name
+            for name in os.environ
+            if name.upper().startswith(prefix.upper()) and name[len(prefix) :].upper() not in known
+        )
+        if unknown:
+            raise ValueError(
+                f"unknown setting(s) {', '.join(unknown)}: this service has no such setting (README, 'Settings', "
+                f"lists them; those with the prefix {prefix} are {', '.join(sorted(prefix + k for k in known))})"
+            )
+        return self
 
 
 class DevelopmentSecret(ValueError):
