@@ -136,6 +136,11 @@ class Catalogue(_Model):
         return next((a for a in self.areas if a.id == area_id), None)
 
 
+def display_name(item: Organisation | Unit | Area, lang: str) -> str:
+    """An organisation's, unit's or area's name in ``lang`` (``en``: the English name when there is one)."""
+    return (item.name_en or item.name) if lang == "en" else item.name
+
+
 def load_catalogue(path: Path | str = DEFAULT_CATALOGUE_PATH) -> Catalogue:
     """Read and validate the catalogue; raise :class:`CatalogueError` naming the line and field."""
     path = Path(path)
