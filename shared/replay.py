@@ -1,5 +1,5 @@
 """Read topics from the beginning up to where they end now: the basis of every rebuild of Redis state from
-Kafka (``python -m services.analytics.replay``, ``python -m services.routing.rebuild``), with a progress bar on
+Kafka (``python -m services.analytics.rebuild``, ``python -m services.routing.rebuild``), with a progress bar on
 stderr for the operator."""
 
 from __future__ import annotations

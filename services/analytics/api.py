@@ -22,6 +22,7 @@ from services.analytics import access, figures
 from services.analytics.queries import FIGURES, BadQuery, ReadModel, check_scope
 from services.analytics.texts import not_found_message
 from shared.events import IdeaState
+from shared.http_problems import problem
 from shared.identity import Identity, MissingRole
 from shared.principal import Principal
 
@@ -51,9 +52,11 @@ def preferred_language(request: Request, lang: str | None) -> str:
 
 
 def bad_query_response(exc: BadQuery) -> JSONResponse:
+    """422 naming every parameter whose value the catalogue does not know (or that contradicts another), in the
+    same body as the service's other refusals (shared/http_problems.py)."""
     errors = [{"field": field, "message": message, "type": "value_error"} for field, message in exc.errors]
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-    return JSONResponse(status_code=422, content={"detail": f"Invalid request: {summary}", "errors": errors})
+    return problem(422, f"Invalid request: {summary}", errors=errors)
 
 
 def csv_response(name: str, header: list[str], rows: list[list[Any]]) -> Response:
@@ -88,10 +91,7 @@ def api_router(read: ReadModel, identity: Identity) -> APIRouter:
         view = await read.idea(idea_id)
         if view is None:
             messages = not_found_message(idea_id)
-            return JSONResponse(
-                status_code=404,
-                content={"detail": messages[preferred_language(request, lang)], "messages": messages},
-            )
+            return problem(404, messages[preferred_language(request, lang)], messages=messages)
         return access.idea_document(view, access.idea_view_for(principal, view))
 
     @router.get(

@@ -13,45 +13,32 @@ from datetime import datetime
 from typing import Any
 
 from shared.catalogue import TRIAGE_ORGANISATION
-from shared.events import IdeaState
-
-S = IdeaState
+from shared.events import (
+    IdeaEngagement,
+    IdeaRouted,
+    IdeaStatusChanged,
+    IdeaSubmitted,
+    NotificationSent,
+    event_type,
+)
+from shared.events import IdeaState as S
+from shared.lifecycle import allowed_transitions
 
 KIND_BY_TYPE = {
-    "se.kiruna.innovation.idea.submitted.v1": "submitted",
-    "se.kiruna.innovation.idea.routed.v1": "routed",
-    "se.kiruna.innovation.idea.status-changed.v1": "status-changed",
-    "se.kiruna.innovation.idea.engagement.v1": "engagement",
-    "se.kiruna.innovation.notification.sent.v1": "notified",
+    event_type(IdeaSubmitted): "submitted",
+    event_type(IdeaRouted): "routed",
+    event_type(IdeaStatusChanged): "status-changed",
+    event_type(IdeaEngagement): "engagement",
+    event_type(NotificationSent): "notified",
 }
-_KIND_RANK = {"submitted": 0, "routed": 1, "status-changed": 2, "engagement": 3, "notified": 4}
-
-LIFECYCLE: tuple[str, ...] = tuple(
-    s.value
-    for s in (S.SUBMITTED, S.ROUTED, S.ACKNOWLEDGED, S.IN_ASSESSMENT, S.ACCEPTED, S.IN_PILOT, S.IMPLEMENTED, S.SPREAD)
-)
-"""The main line of the lifecycle, in order: the stages of the funnel."""
-EXITS: tuple[str, ...] = (S.DECLINED.value, S.MERGED.value)
-CLOSED = frozenset(EXITS)
-ALL_STATES: tuple[str, ...] = (*LIFECYCLE, *EXITS)
-
-_FORWARD: dict[str, tuple[str, ...]] = {
-    "submitted": ("acknowledged",),
-    "routed": ("acknowledged",),
-    "acknowledged": ("in-assessment",),
-    "in-assessment": ("accepted",),
-    "accepted": ("in-pilot", "implemented"),
-    "in-pilot": ("implemented",),
-    "implemented": ("spread",),
-    "spread": ("spread",),
-}
+"""The kind of timeline entry each event type becomes (the projection's own words for the contracts' types), in
+the order that breaks ties between events of the same time (a submission first)."""
+_KIND_RANK = {kind: rank for rank, kind in enumerate(KIND_BY_TYPE.values())}
 
 
 def next_states(state: str | None) -> tuple[str, ...]:
-    """What an officer may move an idea to from ``state`` (mirrors the lifecycle intake enforces)."""
-    if state is None or state in CLOSED:
-        return ()
-    return (*_FORWARD.get(state, ()), S.DECLINED.value, S.MERGED.value)
+    """What an officer may move an idea to from ``state`` (shared/lifecycle.py); nothing before any state."""
+    return tuple(s.value for s in allowed_transitions(state)) if state else ()
 
 
 def submitter_key(email: str) -> str:

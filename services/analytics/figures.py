@@ -8,9 +8,10 @@ Definitions (also in the API's documentation):
   in a state are counted as ``open`` and left out of the median and 90th percentile (linear interpolation).
 - *Response times*: working days (Monday-Friday except Swedish public holidays and the closed eves, see
   shared/workdays.py; local dates) from the submission to the first time the idea
-  reached the target: acknowledged = any officer response (acknowledged or later, or declined/merged);
-  assessed = in-assessment or a decision; decided = accepted/declined/merged or later. Missed when more working
-  days than the catalogue's target; an idea still waiting past its target is ``overdue`` (missed too).
+  reached the target, the response-time stages of shared/lifecycle.py (``RESPONSE_STAGES``): acknowledged = any
+  officer response (acknowledged or later, or declined/merged); assessed = in assessment or a decision; decided =
+  accepted/declined/merged or later. Missed when more working days than the catalogue's target; an idea still
+  waiting past its target is ``overdue`` (missed too).
 - *Participation*: distinct submitters (by pseudonymous key) per organisation and unit of the submitter per month
   of submission, and their share of the catalogue's headcount.
 """
@@ -26,27 +27,12 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from services.analytics.domain import ALL_STATES, CLOSED, EXITS, LIFECYCLE, IdeaSummary, parse_time
+from services.analytics.domain import IdeaSummary, parse_time
 from shared.catalogue import Catalogue, Targets
+from shared.lifecycle import ALL_STATES, EXITS, MAIN_LINE, OPEN_PHASE, RESPONSE_STAGES, TERMINAL, target_days
 from shared.workdays import working_days_between
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
-
-RESPONSE_TARGETS: dict[str, frozenset[str]] = {
-    "acknowledged": frozenset(
-        {"acknowledged", "in-assessment", "accepted", "in-pilot", "implemented", "spread", "declined", "merged"}
-    ),
-    "assessed": frozenset({"in-assessment", "accepted", "in-pilot", "implemented", "spread", "declined", "merged"}),
-    "decided": frozenset({"accepted", "in-pilot", "implemented", "spread", "declined", "merged"}),
-}
-
-
-def target_days(targets: Targets, target: str) -> int:
-    return {
-        "acknowledged": targets.acknowledged_within_working_days,
-        "assessed": targets.assessed_within_working_days,
-        "decided": targets.decided_within_working_days,
-    }[target]
 
 
 @dataclass(frozen=True)
@@ -116,29 +102,29 @@ def _share(part: int, whole: int | None) -> float | None:
 
 
 def funnel(ideas: list[IdeaSummary]) -> dict[str, Any]:
-    rank = {state: i for i, state in enumerate(LIFECYCLE)}
+    rank = {state.value: i for i, state in enumerate(MAIN_LINE)}
     furthest = []
     exits: Counter[str] = Counter()
     for idea in ideas:
         reached = [rank[state] for state, _ in idea.history if state in rank]
         furthest.append(max(reached, default=0))
-        if idea.state in CLOSED:
+        if idea.state in TERMINAL:
             exits[idea.state] += 1
     total = len(ideas)
     stages = []
     previous: int | None = None
-    for i, stage in enumerate(LIFECYCLE):
+    for i, stage in enumerate(MAIN_LINE):
         count = sum(1 for f in furthest if f >= i)
         stages.append(
             {
-                "stage": stage,
+                "stage": stage.value,
                 "count": count,
                 "share_of_submitted": _share(count, total),
                 "conversion_from_previous": _share(count, previous) if previous is not None else None,
             }
         )
         previous = count
-    return {"total": total, "stages": stages, "exits": {state: exits[state] for state in EXITS}}
+    return {"total": total, "stages": stages, "exits": {state.value: exits[state] for state in EXITS}}
 
 
 def state_durations(idea: IdeaSummary) -> tuple[dict[str, float], str | None]:
@@ -148,7 +134,7 @@ def state_durations(idea: IdeaSummary) -> tuple[dict[str, float], str | None]:
     for (state, entered), (_, left) in itertools.pairwise(steps):
         spent[state] += max((left - entered).total_seconds(), 0.0)
     current = steps[-1][0] if steps else None
-    return dict(spent), (None if current in CLOSED else current)
+    return dict(spent), (None if current in TERMINAL else current)
 
 
 def time_in_state(ideas: list[IdeaSummary]) -> dict[str, Any]:
@@ -162,13 +148,13 @@ def time_in_state(ideas: list[IdeaSummary]) -> dict[str, Any]:
             still[current] += 1
     states = []
     for state in ALL_STATES:
-        if state in CLOSED:
+        if state in TERMINAL:
             continue
         values = samples.get(state, [])
         median, p90 = percentile(values, 50), percentile(values, 90)
         states.append(
             {
-                "state": state,
+                "state": state.value,
                 "count": len(values),
                 "open": still[state],
                 "median_hours": _round(median / 3600 if median is not None else None),
@@ -182,7 +168,7 @@ def time_in_state(ideas: list[IdeaSummary]) -> dict[str, Any]:
 
 def reached_at(idea: IdeaSummary, target: str) -> str | None:
     """When the idea first reached ``target`` (ISO time), or None."""
-    wanted = RESPONSE_TARGETS[target]
+    wanted = RESPONSE_STAGES[target]
     return next((at for state, at in idea.history if state in wanted), None)
 
 
@@ -192,7 +178,7 @@ def response_times(
     today = now.astimezone(tz).date()
     summary = []
     missed = []
-    for target in RESPONSE_TARGETS:
+    for target in RESPONSE_STAGES:
         limit = target_days(targets, target)
         measured: list[int] = []
         counts = Counter()
@@ -203,7 +189,7 @@ def response_times(
                 days = working_days_between(start, local_date(at, tz))
                 measured.append(days)
                 status = "met" if days <= limit else "late"
-            elif idea.state in CLOSED:  # closed without reaching this target: nothing to measure
+            elif idea.state in TERMINAL:  # closed without reaching this target: nothing to measure
                 continue
             else:
                 days = working_days_between(start, today)
@@ -237,7 +223,7 @@ def response_times(
                 "p90_working_days": _round(percentile(measured, 90), 1),
             }
         )
-    missed.sort(key=lambda m: (list(RESPONSE_TARGETS).index(m["target"]), m["submitted_at"], m["idea_id"]))
+    missed.sort(key=lambda m: (list(RESPONSE_STAGES).index(m["target"]), m["submitted_at"], m["idea_id"]))
     return {"as_of": today.isoformat(), "targets": summary, "missed": missed}
 
 
@@ -326,7 +312,7 @@ def by_state(ideas: list[IdeaSummary], dimension: str, ids: Iterable[str]) -> li
     for key in ids:
         members = [i for i in ideas if key in getattr(i, dimension)]
         counts = Counter(i.state for i in members if i.state)
-        rows.append({"id": key, "total": len(members), "by_state": {s: counts[s] for s in ALL_STATES}})
+        rows.append({"id": key, "total": len(members), "by_state": {s.value: counts[s] for s in ALL_STATES}})
     return rows
 
 
@@ -362,8 +348,8 @@ def overview(
         notified.update(idea.notifications)
     return {
         "ideas": len(ideas),
-        "by_state": {s: states[s] for s in ALL_STATES},
-        "open": sum(states[s] for s in ("submitted", "routed", "acknowledged", "in-assessment")),
+        "by_state": {s.value: states[s] for s in ALL_STATES},
+        "open": sum(states[s] for s in OPEN_PHASE),
         "by_organisation": by_state(ideas, "organisations", catalogue.organisation_ids),
         "by_unit": [row for row in by_state(ideas, "units", units) if row["total"]],
         "by_area": by_state(ideas, "areas", [a.id for a in catalogue.areas]),

@@ -9,8 +9,9 @@ scrape never waits for Redis or Kafka.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +20,7 @@ from zoneinfo import ZoneInfo
 from prometheus_client import CollectorRegistry, Gauge
 
 from services.analytics import figures
-from services.analytics.store import ProjectionStore
+from services.analytics.store import Projections
 from shared.catalogue import Catalogue
 from shared.service import Runtime
 
@@ -98,7 +99,7 @@ def projection_lag(runtime: Runtime) -> dict[str, int]:
 
 async def refresh_loop(
     runtime: Runtime,
-    store: ProjectionStore,
+    store: Projections,
     catalogue_in_use: Callable[[], Catalogue],
     metrics: BusinessMetrics,
     *,
@@ -119,3 +120,27 @@ async def refresh_loop(
         except Exception as exc:
             runtime.logger.warning("business metrics refresh failed", extra={"error": repr(exc)})
         await asyncio.sleep(interval_s)
+
+
+@contextlib.asynccontextmanager
+async def refreshing(
+    runtime: Runtime,
+    store: Projections,
+    catalogue_in_use: Callable[[], Catalogue],
+    metrics: BusinessMetrics,
+    *,
+    interval_s: float,
+    tz: ZoneInfo,
+) -> AsyncIterator[None]:
+    """The refresh loop as a background task of the service (``service_app(background=...)``): started with the
+    service, stopped before it stops."""
+    task = asyncio.create_task(
+        refresh_loop(runtime, store, catalogue_in_use, metrics, interval_s=interval_s, tz=tz),
+        name="analytics-business-metrics",
+    )
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -19,19 +19,20 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from services.analytics import access, charts
 from services.analytics.api import SLUG, bad_query_response
-from services.analytics.domain import ALL_STATES, LIFECYCLE, next_states, parse_time
+from services.analytics.domain import next_states, parse_time
 from services.analytics.queries import BadQuery, ReadModel, check_scope
 from services.analytics.texts import texts
+from shared.catalogue import display_name
 from shared.events import IdeaState
 from shared.identity import Identity
+from shared.lifecycle import ALL_STATES, CLOSED_PHASE, MAIN_LINE, OPEN_PHASE, PROGRESS_PHASE
 from shared.principal import Principal
 from shared.site import site_header
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 UUID = re.compile(r"^[0-9a-fA-F-]{36}$")
-OPEN = ("submitted", "routed", "acknowledged", "in-assessment")
-PROGRESS = ("accepted", "in-pilot", "implemented", "spread")
-CLOSED = ("declined", "merged")
+STATES = tuple(state.value for state in ALL_STATES)
+"""The states as the templates see them (plain strings), the main line first."""
 PATH_LANG = {"": "sv", "/en": "en"}
 
 LangQ = Annotated[Literal["sv", "en"] | None, Query(description="sv (default) or en")]
@@ -70,12 +71,11 @@ def page_router(read: ReadModel, *, identity: Identity, intake_url: str, tz: Zon
     env = environment(tz)
 
     def names(lang: str) -> dict[str, dict[str, str]]:
-        pick = (lambda o: o.name_en or o.name) if lang == "en" else (lambda o: o.name)
-        units = {f"{o.id}/{u.id}": pick(u) for o in read.catalogue.organisations for u in o.units}
+        catalogue = read.catalogue
         return {
-            "organisations": {o.id: pick(o) for o in read.catalogue.organisations},
-            "units": units,
-            "areas": {a.id: pick(a) for a in read.catalogue.areas},
+            "organisations": {o.id: display_name(o, lang) for o in catalogue.organisations},
+            "units": {f"{o.id}/{u.id}": display_name(u, lang) for o in catalogue.organisations for u in o.units},
+            "areas": {a.id: display_name(a, lang) for a in catalogue.areas},
         }
 
     def render(
@@ -175,11 +175,11 @@ def page_router(read: ReadModel, *, identity: Identity, intake_url: str, tz: Zon
                 organisation=organisation,
                 units=[u.id for u in org.units] if org else [],
                 areas=[a.id for a in read.catalogue.areas],
-                states=ALL_STATES,
+                states=STATES,
                 selected={"unit": unit or "", "area": area or "", "state": state or "", "q": q or ""},
                 result=result,
                 intake_url=intake_url.rstrip("/"),
-                transitions={s: list(next_states(s)) for s in ALL_STATES},
+                transitions={s: list(next_states(s)) for s in STATES},
             )
 
         @router.get(f"{lang_prefix}/my/ideas", response_class=HTMLResponse)
@@ -252,9 +252,9 @@ def dashboard_charts(data: dict[str, Any], t: dict[str, Any], names: dict[str, d
             t["by_organisation"] if label is names["organisations"] else t["by_area"],
             [label.get(r["id"], r["id"]) for r in rows],
             [
-                (t["open_phase"], [sum(r["by_state"][s] for s in OPEN) for r in rows]),
-                (t["progress_phase"], [sum(r["by_state"][s] for s in PROGRESS) for r in rows]),
-                (t["closed_phase"], [sum(r["by_state"][s] for s in CLOSED) for r in rows]),
+                (t["open_phase"], [sum(r["by_state"][s] for s in OPEN_PHASE) for r in rows]),
+                (t["progress_phase"], [sum(r["by_state"][s] for s in PROGRESS_PHASE) for r in rows]),
+                (t["closed_phase"], [sum(r["by_state"][s] for s in CLOSED_PHASE) for r in rows]),
             ],
             no_data=t["no_data"],
         )
@@ -291,7 +291,7 @@ def dashboard_charts(data: dict[str, Any], t: dict[str, Any], names: dict[str, d
         ),
         "by_organisation": phases(overview["by_organisation"], names["organisations"]),
         "by_area": phases(overview["by_area"], names["areas"]),
-        "lifecycle": LIFECYCLE,
+        "lifecycle": tuple(state.value for state in MAIN_LINE),
         "participation_series": series,
         "months": months,
     }

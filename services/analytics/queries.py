@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from services.analytics import figures
 from services.analytics.domain import IdeaSummary, IdeaView, next_states, project_idea, submitter_key
 from services.analytics.figures import Filters
-from services.analytics.store import ProjectionStore
+from services.analytics.store import Projections
 from shared.catalogue import Catalogue
 
 FIGURES = ("overview", "funnel", "time-in-state", "response-times", "participation")
@@ -73,7 +73,7 @@ def check_scope(
 class ReadModel:
     def __init__(
         self,
-        store: ProjectionStore,
+        store: Projections,
         catalogue: Catalogue,
         tz: ZoneInfo,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
@@ -43,6 +43,28 @@ for i = 4 + leave, #KEYS do
 end
 return 1
 """
+
+
+class Projections(Protocol):
+    """What the handlers and the read model use of the projections: :class:`ProjectionStore` in the service,
+    ``tests/fakes/analytics.py`` (the same interface over dicts) in the unit tests."""
+
+    async def record(self, idea_id: str, entries: Sequence[dict[str, Any]]) -> int: ...
+
+    async def entries(self, idea_id: str) -> list[dict[str, Any]]: ...
+
+    async def idea_ids(
+        self,
+        *,
+        organisation: str | None = None,
+        unit: str | None = None,
+        area: str | None = None,
+        state: str | None = None,
+    ) -> list[str]: ...
+
+    async def submitted_by(self, key: str) -> list[str]: ...
+
+    async def summaries(self, idea_ids: list[str] | None = None, **narrow: str | None) -> list[IdeaSummary]: ...
 
 
 class ProjectionStore:
@@ -76,7 +98,7 @@ class ProjectionStore:
         return sum(1 for new in added if new)
 
     async def add_entries(self, entries: Iterable[tuple[str, dict[str, Any]]]) -> int:
-        """Add many entries without refreshing (the replay refreshes each idea once at the end)."""
+        """Add many entries without refreshing (the rebuild refreshes each idea once at the end)."""
         async with self.redis.pipeline(transaction=False) as pipe:
             count = 0
             for idea_id, entry in entries:
@@ -106,7 +128,7 @@ class ProjectionStore:
                 return summary
 
     async def wipe(self) -> int:
-        """Delete every analytics key under the prefix (before a replay). Returns how many were deleted."""
+        """Delete every analytics key under the prefix (before a rebuild). Returns how many were deleted."""
         return await delete_matching(self.redis, f"{self.prefix}:*")
 
     # --- reads ---
@@ -160,7 +182,7 @@ class ProjectionStore:
         return found
 
     async def counts(self) -> dict[str, int]:
-        """How much the projection holds (printed by the replay)."""
+        """How much the projection holds (printed by the rebuild)."""
         ideas = await self.redis.zcard(self._key("ideas"))
         events = 0
         async for key in self.redis.scan_iter(match=self._key("idea", "*", "events"), count=1000):

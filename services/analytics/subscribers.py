@@ -23,5 +23,5 @@ def register(runtime: Runtime, handlers: AnalyticsHandlers) -> None:
 
 
 def projected_topics(runtime_topics) -> dict[str, type]:
-    """Every topic analytics projects, with the envelope model of its events (the replay reads the same)."""
+    """Every topic analytics projects, with the envelope model of its events (the rebuild reads the same)."""
     return {**runtime_topics.idea_events(), runtime_topics.notifications_sent: NotificationSentEvent}

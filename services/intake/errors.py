@@ -1,4 +1,4 @@
-"""Why intake refuses a write. Each maps to one HTTP status (app.py), SMTP reply (mail.py) or DLQ reason."""
+"""Why intake refuses a write. Each maps to one HTTP status (problems.py), SMTP reply (mail.py) or DLQ reason."""
 
 from __future__ import annotations
 
@@ -21,3 +21,10 @@ class Forbidden(Exception):
 
 class Conflict(Exception):
     """409"""
+
+
+class RateLimited(Exception):
+    """429, with Retry-After: too many writes from one client this minute."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        self.retry_after_s = retry_after_s

@@ -4,9 +4,12 @@ records its event in Kafka and returns only after Kafka has acknowledged it."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
+from collections.abc import Callable
+from datetime import datetime
 
-from services.intake.domain import submitted_event
+from services.intake.domain import ID_PREFIX, intake_id, submitted_event
 from services.intake.errors import Conflict, Forbidden, InvalidField, NotFound
 from services.intake.lifecycle import check_transition
 from services.intake.models import CommentIn, IdeaAccepted, IdeaIn, RerouteIn, StatusChangeIn
@@ -14,6 +17,7 @@ from services.intake.store import IntakeStore, iso
 from shared.catalogue import Catalogue
 from shared.events import (
     AreaMatch,
+    Contract,
     EngagementKind,
     Envelope,
     IdeaEngagement,
@@ -21,25 +25,44 @@ from shared.events import (
     IdeaStatusChanged,
     RerouteIdea,
     RoutingTarget,
+    utc_now,
 )
-from shared.kafka import KafkaUnavailable, publish_event
 from shared.principal import Principal
-from shared.service import Runtime
+from shared.publishing import Publisher
+from shared.topics import Topics
 
 SOURCE = "/services/intake"
 
 
 class Intake:
-    def __init__(self, runtime: Runtime, store: IntakeStore, catalogue: Catalogue) -> None:
-        self.runtime = runtime
+    """Intake's use cases over narrow ports: a publisher (Kafka, acks=all), intake's store, the catalogue in use
+    (kept current by the factory), the topic names and a clock. Tests give it in-memory fakes (tests/fakes)."""
+
+    def __init__(
+        self,
+        publisher: Publisher,
+        store: IntakeStore,
+        catalogue: Catalogue,
+        *,
+        topics: Topics,
+        public_base_url: str,
+        idempotency_ttl_s: int,
+        clock: Callable[[], datetime] = utc_now,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.publisher = publisher
         self.store = store
         self.catalogue = catalogue
-        self.settings = runtime.settings
+        self.topics = topics
+        self.public_base_url = public_base_url
+        self.idempotency_ttl_s = idempotency_ttl_s
+        self.clock = clock
+        self.logger = logger or logging.getLogger("intake")
 
-    async def _publish(self, topic: str, envelope: Envelope) -> None:
-        if not self.runtime.kafka_connected.is_set():
-            raise KafkaUnavailable("not connected to Kafka yet")
-        await publish_event(self.runtime.broker, topic, envelope, timeout_s=self.settings.kafka.publish_timeout_s)
+    def _wrap(self, payload: Contract, *, event_id: str | None = None, correlation_id: str | None = None) -> Envelope:
+        return Envelope.wrap(
+            payload, source=SOURCE, event_id=event_id, correlation_id=correlation_id, time=self.clock()
+        )
 
     def check_hints(self, idea: IdeaIn) -> None:
         """Hints must name areas and organisations of the catalogue."""
@@ -62,16 +85,14 @@ class Intake:
         if idempotency_key is None:
             return await self._submit(idea, str(uuid.uuid4()), correlation_id)
         fingerprint = hashlib.sha256(idea.model_dump_json().encode()).hexdigest()
-        ttl = self.settings.idempotency_ttl_s
+        ttl = self.idempotency_ttl_s
         first, answer = await self.store.reserve(idempotency_key, fingerprint, ttl)
         if not first:
             return IdeaAccepted.model_validate(answer)
         # The same key always names the same idea, even if this attempt fails and a retry publishes it.
-        idea_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"kiruna-innovation:idempotency:{idempotency_key}"))
+        idea_id = intake_id(ID_PREFIX, "idempotency", idempotency_key)
         try:
-            accepted = await self._submit(
-                idea, idea_id, correlation_id, event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{idea_id}:submitted"))
-            )
+            accepted = await self._submit(idea, idea_id, correlation_id, event_id=intake_id(idea_id, "submitted"))
         except BaseException:
             await self.store.release(idempotency_key)
             raise
@@ -82,19 +103,15 @@ class Intake:
         """An idea from the raw topic: its id (and so its event id) derives from its position in the topic."""
         self.check_hints(idea)
         channel_idea = idea if "channel" in idea.model_fields_set else idea.model_copy(update={"channel": "kafka"})
-        return await self._submit(
-            channel_idea, idea_id, None, event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{idea_id}:submitted"))
-        )
+        return await self._submit(channel_idea, idea_id, None, event_id=intake_id(idea_id, "submitted"))
 
     async def _submit(
         self, idea: IdeaIn, idea_id: str, correlation_id: str | None, event_id: str | None = None
     ) -> IdeaAccepted:
-        envelope = Envelope.wrap(
-            submitted_event(idea, idea_id), source=SOURCE, event_id=event_id, correlation_id=correlation_id
-        )
-        await self._publish(self.runtime.topics.submitted, envelope)
+        envelope = self._wrap(submitted_event(idea, idea_id), event_id=event_id, correlation_id=correlation_id)
+        await self.publisher.publish(self.topics.submitted, envelope)
         await self.store.record_submitted(idea_id, iso(envelope.time))
-        self.runtime.logger.info(
+        self.logger.info(
             "idea submitted",
             extra={
                 "idea_id": idea_id,
@@ -103,9 +120,7 @@ class Intake:
                 "correlation_id": correlation_id,
             },
         )
-        return IdeaAccepted(
-            idea_id=idea_id, event_id=envelope.id, status_url=f"{self.settings.public_base_url}/ideas/{idea_id}"
-        )
+        return IdeaAccepted(idea_id=idea_id, event_id=envelope.id, status_url=f"{self.public_base_url}/ideas/{idea_id}")
 
     # --- officers' actions ----------------------------------------------------------------------------------
 
@@ -140,15 +155,15 @@ class Intake:
             organisation=officer.organisation,
             merged_into=change.merged_into,
         )
-        envelope = Envelope.wrap(event, source=SOURCE, correlation_id=correlation_id)
+        envelope = self._wrap(event, correlation_id=correlation_id)
         if not await self.store.move(idea_id, record.state, change.to_state, iso(envelope.time)):
             raise Conflict("the idea changed state meanwhile; reload it and try again")
         try:
-            await self._publish(self.runtime.topics.status_changed, envelope)
+            await self.publisher.publish(self.topics.status_changed, envelope)
         except BaseException:
             await self.store.move(idea_id, change.to_state, record.state, iso(envelope.time))
             raise
-        self.runtime.logger.info(
+        self.logger.info(
             "status changed",
             extra={
                 "idea_id": idea_id,
@@ -184,8 +199,8 @@ class Intake:
             requested_by=officer.id,
             reason=request.reason,
         )
-        envelope = Envelope.wrap(command, source=SOURCE, correlation_id=correlation_id)
-        await self._publish(self.runtime.topics.routing_commands, envelope)
+        envelope = self._wrap(command, correlation_id=correlation_id)
+        await self.publisher.publish(self.topics.routing_commands, envelope)
         return envelope.id
 
     # --- engagement -----------------------------------------------------------------------------------------
@@ -194,8 +209,8 @@ class Intake:
         if await self.store.idea(idea_id) is None:
             raise NotFound(f"no idea with id {idea_id}")
         event = IdeaEngagement(idea_id=idea_id, kind=EngagementKind.COMMENT, person=person, text=comment.text)
-        envelope = Envelope.wrap(event, source=SOURCE, correlation_id=correlation_id)
-        await self._publish(self.runtime.topics.engagement, envelope)
+        envelope = self._wrap(event, correlation_id=correlation_id)
+        await self.publisher.publish(self.topics.engagement, envelope)
         return envelope.id
 
     async def support(self, idea_id: str, person: str, correlation_id: str | None = None) -> str | None:
@@ -206,10 +221,11 @@ class Intake:
             return None
         event = IdeaEngagement(idea_id=idea_id, kind=EngagementKind.SUPPORT, person=person)
         # One support per person: the event id is derived from (idea, person), so even a race publishes one id.
-        event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"kiruna-innovation:support:{idea_id}:{person}"))
-        envelope = Envelope.wrap(event, source=SOURCE, event_id=event_id, correlation_id=correlation_id)
+        envelope = self._wrap(
+            event, event_id=intake_id(ID_PREFIX, "support", idea_id, person), correlation_id=correlation_id
+        )
         try:
-            await self._publish(self.runtime.topics.engagement, envelope)
+            await self.publisher.publish(self.topics.engagement, envelope)
         except BaseException:
             await self.store.remove_support(idea_id, person)
             raise
@@ -220,7 +236,8 @@ class Intake:
         if await self.store.idea(idea_id) is None:
             raise NotFound(f"no idea with id {idea_id}")
         event = IdeaEngagement(idea_id=idea_id, kind=EngagementKind.FOLLOW, person=person)
-        event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"kiruna-innovation:follow:{idea_id}:{person}"))
-        envelope = Envelope.wrap(event, source=SOURCE, event_id=event_id, correlation_id=correlation_id)
-        await self._publish(self.runtime.topics.engagement, envelope)
+        envelope = self._wrap(
+            event, event_id=intake_id(ID_PREFIX, "follow", idea_id, person), correlation_id=correlation_id
+        )
+        await self.publisher.publish(self.topics.engagement, envelope)
         return envelope.id

@@ -1,32 +1,12 @@
-"""The idea lifecycle of the design, as data: which state may follow which. Pure."""
+"""Intake's refusals of a status change. The lifecycle itself (which state may follow which, which moves need a
+reason) is the platform's, defined once in :mod:`shared.lifecycle`; this module only says no, in intake's terms:
+a :class:`TransitionError` (409) or an :class:`InvalidField` (422). Pure."""
 
 from __future__ import annotations
 
 from services.intake.errors import InvalidField
 from shared.events import IdeaState as S
-
-_FORWARD: dict[S, tuple[S, ...]] = {
-    S.SUBMITTED: (S.ACKNOWLEDGED,),  # the innovation office may take an idea that routing has not placed yet
-    S.ROUTED: (S.ACKNOWLEDGED,),
-    S.ACKNOWLEDGED: (S.IN_ASSESSMENT,),
-    S.IN_ASSESSMENT: (S.ACCEPTED,),
-    S.ACCEPTED: (S.IN_PILOT, S.IMPLEMENTED),
-    S.IN_PILOT: (S.IMPLEMENTED,),
-    S.IMPLEMENTED: (S.SPREAD,),
-    S.SPREAD: (S.SPREAD,),  # taken up by yet another organisation
-    S.DECLINED: (),
-    S.MERGED: (),
-}
-TERMINAL = frozenset({S.DECLINED, S.MERGED})
-NEEDS_REASON = frozenset({S.DECLINED, S.MERGED})
-
-
-def allowed_transitions(current: S) -> tuple[S, ...]:
-    """Where an idea may go from ``current``: forward along the lifecycle, or to declined/merged from any
-    state that is not already final."""
-    if current in TERMINAL:
-        return ()
-    return (*_FORWARD[current], S.DECLINED, S.MERGED)
+from shared.lifecycle import NEEDS_REASON, allowed_transitions
 
 
 def check_transition(current: S, target: S, *, reason: str | None, merged_into: str | None, idea_id: str) -> None:

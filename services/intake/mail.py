@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from prometheus_client import Counter
+from prometheus_client import CollectorRegistry, Counter
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
@@ -48,7 +48,7 @@ class IdeaMailbox:
     """aiosmtpd handler: accepts MAIL only from the group's mail domains, RCPT only for the idea address, and
     makes each message that passes DMARC an idea."""
 
-    def __init__(self, intake: Intake, settings: IntakeSettings) -> None:
+    def __init__(self, intake: Intake, settings: IntakeSettings, *, registry: CollectorRegistry) -> None:
         self.intake = intake
         self.address = settings.idea_address.lower()
         # INTAKE_MAIL_AUTHSERV_ID: trust only Authentication-Results added by this server ("" trusts every one)
@@ -57,7 +57,7 @@ class IdeaMailbox:
             "kiruna_intake_mail_refused",
             "Mail refused at SMTP level, by reason (unavailable is the temporary 4xx; the rest are 5xx)",
             ["reason"],
-            registry=intake.runtime.metrics.registry,
+            registry=registry,
         )
         for reason in REFUSAL_REASONS:
             self.refused.labels(reason)
@@ -67,7 +67,7 @@ class IdeaMailbox:
         self.refused.labels(refusal.reason).inc()
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
         facts = {"reason": refusal.reason, "sender_domain": refusal.domain, "peer": peer, "reply": refusal.reply}
-        logger = self.intake.runtime.logger
+        logger = self.intake.logger
         log = logger.info if refusal.reason in ("recipient", "content") else logger.warning  # user's slip vs. guard
         log("mail refused", extra=facts)
         return refusal.reply
@@ -336,12 +336,15 @@ def _ascii(text: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def smtp_listener(intake: Intake, settings: IntakeSettings) -> AsyncIterator[asyncio.Server | None]:
-    """Listen for mail in the service's own event loop (so ideas go out through its broker)."""
+async def smtp_listener(
+    intake: Intake, settings: IntakeSettings, *, registry: CollectorRegistry
+) -> AsyncIterator[asyncio.Server | None]:
+    """Listen for mail in the service's own event loop (so ideas go out through its broker); refusals are counted
+    in ``registry``."""
     if not settings.smtp_enabled:
         yield None
         return
-    handler = IdeaMailbox(intake, settings)
+    handler = IdeaMailbox(intake, settings, registry=registry)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: SMTP(
@@ -353,7 +356,7 @@ async def smtp_listener(intake: Intake, settings: IntakeSettings) -> AsyncIterat
         host=settings.smtp_host,
         port=settings.smtp_port,
     )
-    intake.runtime.logger.info(
+    intake.logger.info(
         "listening for ideas by e-mail",
         extra={
             "host": settings.smtp_host,

@@ -11,7 +11,6 @@ class IntakeSettings(ServiceSettings):
 
     port: int = 8000
     group_id: str = "intake"
-    retry_after_s: int = Field(5, description="Retry-After sent with 503 when Kafka is unavailable")
     # Who may submit: people are identified by the OpenID Connect provider (OIDC_* settings, shared/oidc.py)
     anonymous_without_sign_in: bool = Field(
         True, description="Anonymous ideas from people who are not signed in (rate-limited; nothing personal kept)"

@@ -4,10 +4,10 @@ idea's state and owners."""
 from __future__ import annotations
 
 import functools
-import uuid
 
 from faststream.kafka.annotations import KafkaMessage
 
+from services.intake.domain import ID_PREFIX, intake_id
 from services.intake.errors import InvalidField
 from services.intake.following import follow
 from services.intake.handlers import Intake
@@ -34,7 +34,7 @@ def register(runtime: Runtime, intake: Intake) -> None:
         record = message.raw_message
         # The same record always yields the same idea, so a redelivery cannot create a second one.
         position = f"{record.topic}:{record.partition}:{record.offset}"
-        idea_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"kiruna-innovation:raw:{position}"))
+        idea_id = intake_id(ID_PREFIX, "raw", position)
         try:
             await intake.submit_from_topic(idea, idea_id)
         except InvalidField as exc:

@@ -24,6 +24,7 @@ from services.intake.errors import InvalidField
 from services.intake.handlers import Intake
 from services.intake.models import CommentIn, NewIdeaIn
 from services.intake.settings import IntakeSettings
+from shared.catalogue import display_name
 from shared.identity import Identity
 from shared.kafka import KafkaUnavailable
 from shared.principal import Principal
@@ -169,6 +170,7 @@ def web_router(intake: Intake, identity: Identity, settings: IntakeSettings) -> 
             sign_in_url="/auth/login?" + urlencode({"next": here}),
             csrf_token=token,
             catalogue=intake.catalogue,
+            display_name=display_name,
             values=context.pop("values", {}),
             errors=context.pop("errors", {}),
             submission_id=context.pop("submission_id", str(uuid.uuid4())),

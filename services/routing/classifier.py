@@ -114,6 +114,37 @@ class _Token:
 _EMPTY_TOKEN = _Token(True, True, (), (), (), ())
 
 
+@dataclass(frozen=True, slots=True)
+class _Scores:
+    """What a text says: per target ``(kind, id)``, the strongest contribution of each keyword term, as
+    (score, the word of the text that matched)."""
+
+    contributions: dict[tuple[int, str], dict[str, tuple[float, str]]]
+
+    def totals(self) -> dict[tuple[int, str], float]:
+        """Each target's score: the sum of its terms' contributions."""
+        return {key: sum(value for value, _ in terms.values()) for key, terms in self.contributions.items()}
+
+    def evidence(self, kind: int, target_id: str) -> str | None:
+        """The word that said most for a target, if any did."""
+        terms = self.contributions.get((kind, target_id))
+        if not terms:
+            return None
+        return max(terms.values())[1]
+
+
+@dataclass(frozen=True, slots=True)
+class _Choice:
+    """Where the scores and hints lead: the areas chosen (strongest first) and their scores, the organisations
+    chosen (none: triage), the score of every organisation and unit, and which areas named which of them."""
+
+    areas: list[str]
+    area_scores: dict[str, float]
+    organisations: set[str]
+    target_scores: dict[str, float]
+    via_area: dict[str, list[str]]
+
+
 class Router:
     """Routes ideas with one catalogue. Immutable after construction apart from an internal token cache."""
 
@@ -275,7 +306,7 @@ class Router:
                 for term, factor, unless in reading.en_hits:
                     _note(found, ("en", term, unless), field, strength * factor, token)
 
-    # -- the decision -----------------------------------------------------------------------------------------
+    # -- the decision: scoring, choice, explanation ------------------------------------------------------------
 
     def route(
         self,
@@ -300,6 +331,12 @@ class Router:
             if learned is not None:
                 return learned
 
+        scores = self._score(title, description)
+        choice = self._choose(scores, hinted_areas, hinted_targets)
+        return self._explain(choice, scores, hinted_targets, ignored)
+
+    def _score(self, title: str, description: str) -> _Scores:
+        """Scoring: what the text says about each area, unit and organisation (steps 1 and 2 above)."""
         title_tokens = tokenize(title)
         description_tokens = tokenize(description)
         use = active_languages(title_tokens + description_tokens)
@@ -322,16 +359,15 @@ class Router:
                 by_term = contributions[key]
                 if value > by_term.get(term, (0.0, ""))[0]:
                     by_term[term] = (value, surface)
-        scores = {key: sum(value for value, _ in terms.values()) for key, terms in contributions.items()}
+        return _Scores(contributions)
 
-        def evidence(kind: int, target_id: str) -> str | None:
-            terms = contributions.get((kind, target_id))
-            if not terms:
-                return None
-            return max(terms.values())[1]
+    def _choose(self, scores: _Scores, hinted_areas: list[str], hinted_targets: list[str]) -> _Choice:
+        """Choice: the areas, then the organisations and units, from the scores and the hints (steps 3 and 4);
+        no organisation chosen means triage."""
+        totals = scores.totals()
 
         # areas
-        area_scores = {key[1]: score for key, score in scores.items() if key[0] == _AREA}
+        area_scores = {key[1]: score for key, score in totals.items() if key[0] == _AREA}
         for area_id in hinted_areas:
             area_scores[area_id] = area_scores.get(area_id, 0.0) + HINT_BOOST
         top_area = max(area_scores.values(), default=0.0)
@@ -348,7 +384,7 @@ class Router:
 
         # organisations and units: direct keywords, then the responsible of every chosen specific area
         target_scores: dict[str, float] = defaultdict(float)  # "org" or "org/unit" -> score
-        for (kind, target_id), score in scores.items():
+        for (kind, target_id), score in totals.items():
             if kind in (_UNIT, _ORG):
                 target_scores[target_id] += score
         triage_keyword_score = target_scores.pop(TRIAGE_ORGANISATION, 0.0)
@@ -385,7 +421,14 @@ class Router:
                     for ref in area.responsible:
                         target_scores[ref] += area_scores[area_id]
                         chosen_orgs.add(ref.partition("/")[0])
+        return _Choice(chosen_areas, area_scores, chosen_orgs, target_scores, via_area)
 
+    def _explain(
+        self, choice: _Choice, scores: _Scores, hinted_targets: list[str], ignored: list[str]
+    ) -> RoutingDecision:
+        """Explanation: the decision with its reason, in the order of the choice (the word that decided each
+        area and target, or the submitter's hint); triage when nothing was chosen (step 6)."""
+        chosen_areas, area_scores, chosen_orgs = choice.areas, choice.area_scores, choice.organisations
         if not chosen_orgs:
             # nothing matched (or only areas that nobody answers for): the innovation office places it
             found_areas = tuple(AreaMatch(area=a, score=round(area_scores[a], 2)) for a in chosen_areas)
@@ -400,16 +443,15 @@ class Router:
                 catalogue_version=self.catalogue.version,
             )
 
-        organisations, units = self._targets(chosen_orgs, target_scores)
+        organisations, units = self._targets(chosen_orgs, choice.target_scores)
         areas = tuple(AreaMatch(area=a, score=round(area_scores[a], 2)) for a in chosen_areas)
 
-        # the reason, in the order of the decision
         segments: list[str] = []
         explained: set[str] = set()
         for area_id in chosen_areas:
-            word = evidence(_AREA, area_id)
+            word = scores.evidence(_AREA, area_id)
             source = f"'{word}'" if word else "inlämnarens förslag"
-            refs = [ref for ref in via_area.get(area_id, ()) if ref.partition("/")[0] in chosen_orgs]
+            refs = [ref for ref in choice.via_area.get(area_id, ()) if ref.partition("/")[0] in chosen_orgs]
             explained.update(refs)
             segments.append(" -> ".join([source, area_id, *([", ".join(refs)] if refs else [])]))
         for target in units:
@@ -418,8 +460,8 @@ class Router:
                 target.unit is None and target.organisation in {r.split("/")[0] for r in explained}
             ):
                 continue
-            word = evidence(_UNIT, ref) if target.unit else None
-            word = word or evidence(_ORG, target.organisation)
+            word = scores.evidence(_UNIT, ref) if target.unit else None
+            word = word or scores.evidence(_ORG, target.organisation)
             if ref in hinted_targets or target.organisation in hinted_targets:
                 segments.append(f"inlämnarens förslag -> {ref}")
             elif word:

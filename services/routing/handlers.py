@@ -4,7 +4,10 @@ and publish where each idea went, to the group's topic and to each organisation'
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from typing import Any
 
 from services.routing.classifier import Router, RoutingDecision
@@ -19,12 +22,14 @@ from shared.events import (
     RoutingTarget,
     SubmittedEvent,
     derived_event_id,
+    utc_now,
 )
-from shared.idempotency import Idempotency
-from shared.kafka import publish_event
-from shared.service import Runtime
+from shared.metrics import ServiceMetrics
+from shared.publishing import Publisher
+from shared.topics import Topics
 
 SOURCE = "/services/routing"
+SERVICE = "routing"
 
 
 def routed_event(idea: IdeaSubmitted, decision: RoutingDecision) -> IdeaRouted:
@@ -60,29 +65,43 @@ def learn(memory: FeedbackMemory, entry: dict[str, Any]) -> None:
 
 
 class RoutingHandlers:
+    """Routing's effects over narrow ports: a publisher (Kafka, acks=all), routing's store (which also remembers
+    the events handled), the router in use, the feedback memory it learns into, the topic names, the service's
+    metrics and a clock. Tests give it in-memory fakes (tests/fakes/routing.py)."""
+
     def __init__(
-        self, runtime: Runtime, router: Callable[[], Router], store: RoutingStore, memory: FeedbackMemory
+        self,
+        publisher: Publisher,
+        router: Callable[[], Router],
+        store: RoutingStore,
+        memory: FeedbackMemory,
+        *,
+        topics: Topics,
+        metrics: ServiceMetrics,
+        clock: Callable[[], datetime] = utc_now,
+        logger: logging.Logger | None = None,
     ) -> None:
-        self.runtime = runtime
+        self.publisher = publisher
         self.router = router
         self.store = store
         self.memory = memory
-        self.done = Idempotency(runtime.redis, prefix=runtime.settings.redis_prefix, scope="routing")
+        self.topics = topics
+        self.metrics = metrics
+        self.clock = clock
+        self.logger = logger or logging.getLogger(SERVICE)
         self._learned = 0
 
     async def submitted(self, event: SubmittedEvent) -> None:
         idea = event.data
-        seen, held, rerouted = await self.store.arrive(
-            idea.idea_id, idea.title, idea.description, done_key=self.done.key(event.id)
-        )
+        seen, held, rerouted = await self.store.arrive(idea.idea_id, idea.title, idea.description, event_id=event.id)
         if seen:
-            self.runtime.metrics.idempotent_skips.labels(self.runtime.service, self.runtime.topics.submitted).inc()
+            self.metrics.idempotent_skips.labels(SERVICE, self.topics.submitted).inc()
             return
         if held:
             await self._learn({**held, "title": idea.title, "description": idea.description})
         if rerouted:
             # The innovation office placed it before this submission reached routing: its decision stands.
-            self.runtime.logger.info("idea already re-routed; not routing it again", extra={"idea_id": idea.idea_id})
+            self.logger.info("idea already re-routed; not routing it again", extra={"idea_id": idea.idea_id})
         else:
             decision = self.router().route(idea.title, idea.description, idea.area_hints, idea.organisation_hints)
             envelope = Envelope.wrap(
@@ -90,9 +109,10 @@ class RoutingHandlers:
                 source=SOURCE,
                 event_id=derived_event_id(event.id, "routing.route"),
                 correlation_id=event.correlationid or event.id,
+                time=self.clock(),
             )
             await self.publish(envelope)
-            self.runtime.logger.info(
+            self.logger.info(
                 "idea routed",
                 extra={
                     "idea_id": idea.idea_id,
@@ -102,14 +122,12 @@ class RoutingHandlers:
                     "triage": decision.triage,
                 },
             )
-        await self.done.mark(event.id)
+        await self.store.mark_handled(event.id)
 
     async def reroute(self, command: RerouteCommand) -> None:
         """Replace the routing with the innovation office's, publish it, and learn from it."""
-        if await self.done.seen(command.id):
-            self.runtime.metrics.idempotent_skips.labels(
-                self.runtime.service, self.runtime.topics.routing_commands
-            ).inc()
+        if await self.store.handled(command.id):
+            self.metrics.idempotent_skips.labels(SERVICE, self.topics.routing_commands).inc()
             return
         order = command.data
         await self.store.mark_rerouted(order.idea_id)
@@ -128,14 +146,15 @@ class RoutingHandlers:
             source=SOURCE,
             event_id=derived_event_id(command.id, "routing.reroute"),
             correlation_id=command.correlationid or command.id,
+            time=self.clock(),
         )
         await self.publish(envelope)
         if text:
             await self._learn(feedback_entry(command, *text))
         else:
             await self.store.hold_feedback(order.idea_id, feedback_entry(command, "", ""))
-        await self.done.mark(command.id)
-        self.runtime.logger.info(
+        await self.store.mark_handled(command.id)
+        self.logger.info(
             "idea re-routed",
             extra={
                 "idea_id": order.idea_id,
@@ -159,14 +178,31 @@ class RoutingHandlers:
                 learn(self.memory, entry)
             self._learned = count
 
+    @contextlib.asynccontextmanager
+    async def learning(self, interval_s: float) -> AsyncIterator[None]:
+        """What was learnt before this start, then every ``interval_s`` what other replicas learn meanwhile."""
+        await self.refresh_feedback()
+
+        async def keep_learning() -> None:
+            while True:
+                await asyncio.sleep(interval_s)
+                try:
+                    await self.refresh_feedback()
+                except Exception as exc:
+                    self.logger.warning("could not refresh learned re-routes", extra={"error": repr(exc)})
+
+        refresher = asyncio.create_task(keep_learning(), name="feedback-refresh")
+        try:
+            yield
+        finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+
     async def publish(self, envelope: Envelope[IdeaRouted]) -> None:
         """To ``ideas.routed.v1`` and to ``org.<id>.ideas.v1`` of every organisation named, all acknowledged."""
-        topics = self.runtime.topics
         targets = [
-            topics.routed,
-            *dict.fromkeys(topics.organisation(t.organisation) for t in envelope.data.organisations),
+            self.topics.routed,
+            *dict.fromkeys(self.topics.organisation(t.organisation) for t in envelope.data.organisations),
         ]
-        timeout = self.runtime.settings.kafka.publish_timeout_s
-        await asyncio.gather(
-            *(publish_event(self.runtime.broker, topic, envelope, timeout_s=timeout) for topic in targets)
-        )
+        await asyncio.gather(*(self.publisher.publish(topic, envelope) for topic in targets))

@@ -1,64 +1,94 @@
-"""``python -m services.routing.rebuild``: rebuild routing's state in Redis (ideas' text, re-routes and what the
-router learnt from them) from the topics routing.commands.v1 and ideas.submitted.v1, with a progress bar."""
+"""Rebuild routing's state in Redis from Kafka: ``python -m services.routing.rebuild``.
+
+Routing keeps in Redis the text of each idea (to learn from a re-route), which ideas the innovation office
+re-routed, and what the router learnt from those re-routes. This reads routing.commands.v1 (the latest re-route of
+each idea counts), forgets those records, then reads ideas.submitted.v1 for the ideas' text, both from their
+beginning up to the end offsets found at start, with a progress bar, and learns every re-route again. The records
+of events already handled are left alone (a redelivered event still changes nothing).
+
+Records that cannot be parsed were dead-lettered when they first arrived; the rebuild counts and skips them.
+A running routing picks up what was learnt at its next refresh (``ROUTING_FEEDBACK_REFRESH_INTERVAL_S``).
+"""
 
 from __future__ import annotations
 
-import asyncio
-import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TextIO
 
 from redis.asyncio import Redis
 
 from services.routing.handlers import feedback_entry
 from services.routing.settings import RoutingSettings
 from services.routing.store import RoutingStore
-from shared.events import RerouteCommand
-from shared.replay import read_topics
+from shared.events import RerouteCommand, SubmittedEvent
+from shared.replay import read_event_batches, rebuild_command
 from shared.topics import Topics
 
 
-async def rebuild(settings: RoutingSettings) -> int:
-    """Returns how many re-routes were learnt again."""
+@dataclass
+class RebuildResult:
+    relearnt: int = 0
+    """Re-routes learnt again (those whose idea's text was found)."""
+    reroutes: int = 0
+    ideas: int = 0
+    malformed: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    def describe(self) -> str:
+        return "\n".join(
+            (
+                f"routing rebuild: {self.relearnt} re-routes learnt again ({self.reroutes} re-routed ideas, "
+                f"{self.ideas} ideas' text read); {sum(self.malformed.values())} unparseable records skipped "
+                "(they are in the .dlq topics)",
+                f"took {self.seconds:.1f} s; restart routing (or wait for its next refresh) to use them",
+            )
+        )
+
+
+async def rebuild(settings: RoutingSettings, *, progress: bool = True, stream: TextIO | None = None) -> RebuildResult:
+    started = time.monotonic()
+    result = RebuildResult()
     topics = Topics(settings.kafka.topic_prefix)
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
     store = RoutingStore(redis, settings.redis_prefix)
+    reading = {"progress": progress, "stream": stream, "malformed": result.malformed}
     try:
         reroutes: dict[str, RerouteCommand] = {}
-        async for record in read_topics(settings.kafka, [topics.routing_commands], label="re-routes"):
-            try:
-                command = RerouteCommand.parse(record.value)
-            except ValueError:
-                continue  # it went to the dead-letter topic when it was consumed
-            reroutes[command.subject] = command  # the latest re-route of an idea is the one that counts
+        commands = {topics.routing_commands: RerouteCommand}
+        async for batch in read_event_batches(settings.kafka, commands, label="re-routes", **reading):
+            for _, command in batch:
+                reroutes[command.subject] = command  # the latest re-route of an idea is the one that counts
         await store.clear()
         texts: dict[str, tuple[str, str]] = {}
-        async for record in read_topics(settings.kafka, [topics.submitted], label="ideas' text"):
-            try:
-                data = json.loads(record.value)["data"]
-                idea_id, text = data["idea_id"], (data.get("title", ""), data.get("description", ""))
-            except (ValueError, KeyError, TypeError):
-                continue  # it went to the dead-letter topic when it was consumed
-            await store.remember_text(idea_id, *text)
-            if idea_id in reroutes:
-                texts[idea_id] = text
+        submitted = {topics.submitted: SubmittedEvent}
+        async for batch in read_event_batches(settings.kafka, submitted, label="ideas' text", **reading):
+            for _, event in batch:
+                idea = event.data
+                await store.remember_text(idea.idea_id, idea.title, idea.description)
+                result.ideas += 1
+                if idea.idea_id in reroutes:
+                    texts[idea.idea_id] = (idea.title, idea.description)
         for idea_id, command in reroutes.items():
             await store.mark_rerouted(idea_id)
             if idea_id in texts:
                 await store.save_feedback(idea_id, feedback_entry(command, *texts[idea_id]))
             else:
                 await store.hold_feedback(idea_id, feedback_entry(command, "", ""))
-        return sum(1 for idea_id in reroutes if idea_id in texts)
     finally:
         await redis.aclose()
+    result.reroutes = len(reroutes)
+    result.relearnt = sum(1 for idea_id in reroutes if idea_id in texts)
+    result.seconds = time.monotonic() - started
+    return result
 
 
-def main() -> int:
-    settings = RoutingSettings()
-    learnt = asyncio.run(rebuild(settings))
-    print(
-        f"routing: {learnt} re-routes learnt again from {settings.kafka.bootstrap_servers}; restart routing "
-        f"(or wait for its next refresh) to use them"
+def main(argv: list[str] | None = None) -> int:
+    description = "Forget routing's records in Redis and learn every re-route again from the beginning of the topics."
+    return rebuild_command(
+        argv, service="routing", description=description, settings=RoutingSettings(), rebuild=rebuild
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Routing's state in Redis: the text of ideas (to learn from re-routes), which ideas were re-routed, and the
-learned feedback. All of it can be rebuilt from the topics (``python -m services.routing.rebuild``)."""
+"""Routing's state in Redis: the text of ideas (to learn from re-routes), which ideas were re-routed, the
+learned feedback, and which events were handled (keyed by event id). All but the last can be rebuilt from the
+topics (``python -m services.routing.rebuild``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from shared.idempotency import Idempotency
 from shared.redis_keys import delete_matching
 
 
@@ -16,6 +18,7 @@ class RoutingStore:
     def __init__(self, redis: Redis, prefix: str) -> None:
         self.redis = redis
         self.prefix = f"{prefix}:routing"
+        self.done = Idempotency(redis, prefix=prefix, scope="routing")
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -24,18 +27,25 @@ class RoutingStore:
         await self.redis.hset(self._key("idea", idea_id), mapping={"title": title, "description": description})
 
     async def arrive(
-        self, idea_id: str, title: str, description: str, *, done_key: str
+        self, idea_id: str, title: str, description: str, *, event_id: str
     ) -> tuple[bool, dict[str, Any] | None, bool]:
         """A submission arrives, in one round trip (shared with other events'): remember its text, and tell
-        whether it was already handled (``done_key`` exists), the re-route held for it, and whether the
+        whether its event ``event_id`` was already handled, the re-route held for it, and whether the
         innovation office re-routed it."""
         done, _, held, rerouted = await asyncio.gather(
-            self.redis.exists(done_key),
+            self.redis.exists(self.done.key(event_id)),
             self.redis.hset(self._key("idea", idea_id), mapping={"title": title, "description": description}),
             self.redis.hget(self._key("pending-feedback"), idea_id),
             self.redis.hexists(self._key("idea", idea_id), "rerouted"),
         )
         return bool(done), json.loads(held) if held else None, bool(rerouted)
+
+    async def handled(self, event_id: str) -> bool:
+        """Whether the event was handled already (a redelivery)."""
+        return await self.done.seen(event_id)
+
+    async def mark_handled(self, event_id: str) -> None:
+        await self.done.mark(event_id)
 
     async def text(self, idea_id: str) -> tuple[str, str] | None:
         fields = await self.redis.hgetall(self._key("idea", idea_id))

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.analytics.app import create_app
-from services.analytics.replay import replay
+from services.analytics.rebuild import rebuild
 from services.analytics.settings import AnalyticsSettings
 from shared.events import (
     AreaMatch,
@@ -343,7 +343,7 @@ async def test_replay_after_wiping_redis_restores_identical_answers(service_sett
         assert (await client.get(f"/api/v1/ideas/{I1}")).status_code == 404
         assert (await client.get("/api/v1/stats/overview")).json()["ideas"] == 0
 
-        result = await replay(settings, progress=False)
+        result = await rebuild(settings, progress=False)
         assert sum(result.events.values()) == len(script)
         assert result.duplicates == 2 and sum(result.malformed.values()) == 1
         assert result.ideas == 5

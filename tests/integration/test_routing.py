@@ -161,7 +161,7 @@ async def test_what_routing_learnt_is_rebuilt_from_the_topics(service_settings, 
     async with raw_producer(kafka_settings) as producer:
         await producer.send_and_wait(topics.submitted, idea.to_bytes(), key=idea.subject.encode())
         await producer.send_and_wait(topics.routing_commands, order.to_bytes(), key=idea.subject.encode())
-    assert await rebuild(settings) == 1
+    assert (await rebuild(settings)).relearnt == 1
     assert "re-routes" in capsys.readouterr().err  # the progress bar
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
     try:

@@ -1,4 +1,5 @@
-"""Intake's door without Kafka: bad input is refused naming the field; nothing reaches the broker."""
+"""Intake's door without Kafka: bad input is refused naming the field; nothing reaches the broker. The factory app
+runs on an in-memory store (tests/fakes/intake.py), so these need neither Kafka nor Redis."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from services.intake.app import create_app
 from services.intake.domain import detect_language, submitted_event
 from services.intake.models import IdeaIn
 from services.intake.settings import IntakeSettings
+from tests.fakes.intake import FakeIntakeStore
 
 
 @pytest.fixture
 async def intake():
-    app = create_app(IntakeSettings())  # lifespan not started: no Kafka connection is attempted
+    # lifespan not started: no Kafka connection is attempted, and the store is in memory
+    app = create_app(IntakeSettings(), store=FakeIntakeStore())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         yield client
 

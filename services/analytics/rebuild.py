@@ -1,11 +1,11 @@
-"""Rebuild analytics' projections from Kafka: ``python -m services.analytics.replay``.
+"""Rebuild analytics' projections from Kafka: ``python -m services.analytics.rebuild``.
 
 Wipes every analytics key under the Redis prefix, reads every projected topic from its beginning up to the end
 offsets it finds at start (events that arrive later are the running service's business), adds each event to its
 idea's timeline exactly as the live subscribers do, then recomputes every idea's projection once. Prints the counts
 and exits. Safe to run while the service runs: both write the same idempotent entries.
 
-Records that cannot be parsed were dead-lettered when they first arrived; the replay counts and skips them.
+Records that cannot be parsed were dead-lettered when they first arrived; the rebuild counts and skips them.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from shared.topics import Topics
 
 
 @dataclass
-class ReplayResult:
+class RebuildResult:
     wiped_keys: int = 0
     events: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
@@ -51,11 +51,11 @@ class ReplayResult:
         return "\n".join(lines)
 
 
-async def replay(settings: AnalyticsSettings, *, progress: bool = True, stream: TextIO | None = None) -> ReplayResult:
-    """Wipe and rebuild the projections from the beginning of every topic; the whole replay in-process."""
+async def rebuild(settings: AnalyticsSettings, *, progress: bool = True, stream: TextIO | None = None) -> RebuildResult:
+    """Wipe and rebuild the projections from the beginning of every topic; the whole rebuild in-process."""
     stream = stream or sys.stderr
     started = time.monotonic()
-    result = ReplayResult()
+    result = RebuildResult()
     models = projected_topics(Topics(settings.kafka.topic_prefix))
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
     store = ProjectionStore(redis, settings.redis_prefix)
@@ -88,7 +88,7 @@ async def replay(settings: AnalyticsSettings, *, progress: bool = True, stream: 
 def main(argv: list[str] | None = None) -> int:
     description = "Wipe analytics' Redis keys and rebuild them from the beginning of every topic."
     return rebuild_command(
-        argv, service="analytics", description=description, settings=AnalyticsSettings(), rebuild=replay
+        argv, service="analytics", description=description, settings=AnalyticsSettings(), rebuild=rebuild
     )
 
 

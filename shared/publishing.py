@@ -1,0 +1,36 @@
+"""The publisher port: what a handler needs to record an event, and nothing else. ``KafkaPublisher`` is the real
+one (the service's broker, acks=all); tests give handlers an in-memory fake with the same ``publish``."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+from faststream.kafka import KafkaBroker
+
+from shared.events import Envelope
+from shared.kafka import KafkaUnavailable, publish_event
+
+
+class Publisher(Protocol):
+    async def publish(self, topic: str, envelope: Envelope[Any]) -> None:
+        """Return once the event is stored; raise :class:`shared.kafka.KafkaUnavailable` when it is not."""
+        ...
+
+
+class KafkaPublisher:
+    """Publishes through the service's broker and waits for Kafka's acknowledgement (``publish_event``).
+
+    Given ``connected`` (the runtime's ``kafka_connected``), it refuses at once while the broker is not connected
+    yet, as a front door must (an HTTP request would otherwise wait for a broker that is still starting).
+    Subscribers' handlers need no such check: they only run once the broker is started."""
+
+    def __init__(self, broker: KafkaBroker, *, timeout_s: float, connected: asyncio.Event | None = None) -> None:
+        self.broker = broker
+        self.timeout_s = timeout_s
+        self.connected = connected
+
+    async def publish(self, topic: str, envelope: Envelope[Any]) -> None:
+        if self.connected is not None and not self.connected.is_set():
+            raise KafkaUnavailable("not connected to Kafka yet")
+        await publish_event(self.broker, topic, envelope, timeout_s=self.timeout_s)

@@ -1,0 +1,333 @@
+"""Intake's use cases on in-memory fakes (tests/fakes/intake.py): every decision without Kafka or Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from services.intake.errors import Conflict, Forbidden, InvalidField, NotFound
+from services.intake.following import follow
+from services.intake.handlers import Intake
+from services.intake.lifecycle import TransitionError
+from services.intake.models import CommentIn, IdeaIn, RerouteIn, StatusChangeIn
+from services.intake.store import IdempotencyMismatch, iso
+from shared.catalogue import load_catalogue
+from shared.events import EngagementKind, Envelope, IdeaRouted, IdeaState, RoutingTarget
+from shared.kafka import KafkaUnavailable
+from shared.principal import Principal, Role
+from shared.topics import Topics
+from tests.fakes.intake import FakeIntakeStore, FakePublisher, FixedClock
+
+TOPICS = Topics()
+IDEA = IdeaIn(title="Fjärrvärme till badhuset", description="Anslut badhuset till fjärrvärmen", anonymous=True)
+ERIK = Principal(
+    id="erik", email="erik@tekniskaverken.se", organisation="tekniska-verken", roles=frozenset({Role.OFFICER})
+)
+SARA = Principal(id="sara", email="sara@kiruna.se", organisation="kiruna-kommun", roles=frozenset({Role.OFFICER}))
+ANNA = Principal(id="anna", email="anna@kiruna.se", organisation="kiruna-kommun", roles=frozenset({Role.EMPLOYEE}))
+OFFICE = Principal(id="office", email="office@kiruna.se", roles=frozenset({Role.INNOVATION_OFFICE}))
+ADMIN = Principal(id="admin", roles=frozenset({Role.ADMIN}))
+
+
+class Fakes:
+    def __init__(self) -> None:
+        self.publisher = FakePublisher()
+        self.store = FakeIntakeStore()
+        self.clock = FixedClock()
+        self.intake = Intake(
+            self.publisher,
+            self.store,
+            load_catalogue(),
+            topics=TOPICS,
+            public_base_url="http://status.test",
+            idempotency_ttl_s=3600,
+            clock=self.clock,
+        )
+
+    async def routed_idea(self, *organisations: str, state: IdeaState | None = None) -> str:
+        """An idea intake knows, routed to ``organisations`` (as the followed topics tell it), in ``state``."""
+        idea_id = (await self.intake.submit(IDEA)).idea_id
+        routed = IdeaRouted(
+            idea_id=idea_id,
+            title=IDEA.title,
+            organisations=tuple(RoutingTarget(organisation=org) for org in organisations),
+            reason="test",
+            catalogue_version="v",
+        )
+        self.clock.advance(seconds=1)
+        await follow(self.store, Envelope.wrap(routed, source="/tests", time=self.clock()))
+        if state is not None:
+            await self.store.record_state(idea_id, state, iso(self.clock()))
+        return idea_id
+
+
+@pytest.fixture
+def fakes() -> Fakes:
+    return Fakes()
+
+
+def uuid5(name: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, name))
+
+
+# --- new ideas ------------------------------------------------------------------------------------------------
+
+
+async def test_a_new_idea_is_published_then_known_and_answered_with_its_status_url(fakes):
+    accepted = await fakes.intake.submit(IDEA, correlation_id="c-1")
+    [event] = fakes.publisher.on(TOPICS.submitted)
+    assert event.subject == accepted.idea_id and event.id == accepted.event_id and event.correlationid == "c-1"
+    assert event.data.title == IDEA.title and event.data.language == "sv" and event.time == fakes.clock.now
+    assert accepted.status_url == f"http://status.test/ideas/{accepted.idea_id}"
+    assert (await fakes.store.idea(accepted.idea_id)).state is IdeaState.SUBMITTED
+
+
+async def test_hints_outside_the_catalogue_are_refused_and_nothing_is_published(fakes):
+    with pytest.raises(InvalidField) as refused:
+        await fakes.intake.submit(IDEA.model_copy(update={"area_hints": ["boende", "no-such-area"]}))
+    assert refused.value.field == "area_hints.1"
+    with pytest.raises(InvalidField) as refused:
+        await fakes.intake.submit(IDEA.model_copy(update={"organisation_hints": ["no-such-org"]}))
+    assert refused.value.field == "organisation_hints.0"
+    assert fakes.publisher.count == 0
+
+
+async def test_without_kafka_a_new_idea_is_not_recorded(fakes):
+    fakes.publisher.unavailable = True
+    with pytest.raises(KafkaUnavailable):
+        await fakes.intake.submit(IDEA)
+    assert fakes.store.ideas == {}
+
+
+async def test_the_same_idempotency_key_gives_the_same_answer_and_one_event(fakes):
+    first = await fakes.intake.submit(IDEA, idempotency_key="key-12345")
+    again = await fakes.intake.submit(IDEA, idempotency_key="key-12345")
+    assert again == first and len(fakes.publisher.on(TOPICS.submitted)) == 1
+    # the ids histories hold: the key names the idea, the idea names its event
+    assert first.idea_id == uuid5("kiruna-innovation:idempotency:key-12345")
+    assert first.event_id == uuid5(f"{first.idea_id}:submitted")
+    assert fakes.store.ttls["key-12345"] == 3600
+
+
+async def test_concurrent_requests_with_one_key_publish_once(fakes):
+    answers = await asyncio.gather(*(fakes.intake.submit(IDEA, idempotency_key="key-race-1") for _ in range(3)))
+    assert len({a.idea_id for a in answers}) == 1 and len(fakes.publisher.on(TOPICS.submitted)) == 1
+
+
+async def test_a_key_used_with_a_different_body_is_refused(fakes):
+    await fakes.intake.submit(IDEA, idempotency_key="key-12345")
+    with pytest.raises(IdempotencyMismatch):
+        await fakes.intake.submit(IDEA.model_copy(update={"title": "Något annat"}), idempotency_key="key-12345")
+    assert len(fakes.publisher.on(TOPICS.submitted)) == 1
+
+
+async def test_a_key_whose_first_attempt_failed_may_be_retried_and_names_the_same_idea(fakes):
+    fakes.publisher.unavailable = True
+    with pytest.raises(KafkaUnavailable):
+        await fakes.intake.submit(IDEA, idempotency_key="key-12345")
+    assert fakes.store.idempotency == {}  # released
+    fakes.publisher.unavailable = False
+    accepted = await fakes.intake.submit(IDEA, idempotency_key="key-12345")
+    assert accepted.idea_id == uuid5("kiruna-innovation:idempotency:key-12345")
+
+
+async def test_an_idea_from_the_raw_topic_keeps_its_given_id_and_says_it_came_by_kafka(fakes):
+    accepted = await fakes.intake.submit_from_topic(IDEA, "raw-idea-1")
+    [event] = fakes.publisher.on(TOPICS.submitted)
+    assert event.subject == "raw-idea-1" and event.id == uuid5("raw-idea-1:submitted") == accepted.event_id
+    assert event.data.channel == "kafka"
+    await fakes.intake.submit_from_topic(IDEA.model_copy(update={"channel": "app"}), "raw-idea-2")
+    assert fakes.publisher.on(TOPICS.submitted)[-1].data.channel == "app"
+
+
+# --- status changes -------------------------------------------------------------------------------------------
+
+
+async def test_an_officer_of_the_owning_organisation_moves_the_idea_on(fakes):
+    idea_id = await fakes.routed_idea("tekniska-verken")
+    event_id = await fakes.intake.change_status(ERIK, idea_id, StatusChangeIn(to_state="acknowledged"), "c-2")
+    [event] = fakes.publisher.on(TOPICS.status_changed)
+    assert event.id == event_id and event.correlationid == "c-2"
+    change = event.data
+    assert (change.from_state, change.to_state) == (IdeaState.ROUTED, IdeaState.ACKNOWLEDGED)
+    assert (change.changed_by, change.organisation) == ("erik", "tekniska-verken")
+    assert (await fakes.store.idea(idea_id)).state is IdeaState.ACKNOWLEDGED
+
+
+async def test_a_move_the_lifecycle_does_not_allow_is_refused_listing_what_is(fakes):
+    idea_id = await fakes.routed_idea("tekniska-verken")
+    with pytest.raises(TransitionError) as refused:
+        await fakes.intake.change_status(ERIK, idea_id, StatusChangeIn(to_state="implemented"))
+    assert refused.value.current is IdeaState.ROUTED
+    assert [s.value for s in refused.value.allowed] == ["acknowledged", "declined", "merged"]
+    closed = await fakes.routed_idea("tekniska-verken", state=IdeaState.DECLINED)
+    with pytest.raises(TransitionError) as refused:
+        await fakes.intake.change_status(ERIK, closed, StatusChangeIn(to_state="acknowledged"))
+    assert refused.value.allowed == () and "none (the idea is closed)" in str(refused.value)
+    assert fakes.publisher.on(TOPICS.status_changed) == []
+
+
+async def test_declining_needs_a_reason(fakes):
+    idea_id = await fakes.routed_idea("tekniska-verken")
+    with pytest.raises(InvalidField) as refused:
+        await fakes.intake.change_status(ERIK, idea_id, StatusChangeIn(to_state="declined", reason="  "))
+    assert refused.value.field == "reason"
+    await fakes.intake.change_status(ERIK, idea_id, StatusChangeIn(to_state="declined", reason="Finns redan"))
+    assert fakes.publisher.on(TOPICS.status_changed)[0].data.reason == "Finns redan"
+
+
+async def test_merging_names_another_known_idea(fakes):
+    idea_id = await fakes.routed_idea("tekniska-verken")
+    other = await fakes.routed_idea("kiruna-kommun")
+    for merged_into, message in (
+        (None, "required when moving an idea to merged"),
+        (idea_id, "cannot be merged into itself"),
+        (str(uuid.uuid4()), "no idea with id"),
+    ):
+        change = StatusChangeIn(to_state="merged", reason="Dubblett", merged_into=merged_into)
+        with pytest.raises(InvalidField, match=message) as refused:
+            await fakes.intake.change_status(ERIK, idea_id, change)
+        assert refused.value.field == "merged_into"
+    change = StatusChangeIn(to_state="merged", reason="Dubblett", merged_into=other)
+    await fakes.intake.change_status(ERIK, idea_id, change)
+    assert fakes.publisher.on(TOPICS.status_changed)[0].data.merged_into == other
+
+
+async def test_two_officers_at_once_one_wins_and_the_other_is_told_of_the_conflict(fakes):
+    idea_id = await fakes.routed_idea("tekniska-verken")
+    other_erik = Principal(id="erik2", organisation="tekniska-verken", roles=frozenset({Role.OFFICER}))
+    outcomes = await asyncio.gather(
+        fakes.intake.change_status(ERIK, idea_id, StatusChangeIn(to_state="acknowledged")),
+        fakes.intake.change_status(other_erik, idea_id, StatusChangeIn(to_state="acknowledged")),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(o, Conflict) for o in outcomes) == 1 and sum(isinstance(o, str) for o in outcomes) == 1
+    assert len(fakes.publisher.on(TOPICS.status_changed)) == 1
+
+
+async def test_without_kafka_a_status_change_is_undone(fakes):
+    idea_id = await fakes.routed_idea("tekniska-verken")
+    fakes.publisher.unavailable = True
+    with pytest.raises(KafkaUnavailable):
+        await fakes.intake.change_status(ERIK, idea_id, StatusChangeIn(to_state="acknowledged"))
+    assert (await fakes.store.idea(idea_id)).state is IdeaState.ROUTED
+
+
+async def test_who_may_move_an_idea(fakes):
+    idea_id = await fakes.routed_idea("tekniska-verken")
+    with pytest.raises(Forbidden, match="needs the role officer \\(of tekniska-verken\\)"):
+        await fakes.intake.change_status(ANNA, idea_id, StatusChangeIn(to_state="acknowledged"))
+    with pytest.raises(Forbidden, match="routed to tekniska-verken; an officer of kiruna-kommun may not"):
+        await fakes.intake.change_status(SARA, idea_id, StatusChangeIn(to_state="acknowledged"))
+    with pytest.raises(NotFound):
+        await fakes.intake.change_status(ERIK, str(uuid.uuid4()), StatusChangeIn(to_state="acknowledged"))
+    await fakes.intake.change_status(OFFICE, idea_id, StatusChangeIn(to_state="acknowledged"))  # group-wide
+    await fakes.intake.change_status(ADMIN, idea_id, StatusChangeIn(to_state="in-assessment"))
+    unrouted = (await fakes.intake.submit(IDEA)).idea_id
+    with pytest.raises(Forbidden, match="no organisation yet"):
+        await fakes.intake.change_status(ERIK, unrouted, StatusChangeIn(to_state="acknowledged"))
+    await fakes.intake.change_status(OFFICE, unrouted, StatusChangeIn(to_state="acknowledged"))  # triage
+
+
+# --- engagement -----------------------------------------------------------------------------------------------
+
+
+async def test_a_person_supports_an_idea_once(fakes):
+    idea_id = await fakes.routed_idea("tekniska-verken")
+    event_id = await fakes.intake.support(idea_id, "anna@kiruna.se", "c-3")
+    assert event_id == uuid5(f"kiruna-innovation:support:{idea_id}:anna@kiruna.se")
+    assert await fakes.intake.support(idea_id, "anna@kiruna.se") is None
+    [event] = fakes.publisher.on(TOPICS.engagement)
+    assert (event.id, event.data.kind, event.data.person) == (event_id, EngagementKind.SUPPORT, "anna@kiruna.se")
+    assert await fakes.intake.support(idea_id, "sara@kiruna.se") not in (None, event_id)
+
+
+async def test_supports_racing_publish_one_event_id(fakes):
+    idea_id = await fakes.routed_idea("tekniska-verken")
+    answers = await asyncio.gather(*(fakes.intake.support(idea_id, "anna@kiruna.se") for _ in range(3)))
+    [published] = fakes.publisher.on(TOPICS.engagement)
+    assert answers.count(None) == 2 and [a for a in answers if a] == [published.id]
+
+
+async def test_a_support_that_could_not_be_published_may_be_given_again(fakes):
+    idea_id = await fakes.routed_idea("tekniska-verken")
+    fakes.publisher.unavailable = True
+    with pytest.raises(KafkaUnavailable):
+        await fakes.intake.support(idea_id, "anna@kiruna.se")
+    fakes.publisher.unavailable = False
+    assert await fakes.intake.support(idea_id, "anna@kiruna.se") == uuid5(
+        f"kiruna-innovation:support:{idea_id}:anna@kiruna.se"
+    )
+
+
+async def test_following_twice_is_one_event_id(fakes):
+    idea_id = await fakes.routed_idea("tekniska-verken")
+    first = await fakes.intake.follow(idea_id, "anna@kiruna.se")
+    assert await fakes.intake.follow(idea_id, "anna@kiruna.se") == first
+    assert first == uuid5(f"kiruna-innovation:follow:{idea_id}:anna@kiruna.se")
+    assert {e.data.kind for e in fakes.publisher.on(TOPICS.engagement)} == {EngagementKind.FOLLOW}
+
+
+async def test_a_comment_is_published_as_the_persons(fakes):
+    idea_id = await fakes.routed_idea("tekniska-verken")
+    event_id = await fakes.intake.comment(idea_id, "anna@kiruna.se", CommentIn(text="Bra idé!"))
+    [event] = fakes.publisher.on(TOPICS.engagement)
+    assert (event.id, event.data.kind, event.data.text) == (event_id, EngagementKind.COMMENT, "Bra idé!")
+
+
+async def test_engagement_with_an_unknown_idea_is_not_found(fakes):
+    unknown = str(uuid.uuid4())
+    for attempt in (
+        fakes.intake.comment(unknown, "anna@kiruna.se", CommentIn(text="Hej")),
+        fakes.intake.support(unknown, "anna@kiruna.se"),
+        fakes.intake.follow(unknown, "anna@kiruna.se"),
+    ):
+        with pytest.raises(NotFound):
+            await attempt
+    assert fakes.publisher.count == 0
+
+
+# --- re-routes ------------------------------------------------------------------------------------------------
+
+
+def reroute_in(*targets: dict, areas: tuple[str, ...] = ()) -> RerouteIn:
+    return RerouteIn(organisations=list(targets), areas=list(areas), reason="Hör hemma där")
+
+
+async def test_only_the_innovation_office_and_admins_reroute(fakes):
+    idea_id = await fakes.routed_idea("tekniska-verken")
+    request = reroute_in({"organisation": "kiruna-kommun", "unit": "socialtjanst"}, areas=("valfard-och-omsorg",))
+    for who in (ANNA, ERIK):
+        with pytest.raises(Forbidden, match="innovation-office or admin"):
+            await fakes.intake.reroute(who, idea_id, request)
+    event_id = await fakes.intake.reroute(OFFICE, idea_id, request, "c-4")
+    [command] = fakes.publisher.on(TOPICS.routing_commands)
+    assert command.id == event_id and command.correlationid == "c-4" and command.data.requested_by == "office"
+    assert [(t.organisation, t.unit) for t in command.data.organisations] == [("kiruna-kommun", "socialtjanst")]
+    assert [a.area for a in command.data.areas] == ["valfard-och-omsorg"]
+    await fakes.intake.reroute(ADMIN, idea_id, request)
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (reroute_in({"organisation": "no-such-org"}), "organisations.0.organisation"),
+        (
+            reroute_in({"organisation": "kiruna-kommun"}, {"organisation": "tekniska-verken", "unit": "boende"}),
+            "organisations.1.unit",
+        ),
+        (reroute_in({"organisation": "kiruna-kommun"}, areas=("boende", "no-such-area")), "areas.1"),
+    ],
+)
+async def test_a_reroute_outside_the_catalogue_is_refused(fakes, request_, field):
+    idea_id = await fakes.routed_idea("tekniska-verken")
+    with pytest.raises(InvalidField) as refused:
+        await fakes.intake.reroute(OFFICE, idea_id, request_)
+    assert refused.value.field == field and fakes.publisher.on(TOPICS.routing_commands) == []
+
+
+async def test_a_reroute_of_an_unknown_idea_is_not_found(fakes):
+    with pytest.raises(NotFound):
+        await fakes.intake.reroute(OFFICE, str(uuid.uuid4()), reroute_in({"organisation": "kiruna-kommun"}))
