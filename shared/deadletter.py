@@ -106,10 +106,20 @@ class DeadLetters:
             },
         )
 
-    async def dead_letter_value(self, topic: str, value: bytes, key: bytes | None, exc: BaseException) -> None:
-        """Dead-letter an event of ``topic`` that no longer has its record (one that waited in Redis): rejected."""
-        await self._send(topic, value, key, {}, exc, "rejected")
-        self.logger.error("event dead-lettered", extra={"topic": topic, "reason": "rejected", "error": str(exc)[:300]})
+    async def dead_letter_value(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None,
+        exc: BaseException,
+        *,
+        reason: str = "rejected",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Dead-letter what is not a consumed record (an event that waited in Redis: ``rejected``; a delivery given
+        up: ``delivery-failed``) on ``<topic>.dlq``, with the platform's headers on top of ``headers``."""
+        await self._send(topic, value, key, dict(headers or {}), exc, reason)
+        self.logger.error("event dead-lettered", extra={"topic": topic, "reason": reason, "error": str(exc)[:300]})
 
     async def _send(
         self, topic: str, value: bytes, key: bytes | None, headers: dict[str, str], exc: BaseException, reason: str

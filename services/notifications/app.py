@@ -1,51 +1,70 @@
 """Notifications: everyone hears what happens to an idea, exactly once.
 
-HTTP (port 8002): a signed-in person's own in-app feed and its live stream (server-sent events), their
-preferences, their pages (``/my/feed``, ``/my/preferences``), the one-click unsubscribe link of every e-mail, and
-the administrators' endpoint that sends a day's digests (services/notifications/people.py and pages.py).
+The factory: it wires the service from its settings and holds no use case. The subscriptions are in
+subscribers.py, the effects in handlers.py (events that wait for their submission: waiting.py), e-mail and webhooks
+in delivery/, and the HTTP side (port 8002) in people.py (a person's feed, its live stream, preferences, the
+unsubscribe link, the administrators' digests) and pages.py (``/my/feed``, ``/my/preferences``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
-from collections.abc import AsyncIterator
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 
-from services.notifications.delivery import (
-    DeliveryQueue,
-    DeliveryWorker,
-    Mailer,
-    NotificationMetrics,
-    Reporter,
-    WebhookPoster,
-)
-from services.notifications.handlers import NotificationHandlers
+from services.notifications.delivery.model import DeliveryMetrics
+from services.notifications.delivery.outcomes import Reporter
+from services.notifications.delivery.queue import DeliveryQueue
+from services.notifications.delivery.senders import Mailer, WebhookPoster
+from services.notifications.delivery.worker import DeliveryWorker
+from services.notifications.handlers import NotificationHandlers, periodically
 from services.notifications.pages import page_router
 from services.notifications.people import PersonPreferences, digest_router, people_router
 from services.notifications.rendering import Renderer
 from services.notifications.settings import NotificationsSettings
 from services.notifications.store import NotificationStore
 from services.notifications.subscribers import register
+from services.notifications.tasks import in_background
+from services.notifications.waiting import RedisWaitingRoom, Waiting, WaitingMetrics, watching
 from shared.asyncapi import declare_publication
-from shared.events import NotificationSent, PreferencesChanged
+from shared.events import NotificationSent, PreferencesChanged, utc_now
+from shared.idempotency import Idempotency
 from shared.live_catalogue import LiveCatalogue
+from shared.publishing import KafkaPublisher
 from shared.service import Runtime, service_app
 
 
 def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     settings = settings or NotificationsSettings()
     runtime = Runtime.create("notifications", settings)
+    topics = runtime.topics
     live_catalogue = LiveCatalogue(runtime, settings.catalogue_path)
-    metrics = NotificationMetrics.create(runtime.metrics.registry)
+    publisher = KafkaPublisher(runtime.broker, timeout_s=settings.kafka.publish_timeout_s)
+    metrics = DeliveryMetrics.create(runtime.metrics.registry)
+    waiting_metrics = WaitingMetrics.create(runtime.metrics.registry)
     store = NotificationStore(runtime.redis, settings.redis_prefix, settings.feed_length)
+    room = RedisWaitingRoom(runtime.redis, settings.redis_prefix)
     queue = DeliveryQueue(runtime.redis, settings.redis_prefix)
-    reporter = Reporter(runtime, metrics)
-    renderer = Renderer(settings.templates_dir)
-    handlers = NotificationHandlers(runtime, store, queue, reporter, renderer, live_catalogue.current)
+    reporter = Reporter(
+        publisher,
+        sent_topic=topics.notifications_sent,
+        dead_letter_topic=topics.notifications_dlq,
+        dead_letters=runtime.dead_letters,
+        metrics=metrics,
+        publish_timeout_s=settings.kafka.publish_timeout_s,
+    )
+    handlers = NotificationHandlers(
+        store=store,
+        waiting=Waiting.of_idea_events(room, runtime.dead_letters, topics),
+        deliveries=queue,
+        outcomes=reporter,
+        renderer=Renderer(settings.templates_dir),
+        catalogue=live_catalogue.current,
+        settings=settings,
+        done=Idempotency(runtime.redis, prefix=settings.redis_prefix, scope="notifications"),
+        clock=utc_now,
+        repeats=runtime.metrics.idempotent_skips,
+    )
     live_catalogue.keep_current(handlers)
     worker = DeliveryWorker(
         queue=queue,
@@ -58,93 +77,56 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     register(runtime, handlers)
     declare_publication(
         runtime.broker,
-        runtime.topics.notifications_sent,
+        topics.notifications_sent,
         NotificationSent,
         title="notifications.publishes.sent",
         description="Every notification's outcome (delivered, failed, skipped) per recipient and channel",
     )
     declare_publication(
         runtime.broker,
-        runtime.topics.preferences,
+        topics.preferences,
         PreferencesChanged,
         title="notifications.publishes.preferences",
         description="A person's new preferences, whole (the last event of a person is their preferences)",
     )
-
-    @contextlib.asynccontextmanager
-    async def background() -> AsyncIterator[None]:
-        tasks = [
-            asyncio.create_task(worker.run(runtime.kafka_connected), name="notifications-deliveries"),
-            asyncio.create_task(periodic(runtime, handlers, settings), name="notifications-periodic"),
-            asyncio.create_task(watch_waiting(runtime, store, metrics), name="notifications-waiting"),
-        ]
-        try:
-            yield
-        finally:
-            worker.stopping.set()
-            await stop(tasks)
-            await worker.stop()
 
     app = service_app(
         runtime,
         title="Kiruna innovation platform: notifications",
         description="Tells submitters, officers, followers and subscribers what happens to ideas: in-app, "
         "e-mail and webhooks, once per event and person.",
-        background=[lambda: live_catalogue.watching(settings.catalogue_check_interval_s), background],
+        background=[
+            lambda: live_catalogue.watching(settings.catalogue_check_interval_s),
+            lambda: worker.running(runtime.kafka_connected),
+            lambda: in_background(
+                "notifications-periodic",
+                lambda: periodically(
+                    handlers, runtime.kafka_connected, settings.deadline_check_interval_s, runtime.logger
+                ),
+            ),
+            lambda: watching(room, waiting_metrics, runtime.ops.consumer_lag_interval_s, runtime.logger),
+        ],
     )
     app.state.handlers = handlers
     app.state.worker = worker
     app.state.queue = queue
+    app.state.waiting_room = room
 
     identity = app.state.identity
-    preferences = PersonPreferences(
-        store,
-        runtime.broker,
-        runtime.topics.preferences,
-        lambda: live_catalogue.current,
-        publish_timeout_s=settings.kafka.publish_timeout_s,
-    )
+    preferences = PersonPreferences(store, publisher, topics.preferences, lambda: live_catalogue.current)
     zone = ZoneInfo(settings.timezone)
+    retry_after_s = settings.retry_after_s
     app.include_router(
-        people_router(identity, store, preferences, unsubscribe_secret=settings.unsubscribe_secret.get_secret_value())
+        people_router(
+            identity,
+            store,
+            preferences,
+            unsubscribe_secret=settings.unsubscribe_secret.get_secret_value(),
+            retry_after_s=retry_after_s,
+        )
     )
     app.include_router(digest_router(identity, handlers, zone))
-    app.include_router(page_router(identity, store, preferences, lambda: live_catalogue.current, zone))
+    app.include_router(
+        page_router(identity, store, preferences, lambda: live_catalogue.current, zone, retry_after_s=retry_after_s)
+    )
     return app
-
-
-async def periodic(runtime: Runtime, handlers: NotificationHandlers, settings: NotificationsSettings) -> None:
-    """Response-time targets and daily digests, checked on a timer. Both are idempotent: running them twice, or
-    in two replicas at once, sends nothing twice."""
-    await runtime.kafka_connected.wait()
-    while True:
-        for name, task in (("deadlines", handlers.check_deadlines), ("digest", handlers.send_due_digest)):
-            try:
-                await task()
-            except Exception as exc:  # Redis or Kafka away for a moment: try again next round
-                runtime.logger.warning("periodic task failed", extra={"task": name, "error": repr(exc)})
-        await asyncio.sleep(settings.deadline_check_interval_s)
-
-
-async def watch_waiting(runtime: Runtime, store: NotificationStore, metrics: NotificationMetrics) -> None:
-    """Measure the events that wait for their idea's submission: normally for a moment; for long only if the
-    submission never reached notifications (dead-lettered, or lost upstream), which an operator must see."""
-    while True:
-        try:
-            count, since = await store.waiting_ideas()
-            metrics.waiting_ideas.set(count)
-            metrics.oldest_wait.set(max(0.0, time.time() - since) if since is not None else 0.0)
-        except Exception as exc:  # Redis away for a moment: measured again next round
-            runtime.logger.warning("could not measure the waiting events", extra={"error": repr(exc)})
-        await asyncio.sleep(runtime.ops.consumer_lag_interval_s)
-
-
-async def stop(tasks: list[asyncio.Task]) -> None:
-    """Cancel the tasks and wait until they have ended. The cancel is repeated: a cancel that lands while redis-py
-    reconnects can be turned into a timeout and retried away, and then the task would run on for ever."""
-    for task in tasks:
-        for _ in range(50):
-            task.cancel()
-            await asyncio.wait({task}, timeout=0.2)
-            if task.done():
-                break

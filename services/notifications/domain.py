@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 
-from shared.catalogue import TRIAGE_ORGANISATION, Catalogue, Officer
+from shared.catalogue import TRIAGE_ORGANISATION, Catalogue, Officer, display_name
 from shared.events import PreferencesChanged, RoutingTarget, Submitter, derived_event_id
 from shared.workdays import add_working_days
 
@@ -51,8 +51,6 @@ STATE_NAMES = {
         "merged": "merged with another idea",
     },
 }
-OPEN_STATES = frozenset({"submitted", "routed"})
-"""States in which an idea still waits to be acknowledged by an officer."""
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -350,10 +348,10 @@ def organisation_names(organisations: Iterable[RoutingTarget], catalogue: Catalo
         if org is None:
             names.append(target.organisation)
             continue
-        name = (org.name_en or org.name) if language == "en" else org.name
+        name = display_name(org, language)
         unit = next((u for u in org.units if u.id == target.unit), None)
         if unit is not None:
-            name += f" – {(unit.name_en or unit.name) if language == 'en' else unit.name}"
+            name += f" – {display_name(unit, language)}"
         names.append(name)
     return names
 
@@ -362,7 +360,7 @@ def area_names(areas: Iterable[str], catalogue: Catalogue, language: str) -> lis
     names = []
     for area_id in areas:
         area = catalogue.area(area_id)
-        names.append(((area.name_en or area.name) if language == "en" else area.name) if area else area_id)
+        names.append(display_name(area, language) if area else area_id)
     return names
 
 

@@ -1,30 +1,37 @@
 """Notifications' effects: decide who hears what (domain), render it (templates), and deliver each
 (event, recipient, channel) once: in-app at once, e-mail and webhooks through the retry queue.
 
-An event about an idea whose submission has not been seen yet waits until it has (the topics are read
-independently, so a routed event may overtake its submission), and so does every later event of the idea until
-the waiting ones are released, so that none overtakes another of its topic. A redelivered event is skipped by its
-id; and should a crash fall between the effects and that mark, every effect is keyed by its notification id anyway.
+An event about an idea whose submission has not been seen yet waits until it has (services/notifications/
+waiting.py). A redelivered event is skipped by its id; and should a crash fall between the effects and that mark,
+every effect is keyed by its notification id anyway.
+
+The handlers get the narrow things they use: their store, the waiting room, the delivery queue, where outcomes
+are told, the catalogue, a clock and the idempotency marks; the app wires the real ones, the unit tests fakes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import logging
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from prometheus_client import Counter
+
 from services.notifications import domain
-from services.notifications.delivery import Delivery, DeliveryQueue, Reporter
+from services.notifications.delivery.model import Delivery
+from services.notifications.delivery.outcomes import Outcomes
+from services.notifications.delivery.queue import Deliveries
 from services.notifications.domain import Audience, Contact, FeedItem, News, Recipient, Rendered, UnknownPerson
 from services.notifications.rendering import Renderer, TemplateFailure
 from services.notifications.settings import NotificationsSettings
-from services.notifications.store import Admission, NotificationStore
+from services.notifications.store import NotificationStore
+from services.notifications.waiting import Waiting
 from shared.catalogue import Catalogue
 from shared.deadletter import PermanentError
 from shared.events import (
-    PAYLOAD_BY_TYPE,
     DeliveryOutcome,
     EngagementEvent,
     EngagementKind,
@@ -37,32 +44,51 @@ from shared.events import (
     StatusChangedEvent,
     SubmittedEvent,
     derived_event_id,
-    utc_now,
 )
-from shared.idempotency import Idempotency
-from shared.service import Runtime
+from shared.lifecycle import target_days
 from shared.workdays import add_working_days
+
+SERVICE = "notifications"
+
+Clock = Callable[[], datetime]
+"""The time now, aware (``shared.events.utc_now``; a fixed one in tests)."""
+
+
+class Done(Protocol):
+    """Events (and derived causes) already handled: ``shared.idempotency.Idempotency`` in Redis."""
+
+    async def seen(self, event_id: str) -> bool: ...
+
+    async def mark(self, event_id: str) -> None: ...
 
 
 class NotificationHandlers:
     def __init__(
         self,
-        runtime: Runtime,
+        *,
         store: NotificationStore,
-        queue: DeliveryQueue,
-        reporter: Reporter,
+        waiting: Waiting,
+        deliveries: Deliveries,
+        outcomes: Outcomes,
         renderer: Renderer,
         catalogue: Catalogue,
+        settings: NotificationsSettings,
+        done: Done,
+        clock: Clock,
+        repeats: Counter,
     ) -> None:
-        self.runtime = runtime
-        self.settings: NotificationsSettings = runtime.settings  # type: ignore[assignment]
         self.store = store
-        self.queue = queue
-        self.reporter = reporter
+        self.waiting = waiting
+        self.queue = deliveries
+        self.outcomes = outcomes
         self.renderer = renderer
-        self.catalogue = catalogue
-        self.zone = ZoneInfo(self.settings.timezone)
-        self.done = Idempotency(runtime.redis, prefix=self.settings.redis_prefix, scope="notifications")
+        self.catalogue = catalogue  # kept current by the live catalogue
+        self.settings = settings
+        self.done = done
+        self.clock = clock
+        self.repeats = repeats
+        """``kiruna_idempotent_skips``: redelivered events skipped, by topic."""
+        self.zone = ZoneInfo(settings.timezone)
 
     # --- events -----------------------------------------------------------------------------------
 
@@ -70,21 +96,19 @@ class NotificationHandlers:
         idea = event.data
         contact = Contact.of_submitter(idea.submitter, idea.language)
         await self.store.remember_submission(idea.idea_id, contact, title=idea.title, language=idea.language)
-        # Events that overtook their submission (they travel on different topics) are released now.
-        if await self.store.start_release(idea.idea_id, owner=event.id):
-            await self._release_waiting(idea.idea_id, owner=event.id)
+        await self.waiting.submission_seen(idea.idea_id, owner=event.id, handle=self._released)
 
     async def routed(self, event: RoutedEvent) -> None:
-        if await self._admitted(event):
+        if await self.waiting.admitted(event, self._released):
             await self._routed(event)
 
     async def status_changed(self, event: StatusChangedEvent) -> None:
-        if await self._admitted(event):
+        if await self.waiting.admitted(event, self._released):
             await self._status_changed(event)
 
     async def engagement(self, event: EngagementEvent) -> None:
         self._person(event.data)  # an unknown person is dead-lettered at once rather than kept waiting
-        if await self._admitted(event):
+        if await self.waiting.admitted(event, self._released):
             await self._engagement(event)
 
     async def _routed(self, event: RoutedEvent) -> None:
@@ -172,8 +196,8 @@ class NotificationHandlers:
         """Warn the responsible officers when an idea's acknowledgement target is about to be missed, and the
         innovation office once it is missed. Each notice is sent once per idea (its id derives from the idea's
         first routing), however often this runs."""
-        now = now or utc_now()
-        target = self.catalogue.targets.acknowledged_within_working_days
+        now = now or self.clock()
+        target = target_days(self.catalogue.targets, "acknowledged")
         notices = 0
         for idea_id in await self.store.open_ideas():
             clock = await self.store.routing_clock(idea_id)
@@ -230,7 +254,7 @@ class NotificationHandlers:
 
     async def send_due_digest(self, now: datetime | None = None) -> int:
         """Yesterday's digest, once the local clock has passed ``digest_hour``."""
-        local = (now or utc_now()).astimezone(self.zone)
+        local = (now or self.clock()).astimezone(self.zone)
         yesterday = local.date() - timedelta(days=1)
         if local.hour < self.settings.digest_hour or await self.store.digest_done(yesterday):
             return 0
@@ -266,7 +290,7 @@ class NotificationHandlers:
             ),
             *(self.queue.enqueue(self._webhook(news, org, webhook_text)) for org in webhooks),
         )
-        await asyncio.gather(*(self.reporter.outcome(**r) for r in reports if isinstance(r, dict)))
+        await asyncio.gather(*(self.outcomes.outcome(**r) for r in reports if isinstance(r, dict)))
 
     async def _carry_out(
         self, news: News, recipient: Recipient, language: str, message: Rendered, plan: domain.Plan
@@ -295,7 +319,7 @@ class NotificationHandlers:
         if plan.channel == "in-app":
             first_time = await self.store.deliver_in_app(item)
             if not first_time:
-                self.runtime.metrics.idempotent_skips.labels(self.runtime.service, "in-app").inc()
+                self.repeats.labels(SERVICE, "in-app").inc()
             return {**report, "outcome": DeliveryOutcome.DELIVERED, "count": first_time}
         if plan.action == "digest":
             await self.store.add_to_digest(domain.local_day(news.time, self.zone), item, language)
@@ -365,49 +389,31 @@ class NotificationHandlers:
 
     # --- plumbing ---------------------------------------------------------------------------------
 
-    async def _admitted(self, event: Envelope[Any]) -> bool:
-        """Whether the event is handled now. It waits instead while its idea's submission has not been seen or
-        an earlier event of the idea still waits (so it cannot overtake it); and if the submission has been
-        seen but nobody is releasing the waiting events, this caller releases them, itself among them."""
-        admission = await self.store.admit(event.subject, event.id, event.model_dump_json)
-        if admission == Admission.RELEASE:
-            await self._release_waiting(event.subject, owner=event.id)
-        return admission == Admission.HANDLE
-
-    async def _release_waiting(self, idea_id: str, *, owner: str) -> None:
-        """Handle the idea's waiting events, oldest first, until none is left (more may come meanwhile)."""
-        while True:
-            waiting = [json.loads(raw) for raw in (await self.store.waiting(idea_id)).values()]
-            for raw_event in sorted(waiting, key=lambda e: datetime.fromisoformat(e["time"])):
-                await self._release(raw_event)
-            if await self.store.end_release(idea_id, owner=owner):
-                return
+    async def _released(self, event: Envelope[Any]) -> None:
+        """Handle an event that waited for its submission (the waiting room lets it in)."""
+        handle = {IdeaRouted: self._routed, IdeaStatusChanged: self._status_changed, IdeaEngagement: self._engagement}
+        await handle[type(event.data)](event)
 
     async def _seen(self, event: Envelope[Any], topic: str) -> bool:
         if await self.done.seen(event.id):
-            self.runtime.metrics.idempotent_skips.labels(self.runtime.service, topic).inc()
+            self.repeats.labels(SERVICE, topic).inc()
             return True
         return False
 
     async def _finish(self, event: Envelope[Any]) -> None:
         await self.done.mark(event.id)
 
-    async def _release(self, raw: dict[str, Any]) -> None:
-        """Handle an event that waited. One that can never be handled goes to its topic's dead-letter topic,
-        as it would have had it not waited. Either way it waits no more (should the process die before that,
-        its releaser comes again and the event is skipped as already handled)."""
-        payload = PAYLOAD_BY_TYPE.get(raw.get("type", ""))
-        handlers = {IdeaRouted: self._routed, IdeaStatusChanged: self._status_changed, IdeaEngagement: self._engagement}
-        topics = {
-            IdeaRouted: self.runtime.topics.routed,
-            IdeaStatusChanged: self.runtime.topics.status_changed,
-            IdeaEngagement: self.runtime.topics.engagement,
-        }
-        if payload in handlers:
-            event = Envelope[payload].parse(raw)  # type: ignore[valid-type]
+
+async def periodically(
+    handlers: NotificationHandlers, ready: asyncio.Event, interval_s: float, logger: logging.Logger
+) -> None:
+    """Response-time targets and daily digests, checked on a timer once ``ready`` (Kafka connected). Both are
+    idempotent: running them twice, or in two replicas at once, sends nothing twice."""
+    await ready.wait()
+    while True:
+        for name, task in (("deadlines", handlers.check_deadlines), ("digest", handlers.send_due_digest)):
             try:
-                await handlers[payload](event)
-            except PermanentError as exc:
-                value = json.dumps(raw, ensure_ascii=False).encode()
-                await self.runtime.dead_letters.dead_letter_value(topics[payload], value, event.subject.encode(), exc)
-        await self.store.stop_waiting(raw["subject"], raw["id"])
+                await task()
+            except Exception as exc:  # Redis or Kafka away for a moment: try again next round
+                logger.warning("periodic task failed", extra={"task": name, "error": repr(exc)})
+        await asyncio.sleep(interval_s)

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from services.notifications.domain import CHANNELS
 from services.notifications.people import InvalidPreference, PersonPreferences, PreferencesBody
 from services.notifications.store import NotificationStore
-from shared.catalogue import Catalogue
+from shared.catalogue import Catalogue, display_name
 from shared.identity import Identity
 from shared.kafka import KafkaUnavailable
 from shared.principal import Principal
@@ -115,6 +115,8 @@ def page_router(
     preferences: PersonPreferences,
     catalogue: Callable[[], Catalogue],
     zone: ZoneInfo,
+    *,
+    retry_after_s: int,
 ) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]), trim_blocks=True)
@@ -143,10 +145,9 @@ def page_router(
         return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
 
     def names(lang: str, current: Catalogue) -> dict[str, list[tuple[str, str]]]:
-        pick = (lambda x: x.name_en or x.name) if lang == "en" else (lambda x: x.name)
         return {
-            "areas": [(a.id, pick(a)) for a in current.areas],
-            "organisations": [(o.id, pick(o)) for o in current.organisations],
+            "areas": [(a.id, display_name(a, lang)) for a in current.areas],
+            "organisations": [(o.id, display_name(o, lang)) for o in current.organisations],
         }
 
     async def signed_in(request: Request, lang: str) -> tuple[Principal, Response | None]:
@@ -224,7 +225,7 @@ def page_router(
                 return preferences_page(request, lang, principal, values, 422, errors={exc.field: t["unknown"]})
             except KafkaUnavailable:
                 page = preferences_page(request, lang, principal, values, 503, alert=t["unavailable"])
-                page.headers["Retry-After"] = "5"
+                page.headers["Retry-After"] = str(retry_after_s)
                 return page
             return RedirectResponse(f"{prefix}/my/preferences?saved=1", status_code=303)
 

@@ -15,8 +15,7 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
-from faststream.kafka import KafkaBroker
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio.client import PubSub
 
@@ -25,9 +24,11 @@ from services.notifications.handlers import NotificationHandlers
 from services.notifications.store import NotificationStore
 from shared.catalogue import Catalogue
 from shared.events import Envelope, PreferencesChanged
+from shared.http_problems import invalid, unavailable
 from shared.identity import Identity
-from shared.kafka import KafkaUnavailable, publish_event
+from shared.kafka import KafkaUnavailable
 from shared.principal import Principal, Role
+from shared.publishing import Publisher
 
 SOURCE = "/services/notifications"
 PERSON = Path(max_length=320, description="The person's e-mail address: only one's own (use `me`)")
@@ -61,18 +62,12 @@ class PersonPreferences:
     the same state."""
 
     def __init__(
-        self,
-        store: NotificationStore,
-        broker: KafkaBroker,
-        topic: str,
-        catalogue: Callable[[], Catalogue],
-        publish_timeout_s: float,
+        self, store: NotificationStore, publisher: Publisher, topic: str, catalogue: Callable[[], Catalogue]
     ) -> None:
         self.store = store
-        self.broker = broker
+        self.publisher = publisher
         self.topic = topic
         self.catalogue = catalogue
-        self.publish_timeout_s = publish_timeout_s
 
     async def of(self, person: str) -> domain.Preferences:
         return await self.store.preferences(person)
@@ -102,7 +97,7 @@ class PersonPreferences:
 
     async def record(self, changed: PreferencesChanged) -> None:
         envelope = Envelope.wrap(changed, source=SOURCE)
-        await publish_event(self.broker, self.topic, envelope, timeout_s=self.publish_timeout_s)
+        await self.publisher.publish(self.topic, envelope)
         await self.store.apply_preferences(changed, envelope.time)
 
 
@@ -130,6 +125,7 @@ def people_router(
     preferences: PersonPreferences,
     *,
     unsubscribe_secret: str,
+    retry_after_s: int,
 ) -> APIRouter:
     router = APIRouter()
     signed_in = Annotated[Principal, Depends(identity.required)]
@@ -183,13 +179,9 @@ def people_router(
             try:
                 changed = await preferences.change(person, body)
             except InvalidPreference as exc:
-                return refusal(exc.field, exc.message)
+                return invalid(exc.field, exc.message)
             except KafkaUnavailable:
-                return JSONResponse(
-                    status_code=503,
-                    headers={"Retry-After": "5"},
-                    content={"detail": "Kafka is unavailable; nothing was stored. Try again shortly."},
-                )
+                return unavailable(retry_after_s, "Kafka is unavailable; nothing was stored. Try again shortly.")
             return JSONResponse(preferences_body(person, changed))
 
     @router.api_route(
@@ -199,7 +191,7 @@ def people_router(
         summary="One-click unsubscribe from e-mail (the signed link in every e-mail; RFC 8058 POST too)",
         response_class=HTMLResponse,
     )
-    async def unsubscribe(token: str = Query(max_length=2000)) -> HTMLResponse:
+    async def unsubscribe(token: str = Query(max_length=2000)) -> Response:
         person = domain.verify_unsubscribe_token(token, unsubscribe_secret)
         if person is None:
             raise HTTPException(status_code=400, detail="The unsubscribe link is not valid (token: bad signature)")
@@ -209,9 +201,7 @@ def people_router(
             try:
                 await preferences.record(changed.as_event(person, via="unsubscribe"))
             except KafkaUnavailable:
-                raise HTTPException(
-                    status_code=503, detail="Try again in a minute", headers={"Retry-After": "30"}
-                ) from None
+                return unavailable(retry_after_s, "Kafka is unavailable; e-mail is still on. Try again shortly.")
         return HTMLResponse(UNSUBSCRIBED.format(person=escape(person)))
 
     return router
@@ -230,7 +220,7 @@ def digest_router(identity: Identity, handlers: NotificationHandlers, zone: Zone
         today = datetime.now(zone).date()
         if day > today:
             # Sending marks the day sent: the digests of a day still to come would never go out.
-            return refusal(
+            return invalid(
                 "day",
                 f"a future day's digests cannot be sent; {day.isoformat()} is after today ({today.isoformat()}, "
                 f"{zone.key}), and sending it would mark it sent and switch that day's digests off",
@@ -267,13 +257,6 @@ def live_feed(request: Request, pubsub: PubSub, limit: int | None) -> StreamingR
 
 def preferences_body(person: str, preferences: domain.Preferences) -> dict:
     return {"person": person, **preferences.as_event(person).model_dump(mode="json", exclude={"person", "via"})}
-
-
-def refusal(field: str, message: str) -> JSONResponse:
-    return JSONResponse(
-        status_code=422,
-        content={"detail": f"Invalid request: {field}: {message}", "errors": [{"field": field, "message": message}]},
-    )
 
 
 UNSUBSCRIBED = """<!DOCTYPE html>

@@ -30,12 +30,13 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
-from services.notifications.delivery import DeliveryQueue
+from services.notifications.delivery.queue import DeliveryQueue
 from services.notifications.domain import DIGEST_SUBJECT_PREFIX
 from services.notifications.handlers import NotificationHandlers
 from services.notifications.rendering import Renderer
 from services.notifications.settings import NotificationsSettings
 from services.notifications.store import NotificationStore
+from services.notifications.waiting import RedisWaitingRoom, Waiting
 from shared.catalogue import load_catalogue
 from shared.deadletter import PermanentError
 from shared.events import (
@@ -47,7 +48,9 @@ from shared.events import (
     IdeaSubmitted,
     NotificationSentEvent,
     PreferencesChangedEvent,
+    utc_now,
 )
+from shared.idempotency import Idempotency
 from shared.redis_keys import delete_matching
 from shared.replay import read_event_batches, rebuild_command, topic_partitions
 from shared.service import Runtime
@@ -88,14 +91,26 @@ class RebuildResult:
         )
 
 
-class _Unreported:
-    """Stands in for the reporter: every outcome the rebuild meets is on notifications.sent.v1 already, or is
-    reported by the delivery worker once the delivery it queued again is made."""
+class Unreported:
+    """The rebuild's ``Outcomes``: tells nobody, for every outcome the rebuild meets is on notifications.sent.v1
+    already, or is reported by the delivery worker once the delivery it queued again is made. It counts the
+    in-app items put back in people's feeds."""
 
     def __init__(self) -> None:
         self.in_app_delivered = 0
 
-    async def outcome(self, *, channel: str, outcome: DeliveryOutcome, count: Any = True, **_: Any) -> None:
+    async def outcome(
+        self,
+        *,
+        notification_id: str,
+        idea_id: str,
+        cause_event_id: str,
+        recipient: str,
+        channel: str,
+        outcome: DeliveryOutcome,
+        detail: str | None = None,
+        count: bool = True,
+    ) -> None:
         if channel == "in-app" and outcome is DeliveryOutcome.DELIVERED and count:
             self.in_app_delivered += 1
 
@@ -108,9 +123,21 @@ async def rebuild(
     runtime = Runtime.create("notifications", settings)
     store = NotificationStore(runtime.redis, settings.redis_prefix, settings.feed_length)
     queue = DeliveryQueue(runtime.redis, settings.redis_prefix)
-    reporter = _Unreported()
-    renderer, catalogue = Renderer(settings.templates_dir), load_catalogue(settings.catalogue_path)
-    handlers = NotificationHandlers(runtime, store, queue, reporter, renderer, catalogue)  # type: ignore[arg-type]
+    done = Idempotency(runtime.redis, prefix=settings.redis_prefix, scope="notifications")
+    room = RedisWaitingRoom(runtime.redis, settings.redis_prefix)
+    reporter = Unreported()
+    handlers = NotificationHandlers(
+        store=store,
+        waiting=Waiting.of_idea_events(room, runtime.dead_letters, runtime.topics),
+        deliveries=queue,
+        outcomes=reporter,
+        renderer=Renderer(settings.templates_dir),
+        catalogue=load_catalogue(settings.catalogue_path),
+        settings=settings,
+        done=done,
+        clock=utc_now,
+        repeats=runtime.metrics.idempotent_skips,
+    )
     handle = {
         IdeaSubmitted: handlers.submitted,
         IdeaRouted: handlers.routed,
@@ -130,7 +157,7 @@ async def rebuild(
 
     try:
         await topic_partitions(settings.kafka, [topics.submitted])  # Kafka answers before anything is forgotten
-        result.forgotten_keys = await _forget(store, queue, handlers)
+        result.forgotten_keys = await _forget(store, queue, done)
 
         async for _, envelope in events_of({topics.preferences: PreferencesChangedEvent}):
             await store.apply_preferences(envelope.data, envelope.time)
@@ -161,7 +188,7 @@ async def rebuild(
         result.feed_items = reporter.in_app_delivered
 
         # What the periodic tasks did: deadline notices (their cause is derived, not an idea event) and digests.
-        await _in_chunks(handlers.done.mark(cause) for cause in {o.cause_event_id for o in outcomes.values()})
+        await _in_chunks(done.mark(cause) for cause in {o.cause_event_id for o in outcomes.values()})
         days = {day for o in outcomes.values() if (day := _digest_day(o)) is not None}
         await _in_chunks(store.mark_digest_done(day) for day in days)
     finally:
@@ -170,11 +197,12 @@ async def rebuild(
     return result
 
 
-async def _forget(store: NotificationStore, queue: DeliveryQueue, handlers: NotificationHandlers) -> int:
-    """Delete what the rebuild brings back; the queue of deliveries still to make stays."""
+async def _forget(store: NotificationStore, queue: DeliveryQueue, done: Idempotency) -> int:
+    """Delete what the rebuild brings back (the waiting room's keys are under the store's prefix too); the queue
+    of deliveries still to make stays."""
     kept = {queue.jobs, queue.due}
     forgotten = await delete_matching(store.redis, store.key("*"), keep=kept.__contains__)
-    return forgotten + await delete_matching(store.redis, handlers.done.key("*"))
+    return forgotten + await delete_matching(store.redis, done.key("*"))
 
 
 async def _settle(notification_id: str, outcome: Outcome, queue: DeliveryQueue) -> None:

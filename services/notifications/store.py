@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date, datetime
-from enum import IntEnum
 
 from redis.asyncio import Redis
 
-from services.notifications.domain import OPEN_STATES, Contact, FeedItem, IdeaFacts, Preferences
+from services.notifications.domain import Contact, FeedItem, IdeaFacts, Preferences
 from shared.events import IdeaRouted, PreferencesChanged, RoutingTarget
+from shared.lifecycle import AWAITING_ACKNOWLEDGEMENT
 
 # Deliver once: the delivery key is set, the item pushed and announced in one step, or none of it.
 _DELIVER_ONCE = """
@@ -49,59 +47,6 @@ redis.call('HSET', KEYS[1], 'version', ARGV[1], 'prefs', ARGV[2])
 return 1
 """
 
-# An event about an idea is handled at once only when the idea's submission has been seen and none of its events
-# waits: otherwise it waits too, so that it cannot overtake one that waits before it (one topic's events of an idea
-# are handled in their order). Whoever finds events waiting and nobody releasing them releases them all, oldest
-# first: the submission, or a later event of the idea (should a releaser have died). KEYS: the idea's submitter
-# key, its waiting events, its releaser; ARGV: the event's (or submission's) id, its JSON (empty: only ask whether
-# it is handled at once), the releaser's lease. Ideas with waiting events are in a sorted set by the time the first
-# began to wait (KEYS[4]; ARGV: now, the idea's id), which operators watch (an idea whose submission never comes).
-_BECOME_RELEASER = """
-local releaser = redis.call('GET', KEYS[3])
-if releaser and releaser ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[3], ARGV[1], 'EX', tonumber(ARGV[3]))
-return 2
-"""
-_ADMIT = (
-    """
-if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('HLEN', KEYS[2]) == 0 then return 1 end
-if ARGV[2] == '' then return 3 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[4], 'NX', ARGV[4], ARGV[5])
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-"""
-    + _BECOME_RELEASER
-)
-_START_RELEASE = (
-    """
-if redis.call('HLEN', KEYS[2]) == 0 then return 1 end
-"""
-    + _BECOME_RELEASER
-)
-# The releaser stops once nothing waits (atomically with _ADMIT, so nothing is left behind), or if its lease
-# was taken over; otherwise it keeps its lease and goes on.
-_END_RELEASE = """
-local releaser = redis.call('GET', KEYS[2])
-if redis.call('HLEN', KEYS[1]) > 0 then
-  if releaser and releaser ~= ARGV[1] then return 1 end
-  redis.call('SET', KEYS[2], ARGV[1], 'EX', tonumber(ARGV[2]))
-  return 0
-end
-if releaser == ARGV[1] then redis.call('DEL', KEYS[2]) end
-redis.call('ZREM', KEYS[3], ARGV[3])
-return 1
-"""
-RELEASER_LEASE_S = 60
-_NEEDS_EVENT = 3  # _ADMIT without the event's JSON: it is to wait, ask again with it
-
-
-class Admission(IntEnum):
-    """What ``NotificationStore.admit`` decided for an event."""
-
-    WAIT = 0  # its submission, or an earlier event of the idea, is still awaited: it waits with them
-    HANDLE = 1  # handle it now
-    RELEASE = 2  # it waits, and its caller releases every waiting event of the idea (itself among them)
-
 
 class NotificationStore:
     def __init__(self, redis: Redis, prefix: str, feed_length: int) -> None:
@@ -110,9 +55,6 @@ class NotificationStore:
         self.feed_length = feed_length
         self._deliver = redis.register_script(_DELIVER_ONCE)
         self._apply_preferences = redis.register_script(_APPLY_PREFERENCES)
-        self._admit = redis.register_script(_ADMIT)
-        self._start_release = redis.register_script(_START_RELEASE)
-        self._end_release = redis.register_script(_END_RELEASE)
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -122,53 +64,14 @@ class NotificationStore:
     async def remember_submission(
         self, idea_id: str, contact: Contact | None, *, title: str = "", language: str = "sv"
     ) -> None:
-        """Record that the idea's submission has been seen, and how to reach its submitter, if at all."""
+        """Record that the idea's submission has been seen, and how to reach its submitter, if at all. The
+        submitter key is what the waiting room asks (services/notifications/waiting.py)."""
         value = json.dumps(asdict(contact)) if contact else ""
         # In this order (one pipeline): once the submitter key exists (what ``admit`` asks), the title is there too.
         await asyncio.gather(
             self.redis.hset(self.key("idea", idea_id), mapping={"title": title, "language": language}),
             self.redis.set(self.key("idea", idea_id, "submitter"), value),
         )
-
-    # --- events that wait for their submission ----------------------------------------------------
-
-    def _waiting_keys(self, idea_id: str) -> list[str]:
-        return [*(self.key("idea", idea_id, part) for part in ("submitter", "held", "releaser")), self.key("waiting")]
-
-    async def admit(self, idea_id: str, event_id: str, raw_event: Callable[[], str]) -> Admission:
-        """Whether an event about ``idea_id`` is handled now, waits, or releases the waiting ones. The event's
-        JSON (``raw_event()``) is made and sent only if it is to wait: most events are handled at once."""
-        keys = self._waiting_keys(idea_id)
-        admission = await self._admit(keys=keys, args=[event_id, "", RELEASER_LEASE_S])
-        if admission == _NEEDS_EVENT:
-            args = [event_id, raw_event(), RELEASER_LEASE_S, time.time(), idea_id]
-            admission = await self._admit(keys=keys, args=args)
-        return Admission(admission)
-
-    async def start_release(self, idea_id: str, *, owner: str) -> bool:
-        """Whether ``owner`` (the submission's id) is to release the events waiting for it: some wait and
-        nobody else is releasing them."""
-        keys = self._waiting_keys(idea_id)
-        return Admission(await self._start_release(keys=keys, args=[owner, "", RELEASER_LEASE_S])) == Admission.RELEASE
-
-    async def waiting(self, idea_id: str) -> dict[str, str]:
-        """The events waiting for the idea (event id -> event JSON)."""
-        return await self.redis.hgetall(self.key("idea", idea_id, "held"))
-
-    async def stop_waiting(self, idea_id: str, event_id: str) -> None:
-        await self.redis.hdel(self.key("idea", idea_id, "held"), event_id)
-
-    async def end_release(self, idea_id: str, *, owner: str) -> bool:
-        """Whether ``owner`` is done releasing: nothing waits any more, or another took its lease over."""
-        keys = self._waiting_keys(idea_id)[1:]
-        return bool(await self._end_release(keys=keys, args=[owner, RELEASER_LEASE_S, idea_id]))
-
-    async def waiting_ideas(self) -> tuple[int, float | None]:
-        """How many ideas have events waiting, and since when (epoch seconds) the longest has waited."""
-        count, oldest = await asyncio.gather(
-            self.redis.zcard(self.key("waiting")), self.redis.zrange(self.key("waiting"), 0, 0, withscores=True)
-        )
-        return int(count), (oldest[0][1] if oldest else None)
 
     async def record_routing(self, idea_id: str, routed: IdeaRouted, event_id: str, at: datetime) -> None:
         """The idea's current routing; the time and event of its first routing start the response-time clock."""
@@ -183,12 +86,12 @@ class NotificationStore:
             self.redis.hsetnx(idea, "routed_event_id", event_id),
             self.redis.hget(idea, "state"),
         )
-        if state is None or state in OPEN_STATES:
+        if state is None or state in AWAITING_ACKNOWLEDGEMENT:
             await self.redis.zadd(self.key("open"), {idea_id: at.timestamp()}, nx=True)
 
     async def record_state(self, idea_id: str, state: str) -> None:
         await self.redis.hset(self.key("idea", idea_id), "state", state)
-        if state not in OPEN_STATES:
+        if state not in AWAITING_ACKNOWLEDGEMENT:
             await self.redis.zrem(self.key("open"), idea_id)
 
     async def add_follower(self, idea_id: str, person: str) -> None:

@@ -8,7 +8,7 @@ import asyncio
 import copy
 from typing import Any
 
-from tests.fakes.intake import FakePublisher, FixedClock
+from tests.fakes.common import FakePublisher, FixedClock
 
 __all__ = ["FakePublisher", "FakeRoutingStore", "FixedClock"]
 

@@ -361,10 +361,10 @@ async def test_an_event_after_one_waiting_for_its_submission_does_not_overtake_i
     with smtp_server() as mail:
         app = create_app(settings_for(mail.port))
         async with running(app):
-            handlers, store = app.state.handlers, app.state.handlers.store
+            handlers, store, room = app.state.handlers, app.state.handlers.store, app.state.waiting_room
             await handlers.engagement(engaged(idea, EngagementKind.FOLLOW, "bo@kiruna.se"))
-            assert len(await store.waiting(idea)) == 1  # no submission yet: it waits
-            count, since = await store.waiting_ideas()
+            assert len(await room.held(idea)) == 1  # no submission yet: it waits
+            count, since = await room.waiting_ideas()
             assert count >= 1 and since is not None and since <= time.time()  # what the operators' gauges show
             contact = Contact.of_submitter(submission.data.submitter, "sv")
             await store.remember_submission(idea, contact, title=submission.data.title)  # its releaser not yet run
@@ -372,9 +372,9 @@ async def test_an_event_after_one_waiting_for_its_submission_does_not_overtake_i
             await handlers.submitted(submission)  # nothing is left for it to release
 
             await eventually(lambda: {r for r, _ in mail.received} == {ANNA, "bo@kiruna.se"})
-            assert await store.waiting(idea) == {}
-            assert await store.redis.exists(store.key("idea", idea, "releaser")) == 0
-            assert idea not in await store.redis.zrange(store.key("waiting"), 0, -1)
+            assert await room.held(idea) == {}
+            assert await room.redis.exists(room.key("idea", idea, "releaser")) == 0
+            assert idea not in await room.redis.zrange(room.key("waiting"), 0, -1)
             # a later event is handled at once (lisa follows the idea since she commented)
             await handlers.engagement(engaged(idea, EngagementKind.COMMENT, "bo@kiruna.se", "Håller med"))
             await eventually(lambda: [r for r, _ in mail.received].count(ANNA) == 2)
@@ -388,19 +388,19 @@ async def test_events_left_waiting_by_a_releaser_that_died_are_released_by_the_n
     with smtp_server() as mail:
         app = create_app(settings_for(mail.port))
         async with running(app):
-            handlers, store = app.state.handlers, app.state.handlers.store
+            handlers, store, room = app.state.handlers, app.state.handlers.store, app.state.waiting_room
             await handlers.engagement(engaged(idea, EngagementKind.FOLLOW, "bo@kiruna.se"))
             contact = Contact.of_submitter(submission.data.submitter, "sv")
             await store.remember_submission(idea, contact, title=submission.data.title)
-            assert await store.start_release(idea, owner=submission.id)  # ... and the process dies here
-            await store.redis.expire(store.key("idea", idea, "releaser"), 1)
+            assert await room.start_release(idea, owner=submission.id)  # ... and the process dies here
+            await room.redis.expire(room.key("idea", idea, "releaser"), 1)
             await handlers.engagement(engaged(idea, EngagementKind.COMMENT, "lisa@kiruna.se", "Bra idé!"))
-            assert len(await store.waiting(idea)) == 2  # the releaser's lease still runs: the comment waits too
+            assert len(await room.held(idea)) == 2  # the releaser's lease still runs: the comment waits too
             await asyncio.sleep(1.2)
             await handlers.engagement(engaged(idea, EngagementKind.SUPPORT, "lisa@kiruna.se"))
 
             await eventually(lambda: {r for r, _ in mail.received} == {ANNA, "bo@kiruna.se"})
-            assert await store.waiting(idea) == {}
+            assert await room.held(idea) == {}
 
 
 async def test_a_digest_groups_a_days_events_per_person(settings_for, topics, kafka_settings):

@@ -18,7 +18,8 @@ from shared.events import EngagementKind, Envelope, IdeaRouted, IdeaState, Routi
 from shared.kafka import KafkaUnavailable
 from shared.principal import Principal, Role
 from shared.topics import Topics
-from tests.fakes.intake import FakeIntakeStore, FakePublisher, FixedClock
+from tests.fakes.common import FakePublisher, FixedClock
+from tests.fakes.intake import FakeIntakeStore
 
 TOPICS = Topics()
 IDEA = IdeaIn(title="Fjärrvärme till badhuset", description="Anslut badhuset till fjärrvärmen", anonymous=True)

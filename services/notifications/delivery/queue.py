@@ -1,0 +1,88 @@
+"""The retry queue in Redis: deliveries by id, due times in a sorted set, claimed with a lease."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Protocol
+
+from redis.asyncio import Redis
+
+from services.notifications.delivery.model import Delivery
+
+
+class Deliveries(Protocol):
+    """What the handlers need of the queue: put a delivery in it, once."""
+
+    async def enqueue(self, delivery: Delivery, *, at: float | None = None) -> bool: ...
+
+
+_ENQUEUE = """
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[2]) == 1 then
+  redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+_CLAIM = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local jobs = {}
+for _, id in ipairs(ids) do
+  redis.call('ZADD', KEYS[1], ARGV[3], id)
+  local job = redis.call('HGET', KEYS[2], id)
+  if job then table.insert(jobs, job) else redis.call('ZREM', KEYS[1], id) end
+end
+return jobs
+"""
+
+
+class DeliveryQueue:
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = f"{prefix}:notifications"
+        self.jobs = f"{self.prefix}:deliveries"
+        self.due = f"{self.prefix}:deliveries:due"
+        self.wakeup = asyncio.Event()
+        self._enqueue = redis.register_script(_ENQUEUE)
+        self._claim = redis.register_script(_CLAIM)
+
+    def delivered_key(self, delivery_id: str) -> str:
+        return f"{self.prefix}:delivered:{delivery_id}"
+
+    def settled_key(self, delivery_id: str) -> str:
+        return f"{self.prefix}:failed:{delivery_id}"
+
+    async def enqueue(self, delivery: Delivery, *, at: float | None = None) -> bool:
+        """Queue the delivery unless it was delivered, given up, or queued before. True when queued now."""
+        keys = [self.delivered_key(delivery.id), self.settled_key(delivery.id), self.jobs, self.due]
+        queued = bool(await self._enqueue(keys=keys, args=[delivery.id, delivery.to_json(), at or time.time()]))
+        if queued:
+            self.wakeup.set()
+        return queued
+
+    async def claim(self, now: float, limit: int, lease_s: float) -> list[Delivery]:
+        raw = await self._claim(keys=[self.due, self.jobs], args=[now, limit, now + lease_s])
+        return [Delivery.from_json(item) for item in raw]
+
+    async def reschedule(self, delivery: Delivery, at: float) -> None:
+        # In this order (one pipeline): a due entry always has its job.
+        await asyncio.gather(
+            self.redis.hset(self.jobs, delivery.id, delivery.to_json()), self.redis.zadd(self.due, {delivery.id: at})
+        )
+
+    async def is_delivered(self, delivery_id: str) -> bool:
+        return bool(await self.redis.exists(self.delivered_key(delivery_id)))
+
+    async def mark_delivered(self, delivery_id: str) -> None:
+        await self.redis.set(self.delivered_key(delivery_id), 1)
+
+    async def mark_given_up(self, delivery_id: str) -> None:
+        await self.redis.set(self.settled_key(delivery_id), 1)
+
+    async def complete(self, delivery_id: str) -> None:
+        await asyncio.gather(self.redis.zrem(self.due, delivery_id), self.redis.hdel(self.jobs, delivery_id))
+
+    async def size(self) -> int:
+        return int(await self.redis.zcard(self.due))

@@ -1,0 +1,145 @@
+"""The background task that works the retry queue: claims due deliveries with a lease, sends them (up to
+``delivery_concurrency`` at once), and settles each: delivered, rescheduled with backoff, or given up."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from services.notifications.delivery.model import Delivery, DeliveryMetrics, DeliveryRejected
+from services.notifications.delivery.outcomes import Reporter
+from services.notifications.delivery.queue import DeliveryQueue
+from services.notifications.delivery.senders import Sender
+from services.notifications.settings import NotificationsSettings
+from services.notifications.tasks import stop
+from shared.events import DeliveryOutcome
+
+
+@dataclass
+class DeliveryWorker:
+    queue: DeliveryQueue
+    senders: dict[str, Sender]
+    reporter: Reporter
+    settings: NotificationsSettings
+    metrics: DeliveryMetrics
+    logger: logging.Logger
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _in_flight: set[asyncio.Task] = field(default_factory=set)
+
+    def backoff(self, attempts: int) -> float:
+        """Exponential backoff with jitter: base * 2^(tries-1), at most retry_max_s, times 0.5-1.5."""
+        delay = min(self.settings.retry_base_s * 2 ** (attempts - 1), self.settings.retry_max_s)
+        return delay * (0.5 + random.random())
+
+    @contextlib.asynccontextmanager
+    async def running(self, ready: asyncio.Event) -> AsyncIterator[None]:
+        """The worker as a background task of the app: works the queue once ``ready`` (Kafka connected); on the
+        way out stops claiming, cancels what is in flight (its leases bring it back) and closes the senders."""
+        task = asyncio.create_task(self.run(ready), name="notifications-deliveries")
+        try:
+            yield
+        finally:
+            self.stopping.set()
+            await stop([task])
+            await self.stop()
+
+    async def run(self, ready: asyncio.Event) -> None:
+        """Work the queue until cancelled: up to ``delivery_concurrency`` deliveries at once."""
+        await ready.wait()  # outcomes go to Kafka: wait until it is there
+        try:
+            while not self.stopping.is_set():
+                try:
+                    await self.fill()
+                except Exception as exc:  # Redis away for a moment: say so, and try again
+                    self.logger.warning("delivery queue unavailable", extra={"error": repr(exc)})
+                waiters: set[asyncio.Future] = {
+                    asyncio.ensure_future(self.queue.wakeup.wait()),
+                    asyncio.ensure_future(self.stopping.wait()),
+                    *self._in_flight,
+                }
+                await asyncio.wait(waiters, timeout=self.settings.delivery_poll_s, return_when=asyncio.FIRST_COMPLETED)
+                self.queue.wakeup.clear()
+                for waiter in waiters - self._in_flight:
+                    waiter.cancel()
+        finally:
+            for task in list(self._in_flight):
+                task.cancel()
+            if self._in_flight:
+                await asyncio.wait(list(self._in_flight), timeout=5)
+
+    async def fill(self) -> int:
+        free = self.settings.delivery_concurrency - len(self._in_flight)
+        claimed = await self.queue.claim(time.time(), free, self.settings.delivery_lease_s) if free > 0 else []
+        for delivery in claimed:
+            task = asyncio.create_task(self.attempt(delivery), name=f"deliver-{delivery.id}")
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+        self.metrics.pending.set(await self.queue.size())
+        return len(claimed)
+
+    async def attempt(self, delivery: Delivery) -> None:
+        """One try of one delivery. Whatever goes wrong here, the delivery stays in Redis until settled."""
+        try:
+            if not await self.queue.is_delivered(delivery.id):  # else: sent before a crash, only its report is missing
+                try:
+                    await self.senders[delivery.channel].send(delivery)
+                except DeliveryRejected as exc:
+                    delivery.attempts += 1
+                    await self.give_up(delivery, exc, str(exc))
+                    return
+                except Exception as exc:
+                    await self.failed_try(delivery, exc)
+                    return
+                await self.queue.mark_delivered(delivery.id)
+            await self.reporter.delivery(delivery, DeliveryOutcome.DELIVERED)
+            await self.queue.complete(delivery.id)
+            self.logger.info(
+                "notification delivered",
+                extra={"idea_id": delivery.idea_id, "event_id": delivery.cause_event_id, "channel": delivery.channel},
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # Kafka or Redis failed mid-way: the lease expires and the delivery comes back
+            self.logger.warning("delivery not settled, will come back", extra={"error": repr(exc)})
+
+    async def failed_try(self, delivery: Delivery, exc: Exception) -> None:
+        delivery.attempts += 1
+        delivery.last_error = f"{type(exc).__name__}: {exc}"[:500]
+        if delivery.attempts >= self.settings.delivery_attempts:
+            await self.give_up(delivery, exc, delivery.last_error)
+            return
+        delay = self.backoff(delivery.attempts)
+        await self.queue.reschedule(delivery, time.time() + delay)
+        self.metrics.retries.labels(delivery.channel).inc()
+        self.logger.warning(
+            "delivery failed, retrying",
+            extra={
+                "idea_id": delivery.idea_id,
+                "event_id": delivery.cause_event_id,
+                "channel": delivery.channel,
+                "attempt": delivery.attempts,
+                "retry_in_s": round(delay, 2),
+                "error": delivery.last_error,
+            },
+        )
+
+    async def give_up(self, delivery: Delivery, error: BaseException, reason: str) -> None:
+        await self.reporter.dead_letter(delivery, error)
+        await self.queue.mark_given_up(delivery.id)
+        await self.reporter.delivery(delivery, DeliveryOutcome.FAILED, reason[:500])
+        await self.queue.complete(delivery.id)
+        self.logger.error(
+            "delivery given up",
+            extra={"idea_id": delivery.idea_id, "event_id": delivery.cause_event_id, "channel": delivery.channel},
+        )
+
+    async def stop(self) -> None:
+        for sender in self.senders.values():
+            if close := getattr(sender, "aclose", None):
+                with contextlib.suppress(Exception):
+                    await close()

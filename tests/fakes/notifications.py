@@ -1,0 +1,375 @@
+"""In-memory fakes of notifications' ports (services/notifications/handlers.py and waiting.py): a publisher that
+records what it was given per topic, notifications' store and waiting room over dicts with the same async
+interface and the same rules as the Redis ones (store.py and waiting.py, with their Lua scripts), a delivery
+queue that keeps what it was given, the idempotency marks, a dead-letter writer that records, and a clock that
+stands still until told to move.
+
+Every method yields to the event loop once before it reads or writes, as a Redis round trip would; each is atomic
+after that yield, as each Lua script and command is.
+
+``notifications()`` wires the real handlers to these fakes (and the real reporter, renderer and catalogue), as the
+app's factory wires them to Redis and Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from services.notifications.delivery.model import Delivery, DeliveryMetrics
+from services.notifications.delivery.outcomes import Reporter
+from services.notifications.domain import Contact, FeedItem, IdeaFacts, Preferences
+from services.notifications.handlers import NotificationHandlers
+from services.notifications.rendering import Renderer
+from services.notifications.settings import NotificationsSettings
+from services.notifications.waiting import RELEASER_LEASE_S, Admission, Waiting
+from shared.catalogue import Catalogue, load_catalogue
+from shared.deadletter import DeadLetters
+from shared.events import Envelope, IdeaRouted, PreferencesChanged, RoutingTarget
+from shared.lifecycle import AWAITING_ACKNOWLEDGEMENT
+from shared.metrics import ServiceMetrics
+from shared.topics import Topics
+from tests.fakes.common import FakePublisher, FixedClock
+
+
+async def _round_trip() -> None:
+    await asyncio.sleep(0)
+
+
+class FakeDone:
+    """Idempotency marks by event id (``shared.idempotency.Idempotency``)."""
+
+    def __init__(self) -> None:
+        self.marked: set[str] = set()
+
+    async def seen(self, event_id: str) -> bool:
+        await _round_trip()
+        return event_id in self.marked
+
+    async def mark(self, event_id: str) -> None:
+        await _round_trip()
+        self.marked.add(event_id)
+
+
+class RecordingDeadLetters:
+    """Where waiting events that can never be handled go: (topic, value, key, error) in order."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, bytes, bytes | None, BaseException]] = []
+
+    async def dead_letter_value(self, topic: str, value: bytes, key: bytes | None, exc: BaseException) -> None:
+        await _round_trip()
+        self.records.append((topic, value, key, exc))
+
+
+class FakeDeliveryQueue:
+    """The retry queue's front: a delivery is queued once, unless it was delivered or given up before."""
+
+    def __init__(self) -> None:
+        self.queued: dict[str, Delivery] = {}
+        self.delivered: set[str] = set()
+        self.given_up: set[str] = set()
+
+    async def enqueue(self, delivery: Delivery, *, at: float | None = None) -> bool:
+        await _round_trip()
+        if delivery.id in self.delivered or delivery.id in self.given_up or delivery.id in self.queued:
+            return False
+        self.queued[delivery.id] = delivery
+        return True
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        """Everything queued, in order."""
+        return list(self.queued.values())
+
+    def emails(self, kind: str | None = None) -> list[Delivery]:
+        return [d for d in self.deliveries if d.channel == "email" and (kind is None or d.kind == kind)]
+
+    def webhooks(self) -> list[Delivery]:
+        return [d for d in self.deliveries if d.channel == "webhook"]
+
+
+@dataclass
+class _Idea:
+    fields: dict[str, str] = field(default_factory=dict)
+    followers: set[str] = field(default_factory=set)
+
+
+class InMemoryNotificationStore:
+    """services/notifications/store.py over dicts: the same methods, the same rules."""
+
+    def __init__(self, feed_length: int = 500) -> None:
+        self.feed_length = feed_length
+        self.ideas: dict[str, _Idea] = defaultdict(_Idea)
+        self.submitters: dict[str, Contact | None] = {}
+        """The ideas whose submission has been seen (the waiting room asks), and their submitter if any."""
+        self.open: dict[str, float] = {}
+        self.prefs: dict[str, tuple[float, PreferencesChanged]] = {}
+        self.subs: dict[str, set[str]] = defaultdict(set)
+        self.delivered: set[str] = set()
+        self.feeds: dict[str, list[dict]] = defaultdict(list)
+        self.digests: dict[str, dict[str, dict[str, dict]]] = defaultdict(lambda: defaultdict(dict))
+        self.digests_done: set[str] = set()
+
+    # --- ideas --------------------------------------------------------------------------------------
+
+    async def remember_submission(
+        self, idea_id: str, contact: Contact | None, *, title: str = "", language: str = "sv"
+    ) -> None:
+        await _round_trip()
+        self.ideas[idea_id].fields.update(title=title, language=language)
+        self.submitters[idea_id] = contact
+
+    async def record_routing(self, idea_id: str, routed: IdeaRouted, event_id: str, at: datetime) -> None:
+        await _round_trip()
+        idea = self.ideas[idea_id].fields
+        idea["organisations"] = json.dumps([t.model_dump(mode="json") for t in routed.organisations])
+        idea["areas"] = json.dumps([a.area for a in routed.areas])
+        if routed.title:
+            idea["title"] = routed.title
+        idea.setdefault("routed_at", str(at.timestamp()))
+        idea.setdefault("routed_event_id", event_id)
+        state = idea.get("state")
+        if state is None or state in AWAITING_ACKNOWLEDGEMENT:
+            self.open.setdefault(idea_id, at.timestamp())
+
+    async def record_state(self, idea_id: str, state: str) -> None:
+        await _round_trip()
+        self.ideas[idea_id].fields["state"] = state
+        if state not in AWAITING_ACKNOWLEDGEMENT:
+            self.open.pop(idea_id, None)
+
+    async def add_follower(self, idea_id: str, person: str) -> None:
+        await _round_trip()
+        self.ideas[idea_id].followers.add(person)
+
+    async def facts(self, idea_id: str) -> IdeaFacts:
+        await _round_trip()
+        idea = self.ideas.get(idea_id, _Idea())
+        return IdeaFacts(
+            idea_id=idea_id,
+            title=idea.fields.get("title", ""),
+            language=idea.fields.get("language", "sv"),
+            submitter=self.submitters.get(idea_id),
+            organisations=tuple(RoutingTarget(**t) for t in json.loads(idea.fields.get("organisations", "[]"))),
+            areas=tuple(json.loads(idea.fields.get("areas", "[]"))),
+            followers=frozenset(idea.followers),
+            state=idea.fields.get("state"),
+        )
+
+    async def routing_clock(self, idea_id: str) -> tuple[float, str] | None:
+        await _round_trip()
+        idea = self.ideas.get(idea_id, _Idea()).fields
+        routed_at, event_id = idea.get("routed_at"), idea.get("routed_event_id")
+        return (float(routed_at), event_id) if routed_at and event_id else None
+
+    async def open_ideas(self, limit: int = 10_000) -> list[str]:
+        await _round_trip()
+        return [idea for idea, _ in sorted(self.open.items(), key=lambda item: (item[1], item[0]))][:limit]
+
+    # --- preferences ----------------------------------------------------------------------------------
+
+    async def apply_preferences(self, changed: PreferencesChanged, at: datetime) -> bool:
+        await _round_trip()
+        version = float(f"{at.timestamp():.6f}")
+        current = self.prefs.get(changed.person)
+        if current is not None and current[0] > version:
+            return False
+        if current is not None:
+            for key in self._subscriptions(current[1]):
+                self.subs[key].discard(changed.person)
+        for key in self._subscriptions(changed):
+            self.subs[key].add(changed.person)
+        self.prefs[changed.person] = (version, changed)
+        return True
+
+    @staticmethod
+    def _subscriptions(changed: PreferencesChanged) -> list[str]:
+        return [f"area:{a}" for a in changed.areas] + [f"org:{o}" for o in changed.organisations]
+
+    async def preferences(self, person: str) -> Preferences:
+        return (await self.preferences_of([person]))[person]
+
+    async def preferences_of(self, people: list[str]) -> dict[str, Preferences]:
+        await _round_trip()
+        return {
+            person: Preferences.of(self.prefs[person][1]) if person in self.prefs else Preferences()
+            for person in people
+        }
+
+    async def subscribers(self, areas: tuple[str, ...], organisations: tuple[str, ...]) -> set[str]:
+        await _round_trip()
+        keys = [f"area:{a}" for a in areas] + [f"org:{o}" for o in organisations]
+        return set().union(*(self.subs.get(key, set()) for key in keys))
+
+    # --- in-app feed ----------------------------------------------------------------------------------
+
+    async def deliver_in_app(self, item: FeedItem) -> bool:
+        await _round_trip()
+        if item.notification_id in self.delivered:
+            return False
+        self.delivered.add(item.notification_id)
+        feed = self.feeds[item.recipient]
+        feed.insert(0, asdict(item))
+        del feed[self.feed_length :]
+        return True
+
+    async def feed(self, person: str, limit: int) -> list[dict]:
+        await _round_trip()
+        return list(self.feeds.get(person, ()))[:limit]
+
+    # --- daily digests --------------------------------------------------------------------------------
+
+    async def add_to_digest(self, day: date, item: FeedItem, language: str) -> None:
+        await _round_trip()
+        self.digests[day.isoformat()][item.recipient][item.notification_id] = {**asdict(item), "language": language}
+
+    async def digest_people(self, day: date) -> list[str]:
+        await _round_trip()
+        return sorted(self.digests.get(day.isoformat(), {}))
+
+    async def digest_items(self, day: date, person: str) -> list[dict]:
+        await _round_trip()
+        items = self.digests.get(day.isoformat(), {}).get(person, {}).values()
+        return sorted(items, key=lambda item: (item["time"], item["notification_id"]))
+
+    async def digest_done(self, day: date) -> bool:
+        await _round_trip()
+        return day.isoformat() in self.digests_done
+
+    async def mark_digest_done(self, day: date) -> None:
+        await _round_trip()
+        self.digests_done.add(day.isoformat())
+
+
+class InMemoryWaitingRoom:
+    """services/notifications/waiting.py's ``RedisWaitingRoom`` over dicts. The submission counts as seen once the
+    store knows the idea's submitter, as in Redis; the releaser's lease runs on ``clock`` (seconds)."""
+
+    def __init__(self, store: InMemoryNotificationStore, clock: Callable[[], float]) -> None:
+        self.store = store
+        self.clock = clock
+        self.waiting: dict[str, dict[str, str]] = {}
+        self.since: dict[str, float] = {}
+        self.releasers: dict[str, tuple[str, float]] = {}
+
+    def releaser(self, idea_id: str) -> str | None:
+        owner, until = self.releasers.get(idea_id, ("", 0.0))
+        return owner if owner and until > self.clock() else None
+
+    def _become_releaser(self, idea_id: str, owner: str) -> Admission:
+        if (releaser := self.releaser(idea_id)) and releaser != owner:
+            return Admission.WAIT
+        self.releasers[idea_id] = (owner, self.clock() + RELEASER_LEASE_S)
+        return Admission.RELEASE
+
+    async def admit(self, idea_id: str, event_id: str, raw_event: Callable[[], str]) -> Admission:
+        await _round_trip()
+        seen = idea_id in self.store.submitters
+        if seen and not self.waiting.get(idea_id):
+            return Admission.HANDLE
+        self.waiting.setdefault(idea_id, {})[event_id] = raw_event()
+        self.since.setdefault(idea_id, self.clock())
+        return self._become_releaser(idea_id, event_id) if seen else Admission.WAIT
+
+    async def start_release(self, idea_id: str, *, owner: str) -> bool:
+        await _round_trip()
+        return bool(self.waiting.get(idea_id)) and self._become_releaser(idea_id, owner) == Admission.RELEASE
+
+    async def held(self, idea_id: str) -> dict[str, str]:
+        await _round_trip()
+        return dict(self.waiting.get(idea_id, {}))
+
+    async def let_go(self, idea_id: str, event_id: str) -> None:
+        await _round_trip()
+        self.waiting.get(idea_id, {}).pop(event_id, None)
+
+    async def end_release(self, idea_id: str, *, owner: str) -> bool:
+        await _round_trip()
+        releaser = self.releaser(idea_id)
+        if self.waiting.get(idea_id):
+            if releaser and releaser != owner:
+                return True
+            self.releasers[idea_id] = (owner, self.clock() + RELEASER_LEASE_S)
+            return False
+        if releaser == owner:
+            del self.releasers[idea_id]
+        self.waiting.pop(idea_id, None)
+        self.since.pop(idea_id, None)
+        return True
+
+    async def waiting_ideas(self) -> tuple[int, float | None]:
+        await _round_trip()
+        return len(self.since), min(self.since.values(), default=None)
+
+
+# --- everything wired -------------------------------------------------------------------------------
+
+
+@dataclass
+class Notifications:
+    """The real handlers on fakes, and the fakes to look at."""
+
+    handlers: NotificationHandlers
+    store: InMemoryNotificationStore
+    room: InMemoryWaitingRoom
+    queue: FakeDeliveryQueue
+    publisher: FakePublisher
+    dead_letters: RecordingDeadLetters
+    done: FakeDone
+    clock: FixedClock
+    topics: Topics
+    metrics: ServiceMetrics
+
+    def sent(self) -> list[Envelope[Any]]:
+        """The NotificationSent events published, in order."""
+        return self.publisher.on(self.topics.notifications_sent)
+
+    def feed(self, person: str) -> list[dict]:
+        """A person's in-app feed, newest first."""
+        return list(self.store.feeds.get(person, ()))
+
+
+def notifications(
+    *,
+    now: datetime = datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
+    catalogue: Catalogue | None = None,
+    **settings: Any,
+) -> Notifications:
+    """Notifications' handlers as the app wires them, on in-memory fakes; ``settings`` override the defaults."""
+    config = NotificationsSettings(**settings)
+    clock = FixedClock(now)
+    metrics = ServiceMetrics.create("notifications")
+    topics = Topics()
+    store = InMemoryNotificationStore(config.feed_length)
+    room = InMemoryWaitingRoom(store, lambda: clock().timestamp())
+    queue, publisher, dead_letters, done = FakeDeliveryQueue(), FakePublisher(), RecordingDeadLetters(), FakeDone()
+    reporter = Reporter(
+        publisher,
+        sent_topic=topics.notifications_sent,
+        dead_letter_topic=topics.notifications_dlq,
+        dead_letters=DeadLetters(
+            service="notifications", attempts=1, backoff_s=0, metrics=metrics, logger=logging.getLogger("notifications")
+        ),
+        metrics=DeliveryMetrics.create(metrics.registry),
+        publish_timeout_s=1.0,
+    )
+    handlers = NotificationHandlers(
+        store=store,  # type: ignore[arg-type]
+        waiting=Waiting.of_idea_events(room, dead_letters, topics),
+        deliveries=queue,
+        outcomes=reporter,
+        renderer=Renderer(config.templates_dir),
+        catalogue=catalogue or load_catalogue(config.catalogue_path),
+        settings=config,
+        done=done,
+        clock=clock,
+        repeats=metrics.idempotent_skips,
+    )
+    return Notifications(handlers, store, room, queue, publisher, dead_letters, done, clock, topics, metrics)
