@@ -28,6 +28,7 @@ from shared.lag import LagMonitor
 from shared.metrics import ServiceMetrics
 from shared.operations import OpsSettings
 from shared.redis_pipelining import AutoPipelineRedis
+from shared.security_headers import SecurityHeaders
 from shared.settings import ServiceSettings, refuse_development_secrets
 from shared.topics import Topics
 from shared.tracing import tracer_provider
@@ -220,6 +221,7 @@ def service_app(
     app.state.identity = identity = identity_for(runtime.settings)
     identity.install(app)
     http_problems.install(app)  # every refusal names its field; 503 with Retry-After (shared/http_problems.py)
+    app.add_middleware(SecurityHeaders, production=runtime.settings.environment == "production")
     app.include_router(ops_router(runtime))
     app.include_router(asyncapi_router(runtime.broker, service=runtime.service, title=title, description=description))
     instrument(app, service=runtime.service, registry=runtime.metrics.registry)
