@@ -168,3 +168,18 @@ async def test_another_providers_claim_names_map_onto_the_principal(provider):
     principal = await verifier.verify(token)
     assert principal.id == "erik.lindberg@tekniskaverken.kiruna.se"
     assert principal.organisation == "tekniska-verken" and principal.has(Role.OFFICER, Role.EMPLOYEE)
+
+
+async def test_a_verified_token_is_remembered_but_never_past_its_expiry(provider):
+    verifier = verifier_for(provider, verified_cache_s=60)
+    token = provider.token()
+    first = await verifier.verify(token)
+    provider.down = True  # remembered: no call to the provider, no second RSA check
+    assert await verifier.verify(token) is first
+    provider.down = False
+    expires = int(time.time()) + 5
+    short = provider.token(exp=expires)
+    await verifier.verify(short)
+    assert verifier._verified[short][1] <= expires  # remembered at most until the token expires
+    verifier._verified[short] = (first, time.time() - 1)  # once that moment has passed, it is verified again
+    assert (await verifier.verify(short)).id == "anna.svensson" and verifier._verified[short][1] > time.time()
