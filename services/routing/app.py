@@ -38,7 +38,7 @@ def create_app(
     runtime = Runtime.create("routing", settings)
     memory = FeedbackMemory()
     if store is None:
-        store = RoutingStore(runtime.redis, settings.redis_prefix)
+        store = RoutingStore(runtime.redis, settings.redis_prefix, effect_ttl_s=settings.effect_key_ttl_s)
     if publisher is None:
         publisher = KafkaPublisher(runtime.broker, timeout_s=settings.kafka.publish_timeout_s)
 

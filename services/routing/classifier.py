@@ -43,6 +43,7 @@ from .language import (
     SWEDISH_STOP_WORDS,
     Lexicon,
     active_languages,
+    bounded,
     normalise,
     tokenize,
 )
@@ -61,8 +62,6 @@ MAX_AREAS = 4
 ORGANISATION_MIN = 2.0
 ORGANISATION_RELATIVE = 0.2
 HINT_BOOST = 2.0
-MAX_FIELD_CHARS = 20_000
-"""Only the first this many characters of a field are read: enormous texts route in bounded time."""
 
 TRIAGE_REASON = f"Ingen regel matchade; till triage hos {TRIAGE_ORGANISATION}"
 
@@ -321,8 +320,7 @@ class Router:
 
         ``feedback`` overrides the memory given to the constructor for this call.
         """
-        title = (title or "")[:MAX_FIELD_CHARS]
-        description = (description or "")[:MAX_FIELD_CHARS]
+        title, description = bounded(title, description)  # what intake accepts: longer texts route in bounded time
         hinted_areas, hinted_targets, ignored = self._read_hints(area_hints, organisation_hints)
 
         memory = feedback if feedback is not None else self.feedback

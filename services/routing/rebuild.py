@@ -17,13 +17,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from redis.asyncio import Redis
-
 from services.routing.handlers import feedback_entry
 from services.routing.settings import RoutingSettings
 from services.routing.store import RoutingStore
 from shared.events import RerouteCommand, SubmittedEvent
 from shared.replay import read_event_batches, rebuild_command
+from shared.service import redis_client
 from shared.topics import Topics
 
 
@@ -51,8 +50,8 @@ async def rebuild(settings: RoutingSettings, *, progress: bool = True, stream: T
     started = time.monotonic()
     result = RebuildResult()
     topics = Topics(settings.kafka.topic_prefix)
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
-    store = RoutingStore(redis, settings.redis_prefix)
+    redis = redis_client(settings)  # with the services' timeouts: a hung Redis stops the rebuild, never hangs it
+    store = RoutingStore(redis, settings.redis_prefix, effect_ttl_s=settings.effect_key_ttl_s)
     reading = {"progress": progress, "stream": stream, "malformed": result.malformed}
     try:
         reroutes: dict[str, RerouteCommand] = {}

@@ -1,6 +1,19 @@
 """Routing's state in Redis: the text of ideas (to learn from re-routes), which ideas were re-routed, the
 learned feedback, and which events were handled (keyed by event id). All but the last can be rebuilt from the
-topics (``python -m services.routing.rebuild``)."""
+topics (``python -m services.routing.rebuild``).
+
+What expires and what does not:
+
+- ``done:routing:<event id>`` (events handled) are effect keys: they expire after ``EFFECT_KEY_TTL_S`` (30 days),
+  far beyond any redelivery.
+- ``routing:idea:<idea id>`` (an idea's text, at most what intake accepts, and its re-routed mark) is kept only to
+  react to a later re-route of the idea: it expires :data:`IDEA_TEXT_TTL_S` after its last write. A re-route that
+  comes later still is published and applied as ever, without the title, and learnt if the idea is submitted again
+  (a rebuild learns it from the topics).
+- ``routing:feedback`` (what was learnt from re-routes) is state, the router's memory: kept.
+  ``routing:pending-feedback`` (re-routes whose submission has not arrived yet) is kept too: one small field per
+  such idea, removed when the submission arrives (a hash's fields cannot expire on Redis before 7.4).
+"""
 
 from __future__ import annotations
 
@@ -10,31 +23,46 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from shared.idempotency import Idempotency
+from services.routing.language import bounded
+from shared.idempotency import EFFECT_KEY_TTL_S, Idempotency
 from shared.redis_keys import delete_matching
+
+IDEA_TEXT_TTL_S = 400 * 86400
+"""How long an idea's text is kept after its last write (about 13 months): ideas are re-routed within days or
+weeks of their submission; a year covers a slow assessment, a pilot season and the summer in between."""
 
 
 class RoutingStore:
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: Redis, prefix: str, *, effect_ttl_s: int = EFFECT_KEY_TTL_S) -> None:
         self.redis = redis
         self.prefix = f"{prefix}:routing"
-        self.done = Idempotency(redis, prefix=prefix, scope="routing")
+        self.done = Idempotency(redis, prefix=prefix, scope="routing", ttl_s=effect_ttl_s)
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
 
+    async def _write_idea(self, idea_id: str, mapping: dict[str, str]) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._key("idea", idea_id), mapping=mapping)
+            pipe.expire(self._key("idea", idea_id), IDEA_TEXT_TTL_S)
+            await pipe.execute()
+
     async def remember_text(self, idea_id: str, title: str, description: str) -> None:
-        await self.redis.hset(self._key("idea", idea_id), mapping={"title": title, "description": description})
+        title, description = bounded(title, description)
+        await self._write_idea(idea_id, {"title": title, "description": description})
 
     async def arrive(
         self, idea_id: str, title: str, description: str, *, event_id: str
     ) -> tuple[bool, dict[str, Any] | None, bool]:
         """A submission arrives, in one round trip (shared with other events'): remember its text, and tell
         whether its event ``event_id`` was already handled, the re-route held for it, and whether the
-        innovation office re-routed it."""
-        done, _, held, rerouted = await asyncio.gather(
+        innovation office re-routed it. (On the services' auto-pipelined client the commands travel in this order,
+        so the text's TTL is set after it is written.)"""
+        title, description = bounded(title, description)
+        done, _, _, held, rerouted = await asyncio.gather(
             self.redis.exists(self.done.key(event_id)),
             self.redis.hset(self._key("idea", idea_id), mapping={"title": title, "description": description}),
+            self.redis.expire(self._key("idea", idea_id), IDEA_TEXT_TTL_S),
             self.redis.hget(self._key("pending-feedback"), idea_id),
             self.redis.hexists(self._key("idea", idea_id), "rerouted"),
         )
@@ -52,7 +80,7 @@ class RoutingStore:
         return (fields["title"], fields.get("description", "")) if "title" in fields else None
 
     async def mark_rerouted(self, idea_id: str) -> None:
-        await self.redis.hset(self._key("idea", idea_id), "rerouted", "1")
+        await self._write_idea(idea_id, {"rerouted": "1"})
 
     async def hold_feedback(self, idea_id: str, entry: dict[str, Any]) -> None:
         """A re-route whose idea text is not known yet: learnt when the submission arrives."""
