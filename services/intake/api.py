@@ -28,8 +28,8 @@ ERRORS = {
 }
 
 
-def api_router(intake: Intake, identity: Identity, rate_limited, *, anonymous_without_sign_in: bool) -> APIRouter:
-    router = APIRouter(prefix="/api/v1", dependencies=[Depends(rate_limited)], responses=ERRORS)
+def api_router(intake: Intake, identity: Identity, *, anonymous_without_sign_in: bool) -> APIRouter:
+    router = APIRouter(prefix="/api/v1", responses=ERRORS)  # rate limits: shared/rate_limits.py
 
     @router.post("/ideas", status_code=202, response_model=IdeaAccepted, tags=["ideas"], summary="Submit a new idea")
     async def submit_idea(
@@ -45,7 +45,10 @@ def api_router(intake: Intake, identity: Identity, rate_limited, *, anonymous_wi
             why = "an idea in your name needs your sign-in" if idea.anonymous is False else "sign-in is required"
             raise Unauthenticated(f"{why}: send 'Authorization: Bearer <token>'", error="invalid_request")
         return await intake.submit(
-            idea_of(idea, principal, intake.catalogue), idempotency_key=idempotency_key, correlation_id=correlation_id
+            idea_of(idea, principal, intake.catalogue),
+            idempotency_key=idempotency_key,
+            correlation_id=correlation_id,
+            principal=principal,
         )
 
     @router.post(

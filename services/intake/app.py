@@ -6,7 +6,7 @@ it in-memory adapters (tests/fakes/intake.py), as a composition root does."""
 
 from __future__ import annotations
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from services.intake import problems
@@ -44,6 +44,7 @@ def create_app(
         topics=runtime.topics,
         public_base_url=settings.public_base_url,
         idempotency_ttl_s=settings.idempotency_ttl_s,
+        pending_lease_s=2 * settings.kafka.publish_timeout_s,  # a crashed attempt frees its key after this
         logger=runtime.logger,
     )
     live_catalogue.keep_current(intake)
@@ -66,23 +67,15 @@ def create_app(
     )
     app.state.intake = intake
 
-    rate_limited = problems.rate_limit(store, settings.rate_limit_per_minute)
+    # Rate limits and the body limit are every service's (shared/rate_limits.py, shared/body_limit.py)
     identity = app.state.identity
-    app.include_router(
-        api_router(intake, identity, rate_limited, anonymous_without_sign_in=settings.anonymous_without_sign_in)
-    )
-    app.include_router(web_router(intake, identity, settings), dependencies=[Depends(rate_limited)])
+    app.include_router(api_router(intake, identity, anonymous_without_sign_in=settings.anonymous_without_sign_in))
+    app.include_router(web_router(intake, identity, settings))
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST"],
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Correlation-ID"],
     )
-    problems.install(
-        app,
-        logger=runtime.logger,
-        retry_after_s=settings.retry_after_s,
-        rate_limit_per_minute=settings.rate_limit_per_minute,
-    )
-    app.add_middleware(problems.BodyLimit, max_bytes=settings.max_body_bytes)
+    problems.install(app, logger=runtime.logger, retry_after_s=settings.retry_after_s)
     return app

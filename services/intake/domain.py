@@ -27,7 +27,8 @@ def intake_id(*parts: str) -> str:
     """The id intake derives from ``parts``: ``uuid5(NAMESPACE_URL, ":".join(parts))``, the same parts always
     giving the same id. Intake's formulas are::
 
-        idea of an Idempotency-Key    intake_id(ID_PREFIX, "idempotency", key)
+        idea of an Idempotency-Key    none: a uuid4 recorded with the key's reservation (handlers.Intake.submit);
+                                      ideas answered before hardening kept intake_id(ID_PREFIX, "idempotency", key)
         idea of a raw-topic record    intake_id(ID_PREFIX, "raw", "<topic>:<partition>:<offset>")
         its IdeaSubmitted event       intake_id(idea_id, "submitted")
         a person's support, follow    intake_id(ID_PREFIX, "support" | "follow", idea_id, person)

@@ -23,6 +23,15 @@ class Conflict(Exception):
     """409"""
 
 
+class IdempotencyPending(Exception):
+    """409, with Retry-After: a request with this Idempotency-Key is being handled right now (or its attempt
+    crashed and its short lease has not run out yet). The retry must come back later, never wait here."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(f"a request with this Idempotency-Key is in progress; try again in {retry_after_s} s")
+
+
 class RateLimited(Exception):
     """429, with Retry-After: too many writes from one client this minute."""
 

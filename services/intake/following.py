@@ -1,7 +1,8 @@
 """What intake learns from the topics it follows (``Topics.idea_events()``): each idea's state, the organisations
 that own it and who supports it, which is what it needs to judge a write. The same code serves the live subscribers
 and the rebuild (``python -m services.intake.rebuild``). Applying an event again, or the topics' events in any
-order between topics, gives the same state (the store's scripts compare times)."""
+order between topics, gives the same state (the store's scripts compare times). It also heals what a request
+could not record after Kafka had acknowledged its idea: the idea's record, and its Idempotency-Key's."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ async def follow(store: IntakeStore, envelope: Envelope[Any]) -> None:
     match envelope.data:
         case IdeaSubmitted():
             await store.record_submitted(envelope.subject, at)
+            # An Idempotency-Key whose attempt Kafka acknowledged but Redis did not record: it answers now.
+            await store.settle(envelope.subject)
         case IdeaRouted(organisations=targets):
             await store.record_routed(envelope.subject, [t.organisation for t in targets], at)
         case IdeaStatusChanged(to_state=state):

@@ -3,6 +3,7 @@ records its event in Kafka and returns only after Kafka has acknowledged it."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import uuid
@@ -47,6 +48,7 @@ class Intake:
         topics: Topics,
         public_base_url: str,
         idempotency_ttl_s: int,
+        pending_lease_s: float = 10.0,
         clock: Callable[[], datetime] = utc_now,
         logger: logging.Logger | None = None,
     ) -> None:
@@ -56,6 +58,7 @@ class Intake:
         self.topics = topics
         self.public_base_url = public_base_url
         self.idempotency_ttl_s = idempotency_ttl_s
+        self.pending_lease_s = pending_lease_s
         self.clock = clock
         self.logger = logger or logging.getLogger("intake")
 
@@ -79,24 +82,51 @@ class Intake:
     # --- new ideas ------------------------------------------------------------------------------------------
 
     async def submit(
-        self, idea: IdeaIn, *, idempotency_key: str | None = None, correlation_id: str | None = None
+        self,
+        idea: IdeaIn,
+        *,
+        idempotency_key: str | None = None,
+        correlation_id: str | None = None,
+        principal: Principal | None = None,
     ) -> IdeaAccepted:
+        """Publish a new idea and answer once Kafka has it.
+
+        An Idempotency-Key is the sender's (``principal``; one scope for everyone not signed in) and is bound to
+        the request: the same key with another body is refused (:class:`IdempotencyMismatch`, 422). The idea id is
+        a fresh uuid4 recorded with the key's reservation, never derived from the key alone: a key reused after
+        its record expired (or after Redis was lost) makes a new idea with a new id, where a derived id would be
+        dropped by every consumer as a duplicate. The price is honest: a retry after Redis lost the record may
+        make a second idea; it can never make a silently dropped one. While an attempt holds the key's short lease
+        (``pending_lease_s``, 2 x the Kafka publish timeout) a retry is refused at once (:class:`IdempotencyPending`,
+        409 with Retry-After); an attempt that failed or crashed leaves the record with its idea id, so the retry
+        publishes the same idea and event ids again (consumers drop a repeat by event id)."""
         self.check_hints(idea)
         if idempotency_key is None:
             return await self._submit(idea, str(uuid.uuid4()), correlation_id)
-        fingerprint = hashlib.sha256(idea.model_dump_json().encode()).hexdigest()
-        ttl = self.idempotency_ttl_s
-        first, answer = await self.store.reserve(idempotency_key, fingerprint, ttl)
-        if not first:
-            return IdeaAccepted.model_validate(answer)
-        # The same key always names the same idea, even if this attempt fails and a retry publishes it.
-        idea_id = intake_id(ID_PREFIX, "idempotency", idempotency_key)
+        owner = principal.id if principal is not None else "-"
+        scoped_key = f"{owner}\n{idempotency_key}"
+        fingerprint = hashlib.sha256(f"{owner}\n{idea.model_dump_json()}".encode()).hexdigest()
+        offer = self._accepted(str(uuid.uuid4()))
+        reservation = await self.store.reserve(
+            scoped_key,
+            fingerprint,
+            self.idempotency_ttl_s,
+            answer=offer.model_dump(),
+            lease_s=self.pending_lease_s,
+        )
+        accepted = IdeaAccepted.model_validate(reservation.answer)
+        if not reservation.first:
+            return accepted
         try:
-            accepted = await self._submit(idea, idea_id, correlation_id, event_id=intake_id(idea_id, "submitted"))
+            await self._submit(idea, accepted.idea_id, correlation_id, event_id=accepted.event_id)
         except BaseException:
-            await self.store.release(idempotency_key)
+            with contextlib.suppress(Exception):  # else the lease runs out by itself
+                await self.store.release(scoped_key)
             raise
-        await self.store.complete(idempotency_key, fingerprint, accepted.model_dump(), ttl)
+        try:
+            await self.store.complete(scoped_key)
+        except Exception as exc:  # Kafka has the idea: the record is a cache, which the follower settles
+            self._cache_failed(accepted, exc)
         return accepted
 
     async def submit_from_topic(self, idea: IdeaIn, idea_id: str) -> IdeaAccepted:
@@ -105,12 +135,31 @@ class Intake:
         channel_idea = idea if "channel" in idea.model_fields_set else idea.model_copy(update={"channel": "kafka"})
         return await self._submit(channel_idea, idea_id, None, event_id=intake_id(idea_id, "submitted"))
 
+    def _accepted(self, idea_id: str) -> IdeaAccepted:
+        return IdeaAccepted(
+            idea_id=idea_id,
+            event_id=intake_id(idea_id, "submitted"),
+            status_url=f"{self.public_base_url}/ideas/{idea_id}",
+        )
+
+    def _cache_failed(self, accepted: IdeaAccepted, exc: Exception) -> None:
+        self.logger.warning(
+            "idea stored in Kafka but not recorded in Redis; answered anyway, the follower records it from the topic",
+            extra={"idea_id": accepted.idea_id, "event_id": accepted.event_id, "error": repr(exc)},
+        )
+
     async def _submit(
         self, idea: IdeaIn, idea_id: str, correlation_id: str | None, event_id: str | None = None
     ) -> IdeaAccepted:
         envelope = self._wrap(submitted_event(idea, idea_id), event_id=event_id, correlation_id=correlation_id)
         await self.publisher.publish(self.topics.submitted, envelope)
-        await self.store.record_submitted(idea_id, iso(envelope.time))
+        accepted = self._accepted(idea_id).model_copy(update={"event_id": envelope.id})
+        # Kafka has acknowledged the idea: from here on the answer is 202. Intake's record of it is a cache of
+        # the topic (the follower writes the same record), so a failing Redis costs a warning, not a lie.
+        try:
+            await self.store.record_submitted(idea_id, iso(envelope.time))
+        except Exception as exc:
+            self._cache_failed(accepted, exc)
         self.logger.info(
             "idea submitted",
             extra={
@@ -120,7 +169,7 @@ class Intake:
                 "correlation_id": correlation_id,
             },
         )
-        return IdeaAccepted(idea_id=idea_id, event_id=envelope.id, status_url=f"{self.public_base_url}/ideas/{idea_id}")
+        return accepted
 
     # --- officers' actions ----------------------------------------------------------------------------------
 

@@ -1,25 +1,23 @@
 """How intake says no over HTTP, in the platform's convention (:mod:`shared.http_problems`): every refusal of
-intake's use cases as JSON naming the field or the rule, nothing as a 500; too many writes (429) and too large
-a body (413) before any work is done. Bad input (422) is the service factory's own handler."""
+intake's use cases as JSON naming the field or the rule, nothing as a 500. Bad input (422), too many writes (429)
+and too large a body (413) are every service's, installed by the service factory (shared/service.py)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 
-from services.intake.errors import Conflict, Forbidden, InvalidField, NotFound, RateLimited
+from services.intake.errors import Conflict, Forbidden, IdempotencyPending, InvalidField, NotFound
 from services.intake.lifecycle import TransitionError
-from services.intake.store import IdempotencyMismatch, IntakeStore
+from services.intake.store import IdempotencyMismatch
 from shared.http_problems import invalid, problem, unavailable
 from shared.kafka import KafkaUnavailable
 
 
-def install(app: FastAPI, *, logger: logging.Logger, retry_after_s: int, rate_limit_per_minute: int) -> None:
+def install(app: FastAPI, *, logger: logging.Logger, retry_after_s: int) -> None:
     """Map each of intake's refusals to its HTTP answer."""
 
     @app.exception_handler(InvalidField)
@@ -54,12 +52,12 @@ def install(app: FastAPI, *, logger: logging.Logger, retry_after_s: int, rate_li
             422, "Idempotency-Key was already used with a different request; use a new key", "Idempotency-Key"
         )
 
-    @app.exception_handler(RateLimited)
-    async def rate_limited(_: Request, exc: RateLimited) -> JSONResponse:
+    @app.exception_handler(IdempotencyPending)
+    async def key_in_progress(_: Request, exc: IdempotencyPending) -> JSONResponse:
         response = problem(
-            429,
-            f"Too many writes from this client: at most {rate_limit_per_minute} per minute. "
-            f"Try again in {exc.retry_after_s} s.",
+            409,
+            f"A request with this Idempotency-Key is being handled; try again in {exc.retry_after_s} s for its answer",
+            "Idempotency-Key",
             retry_after_s=exc.retry_after_s,
         )
         response.headers["Retry-After"] = str(exc.retry_after_s)
@@ -78,42 +76,3 @@ def install(app: FastAPI, *, logger: logging.Logger, retry_after_s: int, rate_li
 
 def nothing_stored(detail: str) -> str:
     return f"{detail}; nothing was stored. Try again later."
-
-
-def rate_limit(store: IntakeStore, per_minute: int) -> Callable[[Request], Awaitable[None]]:
-    """A dependency that counts every POST of a client and refuses it (:class:`RateLimited`) over ``per_minute``."""
-
-    async def rate_limited(request: Request) -> None:
-        if request.method == "POST":
-            client = request.client.host if request.client else "unknown"
-            wait = await store.hit(client, per_minute)
-            if wait is not None:
-                raise RateLimited(wait)
-
-    return rate_limited
-
-
-class BodyLimit:
-    """Pure ASGI middleware: 413 for a body announced larger than ``max_bytes``, before it is read. (Not
-    ``@app.middleware("http")``, which runs every request through extra tasks and streams: 6 % of intake's CPU.)
-    A body sent without a length is bounded by the request models' own limits."""
-
-    def __init__(self, app: Any, *, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            length = next((value for name, value in scope["headers"] if name == b"content-length"), b"")
-            if length.isdigit() and int(length) > self.max_bytes:
-                response = JSONResponse(
-                    status_code=413,
-                    content={
-                        "detail": f"Request body too large: {length.decode()} bytes; "
-                        f"at most {self.max_bytes} are accepted",
-                        "errors": [{"field": "(body)", "message": f"at most {self.max_bytes} bytes"}],
-                    },
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)

@@ -23,6 +23,7 @@ from services.intake.settings import IntakeSettings
 from services.intake.store import IntakeStore
 from shared.redis_pipelining import AutoPipelineRedis
 from shared.replay import read_event_batches, rebuild_command, topic_partitions
+from shared.service import redis_options
 from shared.topics import Topics
 
 
@@ -50,7 +51,7 @@ async def rebuild(settings: IntakeSettings, *, progress: bool = True, stream: Te
     started = time.monotonic()
     result = RebuildResult()
     models = Topics(settings.kafka.topic_prefix).idea_events()
-    redis = AutoPipelineRedis.from_url(settings.redis_url, decode_responses=True)
+    redis = AutoPipelineRedis.from_url(settings.redis_url, **redis_options(settings))  # the services' timeouts
     store = IntakeStore(redis, settings.redis_prefix)
     ideas: set[str] = set()
     try:

@@ -22,7 +22,21 @@ class IntakeSettings(ServiceSettings):
     # Limits
     max_body_bytes: int = Field(64 * 1024, description="Largest request body accepted")
     rate_limit_per_minute: int = Field(60, ge=1, description="Writes per client per minute")
-    idempotency_ttl_s: int = Field(24 * 3600, description="How long an Idempotency-Key is remembered")
+    # Every "effect key" intake keeps in Redis expires, and outlives any redelivery of what it guards: an
+    # Idempotency-Key's record (and its idea's pointer) lives 7 days, longer than a mail server retries a message
+    # (Postfix: 5 days) and far longer than a client's retries; the mail rate counters live one window + 1 s
+    # (services/intake/store.py states the others: supporters, the HTTP rate counters).
+    idempotency_ttl_s: int = Field(
+        7 * 24 * 3600,
+        ge=3600,
+        description="How long an Idempotency-Key (and a mail's Message-ID) is remembered; longer than any retry",
+    )
+    mail_per_sender_per_hour: int = Field(
+        30, ge=1, description="Mails one envelope sender (MAIL FROM, any case) may send per hour; then 451 4.7.1"
+    )
+    mail_per_connection: int = Field(
+        10, ge=1, description="Mails one SMTP connection may carry; the next MAIL gets 421 and the connection ends"
+    )
     # E-mail in
     smtp_enabled: bool = True
     smtp_host: str = "127.0.0.1"

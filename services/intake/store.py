@@ -1,17 +1,24 @@
 """Intake's state in Redis: what it must know to judge a write (each idea's state and organisations),
-Idempotency-Keys, supports and rate limits. The idea records are rebuilt from the topics it consumes."""
+Idempotency-Keys, supports and the mail door's counters. The idea records are rebuilt from the topics it consumes.
+
+Expiry: the idea records are state (rebuilt from the topics) and do not expire. Every effect key does, and outlives
+any redelivery of what it guards: an Idempotency-Key's record and its idea's pointer ``INTAKE_IDEMPOTENCY_TTL_S``
+(7 days, longer than a mail server retries), a pending attempt's lease ``2 x KAFKA_PUBLISH_TIMEOUT_S`` inside it,
+an idea's supporters :data:`SUPPORT_TTL_S` after its last support (the rebuild brings them back from the topic),
+the mail counters one window + 1 s."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 
+from services.intake.errors import IdempotencyPending
 from shared.events import IdeaState
 from shared.redis_keys import delete_matching
 
@@ -52,14 +59,60 @@ if redis.call('HSETNX', KEYS[1], 'state', ARGV[1]) == 1 then
 end
 return 1
 """
-# One more write of a client in this minute's window (the window expires after it).
-_HIT = """
+# An Idempotency-Key's record (a hash): the first request stores its fingerprint, the answer it will give (with a
+# fresh idea id) and a short lease; a later one gets the answer once done, a refusal while the lease runs, or takes
+# over the lease, and the same idea id, once it has run out (its holder crashed, or failed and released it).
+# KEYS: the record, the idea's pointer to it. ARGV: fingerprint, answer (JSON), lease (ms), ttl (s), record key.
+_RESERVE = """
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local lease_until = string.format('%d', now_ms + tonumber(ARGV[3]))
+local stored = redis.call('HMGET', KEYS[1], 'fingerprint', 'status', 'answer', 'lease_until')
+if not stored[1] then
+  redis.call('HSET', KEYS[1], 'fingerprint', ARGV[1], 'status', 'pending', 'answer', ARGV[2],
+             'lease_until', lease_until)
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+  redis.call('SET', KEYS[2], ARGV[5], 'EX', ARGV[4])
+  return {'first', ARGV[2], 0}
+end
+if stored[1] ~= ARGV[1] then
+  return {'mismatch', '', 0}
+end
+if stored[2] == 'done' then
+  return {'done', stored[3], 0}
+end
+local left = tonumber(stored[4] or '0') - now_ms
+if left > 0 then
+  return {'pending', stored[3], left}
+end
+redis.call('HSET', KEYS[1], 'lease_until', lease_until)
+return {'first', stored[3], 0}
+"""
+# Mark a record done (its idea is in Kafka), or end a failed attempt's lease; a record that expired stays away.
+_SETTLE = """
+if redis.call('HGET', KEYS[1], 'status') == 'pending' then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+# One person's support; the idea's supporters expire SUPPORT_TTL_S after its last support.
+_SUPPORT = """
+local added = redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return added
+"""
+# One more event of a counter in its window (the key expires one second after the window ends).
+_COUNT = """
 local count = redis.call('INCR', KEYS[1])
 if count == 1 then
-  redis.call('EXPIRE', KEYS[1], 61)
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
 end
 return count
 """
+# An idea's supporters expire 400 days after its last support: longer than any redelivery (a repeated support
+# carries the same event id anyway, and the rebuild restores them from the topic).
+SUPPORT_TTL_S = 400 * 24 * 3600
 # Single commands and scripts rather than MULTI blocks: they share round trips with the other requests'
 # commands (shared.redis_pipelining), where a transaction takes a connection of its own.
 
@@ -84,7 +137,10 @@ class IntakeStore:
         self._apply = redis.register_script(_APPLY)
         self._route = redis.register_script(_ROUTE)
         self._submitted = redis.register_script(_SUBMITTED)
-        self._hit = redis.register_script(_HIT)
+        self._reserve = redis.register_script(_RESERVE)
+        self._settle = redis.register_script(_SETTLE)
+        self._support = redis.register_script(_SUPPORT)
+        self._count = redis.register_script(_COUNT)
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -118,52 +174,83 @@ class IntakeStore:
     # --- supports -------------------------------------------------------------------------------------------
 
     async def add_support(self, idea_id: str, person: str) -> bool:
-        return bool(await self.redis.sadd(self._key("supporters", idea_id), person))
+        return bool(await self._support(keys=[self._key("supporters", idea_id)], args=[person, SUPPORT_TTL_S]))
 
     async def remove_support(self, idea_id: str, person: str) -> None:
         await self.redis.srem(self._key("supporters", idea_id), person)
 
     # --- Idempotency-Key ------------------------------------------------------------------------------------
 
-    async def reserve(self, idempotency_key: str, fingerprint: str, ttl_s: int) -> tuple[bool, dict | None]:
-        """Reserve the key for this request. Returns (True, None) for the first request; otherwise waits for
-        the first one to finish and returns (False, its answer) — or (True, None) if the first one failed."""
-        key = self._key("idempotency", hashlib.sha256(idempotency_key.encode()).hexdigest())
-        pending = json.dumps({"status": "pending", "fingerprint": fingerprint})
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if await self.redis.set(key, pending, nx=True, ex=ttl_s):
-                return True, None
-            raw = await self.redis.get(key)
-            if raw is not None:
-                stored = json.loads(raw)
-                if stored["fingerprint"] != fingerprint:
-                    raise IdempotencyMismatch()
-                if stored["status"] == "done":
-                    return False, stored["answer"]
-            await asyncio.sleep(0.02)
-        raise TimeoutError("the first request with this Idempotency-Key did not finish")
+    def _record(self, idempotency_key: str) -> str:
+        return self._key("idempotency", hashlib.sha256(idempotency_key.encode()).hexdigest())
 
-    async def complete(self, idempotency_key: str, fingerprint: str, answer: dict, ttl_s: int) -> None:
-        key = self._key("idempotency", hashlib.sha256(idempotency_key.encode()).hexdigest())
-        await self.redis.set(
-            key, json.dumps({"status": "done", "fingerprint": fingerprint, "answer": answer}), ex=ttl_s
+    async def reserve(
+        self,
+        idempotency_key: str,
+        fingerprint: str,
+        ttl_s: int,
+        *,
+        answer: dict | None = None,
+        lease_s: float = 10.0,
+    ) -> Reservation:
+        """Reserve the key for this request, which offers ``answer`` (with a fresh idea id). Returns
+        ``Reservation(first=True, answer)`` when this request must publish: the offered answer, or the one an
+        earlier attempt stored and did not finish (the same idea id, so its event id is the same too);
+        ``first=False`` with the answer once an attempt finished. Raises :class:`IdempotencyMismatch` for another
+        request under the key, :class:`IdempotencyPending` while another attempt holds the lease (``lease_s``).
+        Never waits."""
+        answer = answer or {}
+        record = self._record(idempotency_key)
+        pointer = self._key("idempotency-of", str(answer.get("idea_id", "")))
+        status, stored, left_ms = await self._reserve(
+            keys=[record, pointer],
+            args=[fingerprint, json.dumps(answer), max(1, int(lease_s * 1000)), ttl_s, record],
         )
+        status = status.decode() if isinstance(status, bytes) else status
+        if status == "mismatch":
+            raise IdempotencyMismatch()
+        if status == "pending":
+            raise IdempotencyPending(max(1, math.ceil(int(left_ms) / 1000)))
+        return Reservation(first=status == "first", answer=json.loads(stored))
+
+    async def complete(self, idempotency_key: str) -> None:
+        """The attempt's idea is in Kafka: from now on the key answers with it (the record keeps its TTL)."""
+        await self._settle(keys=[self._record(idempotency_key)], args=["status", "done"])
 
     async def release(self, idempotency_key: str) -> None:
-        await self.redis.delete(self._key("idempotency", hashlib.sha256(idempotency_key.encode()).hexdigest()))
+        """The attempt failed: end its lease at once, so that a retry goes ahead with the same idea id."""
+        await self._settle(keys=[self._record(idempotency_key)], args=["lease_until", "0"])
 
-    # --- rate limit -----------------------------------------------------------------------------------------
+    async def settle(self, idea_id: str) -> bool:
+        """The idea is in Kafka (its follower saw it): complete the Idempotency-Key record that offered it, if
+        one is still pending (its attempt crashed, or Redis failed, after Kafka had acknowledged it)."""
+        record = await self.redis.get(self._key("idempotency-of", idea_id))
+        if record is None:
+            return False
+        record = record.decode() if isinstance(record, bytes) else record
+        return bool(await self._settle(keys=[record], args=["status", "done"]))
 
-    async def hit(self, client: str, limit: int) -> int | None:
-        """Count one write of ``client`` in the current minute; seconds to wait when over ``limit``."""
+    # --- the mail door's counters ---------------------------------------------------------------------------
+
+    async def count(self, name: str, limit: int, window_s: int) -> int | None:
+        """Count one event of ``name`` (hashed: it may be an address) in the current ``window_s``; seconds until
+        the next window when that makes more than ``limit``."""
         now = time.time()
-        window = int(now // 60)
-        key = self._key("rate", client, str(window))
-        count = int(await self._hit(keys=[key], args=[]))
-        if count > limit:
-            return max(1, int((window + 1) * 60 - now) + 1)
+        window = int(now // window_s)
+        digest = hashlib.sha256(name.encode()).hexdigest()[:32]
+        key = self._key("count", str(window_s), digest, str(window))
+        if int(await self._count(keys=[key], args=[window_s + 1])) > limit:
+            return max(1, math.ceil((window + 1) * window_s - now))
         return None
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """What :meth:`IntakeStore.reserve` decided: ``first`` - this request publishes ``answer``'s idea; otherwise
+    ``answer`` is the finished attempt's."""
+
+    first: bool
+    answer: dict
 
 
 class IdempotencyMismatch(Exception):

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections import defaultdict
 from typing import Any
 
-from services.intake.store import IdeaRecord, IdempotencyMismatch
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from services.intake.errors import IdempotencyPending
+from services.intake.store import IdeaRecord, IdempotencyMismatch, Reservation
 from shared.events import IdeaState
 
 
@@ -24,11 +28,15 @@ class FakeIntakeStore:
         self.ideas: dict[str, dict[str, str]] = {}
         self.supporters: dict[str, set[str]] = defaultdict(set)
         self.idempotency: dict[str, dict[str, Any]] = {}
-        """Idempotency-Key -> {"status", "fingerprint", "answer"?}; ``ttls`` holds the expiry asked for."""
+        """(principal, Idempotency-Key) -> {"status", "fingerprint", "answer", "lease_until"}; ``ttls`` holds the
+        expiry asked for, ``pointers`` each offered idea id's key."""
         self.ttls: dict[str, int] = {}
-        self.rate: dict[tuple[str, int], int] = defaultdict(int)
-        self.minute = 0
-        """The rate limit's current window (a test moves it on)."""
+        self.pointers: dict[str, str] = {}
+        self.counts: dict[tuple[str, int, int], int] = defaultdict(int)
+        self.now = 0.0
+        """Seconds on the store's clock (Redis's TIME): a test moves it on to end leases and windows."""
+        self.failing: set[str] = set()
+        """Methods that fail as Redis does when it is away (``{"record_submitted", "complete"}``)."""
 
     # --- ideas -----------------------------------------------------------------------------------------------
 
@@ -42,6 +50,7 @@ class FakeIntakeStore:
 
     async def record_submitted(self, idea_id: str, time_iso: str) -> None:
         await asyncio.sleep(0)
+        self._check("record_submitted")
         fields = self.ideas.setdefault(idea_id, {})
         if "state" not in fields:
             fields.update(state=IdeaState.SUBMITTED.value, state_time=time_iso)
@@ -92,33 +101,70 @@ class FakeIntakeStore:
 
     # --- Idempotency-Key ------------------------------------------------------------------------------------
 
-    async def reserve(self, idempotency_key: str, fingerprint: str, ttl_s: int) -> tuple[bool, dict | None]:
-        for _ in range(1000):  # the real store waits up to 30 s for the first request to finish
-            await asyncio.sleep(0)
-            stored = self.idempotency.get(idempotency_key)
-            if stored is None:
-                self.idempotency[idempotency_key] = {"status": "pending", "fingerprint": fingerprint}
-                self.ttls[idempotency_key] = ttl_s
-                return True, None
-            if stored["fingerprint"] != fingerprint:
-                raise IdempotencyMismatch()
-            if stored["status"] == "done":
-                return False, stored["answer"]
-        raise TimeoutError("the first request with this Idempotency-Key did not finish")
-
-    async def complete(self, idempotency_key: str, fingerprint: str, answer: dict, ttl_s: int) -> None:
+    async def reserve(
+        self,
+        idempotency_key: str,
+        fingerprint: str,
+        ttl_s: int,
+        *,
+        answer: dict | None = None,
+        lease_s: float = 10.0,
+    ) -> Reservation:
         await asyncio.sleep(0)
-        self.idempotency[idempotency_key] = {"status": "done", "fingerprint": fingerprint, "answer": answer}
-        self.ttls[idempotency_key] = ttl_s
+        answer = answer or {}
+        stored = self.idempotency.get(idempotency_key)
+        if stored is None:
+            self.idempotency[idempotency_key] = {
+                "status": "pending",
+                "fingerprint": fingerprint,
+                "answer": answer,
+                "lease_until": self.now + lease_s,
+            }
+            self.ttls[idempotency_key] = ttl_s
+            self.pointers[answer.get("idea_id", "")] = idempotency_key
+            return Reservation(first=True, answer=answer)
+        if stored["fingerprint"] != fingerprint:
+            raise IdempotencyMismatch()
+        if stored["status"] == "done":
+            return Reservation(first=False, answer=stored["answer"])
+        if stored["lease_until"] > self.now:
+            raise IdempotencyPending(max(1, math.ceil(stored["lease_until"] - self.now)))
+        stored["lease_until"] = self.now + lease_s
+        return Reservation(first=True, answer=stored["answer"])
+
+    async def complete(self, idempotency_key: str) -> None:
+        await asyncio.sleep(0)
+        self._check("complete")
+        if self.idempotency.get(idempotency_key, {}).get("status") == "pending":
+            self.idempotency[idempotency_key]["status"] = "done"
 
     async def release(self, idempotency_key: str) -> None:
         await asyncio.sleep(0)
+        if self.idempotency.get(idempotency_key, {}).get("status") == "pending":
+            self.idempotency[idempotency_key]["lease_until"] = 0.0
+
+    async def settle(self, idea_id: str) -> bool:
+        await asyncio.sleep(0)
+        key = self.pointers.get(idea_id)
+        if key is None or self.idempotency.get(key, {}).get("status") != "pending":
+            return False
+        self.idempotency[key]["status"] = "done"
+        return True
+
+    def expire(self, idempotency_key: str) -> None:
+        """The key's record expires (its TTL ran out, or Redis was lost)."""
         self.idempotency.pop(idempotency_key, None)
         self.ttls.pop(idempotency_key, None)
 
-    # --- rate limit -----------------------------------------------------------------------------------------
+    def _check(self, method: str) -> None:
+        if method in self.failing:
+            raise RedisConnectionError(f"fake Redis outage in {method}")
 
-    async def hit(self, client: str, limit: int) -> int | None:
+    # --- the mail door's counters ---------------------------------------------------------------------------
+
+    async def count(self, name: str, limit: int, window_s: int) -> int | None:
         await asyncio.sleep(0)
-        self.rate[(client, self.minute)] += 1
-        return 60 if self.rate[(client, self.minute)] > limit else None
+        self.counts[(name, window_s, int(self.now // window_s))] += 1
+        if self.counts[(name, window_s, int(self.now // window_s))] > limit:
+            return max(1, math.ceil((int(self.now // window_s) + 1) * window_s - self.now))
+        return None

@@ -209,3 +209,47 @@ async def test_the_accepted_domains_follow_the_catalogue_in_use(service_settings
         await eventually(accepted, timeout=10)
         event = json.loads((await submitted.wait_count(1))[0].value)["data"]
         assert event["submitter"]["organisation"] == "kiruna-kommun"  # skola.kiruna.se is the municipality's alone
+
+
+def send_on_one_connection(port: int, messages: list[EmailMessage]) -> list[tuple[int, str]]:
+    """Send every message over one SMTP connection, as a mail server empties its queue; each reply."""
+    replies: list[tuple[int, str]] = []
+    with smtplib.SMTP("127.0.0.1", port, local_hostname="localhost", timeout=10) as client:
+        for message in messages:
+            try:
+                client.send_message(message, to_addrs=["ideas@localhost"])
+                replies.append((250, "accepted"))
+            except smtplib.SMTPSenderRefused as exc:
+                replies.append((exc.smtp_code, exc.smtp_error.decode()))
+                if exc.smtp_code == 421:
+                    break  # the server ended the connection
+    return replies
+
+
+async def test_mail_is_rate_limited_per_sender_and_per_connection(service_settings, topics, kafka_settings):
+    port = free_port()
+    settings = service_settings(IntakeSettings, smtp_port=port, mail_per_sender_per_hour=2, mail_per_connection=3)
+    async with running(intake_app(settings)) as client, probe(kafka_settings, topics.submitted) as submitted:
+        assert refused((await client.get("/metrics")).text, "rate-limited") == 0  # visible from the start
+        anna = "Anna Svensson <anna.svensson@kiruna.se>"
+        for n in range(2):
+            code, _ = await anyio.to_thread.run_sync(send, port, mail(f"Idé nummer {n}", "Text", sender=anna))
+            assert code == 250
+        # the third within the hour, whatever the case of the address: a temporary refusal that says when
+        shouting = mail("Idé nummer 3", "Text", sender="Anna <Anna.Svensson@KIRUNA.SE>")
+        code, reply = await anyio.to_thread.run_sync(send, port, shouting)
+        assert code == 451 and reply.startswith("4.7.1") and "at most 2 per hour" in reply
+        wait = int(reply.rsplit("try again in ", 1)[1].split()[0])
+        assert 1 <= wait <= 3600
+        code, _ = await anyio.to_thread.run_sync(send, port, mail("Per har en idé", "Text", sender="per@kiruna.se"))
+        assert code == 250
+
+        # one connection carries at most 3 mails; the 4th MAIL is answered 421 and the connection ends
+        senders = [f"person{n}@kirunabostader.se" for n in range(5)]
+        batch = [mail(f"Idé från {s}", "Text", sender=s) for s in senders]
+        replies = await anyio.to_thread.run_sync(send_on_one_connection, port, batch)
+        assert [code for code, _ in replies] == [250, 250, 250, 421]
+        assert "At most 3 mails per connection" in replies[3][1]
+
+        await submitted.wait_count(6)
+        assert refused((await client.get("/metrics")).text, "rate-limited") == 2

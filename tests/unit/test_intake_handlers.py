@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from services.intake.errors import Conflict, Forbidden, InvalidField, NotFound
+from services.intake.errors import Conflict, Forbidden, IdempotencyPending, InvalidField, NotFound
 from services.intake.following import follow
 from services.intake.handlers import Intake
 from services.intake.lifecycle import TransitionError
@@ -106,32 +106,96 @@ async def test_the_same_idempotency_key_gives_the_same_answer_and_one_event(fake
     first = await fakes.intake.submit(IDEA, idempotency_key="key-12345")
     again = await fakes.intake.submit(IDEA, idempotency_key="key-12345")
     assert again == first and len(fakes.publisher.on(TOPICS.submitted)) == 1
-    # the ids histories hold: the key names the idea, the idea names its event
-    assert first.idea_id == uuid5("kiruna-innovation:idempotency:key-12345")
+    # the idea id is the reservation's own (not derived from the key), the idea names its event
+    assert first.idea_id != uuid5("kiruna-innovation:idempotency:key-12345")
     assert first.event_id == uuid5(f"{first.idea_id}:submitted")
-    assert fakes.store.ttls["key-12345"] == 3600
+    assert fakes.store.ttls["-\nkey-12345"] == 3600
 
 
-async def test_concurrent_requests_with_one_key_publish_once(fakes):
-    answers = await asyncio.gather(*(fakes.intake.submit(IDEA, idempotency_key="key-race-1") for _ in range(3)))
-    assert len({a.idea_id for a in answers}) == 1 and len(fakes.publisher.on(TOPICS.submitted)) == 1
+async def test_a_key_reused_after_its_record_expired_makes_a_new_idea_that_consumers_keep(fakes):
+    first = await fakes.intake.submit(IDEA, idempotency_key="key-12345")
+    fakes.store.expire("-\nkey-12345")  # 7 days later, or Redis was lost
+    second = await fakes.intake.submit(IDEA, idempotency_key="key-12345")
+    published = fakes.publisher.on(TOPICS.submitted)
+    assert len(published) == 2 and second.idea_id != first.idea_id
+    assert len({event.id for event in published}) == 2  # no consumer drops the second as a duplicate
 
 
-async def test_a_key_used_with_a_different_body_is_refused(fakes):
-    await fakes.intake.submit(IDEA, idempotency_key="key-12345")
-    with pytest.raises(IdempotencyMismatch):
-        await fakes.intake.submit(IDEA.model_copy(update={"title": "Något annat"}), idempotency_key="key-12345")
+async def test_concurrent_requests_with_one_key_publish_once_and_the_others_come_back_later(fakes):
+    outcomes = await asyncio.gather(
+        *(fakes.intake.submit(IDEA, idempotency_key="key-race-1") for _ in range(3)), return_exceptions=True
+    )
+    [accepted] = [o for o in outcomes if not isinstance(o, IdempotencyPending)]
+    assert all(isinstance(o, IdempotencyPending) and 1 <= o.retry_after_s <= 10 for o in outcomes if o is not accepted)
     assert len(fakes.publisher.on(TOPICS.submitted)) == 1
+    assert await fakes.intake.submit(IDEA, idempotency_key="key-race-1") == accepted  # a retry after it finished
 
 
-async def test_a_key_whose_first_attempt_failed_may_be_retried_and_names_the_same_idea(fakes):
+async def test_a_key_is_bound_to_the_body_and_to_the_person(fakes):
+    await fakes.intake.submit(IDEA, idempotency_key="key-12345", principal=ANNA)
+    with pytest.raises(IdempotencyMismatch):
+        await fakes.intake.submit(
+            IDEA.model_copy(update={"title": "Något annat"}), idempotency_key="key-12345", principal=ANNA
+        )
+    assert len(fakes.publisher.on(TOPICS.submitted)) == 1
+    # another person's key is another key: it neither sees Anna's answer nor is refused for her body
+    other = await fakes.intake.submit(IDEA, idempotency_key="key-12345", principal=SARA)
+    anonymous = await fakes.intake.submit(IDEA, idempotency_key="key-12345")
+    published = fakes.publisher.on(TOPICS.submitted)
+    assert len(published) == 3 and {other.idea_id, anonymous.idea_id} == {e.subject for e in published[1:]}
+
+
+class Hanging:
+    """A publisher that never returns: the attempt is in flight (or its process died mid-publish)."""
+
+    def __init__(self) -> None:
+        self.publishing = asyncio.Event()
+
+    async def publish(self, topic, envelope) -> None:
+        self.publishing.set()
+        await asyncio.Event().wait()
+
+
+async def test_an_attempt_in_flight_refuses_retries_at_once_and_a_crashed_one_only_for_its_short_lease(fakes):
+    fakes.intake.publisher = hanging = Hanging()
+    in_flight = asyncio.ensure_future(fakes.intake.submit(IDEA, idempotency_key="key-crash"))
+    await hanging.publishing.wait()
+    offered = fakes.store.idempotency["-\nkey-crash"]["answer"]["idea_id"]
+    fakes.intake.publisher = fakes.publisher
+    with pytest.raises(IdempotencyPending) as pending:
+        await fakes.intake.submit(IDEA, idempotency_key="key-crash")
+    assert pending.value.retry_after_s == 10  # 409 with Retry-After at once, never a wait and never a 500
+    fakes.store.now += 10  # the first attempt never finished: its lease has run out
+    accepted = await fakes.intake.submit(IDEA, idempotency_key="key-crash")
+    assert accepted.idea_id == offered and [e.subject for e in fakes.publisher.on(TOPICS.submitted)] == [offered]
+    in_flight.cancel()
+
+
+async def test_a_key_whose_first_attempt_failed_may_be_retried_at_once_and_names_the_same_idea(fakes):
     fakes.publisher.unavailable = True
     with pytest.raises(KafkaUnavailable):
         await fakes.intake.submit(IDEA, idempotency_key="key-12345")
-    assert fakes.store.idempotency == {}  # released
+    offered = fakes.store.idempotency["-\nkey-12345"]["answer"]["idea_id"]
     fakes.publisher.unavailable = False
-    accepted = await fakes.intake.submit(IDEA, idempotency_key="key-12345")
-    assert accepted.idea_id == uuid5("kiruna-innovation:idempotency:key-12345")
+    accepted = await fakes.intake.submit(IDEA, idempotency_key="key-12345")  # the lease was released
+    assert accepted.idea_id == offered
+    [event] = fakes.publisher.on(TOPICS.submitted)
+    assert event.id == accepted.event_id == uuid5(f"{offered}:submitted")
+
+
+async def test_when_redis_fails_after_kafka_acknowledged_the_idea_is_answered_and_the_follower_heals_it(fakes):
+    fakes.store.failing = {"record_submitted", "complete"}
+    accepted = await fakes.intake.submit(IDEA, idempotency_key="key-12345")  # 202, not "nothing was stored"
+    [event] = fakes.publisher.on(TOPICS.submitted)
+    assert event.subject == accepted.idea_id and await fakes.store.idea(accepted.idea_id) is None
+    fakes.store.failing = set()
+    await follow(fakes.store, event)  # intake's follower reads its own topic
+    assert (await fakes.store.idea(accepted.idea_id)).state is IdeaState.SUBMITTED
+    assert await fakes.intake.submit(IDEA, idempotency_key="key-12345") == accepted
+    assert len(fakes.publisher.on(TOPICS.submitted)) == 1
+    fakes.store.failing = {"record_submitted"}
+    without_key = await fakes.intake.submit(IDEA)
+    assert fakes.publisher.on(TOPICS.submitted)[-1].subject == without_key.idea_id
 
 
 async def test_an_idea_from_the_raw_topic_keeps_its_given_id_and_says_it_came_by_kafka(fakes):
