@@ -50,9 +50,49 @@ def validation_body(exc: RequestValidationError) -> dict[str, Any]:
     return {"detail": f"Invalid request: {summary}", "errors": errors}
 
 
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "required": ["detail"],
+    "properties": {
+        "detail": {"type": "string", "description": "One readable sentence: what was refused and why"},
+        "errors": {
+            "type": "array",
+            "description": "Each field (or parameter) at fault and its rule",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}, "type": {"type": "string"}},
+            },
+        },
+    },
+}
+
+UNREADABLE: dict[str, Any] = {
+    "description": "The body could not be read (not valid JSON, or not the declared content type)",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}},
+}
+
+
 def install(app: FastAPI) -> None:
-    """The conventions every service shares: bad input is a 422 naming each field."""
+    """The conventions every service shares: bad input is a 422 naming each field, and the OpenAPI document says
+    so (its 422s describe this body, not FastAPI's default list of errors)."""
 
     @app.exception_handler(RequestValidationError)
     async def refuse_bad_input(_: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(status_code=422, content=validation_body(exc))
+
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = build()  # FastAPI builds it once and keeps it: the change below is made once, in place
+        schemas = document.get("components", {}).get("schemas", {})
+        if "HTTPValidationError" in schemas:
+            schemas["HTTPValidationError"] = PROBLEM_SCHEMA
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                if "requestBody" in operation:  # a body that cannot be read at all (not JSON, not a form)
+                    operation["responses"].setdefault("400", UNREADABLE)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

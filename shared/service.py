@@ -17,9 +17,13 @@ from faststream.kafka import KafkaBroker
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from shared import http_problems
 from shared.asyncapi import asyncapi_router
+from shared.body_limit import BodyLimit
 from shared.deadletter import DeadLetters
 from shared.http_metrics import instrument
 from shared.identity import identity_for
@@ -27,11 +31,38 @@ from shared.kafka import create_broker
 from shared.lag import LagMonitor
 from shared.metrics import ServiceMetrics
 from shared.operations import OpsSettings
+from shared.rate_limits import Limiter, RateLimits
 from shared.redis_pipelining import AutoPipelineRedis
 from shared.security_headers import SecurityHeaders
 from shared.settings import ServiceSettings, refuse_development_secrets
+from shared.static import static_router
 from shared.topics import Topics
 from shared.tracing import tracer_provider
+
+
+def redis_options(settings: ServiceSettings, *, blocking_reads: bool = False) -> dict[str, Any]:
+    """The options of every Redis client and pool of the services (``Redis.from_url(url, **redis_options(s))``):
+    connect and socket timeouts from the settings, so that a hung Redis fails a command with a ``TimeoutError``
+    instead of holding its handler for ever; TCP keepalive, and a PING before using a connection idle for
+    ``REDIS_HEALTH_CHECK_INTERVAL_S``. No retries inside the client (redis-py's own client retries a timed-out
+    command up to ten times): the command may have run (an INCR, an LPUSH), and the handler's own retries and
+    dead-lettering decide what happens next.
+
+    ``blocking_reads`` is for a pub/sub subscription's own client: its reads wait for messages as long as the
+    caller asks (``get_message(timeout=...)``), so it has no socket timeout; connecting still times out."""
+    return {
+        "decode_responses": True,
+        "socket_connect_timeout": settings.redis_connect_timeout_s,
+        "socket_timeout": None if blocking_reads else settings.redis_socket_timeout_s,
+        "socket_keepalive": True,
+        "health_check_interval": settings.redis_health_check_interval_s,
+        "retry": Retry(NoBackoff(), 0),
+    }
+
+
+def redis_client(settings: ServiceSettings, *, blocking_reads: bool = False) -> Redis:
+    """A Redis client of its own (command-line tools, a subscription) with :func:`redis_options`."""
+    return Redis.from_url(settings.redis_url, **redis_options(settings, blocking_reads=blocking_reads))
 
 
 @dataclass
@@ -85,9 +116,9 @@ class Runtime:
             redis=AutoPipelineRedis(
                 connection_pool=BlockingConnectionPool.from_url(
                     settings.redis_url,
-                    decode_responses=True,
                     max_connections=settings.redis_max_connections,
                     timeout=settings.redis_pool_timeout_s,
+                    **redis_options(settings),
                 )
             ),
             metrics=metrics,
@@ -215,13 +246,29 @@ def service_app(
             yield
             await identity.verifier.aclose()
 
-    app = FastAPI(title=title, description=description, lifespan=lifespan)
+    # /docs: Swagger UI from the installed package, under the pages' policy (shared/static.py); no ReDoc (a CDN)
+    app = FastAPI(title=title, description=description, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.include_router(static_router())
     app.state.runtime = runtime
     # Who is acting: bearer tokens and the people's session, the same in every service (shared/identity.py)
     app.state.identity = identity = identity_for(runtime.settings)
+    settings = runtime.settings
+    # Writes and expensive queries per person or address (inside the session, which it reads): 429 above
+    app.add_middleware(
+        RateLimits,
+        limiter=Limiter(runtime.redis, runtime.key("rate", runtime.service)),
+        identity=identity,
+        writes_per_minute=settings.rate_limit_per_minute,
+        queries_per_minute=settings.rate_limit_queries_per_minute,
+        logger=runtime.logger,
+    )
     identity.install(app)
     http_problems.install(app)  # every refusal names its field; 503 with Retry-After (shared/http_problems.py)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # counted as received: chunked bodies too
     app.add_middleware(SecurityHeaders, production=runtime.settings.environment == "production")
+    # The client's address and scheme from X-Forwarded-For/-Proto, only from TRUSTED_PROXIES (outermost; the
+    # server does not do it: shared/runner.py), so the rate limits see the person's address, not the proxy's
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     app.include_router(ops_router(runtime))
     app.include_router(asyncapi_router(runtime.broker, service=runtime.service, title=title, description=description))
     instrument(app, service=runtime.service, registry=runtime.metrics.registry)

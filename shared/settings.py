@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.catalogue import DEFAULT_CATALOGUE_PATH
+from shared.idempotency import EFFECT_KEY_TTL_S
 from shared.oidc import OidcSettings
 
 
@@ -70,6 +71,36 @@ class ServiceSettings(BaseSettings):
         validation_alias="REDIS_POOL_TIMEOUT_S",
         description="How long a request waits for a free Redis connection",
     )
+    # A hung Redis (accepts, never answers) costs a handler or a probe this long, then a TimeoutError (counted,
+    # retried, dead-lettered like any other failure), never for ever (shared/service.py redis_options). No command
+    # of the services blocks on the server (no BLPOP, XREAD BLOCK, WAIT); a pub/sub subscription's reads are apart.
+    redis_connect_timeout_s: float = Field(
+        2.0, gt=0, validation_alias="REDIS_CONNECT_TIMEOUT_S", description="How long connecting to Redis may take"
+    )
+    redis_socket_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        validation_alias="REDIS_SOCKET_TIMEOUT_S",
+        description="How long one Redis command waits for its answer (above any blocking command the services use)",
+    )
+    redis_health_check_interval_s: float = Field(
+        30.0,
+        ge=0,
+        validation_alias="REDIS_HEALTH_CHECK_INTERVAL_S",
+        description="A pooled Redis connection idle longer than this is checked (PING) before use; 0: never",
+    )
+    # Effect keys ("already handled" marks keyed by event id, delivered/sent marks, duplicate marks, texts kept only
+    # to react to a later command) stop an effect happening twice. They must outlive any redelivery of their cause:
+    # Kafka redelivers what a consumer had not committed (seconds to the few hours a service may be down), retry
+    # queues give up within hours, a digest is sent for yesterday. 30 days is far beyond all of them, and bounds
+    # Redis's memory. State that is a projection (analytics' summaries, feeds, preferences, intake's idea records)
+    # is rebuilt from the topics and never expires.
+    effect_key_ttl_s: int = Field(
+        EFFECT_KEY_TTL_S,  # 30 days
+        ge=86400,
+        validation_alias="EFFECT_KEY_TTL_S",
+        description="How long effect keys are kept (seconds; 30 days), longer than any redelivery window",
+    )
     catalogue_path: Path = Field(DEFAULT_CATALOGUE_PATH, validation_alias="CATALOGUE_PATH")
     catalogue_check_interval_s: float = Field(
         5.0, gt=0, validation_alias="CATALOGUE_CHECK_INTERVAL_S", description="How often the catalogue file is checked"
@@ -106,6 +137,26 @@ class ServiceSettings(BaseSettings):
     )
     retry_after_s: int = Field(
         5, ge=1, validation_alias="RETRY_AFTER_S", description="Retry-After of every 503 (a dependency is away)"
+    )
+    # Limits at every door (shared/body_limit.py, shared/rate_limits.py), per service: INTAKE_MAX_BODY_BYTES ...
+    max_body_bytes: int = Field(
+        64 * 1024, ge=1, description="Largest request body accepted, counted as received (chunked too): 413 above"
+    )
+    rate_limit_per_minute: int = Field(
+        120,
+        ge=1,
+        description="Writes (POST, PUT, PATCH, DELETE) per signed-in person, or per address, per minute: 429 above",
+    )
+    rate_limit_queries_per_minute: int = Field(
+        300,
+        ge=1,
+        description="Expensive queries (the figures, the dashboard, the inbox search) per person or address per minute",
+    )
+    trusted_proxies: str = Field(
+        "127.0.0.1",
+        validation_alias="TRUSTED_PROXIES",
+        description="Comma-separated addresses or networks of the proxies whose X-Forwarded-For is believed (the "
+        "right-most address not among them is the client's); from any other peer the header is ignored",
     )
 
     @model_validator(mode="after")

@@ -35,7 +35,14 @@ async def serving(
     The socket is bound before uvicorn starts (or given, from :func:`bind`), so the port cannot be taken."""
     sock = sock or bind(host)
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=5)
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+        proxy_headers=False,  # as shared/runner.py: the app reads X-Forwarded-For from TRUSTED_PROXIES only
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name=f"uvicorn-{port}")
     deadline = time.monotonic() + startup_timeout
