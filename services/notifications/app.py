@@ -18,6 +18,7 @@ from services.notifications.delivery.queue import DeliveryQueue
 from services.notifications.delivery.senders import Mailer, WebhookPoster
 from services.notifications.delivery.worker import DeliveryWorker
 from services.notifications.handlers import NotificationHandlers, periodically
+from services.notifications.live import LiveMetrics, LiveStreams
 from services.notifications.pages import page_router
 from services.notifications.people import PersonPreferences, digest_router, people_router
 from services.notifications.rendering import Renderer
@@ -31,7 +32,7 @@ from shared.events import NotificationSent, PreferencesChanged, utc_now
 from shared.idempotency import Idempotency
 from shared.live_catalogue import LiveCatalogue
 from shared.publishing import KafkaPublisher
-from shared.service import Runtime, service_app
+from shared.service import Runtime, redis_client, service_app
 
 
 def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
@@ -42,9 +43,10 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     publisher = KafkaPublisher(runtime.broker, timeout_s=settings.kafka.publish_timeout_s)
     metrics = DeliveryMetrics.create(runtime.metrics.registry)
     waiting_metrics = WaitingMetrics.create(runtime.metrics.registry)
-    store = NotificationStore(runtime.redis, settings.redis_prefix, settings.feed_length)
+    ttl = settings.effect_key_ttl_s  # effect marks expire, state does not (settings.py)
+    store = NotificationStore(runtime.redis, settings.redis_prefix, settings.feed_length, effect_ttl_s=ttl)
     room = RedisWaitingRoom(runtime.redis, settings.redis_prefix)
-    queue = DeliveryQueue(runtime.redis, settings.redis_prefix)
+    queue = DeliveryQueue(runtime.redis, settings.redis_prefix, effect_ttl_s=ttl)
     reporter = Reporter(
         publisher,
         sent_topic=topics.notifications_sent,
@@ -61,7 +63,7 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         renderer=Renderer(settings.templates_dir),
         catalogue=live_catalogue.current,
         settings=settings,
-        done=Idempotency(runtime.redis, prefix=settings.redis_prefix, scope="notifications"),
+        done=Idempotency(runtime.redis, prefix=settings.redis_prefix, scope="notifications", ttl_s=ttl),
         clock=utc_now,
         repeats=runtime.metrics.idempotent_skips,
     )
@@ -75,6 +77,13 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         logger=runtime.logger,
     )
     register(runtime, handlers)
+    streams = LiveStreams(
+        channel_prefix=store.live_channel(""),
+        per_person=settings.streams_per_person,
+        max_streams=settings.streams_max,
+        queue_size=settings.stream_queue,
+        metrics=LiveMetrics.create(runtime.metrics.registry),
+    )
     declare_publication(
         runtime.broker,
         topics.notifications_sent,
@@ -105,12 +114,15 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
                 ),
             ),
             lambda: watching(room, waiting_metrics, runtime.ops.consumer_lag_interval_s, runtime.logger),
+            # the live streams' one subscription, on a connection of its own (not from the handlers' pool)
+            lambda: streams.listening(lambda: redis_client(settings, blocking_reads=True), runtime.logger),
         ],
     )
     app.state.handlers = handlers
     app.state.worker = worker
     app.state.queue = queue
     app.state.waiting_room = room
+    app.state.streams = streams
 
     identity = app.state.identity
     preferences = PersonPreferences(store, publisher, topics.preferences, lambda: live_catalogue.current)
@@ -121,8 +133,11 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
             identity,
             store,
             preferences,
+            streams=streams,
             unsubscribe_secret=settings.unsubscribe_secret.get_secret_value(),
             retry_after_s=retry_after_s,
+            stream_ping_s=settings.stream_ping_s,
+            stream_send_timeout_s=settings.stream_send_timeout_s,
         )
     )
     app.include_router(digest_router(identity, handlers, zone))

@@ -423,20 +423,38 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def unsubscribe_token(person: str, secret: str) -> str:
-    """A token that lets whoever holds it turn off e-mail for ``person`` (and nothing else)."""
-    mac = hmac.new(secret.encode(), f"unsubscribe:email:{person}".encode(), hashlib.sha256).digest()
-    return f"{_b64(person.encode())}.{_b64(mac[:18])}"
+class InvalidUnsubscribeToken(ValueError):
+    """An unsubscribe link that does not work: ``reason`` is "expired", "bad signature" or "malformed"."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
-def verify_unsubscribe_token(token: str, secret: str) -> str | None:
-    """The person the token was made for, or None when it was not signed with ``secret``."""
+def _unsubscribe_mac(person: str, expires: int, secret: str) -> bytes:
+    return hmac.new(secret.encode(), f"unsubscribe:email:v2:{expires}:{person}".encode(), hashlib.sha256).digest()
+
+
+def unsubscribe_token(person: str, secret: str, expires: datetime) -> str:
+    """A token that lets whoever holds it turn off e-mail for ``person`` (and nothing else) until ``expires``:
+    ``<person>.<expiry, Unix seconds>.<HMAC over both>``, so that the expiry cannot be changed without the key."""
+    at = int(expires.timestamp())
+    return f"{_b64(person.encode())}.{at}.{_b64(_unsubscribe_mac(person, at, secret)[:18])}"
+
+
+def verify_unsubscribe_token(token: str, secret: str, now: datetime) -> str:
+    """The person the token was made for, or :class:`InvalidUnsubscribeToken`. Tokens of the first format
+    (``<person>.<mac>``, which never expired) are malformed: the link in a newer e-mail works."""
     try:
-        encoded, _ = token.split(".", 1)
-        person = _unb64(encoded).decode()
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return person if hmac.compare_digest(unsubscribe_token(person, secret), token) else None
+        encoded, expires, mac = token.split(".")
+        person, at = _unb64(encoded).decode(), int(expires)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidUnsubscribeToken("malformed") from exc
+    if not hmac.compare_digest(_b64(_unsubscribe_mac(person, at, secret)[:18]), mac):
+        raise InvalidUnsubscribeToken("bad signature")
+    if now.timestamp() >= at:
+        raise InvalidUnsubscribeToken("expired")
+    return person
 
 
 def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:

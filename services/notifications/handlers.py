@@ -329,9 +329,14 @@ class NotificationHandlers:
         )
         return None  # reported by the delivery worker once it is delivered (or given up)
 
+    def _unsubscribe_url(self, person: str) -> str:
+        """The signed link that turns e-mail off for ``person``, for ``NOTIFICATIONS_UNSUBSCRIBE_TOKEN_DAYS``."""
+        expires = self.clock() + timedelta(days=self.settings.unsubscribe_token_days)
+        token = domain.unsubscribe_token(person, self.settings.unsubscribe_secret.get_secret_value(), expires)
+        return f"{self.settings.public_url}/api/v1/unsubscribe?token={token}"
+
     def _render(self, kind: str, language: str, context: dict, person: str) -> Rendered:
-        token = domain.unsubscribe_token(person, self.settings.unsubscribe_secret.get_secret_value())
-        unsubscribe_url = f"{self.settings.public_url}/api/v1/unsubscribe?token={token}"
+        unsubscribe_url = self._unsubscribe_url(person)
         try:
             return self.renderer.render(kind, language, context, unsubscribe_url=unsubscribe_url)
         except TemplateFailure as exc:
@@ -340,7 +345,6 @@ class NotificationHandlers:
     def _email(
         self, nid: str, person: str, idea_id: str, cause: str, kind: str, language: str, message: Rendered
     ) -> Delivery:
-        token = domain.unsubscribe_token(person, self.settings.unsubscribe_secret.get_secret_value())
         return Delivery(
             id=nid,
             channel="email",
@@ -354,7 +358,7 @@ class NotificationHandlers:
                 "text": message.text,
                 "html": message.html,
                 "language": language,
-                "unsubscribe_url": f"{self.settings.public_url}/api/v1/unsubscribe?token={token}",
+                "unsubscribe_url": self._unsubscribe_url(person),
             },
         )
 

@@ -6,25 +6,28 @@ e-mail address of their verified token or session; ``/api/v1/people/{person}/...
 answers only when ``person`` is the caller's own address.
 """
 
-import json
-from collections.abc import AsyncIterator, Callable
+import pathlib
+from collections.abc import Callable
 from dataclasses import replace
-from datetime import date, datetime
-from html import escape
+from datetime import UTC, date, datetime
 from typing import Annotated, Literal
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
-from redis.asyncio.client import PubSub
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sse_starlette import EventSourceResponse
 
 from services.notifications import domain
 from services.notifications.handlers import NotificationHandlers
+from services.notifications.live import LiveStreams, TooManyStreams
 from services.notifications.store import NotificationStore
+from shared import csp
 from shared.catalogue import Catalogue
 from shared.events import Envelope, PreferencesChanged
-from shared.http_problems import invalid, unavailable
+from shared.http_problems import invalid, problem, unavailable
 from shared.identity import Identity
 from shared.kafka import KafkaUnavailable
 from shared.principal import Principal, Role
@@ -34,17 +37,29 @@ SOURCE = "/services/notifications"
 PERSON = Path(max_length=320, description="The person's e-mail address: only one's own (use `me`)")
 
 
+# Bounds of a request, far above the catalogue (10 areas, 4 organisations) yet small enough that a huge body is
+# refused (422 naming the field) before anything is looked up.
+MAX_CHOICES = 50
+CatalogueId = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
 class PreferencesBody(BaseModel):
     """How a person wants to hear about ideas."""
 
     model_config = ConfigDict(extra="forbid")
 
     channels: list[Literal["email", "in-app"]] = Field(
-        default=["email", "in-app"], description="Channels to hear on; an empty list: none"
+        default=["email", "in-app"], max_length=2, description="Channels to hear on; an empty list: none"
     )
     frequency: Literal["immediate", "daily"] = Field(default="immediate", description="E-mail at once or daily")
-    areas: list[str] = Field(default=[], description="Area ids (catalogue) whose new ideas and decisions to hear of")
-    organisations: list[str] = Field(default=[], description="Organisation ids (catalogue) to hear of")
+    areas: list[CatalogueId] = Field(
+        default=[],
+        max_length=MAX_CHOICES,
+        description="Area ids (catalogue) whose new ideas and decisions to hear of",
+    )
+    organisations: list[CatalogueId] = Field(
+        default=[], max_length=MAX_CHOICES, description="Organisation ids (catalogue) to hear of"
+    )
     language: Literal["sv", "en"] | None = Field(default=None, description="Language of the news (default Swedish)")
 
 
@@ -124,8 +139,11 @@ def people_router(
     store: NotificationStore,
     preferences: PersonPreferences,
     *,
+    streams: LiveStreams,
     unsubscribe_secret: str,
     retry_after_s: int,
+    stream_ping_s: float = 15.0,
+    stream_send_timeout_s: float = 30.0,
 ) -> APIRouter:
     router = APIRouter()
     signed_in = Annotated[Principal, Depends(identity.required)]
@@ -158,17 +176,36 @@ def people_router(
             f"{prefix}/stream",
             tags=["feed"],
             summary="My new in-app notifications as they arrive (server-sent events)",
-            response_class=StreamingResponse,
+            response_class=EventSourceResponse,
+            responses={429: {"description": "Too many open streams (the person's or the service's); Retry-After"}},
             **old,
         )
         async def stream(
-            request: Request,
             person: stream_of,
-            limit: int | None = Query(None, ge=1, description="Close the stream after this many notifications"),
-        ) -> StreamingResponse:
-            pubsub = store.redis.pubsub()
-            await pubsub.subscribe(store.live_channel(person))
-            return live_feed(request, pubsub, limit)
+            limit: int | None = Query(
+                None, ge=1, le=10_000, description="Close the stream after this many notifications"
+            ),
+            last_event_id: str | None = Header(
+                None,
+                alias="Last-Event-ID",
+                max_length=200,
+                description="Resume: the feed's items newer than this notification id come first",
+            ),
+        ) -> Response:
+            try:
+                opened = streams.open(person)
+            except TooManyStreams as exc:
+                refused = problem(429, exc.detail, setting=exc.setting, retry_after_s=retry_after_s)
+                refused.headers["Retry-After"] = str(retry_after_s)
+                return refused
+            try:  # the stream is registered first: what arrives while the backlog is read is not missed
+                backlog = await store.feed_after(person, last_event_id) if last_event_id else []
+            except BaseException:
+                streams.close(opened)
+                raise
+            return streams.response(
+                opened, backlog, limit=limit, ping_s=stream_ping_s, send_timeout_s=stream_send_timeout_s
+            )
 
         @router.get(f"{prefix}/preferences", tags=["preferences"], summary="My preferences", **old)
         async def get_preferences(person: prefs_of) -> dict:
@@ -184,17 +221,59 @@ def people_router(
                 return unavailable(retry_after_s, "Kafka is unavailable; nothing was stored. Try again shortly.")
             return JSONResponse(preferences_body(person, changed))
 
-    @router.api_route(
+    unsubscribe_page = Environment(
+        loader=FileSystemLoader(UNSUBSCRIBE_TEMPLATES), autoescape=select_autoescape(["html"])
+    ).get_template("page.html")
+
+    def page(status: int, **context: str) -> HTMLResponse:
+        return HTMLResponse(unsubscribe_page.render(**context), status_code=status, headers=UNSUBSCRIBE_HEADERS)
+
+    def person_of(token: str) -> str | HTMLResponse:
+        try:
+            return domain.verify_unsubscribe_token(token, unsubscribe_secret, datetime.now(UTC))
+        except domain.InvalidUnsubscribeToken as exc:
+            sv, en = REFUSALS[exc.reason]
+            return page(
+                400,
+                state="refused",
+                title_sv="Länken fungerar inte",
+                title_en="Link not valid",
+                reason_sv=sv,
+                reason_en=en,
+            )
+
+    @router.get(
         "/api/v1/unsubscribe",
-        methods=["GET", "POST"],
         tags=["preferences"],
-        summary="One-click unsubscribe from e-mail (the signed link in every e-mail; RFC 8058 POST too)",
+        summary="The unsubscribe link of every e-mail: a page that asks to confirm (nothing changes on GET)",
         response_class=HTMLResponse,
+        responses={400: {"description": "The link has expired, or is not one of ours (an HTML page says which)"}},
+    )
+    async def confirm_unsubscribe(token: str = Query(max_length=2000)) -> Response:
+        person = person_of(token)
+        if isinstance(person, HTMLResponse):
+            return person
+        return page(
+            200,
+            state="confirm",
+            title_sv="Avsluta e-post",
+            title_en="Unsubscribe",
+            person=person,
+            action=f"/api/v1/unsubscribe?{urlencode({'token': token})}",
+        )
+
+    @router.post(
+        "/api/v1/unsubscribe",
+        tags=["preferences"],
+        summary="Turn e-mail off: the confirmation page's button, and RFC 8058 one-click "
+        "(body List-Unsubscribe=One-Click)",
+        response_class=HTMLResponse,
+        responses={400: {"description": "The link has expired, or is not one of ours (an HTML page says which)"}},
     )
     async def unsubscribe(token: str = Query(max_length=2000)) -> Response:
-        person = domain.verify_unsubscribe_token(token, unsubscribe_secret)
-        if person is None:
-            raise HTTPException(status_code=400, detail="The unsubscribe link is not valid (token: bad signature)")
+        person = person_of(token)
+        if isinstance(person, HTMLResponse):
+            return person
         current = await store.preferences(person)
         if "email" in current.channels:
             changed = replace(current, channels=current.channels - {"email"})
@@ -202,7 +281,7 @@ def people_router(
                 await preferences.record(changed.as_event(person, via="unsubscribe"))
             except KafkaUnavailable:
                 return unavailable(retry_after_s, "Kafka is unavailable; e-mail is still on. Try again shortly.")
-        return HTMLResponse(UNSUBSCRIBED.format(person=escape(person)))
+        return page(200, state="done", title_sv="Avslutad", title_en="Unsubscribed", person=person)
 
     return router
 
@@ -230,41 +309,29 @@ def digest_router(identity: Identity, handlers: NotificationHandlers, zone: Zone
     return router
 
 
-def live_feed(request: Request, pubsub: PubSub, limit: int | None) -> StreamingResponse:
-    """Server-sent events from a Redis pub/sub already subscribed to a person's live channel."""
-
-    async def events() -> AsyncIterator[str]:
-        sent = 0
-        try:
-            yield "retry: 3000\n\n"
-            while limit is None or sent < limit:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=15.0)
-                if message is None:
-                    if await request.is_disconnected():
-                        return
-                    yield ": keep-alive\n\n"
-                    continue
-                item = json.loads(message["data"])
-                yield f"id: {item['notification_id']}\nevent: notification\ndata: {message['data']}\n\n"
-                sent += 1
-        finally:
-            await pubsub.unsubscribe()
-            await pubsub.aclose()
-
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
-
-
 def preferences_body(person: str, preferences: domain.Preferences) -> dict:
     return {"person": person, **preferences.as_event(person).model_dump(mode="json", exclude={"person", "via"})}
 
 
-UNSUBSCRIBED = """<!DOCTYPE html>
-<html lang="sv"><head><meta charset="utf-8"><title>Avslutad / Unsubscribed</title></head>
-<body style="font-family: sans-serif; max-width: 40em;">
-<h1>Du får inte längre e-post</h1>
-<p>{person} får inte längre e-post från Kirunas innovationsplattform. Nyheterna finns kvar i flödet i appen.</p>
-<p lang="en">{person} will no longer receive e-mail from the Kiruna innovation platform.
-The news stays in the in-app feed.</p>
-</body></html>
-"""
+UNSUBSCRIBE_TEMPLATES = pathlib.Path(__file__).resolve().parent / "templates" / "unsubscribe"
+UNSUBSCRIBE_HEADERS = {
+    csp.HEADER: csp.page_policy(),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",  # the token is in the address
+}
+REFUSALS = {
+    "expired": (
+        "Länken har gått ut: en avregistreringslänk gäller en tid efter att e-postmeddelandet skickades.",
+        "The link has expired: an unsubscribe link works for a while after its e-mail was sent.",
+    ),
+    "bad signature": (
+        "Länken är inte giltig (den är ändrad eller kommer inte från plattformen).",
+        "The link is not valid (it was changed or does not come from the platform).",
+    ),
+    "malformed": (
+        "Länken är ofullständig eller kommer från ett äldre e-postmeddelande.",
+        "The link is incomplete or comes from an older e-mail.",
+    ),
+}

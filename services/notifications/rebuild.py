@@ -121,9 +121,10 @@ async def rebuild(
     started = time.monotonic()
     result = RebuildResult()
     runtime = Runtime.create("notifications", settings)
-    store = NotificationStore(runtime.redis, settings.redis_prefix, settings.feed_length)
-    queue = DeliveryQueue(runtime.redis, settings.redis_prefix)
-    done = Idempotency(runtime.redis, prefix=settings.redis_prefix, scope="notifications")
+    ttl = settings.effect_key_ttl_s  # the marks it sets expire as the service's do
+    store = NotificationStore(runtime.redis, settings.redis_prefix, settings.feed_length, effect_ttl_s=ttl)
+    queue = DeliveryQueue(runtime.redis, settings.redis_prefix, effect_ttl_s=ttl)
+    done = Idempotency(runtime.redis, prefix=settings.redis_prefix, scope="notifications", ttl_s=ttl)
     room = RedisWaitingRoom(runtime.redis, settings.redis_prefix)
     reporter = Unreported()
     handlers = NotificationHandlers(

@@ -34,6 +34,9 @@ class NotificationsSettings(ServiceSettings):
     unsubscribe_secret: SecretStr = Field(
         SecretStr("local-development-only"), description="Signs the one-click unsubscribe links; set it in production"
     )
+    unsubscribe_token_days: int = Field(
+        60, ge=1, description="How long the unsubscribe link of an e-mail works (days from when it was sent)"
+    )
     templates_dir: Path = Field(TEMPLATES_DIR, description="Jinja2 templates, one folder per language")
     timezone: str = Field("Europe/Stockholm", description="Time zone of working days and digests")
 
@@ -58,6 +61,17 @@ class NotificationsSettings(ServiceSettings):
     delivery_concurrency: int = Field(8, ge=1, description="Deliveries in flight at once")
     delivery_lease_s: float = Field(120.0, gt=0, description="A claimed delivery comes back after this if unfinished")
     delivery_poll_s: float = Field(1.0, gt=0, description="How often the retry queue is looked at")
+
+    # Effect keys (delivered, given-up, digest-sent and "already handled" marks) expire after EFFECT_KEY_TTL_S
+    # (shared/settings.py, 30 days: beyond any redelivery; the retry queue gives up within about two hours at the
+    # defaults, a digest goes out for yesterday). Feeds, preferences and idea facts are state and do not expire.
+
+    # live streams (server-sent events): one Redis subscription per process, fanned out in-process (live.py)
+    streams_per_person: int = Field(5, ge=1, description="Open live streams one person may have (tabs, devices)")
+    streams_max: int = Field(1000, ge=1, description="Open live streams of this process in all")
+    stream_queue: int = Field(100, ge=1, description="Items waiting for one stream before its slow client is dropped")
+    stream_ping_s: float = Field(15.0, gt=0, description="Heartbeat (an SSE comment) on a quiet stream")
+    stream_send_timeout_s: float = Field(30.0, gt=0, description="A client that takes no bytes this long is dropped")
 
     # response-time targets and digests
     deadline_check_interval_s: float = Field(900.0, gt=0, description="How often open ideas are checked")

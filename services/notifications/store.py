@@ -16,11 +16,12 @@ from redis.asyncio import Redis
 
 from services.notifications.domain import Contact, FeedItem, IdeaFacts, Preferences
 from shared.events import IdeaRouted, PreferencesChanged, RoutingTarget
+from shared.idempotency import EFFECT_KEY_TTL_S
 from shared.lifecycle import AWAITING_ACKNOWLEDGEMENT
 
 # Deliver once: the delivery key is set, the item pushed and announced in one step, or none of it.
 _DELIVER_ONCE = """
-if redis.call('SET', KEYS[1], '1', 'NX') then
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', tonumber(ARGV[3])) then
   redis.call('LPUSH', KEYS[2], ARGV[1])
   redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
   redis.call('PUBLISH', KEYS[3], ARGV[1])
@@ -49,10 +50,11 @@ return 1
 
 
 class NotificationStore:
-    def __init__(self, redis: Redis, prefix: str, feed_length: int) -> None:
+    def __init__(self, redis: Redis, prefix: str, feed_length: int, *, effect_ttl_s: int = EFFECT_KEY_TTL_S) -> None:
         self.redis = redis
         self.prefix = f"{prefix}:notifications"
         self.feed_length = feed_length
+        self.effect_ttl_s = effect_ttl_s  # delivered and digest-sent marks expire; state does not
         self._deliver = redis.register_script(_DELIVER_ONCE)
         self._apply_preferences = redis.register_script(_APPLY_PREFERENCES)
 
@@ -162,18 +164,34 @@ class NotificationStore:
             self.key("feed", item.recipient),
             self.live_channel(item.recipient),
         ]
-        return bool(await self._deliver(keys=keys, args=[json.dumps(asdict(item)), self.feed_length]))
+        return bool(
+            await self._deliver(keys=keys, args=[json.dumps(asdict(item)), self.feed_length, self.effect_ttl_s])
+        )
 
     async def feed(self, person: str, limit: int) -> list[dict]:
         return [json.loads(raw) for raw in await self.redis.lrange(self.key("feed", person), 0, limit - 1)]
 
+    async def feed_after(self, person: str, notification_id: str) -> list[dict]:
+        """The person's feed items newer than ``notification_id``, oldest first (what a stream resumed with
+        ``Last-Event-ID`` has missed); none when that item is no longer in the feed."""
+        items = await self.feed(person, self.feed_length)
+        for index, item in enumerate(items):
+            if item.get("notification_id") == notification_id:
+                return items[:index][::-1]
+        return []
+
     # --- daily digests ----------------------------------------------------------------------------
 
     async def add_to_digest(self, day: date, item: FeedItem, language: str) -> None:
+        """A day's digest items are needed until that day's digest is sent: they expire with its done mark, so a day
+        whose mark has expired has nothing left to send twice."""
         value = json.dumps({**asdict(item), "language": language})
+        people, items = self.key("digest", day.isoformat()), self.key("digest", day.isoformat(), item.recipient)
         await asyncio.gather(
-            self.redis.sadd(self.key("digest", day.isoformat()), item.recipient),
-            self.redis.hset(self.key("digest", day.isoformat(), item.recipient), item.notification_id, value),
+            self.redis.sadd(people, item.recipient),
+            self.redis.hset(items, item.notification_id, value),
+            self.redis.expire(people, self.effect_ttl_s),
+            self.redis.expire(items, self.effect_ttl_s),
         )
 
     async def digest_people(self, day: date) -> list[str]:
@@ -187,4 +205,4 @@ class NotificationStore:
         return bool(await self.redis.exists(self.key("digest", day.isoformat(), "done")))
 
     async def mark_digest_done(self, day: date) -> None:
-        await self.redis.set(self.key("digest", day.isoformat(), "done"), 1)
+        await self.redis.set(self.key("digest", day.isoformat(), "done"), 1, ex=self.effect_ttl_s)

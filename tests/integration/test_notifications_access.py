@@ -118,6 +118,8 @@ async def test_a_persons_feed_stream_and_preferences_are_their_own(settings_for,
         assert record.key == PERS.encode() and json.loads(record.value)["data"]["via"] == "api"
         unknown = await api.put("/api/v1/people/me/preferences", headers=bearer(PER), json={"areas": ["månen"]})
         assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "areas"
+        huge = await api.put("/api/v1/people/me/preferences", headers=bearer(PER), json={"areas": ["boende"] * 5000})
+        assert huge.status_code == 422 and "areas" in huge.text, huge.text[:300]  # lists are bounded
         assert (await api.get("/api/v1/people/me/preferences", headers=bearer(ANNA))).json()["areas"] == []
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
+from services.notifications import domain
 from services.notifications.app import create_app
 from services.notifications.domain import Contact
 from services.notifications.settings import NotificationsSettings
@@ -498,7 +499,20 @@ async def test_unsubscribe_link_turns_off_email_and_preferences_rebuild_from_the
             await publish(producer, topics.routed, routed(idea_id, "Cykelbana", [("kirunabostader", None)], []))
             await eventually(lambda: mail.to(ANNA))
             link = mail.to(ANNA)[0]["List-Unsubscribe"].strip("<>").replace("https://notifications.kiruna.se", "")
-            assert (await api.get(link.replace("token=", "token=x"))).status_code == 400  # signature checked
+            assert link in body(mail.to(ANNA)[0], "plain") and link in body(mail.to(ANNA)[0], "html")
+            expires = int(link.rsplit("token=", 1)[1].split(".")[1])  # the link's expiry, inside the signed part
+            assert abs(expires - (time.time() + 60 * 86400)) < 600
+            bad = await api.get(link.replace("token=", "token=x"))
+            assert bad.status_code == 400 and "Länken fungerar inte" in bad.text
+            # a mail scanner that follows the link changes nothing: GET only asks to confirm, Swedish first
+            for _ in range(2):
+                page = await api.get(link)
+                assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+                assert page.text.index("<h1>Avsluta e-post") < page.text.index("<h2>Stop e-mail")
+                assert '<form method="post"' in page.text and "<script" not in page.text and "style=" not in page.text
+                assert page.headers["referrer-policy"] == "no-referrer"
+            prefs = (await api.get("/api/v1/people/me/preferences", headers=bearer(ANNA_USER))).json()
+            assert prefs["channels"] == ["email", "in-app"]
             answer = await api.post(link, content="List-Unsubscribe=One-Click")  # RFC 8058 one-click
             assert answer.status_code == 200 and "inte längre e-post" in answer.text
             prefs = (await api.get("/api/v1/people/me/preferences", headers=bearer(ANNA_USER))).json()
@@ -529,6 +543,21 @@ async def test_unsubscribe_link_turns_off_email_and_preferences_rebuild_from_the
             await redis.delete(*keys)
 
 
+async def test_an_expired_or_old_unsubscribe_link_gets_a_clear_page_and_changes_nothing(settings_for, topics):
+    app = create_app(settings_for(free_port()))
+    past = domain.unsubscribe_token(ANNA, "test-secret", datetime.now(UTC) - timedelta(seconds=1))
+    person = past.split(".")[0]
+    old = f"{person}.{past.split('.')[2]}"  # the first format: no expiry (those links never expired)
+    async with running(app) as api:
+        for token, says in ((past, "gått ut"), (old, "äldre e-postmeddelande")):
+            for method in ("GET", "POST"):
+                answer = await api.request(method, "/api/v1/unsubscribe", params={"token": token})
+                assert answer.status_code == 400, (method, answer.text)
+                assert answer.headers["content-type"].startswith("text/html") and says in answer.text
+                assert answer.text.index("Länken fungerar inte") < answer.text.index("This link does not work")
+        assert (await app.state.handlers.store.preferences(ANNA)).channels == {"email", "in-app"}  # not changed
+
+
 async def _items(app, person: str, count: int):
     """A person's feed, read from the store: people who only receive mail have no sign-in to read it with."""
     items = await app.state.handlers.store.feed(person, 50)
@@ -543,20 +572,56 @@ async def test_new_feed_items_stream_as_server_sent_events(settings_for, topics,
             stream = asyncio.create_task(
                 api.get("/api/v1/people/me/stream", params={"limit": 1}, headers=bearer(ANNA_USER))
             )
-            redis = app.state.runtime.redis
-
-            async def listening():
-                channels = await redis.pubsub_numsub(
-                    f"{app.state.runtime.settings.redis_prefix}:notifications:live:{ANNA}"
-                )
-                return channels[0][1] > 0
-
-            await eventually(listening)
+            await eventually(lambda: app.state.streams.count == 1)  # the stream is open, on the one subscription
             await publish(producer, topics.submitted, submitted(idea_id, "Strömmad"))
             await publish(producer, topics.routed, routed(idea_id, "Strömmad", [("kirunabostader", None)], []))
             answer = await asyncio.wait_for(stream, timeout=30)
     assert answer.headers["content-type"].startswith("text/event-stream")
-    frames = [f for f in answer.text.split("\n\n") if f.startswith("id:")]
+    frames = [f for f in answer.text.replace("\r\n", "\n").split("\n\n") if "\nid: " in f"\n{f}"]
     assert len(frames) == 1 and "event: notification" in frames[0]
-    item = json.loads(frames[0].split("data: ", 1)[1])
+    item = json.loads(frames[0].split("data: ", 1)[1].split("\n", 1)[0])
     assert item["idea_id"] == idea_id and item["text"].startswith("Din idé ”Strömmad”")
+
+
+async def test_effect_marks_expire_after_the_redelivery_window_and_rebuildable_state_stays(
+    settings_for, topics, kafka_settings
+):
+    """Delivered, given-up, digest-sent and already-handled marks are effect keys: they expire after
+    ``EFFECT_KEY_TTL_S`` (longer than any redelivery window); feeds, preferences and idea facts are rebuildable
+    state and do not expire."""
+    idea_id = str(uuid.uuid4())
+    with smtp_server() as mail:
+        settings = settings_for(mail.port)
+        ttl = settings.effect_key_ttl_s
+        app = create_app(settings)
+        async with running(app) as api, raw_producer(kafka_settings) as producer:
+            await publish(producer, topics.submitted, submitted(idea_id, "Utgående nycklar"))
+            await publish(producer, topics.routed, routed(idea_id, "Utgående nycklar", [("kirunabostader", None)], []))
+            await eventually(lambda: mail.to(ANNA))
+            await eventually(lambda: _items(app, ANNA, 1))
+            day = date.today() - timedelta(days=3)
+            answer = await api.post(f"/api/v1/digests/{day.isoformat()}", headers=bearer(ADMIN))
+            assert answer.status_code == 200
+            redis, prefix = app.state.runtime.redis, f"{settings.redis_prefix}"
+
+            async def ttls(pattern: str) -> dict[str, int]:
+                keys = [k async for k in redis.scan_iter(match=f"{prefix}:{pattern}")]
+                return {k: await redis.ttl(k) for k in keys}
+
+            async def marked() -> dict[str, dict[str, int]]:
+                found = {
+                    "delivered": await ttls("notifications:delivered:*"),
+                    "done": await ttls("done:notifications:*"),
+                    "digest": await ttls(f"notifications:digest:{day.isoformat()}:done"),
+                }
+                return found if all(found.values()) else None
+
+            effects = await eventually(marked)
+            for kind, keys in effects.items():
+                for key, left in keys.items():
+                    assert 0 < left <= ttl and left > ttl - 600, (kind, key, left)
+            state = {
+                **await ttls(f"notifications:feed:{ANNA}"),
+                **await ttls(f"notifications:idea:{idea_id}*"),
+            }
+            assert state and all(left == -1 for left in state.values()), state

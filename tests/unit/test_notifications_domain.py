@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -118,13 +118,26 @@ def test_working_days_skip_weekends_and_the_target_warns_a_day_before_it_is_miss
     assert [state(d) for d in (2, 5, 6, 8, 9)] == ["ok", "ok", "warning", "warning", "missed"]
 
 
-def test_unsubscribe_tokens_are_signed_for_one_person():
-    token = domain.unsubscribe_token(ANNA, "s3cret")
-    assert domain.verify_unsubscribe_token(token, "s3cret") == ANNA
-    assert domain.verify_unsubscribe_token(token, "other") is None
-    forged = domain.unsubscribe_token("per@kiruna.se", "s3cret").split(".")[0] + "." + token.split(".")[1]
-    assert domain.verify_unsubscribe_token(forged, "s3cret") is None
-    assert domain.verify_unsubscribe_token("garbage", "s3cret") is None
+def test_unsubscribe_tokens_are_signed_for_one_person_and_expire():
+    now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    expires = now + timedelta(days=60)
+    token = domain.unsubscribe_token(ANNA, "s3cret", expires)
+    assert domain.verify_unsubscribe_token(token, "s3cret", now) == ANNA
+    assert domain.verify_unsubscribe_token(token, "s3cret", expires - timedelta(seconds=1)) == ANNA
+
+    def refused(candidate: str, at: datetime = now) -> str:
+        with pytest.raises(domain.InvalidUnsubscribeToken) as problem:
+            domain.verify_unsubscribe_token(candidate, "s3cret", at)
+        return problem.value.reason
+
+    assert refused(token, expires) == "expired"
+    assert refused(domain.unsubscribe_token(ANNA, "other", expires)) == "bad signature"
+    person, at, mac = token.split(".")
+    other = domain.unsubscribe_token("per@kiruna.se", "s3cret", expires).split(".")[0]
+    assert refused(f"{other}.{at}.{mac}") == "bad signature"  # another person
+    assert refused(f"{person}.{int(at) + 86400 * 365}.{mac}") == "bad signature"  # a longer life: the expiry is signed
+    assert refused("garbage") == "malformed"
+    assert refused(f"{person}.{mac}") == "malformed"  # the first format (no expiry) is refused
 
 
 def test_webhook_signature_is_hmac_sha256_over_timestamp_and_body():

@@ -9,6 +9,7 @@ from typing import Protocol
 from redis.asyncio import Redis
 
 from services.notifications.delivery.model import Delivery
+from shared.idempotency import EFFECT_KEY_TTL_S
 
 
 class Deliveries(Protocol):
@@ -39,8 +40,9 @@ return jobs
 
 
 class DeliveryQueue:
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: Redis, prefix: str, *, effect_ttl_s: int = EFFECT_KEY_TTL_S) -> None:
         self.redis = redis
+        self.effect_ttl_s = effect_ttl_s  # delivered and given-up marks expire (EFFECT_KEY_TTL_S)
         self.prefix = f"{prefix}:notifications"
         self.jobs = f"{self.prefix}:deliveries"
         self.due = f"{self.prefix}:deliveries:due"
@@ -76,10 +78,10 @@ class DeliveryQueue:
         return bool(await self.redis.exists(self.delivered_key(delivery_id)))
 
     async def mark_delivered(self, delivery_id: str) -> None:
-        await self.redis.set(self.delivered_key(delivery_id), 1)
+        await self.redis.set(self.delivered_key(delivery_id), 1, ex=self.effect_ttl_s)
 
     async def mark_given_up(self, delivery_id: str) -> None:
-        await self.redis.set(self.settled_key(delivery_id), 1)
+        await self.redis.set(self.settled_key(delivery_id), 1, ex=self.effect_ttl_s)
 
     async def complete(self, delivery_id: str) -> None:
         await asyncio.gather(self.redis.zrem(self.due, delivery_id), self.redis.hdel(self.jobs, delivery_id))

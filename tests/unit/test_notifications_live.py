@@ -1,0 +1,69 @@
+"""The in-process fan-out of live streams (services/notifications/live.py), without Redis: caps, a slow client
+dropped without holding up the others, places freed on close."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from services.notifications.live import END, LiveStreams, TooManyStreams, _glob_escape
+
+PREFIX = "kiruna:notifications:live:"
+
+
+def hub(per_person: int = 3, max_streams: int = 5, queue_size: int = 2) -> LiveStreams:
+    return LiveStreams(channel_prefix=PREFIX, per_person=per_person, max_streams=max_streams, queue_size=queue_size)
+
+
+def item(n: int) -> str:
+    return json.dumps({"notification_id": f"n{n}"})
+
+
+async def test_items_go_to_every_stream_of_their_person_only():
+    streams = hub()
+    anna1, anna2, per = streams.open("anna@x"), streams.open("anna@x"), streams.open("per@x")
+    assert streams.dispatch(PREFIX + "anna@x", item(1)) == 2
+    assert streams.dispatch("other:channel", item(2)) == 0
+    assert anna1.queue.get_nowait() == anna2.queue.get_nowait() == item(1)
+    assert per.queue.empty()
+
+
+async def test_a_slow_client_is_dropped_and_the_others_go_on():
+    streams = hub(queue_size=2)
+    slow, quick = streams.open("anna@x"), streams.open("anna@x")
+    for n in range(3):
+        streams.dispatch(PREFIX + "anna@x", item(n))
+        quick.queue.get_nowait()  # the quick client takes each item at once
+    assert slow.queue.get_nowait() is END and slow.queue.empty()  # its backlog dropped, told to end
+    assert streams.count == 1 and slow.closed and not quick.closed
+    assert streams.dispatch(PREFIX + "anna@x", item(4)) == 1
+
+
+async def test_streams_are_capped_per_person_and_in_all_and_closing_frees_a_place():
+    streams = hub(per_person=2, max_streams=3)
+    first = streams.open("anna@x")
+    streams.open("anna@x")
+    with pytest.raises(TooManyStreams) as person_cap:
+        streams.open("anna@x")
+    assert person_cap.value.setting == "streams_per_person"
+    streams.open("per@x")
+    with pytest.raises(TooManyStreams) as all_cap:
+        streams.open("erik@x")
+    assert all_cap.value.setting == "streams_max" and "NOTIFICATIONS_STREAMS_MAX" in all_cap.value.detail
+    streams.close(first)
+    streams.close(first)  # twice is harmless
+    assert streams.count == 2
+    streams.open("erik@x")
+
+
+async def test_ending_all_streams_ends_each_one():
+    streams = hub()
+    opened = [streams.open("anna@x"), streams.open("per@x")]
+    streams.end_all("service-stopping")
+    assert [await asyncio.wait_for(s.queue.get(), 1) for s in opened] == [END, END] and streams.count == 0
+
+
+def test_the_pattern_matches_only_the_prefix():
+    assert _glob_escape("a*b?[c]") == r"a\*b\?\[c\]"
