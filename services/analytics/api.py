@@ -145,12 +145,11 @@ def api_router(read: ReadModel, identity: Identity) -> APIRouter:
                 )
             except BadQuery as exc:
                 return bad_query_response(exc)
-            data = await read.figure(name, scope)
             if format == "csv":
-                header, rows = figures.csv_rows(name, data, table=table)
+                header, rows = figures.csv_rows(name, await read.figure(name, scope), table=table)
                 suffix = f"-{table}" if name == "response-times" else ""
                 return csv_response(f"{name}{suffix}", header, rows)
-            return data
+            return Response(await read.figure_json(name, scope), media_type="application/json")
 
         router.add_api_route(f"/stats/{name}", endpoint, methods=["GET"], tags=["figures"], summary=summary)
 

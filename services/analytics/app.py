@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 from fastapi import FastAPI
 
 from services.analytics.api import api_router
+from services.analytics.cache import FigureCache
 from services.analytics.handlers import AnalyticsHandlers
 from services.analytics.metrics import BusinessMetrics, refreshing
 from services.analytics.pages import page_router
@@ -26,7 +27,8 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
     store = ProjectionStore(runtime.redis, settings.redis_prefix)
     register(runtime, AnalyticsHandlers(store, runtime.metrics))
     business = BusinessMetrics.create(runtime.metrics.registry)
-    read = ReadModel(store, live_catalogue.current, tz)
+    cache = FigureCache(max_age_s=settings.figures_cache_s, max_scopes=settings.figures_cache_scopes)
+    read = ReadModel(store, live_catalogue.current, tz, figures_cache=cache)
     live_catalogue.keep_current(read)
     app = service_app(
         runtime,

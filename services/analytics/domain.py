@@ -8,7 +8,8 @@ an event that arrives late (a status change before the routing it follows) still
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -184,6 +185,54 @@ def fold(idea_id: str, entries: list[dict[str, Any]]) -> tuple[IdeaView, IdeaSum
     summary.triage = view.triage
     view.next_states = list(next_states(view.state))
     return view, summary
+
+
+COUNTED_KINDS = frozenset({"engagement", "notified"})
+"""Entries that only count (comments, supporters, followers, notifications by outcome): their effect on a
+submitted idea's summary does not depend on the order of events, so :func:`absorb` folds them into the stored
+summary without reading the idea's other events."""
+
+
+def people(entries: Iterable[dict[str, Any]]) -> tuple[set[str], set[str]]:
+    """The pseudonymous keys of the idea's supporters and followers (the sets the fold counts)."""
+    supporters: set[str] = set()
+    followers: set[str] = set()
+    for entry in entries:
+        if entry["kind"] != "engagement" or not (person := entry["data"].get("person_key")):
+            continue
+        if entry["data"].get("kind") == "support":
+            supporters.add(person)
+        elif entry["data"].get("kind") == "follow":
+            followers.add(person)
+    return supporters, followers
+
+
+def absorbs(summary: IdeaSummary | None, supporters: int, followers: int) -> bool:
+    """Whether counted entries can be folded into this stored summary: the idea's submission is in it (before,
+    an entry may still set ``created_at``), and the sets of supporters and followers kept beside it (of
+    ``supporters`` and ``followers`` people) are the ones it counts (not so in a projection made before the sets
+    existed: a full fold fills them)."""
+    return (
+        summary is not None
+        and summary.submitted
+        and summary.supporters == supporters
+        and summary.followers == followers
+    )
+
+
+def absorb(summary: IdeaSummary, entries: Iterable[dict[str, Any]], *, supporters: int, followers: int) -> IdeaSummary:
+    """The summary with new counted entries (:data:`COUNTED_KINDS`) folded in, equal to a full fold of all the
+    idea's events: comments and notifications are counted, and ``supporters`` and ``followers`` are the sizes of
+    the idea's sets of people once these entries' people are added. Work bounded by the entries given, whatever
+    the idea's history. Only for a summary that :func:`absorbs`."""
+    result = replace(summary, notifications=dict(summary.notifications), supporters=supporters, followers=followers)
+    for entry in entries:
+        if entry["kind"] == "notified":
+            outcome = entry["data"].get("outcome", "unknown")
+            result.notifications[outcome] = result.notifications.get(outcome, 0) + 1
+        elif entry["kind"] == "engagement" and entry["data"].get("kind") == "comment":
+            result.comments += 1
+    return result
 
 
 def project_idea(idea_id: str, entries: list[dict[str, Any]]) -> IdeaView:

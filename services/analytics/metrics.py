@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -97,6 +98,11 @@ def projection_lag(runtime: Runtime) -> dict[str, int]:
     return dict(per_topic)
 
 
+UNCHANGED_S = 300.0
+"""While no idea changes, the gauges are computed again only this often (what is overdue moves with the working
+days, not by the second); each computation reads every idea (O(ideas)), so a quiet projection costs nothing."""
+
+
 async def refresh_loop(
     runtime: Runtime,
     store: Projections,
@@ -108,11 +114,24 @@ async def refresh_loop(
 ) -> None:
     """Refresh the business gauges every ``interval_s`` until cancelled. A failing refresh is logged and tried
     again next time (it only concerns gauges; no event is lost)."""
+    computed: tuple[str, Catalogue, float] | None = None  # (version, catalogue, monotonic time) of the last one
     while True:
         try:
-            summaries = await store.summaries()
-            ideas_by, missed = business_figures(summaries, catalogue_in_use(), now=datetime.now(UTC), tz=tz)
-            metrics.set_figures(ideas_by, missed)
+            version, catalogue = await store.version(), catalogue_in_use()
+            if (
+                computed is None
+                or computed[0] != version
+                or computed[1] is not catalogue
+                or time.monotonic() - computed[2] > UNCHANGED_S
+            ):
+                summaries = await store.summaries()
+                ideas_by, missed = await asyncio.to_thread(  # O(ideas): off the event loop, requests go on
+                    business_figures, summaries, catalogue, now=datetime.now(UTC), tz=tz
+                )
+                metrics.set_figures(ideas_by, missed)
+                computed = (version, catalogue, time.monotonic())
+            else:  # nothing changed: the gauges are as current as a recomputation would make them
+                metrics.refreshed.set(datetime.now(UTC).timestamp())
             for topic, value in projection_lag(runtime).items():
                 metrics.lag.labels(topic).set(value)
         except asyncio.CancelledError:

@@ -22,14 +22,17 @@ from services.analytics.api import SLUG, bad_query_response
 from services.analytics.domain import next_states, parse_time
 from services.analytics.queries import BadQuery, ReadModel, check_scope
 from services.analytics.texts import texts
+from shared import csp
 from shared.catalogue import display_name
 from shared.events import IdeaState
 from shared.identity import Identity
 from shared.lifecycle import ALL_STATES, CLOSED_PHASE, MAIN_LINE, OPEN_PHASE, PROGRESS_PHASE
 from shared.principal import Principal
 from shared.site import site_header
+from shared.static import files_in, serve
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+STATIC = Path(__file__).resolve().parent / "static"
 UUID = re.compile(r"^[0-9a-fA-F-]{36}$")
 STATES = tuple(state.value for state in ALL_STATES)
 """The states as the templates see them (plain strings), the main line first."""
@@ -69,6 +72,9 @@ def environment(tz: ZoneInfo) -> Environment:
 def page_router(read: ReadModel, *, identity: Identity, intake_url: str, tz: ZoneInfo) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     env = environment(tz)
+    serve(router, "/static/analytics", files_in(STATIC))  # the pages' stylesheet, the inbox's script
+    # shared/csp.py: no inline script or style; the inbox's script may call intake on its own origin (intake_url)
+    policy = csp.page_policy(sign_out_to=identity.oidc.issuer_url, connect_to=intake_url)
 
     def names(lang: str) -> dict[str, dict[str, str]]:
         catalogue = read.catalogue
@@ -98,7 +104,7 @@ def page_router(read: ReadModel, *, identity: Identity, intake_url: str, tz: Zon
             sign_in_url="/auth/login?" + urlencode({"next": this_page}),
             **context,
         )
-        return HTMLResponse(html, status_code=status)
+        return HTMLResponse(html, status_code=status, headers={csp.HEADER: policy})
 
     def language(request: Request, lang: str | None) -> str:
         return "en" if request.url.path.startswith("/en/") or lang == "en" else "sv"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.analytics import figures
+from services.analytics.cache import FigureCache
 from services.analytics.domain import IdeaSummary, IdeaView, next_states, project_idea, submitter_key
 from services.analytics.figures import Filters
 from services.analytics.store import Projections
@@ -70,6 +73,18 @@ def check_scope(
     return Scope(Filters(organisation=organisation, unit=unit, area=area, start=start, end=end), unit_key)
 
 
+@dataclass(frozen=True)
+class Figure:
+    """A computed figure and its JSON text (as FastAPI would write it)."""
+
+    data: dict[str, Any]
+    json: bytes
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> Figure:
+        return cls(data, json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode())
+
+
 class ReadModel:
     def __init__(
         self,
@@ -77,11 +92,24 @@ class ReadModel:
         catalogue: Catalogue,
         tz: ZoneInfo,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        figures_cache: FigureCache | None = None,
     ) -> None:
         self.store = store
+        self.figures_cache = figures_cache if figures_cache is not None else FigureCache(max_age_s=0, max_scopes=0)
+        """Off unless given (the service gives one: ``ANALYTICS_FIGURES_CACHE_S``, ``..._SCOPES``)."""
         self.catalogue = catalogue
         self.tz = tz
         self.clock = clock
+
+    @property
+    def catalogue(self) -> Catalogue:
+        return self._catalogue
+
+    @catalogue.setter
+    def catalogue(self, catalogue: Catalogue) -> None:
+        """A new catalogue (live reload) has other targets and head counts: no cached figure survives it."""
+        self._catalogue = catalogue
+        self.figures_cache.clear()
 
     async def idea(self, idea_id: str) -> IdeaView | None:
         entries = await self.store.entries(idea_id)
@@ -163,25 +191,45 @@ class ReadModel:
         }
 
     async def figure(self, name: str, scope: Scope) -> dict[str, Any]:
+        """A figure over the ideas in ``scope`` (a copy of its top level: callers may add to it)."""
+        return dict((await self._figure(name, scope)).data)
+
+    async def figure_json(self, name: str, scope: Scope) -> bytes:
+        """The same figure as JSON text, encoded once per computation (a figure lists ideas, so its text grows
+        with them: encoding it on every request would cost O(ideas) again)."""
+        return (await self._figure(name, scope)).json
+
+    async def _figure(self, name: str, scope: Scope) -> Figure:
+        """O(ideas) to compute, so cached per figure and scope while the projection is unchanged (``cache.py``);
+        the computation runs in a worker thread, so that the service answers other requests meanwhile."""
+        if name not in FIGURES:
+            raise KeyError(name)
+        version = await self.store.version() if self.figures_cache.enabled else ""
+        return await self.figures_cache.get((name, scope), version, lambda: self._load_and_compute(name, scope))
+
+    async def _load_and_compute(self, name: str, scope: Scope) -> Figure:
         f = scope.filters
         if name == "participation":  # participation filters on the submitter's organisation, not the routing
-            ideas = figures.select(
-                await self.store.summaries(area=f.area), Filters(area=f.area, start=f.start, end=f.end), self.tz
-            )
-            data = figures.participation(ideas, self.catalogue, organisation=f.organisation, tz=self.tz)
+            loaded = await self.store.summaries(area=f.area)
         else:
-            ideas = figures.select(
-                await self.store.summaries(organisation=f.organisation, unit=scope.unit_key, area=f.area), f, self.tz
-            )
-            now = self.clock()
+            loaded = await self.store.summaries(organisation=f.organisation, unit=scope.unit_key, area=f.area)
+        return await asyncio.to_thread(self._compute, name, scope, loaded, self.catalogue, self.clock())
+
+    def _compute(
+        self, name: str, scope: Scope, loaded: list[IdeaSummary], catalogue: Catalogue, now: datetime
+    ) -> Figure:
+        f = scope.filters
+        if name == "participation":
+            ideas = figures.select(loaded, Filters(area=f.area, start=f.start, end=f.end), self.tz)
+            data = figures.participation(ideas, catalogue, organisation=f.organisation, tz=self.tz)
+        else:
+            ideas = figures.select(loaded, f, self.tz)
             if name == "overview":
-                data = figures.overview(ideas, self.catalogue, now=now, tz=self.tz)
+                data = figures.overview(ideas, catalogue, now=now, tz=self.tz)
             elif name == "funnel":
                 data = figures.funnel(ideas)
             elif name == "time-in-state":
                 data = figures.time_in_state(ideas)
-            elif name == "response-times":
-                data = figures.response_times(ideas, self.catalogue.targets, now=now, tz=self.tz)
             else:
-                raise KeyError(name)
-        return {"filters": f.describe(), **data}
+                data = figures.response_times(ideas, catalogue.targets, now=now, tz=self.tz)
+        return Figure.of({"filters": f.describe(), **data})

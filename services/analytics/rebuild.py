@@ -16,7 +16,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from redis.asyncio import Redis
 from tqdm import tqdm
 
 from services.analytics.domain import timeline_entry
@@ -24,6 +23,7 @@ from services.analytics.settings import AnalyticsSettings
 from services.analytics.store import ProjectionStore
 from services.analytics.subscribers import projected_topics
 from shared.replay import read_event_batches, rebuild_command, topic_partitions
+from shared.service import redis_client
 from shared.topics import Topics
 
 
@@ -57,7 +57,7 @@ async def rebuild(settings: AnalyticsSettings, *, progress: bool = True, stream:
     started = time.monotonic()
     result = RebuildResult()
     models = projected_topics(Topics(settings.kafka.topic_prefix))
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    redis = redis_client(settings)  # with the services' timeouts: a hung Redis fails the rebuild, never hangs it
     store = ProjectionStore(redis, settings.redis_prefix)
     try:
         partitions = await topic_partitions(settings.kafka, list(models))  # Kafka answers before anything is wiped

@@ -9,6 +9,9 @@ class AnalyticsSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="ANALYTICS_", extra="ignore", populate_by_name=True)
 
+    # Effect keys: none. EFFECT_KEY_TTL_S (shared/settings.py, 30 days) does not apply here: analytics' guard
+    # against a redelivered event is its events hash, which is also the timeline, so every analytics key is
+    # projection (rebuildable by `python -m services.analytics.rebuild`) and keeps no TTL.
     port: int = 8003
     group_id: str = "analytics"
     intake_url: str = Field(
@@ -19,4 +22,13 @@ class AnalyticsSettings(ServiceSettings):
     timezone: str = Field("Europe/Stockholm", description="Local time zone of dates, months and working days")
     metrics_interval_s: float = Field(
         15.0, gt=0, description="How often the business gauges (ideas by state, targets missed, lag) are refreshed"
+    )
+    figures_cache_s: float = Field(
+        10.0,
+        ge=0,
+        description="How long a computed figure (per figure and filters) may be served again while no idea has "
+        "changed; 0: computed on every request",
+    )
+    figures_cache_scopes: int = Field(
+        256, ge=1, description="Figures (figure and filters) kept in that cache at most, least recently used out"
     )

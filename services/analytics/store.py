@@ -4,42 +4,85 @@ Keys, all under ``<prefix>:analytics:``:
 
 - ``idea:<id>:events``  hash event id -> timeline entry (JSON). ``HSETNX``: a redelivered event changes nothing.
 - ``idea:<id>:summary`` the idea's summary (JSON), a pure function of the events hash.
+- ``idea:<id>:supporters``, ``idea:<id>:followers`` sets of the pseudonymous keys of the people who support and
+  follow the idea (what the summary counts), so that a new supporter is counted without reading the others.
 - ``ideas``             sorted set of idea ids by creation time (the inbox, newest first).
 - ``idx:<org|unit|area|state>:<value>`` sets of idea ids: ideas per organisation, unit, area and state.
 - ``idx:submitter:<key>`` set of the named ideas of one submitter, by the pseudonymous key of the lower-cased
   e-mail address (``domain.submitter_key``): "my ideas" without keeping anyone's address here.
+- ``version``           a number that changes with every summary written (and on a wipe): the figures' cache
+  (``cache.py``) is valid only while it is unchanged.
 
-After new events the idea is *refreshed*: its summary is recomputed from all its events and the indexes
-moved to match, written only if no event was added meanwhile (a compare-and-set in a script), so concurrent
-events of one idea cannot interleave.
+None of them has a TTL: they are the projection itself (rebuildable state). Analytics keeps no separate duplicate
+marks: the events hash is both the timeline and the guard against a redelivered event.
+
+Recording new events of an idea costs one of two things:
+
+- *absorb* (engagement and notifications, ``domain.COUNTED_KINDS``, once the idea's submission is projected):
+  the stored summary plus the new entries (comments and notifications counted, people added to the sets),
+  bounded by the batch and the summary, never by the idea's history: support spam on one idea costs O(1) per
+  event.
+- *refold* (a submission, a routing, a status change, any event before the submission, a projection made before
+  the sets existed): the summary is computed from all the idea's events and the indexes moved to match, O(events
+  of the idea). These events are few per idea (the lifecycle's steps).
+
+Either way the write is a compare-and-set in a script (the summary, the number of events and the sizes of the
+sets as they were read; otherwise it is computed again), and the new entries are added by the same script, so an
+entry is in the events hash only once it is in the summary too (a crash cannot leave one behind) and concurrent
+records of one idea cannot interleave. The result is the full fold of all the idea's events, whatever the order.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
+import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
-from services.analytics.domain import IdeaSummary, parse_time, summarise
+from services.analytics.domain import COUNTED_KINDS, IdeaSummary, absorb, absorbs, parse_time, people, summarise
 from shared.redis_keys import delete_matching
 
-# Write an idea's summary and indexes, unless an event was added since they were computed (then: 0).
-# KEYS: events, summary, ideas, the index sets to leave (ARGV[5] of them), the index sets to be in.
-_WRITE_SUMMARY = """
-if redis.call('HLEN', KEYS[1]) ~= tonumber(ARGV[1]) then
+# Add entries and their people to an idea and write its summary and indexes, unless an event was added, the
+# summary written or a set grown since they were read (then: 0).
+# KEYS: events, summary, supporters, followers, version, ideas, then the index sets to leave (ARGV[7] of them)
+# and the index sets to be in (none when ARGV[6] is empty: an absorb moves no index).
+# ARGV: events count, summary as read ('' if none), supporters count, followers count, new summary, creation
+# score ('' for an absorb), idea id, indexes to leave, entries (n, then id and JSON each), supporters (n, keys),
+# followers (n, keys).
+_WRITE = """
+if redis.call('HLEN', KEYS[1]) ~= tonumber(ARGV[1])
+  or (redis.call('GET', KEYS[2]) or '') ~= ARGV[2]
+  or redis.call('SCARD', KEYS[3]) ~= tonumber(ARGV[3])
+  or redis.call('SCARD', KEYS[4]) ~= tonumber(ARGV[4]) then
   return 0
 end
-redis.call('SET', KEYS[2], ARGV[2])
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
-local leave = tonumber(ARGV[5])
-for i = 4, 3 + leave do
-  redis.call('SREM', KEYS[i], ARGV[4])
+local i = 10
+for _ = 1, tonumber(ARGV[9]) do
+  redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
+  i = i + 2
 end
-for i = 4 + leave, #KEYS do
-  redis.call('SADD', KEYS[i], ARGV[4])
+for set = 3, 4 do
+  local n = tonumber(ARGV[i])
+  for j = i + 1, i + n do
+    redis.call('SADD', KEYS[set], ARGV[j])
+  end
+  i = i + n + 1
+end
+redis.call('SET', KEYS[2], ARGV[5])
+redis.call('INCR', KEYS[5])
+if ARGV[6] ~= '' then
+  redis.call('ZADD', KEYS[6], ARGV[6], ARGV[7])
+  local leave = tonumber(ARGV[8])
+  for k = 7, 6 + leave do
+    redis.call('SREM', KEYS[k], ARGV[7])
+  end
+  for k = 7 + leave, #KEYS do
+    redis.call('SADD', KEYS[k], ARGV[7])
+  end
 end
 return 1
 """
@@ -64,14 +107,43 @@ class Projections(Protocol):
 
     async def submitted_by(self, key: str) -> list[str]: ...
 
+    async def version(self) -> str: ...
+
     async def summaries(self, idea_ids: list[str] | None = None, **narrow: str | None) -> list[IdeaSummary]: ...
+
+
+def _unkept(people: set[str], kept: list[Any]) -> set[str]:
+    return {person for person, member in zip(people, kept, strict=True) if not member}
+
+
+@dataclass(frozen=True)
+class _State:
+    """An idea's projection as read before a fold: the compare-and-set checks it is unchanged at the write."""
+
+    document: str
+    """The summary as stored (JSON text), '' if none."""
+    events: int
+    supporter_count: int
+    follower_count: int
+    known: list[bool]
+    """Per entry of the batch: already in the events hash."""
+    supporters_after: int
+    followers_after: int
+    """The sizes of the sets once the batch's people are added."""
+
+    @cached_property
+    def summary(self) -> IdeaSummary | None:
+        return IdeaSummary.from_json(json.loads(self.document)) if self.document else None
 
 
 class ProjectionStore:
     def __init__(self, redis: Redis, prefix: str) -> None:
         self.redis = redis
         self.prefix = f"{prefix}:analytics"
-        self._write = redis.register_script(_WRITE_SUMMARY)
+        self._write = redis.register_script(_WRITE)
+        self.refolded = 0
+        """Entries read and folded by full refolds since the store was made: the work that grows with an idea's
+        history (absorbed entries are not counted). For the tests of the bound."""
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -82,23 +154,34 @@ class ProjectionStore:
     def _summary(self, idea_id: str) -> str:
         return self._key("idea", idea_id, "summary")
 
+    def _people(self, idea_id: str, kind: str) -> str:
+        return self._key("idea", idea_id, kind)
+
     def _index(self, dimension: str, value: str) -> str:
         return self._key("idx", dimension, value)
 
     # --- writes ---
 
     async def record(self, idea_id: str, entries: Sequence[dict[str, Any]]) -> int:
-        """Add events to the idea's timeline and refresh the idea once. Returns how many were new. The refresh
-        runs even when none was: after a crash between the two, the redelivery completes it."""
-        events_key = self._events(idea_id)
-        added = await asyncio.gather(
-            *(self.redis.hsetnx(events_key, entry["event_id"], json.dumps(entry)) for entry in entries)
-        )
-        await self.refresh(idea_id)
-        return sum(1 for new in added if new)
+        """Add events to the idea's timeline and fold them into its summary (absorbed or refolded, see the
+        module's notes). Returns how many were new. Entries already there change nothing, except that a batch
+        with a lifecycle event refolds the idea even then (a projection left half-done by older code completes)."""
+        unique = list({entry["event_id"]: entry for entry in entries}.values())
+        counted_only = all(entry["kind"] in COUNTED_KINDS for entry in unique)
+        while True:
+            state = await self._read(idea_id, unique)
+            new = [entry for entry, known in zip(unique, state.known, strict=True) if not known]
+            if counted_only and absorbs(state.summary, state.supporter_count, state.follower_count):
+                if not new:
+                    return 0
+                written = await self._absorb(idea_id, state, new)
+            else:
+                written = await self._refold(idea_id, state, new)
+            if written:
+                return len(new)
 
     async def add_entries(self, entries: Iterable[tuple[str, dict[str, Any]]]) -> int:
-        """Add many entries without refreshing (the rebuild refreshes each idea once at the end)."""
+        """Add many entries without folding them (the rebuild refolds each idea once at the end)."""
         async with self.redis.pipeline(transaction=False) as pipe:
             count = 0
             for idea_id, entry in entries:
@@ -108,28 +191,130 @@ class ProjectionStore:
         return sum(1 for r in results if r)
 
     async def refresh(self, idea_id: str) -> IdeaSummary | None:
-        """Recompute the idea's summary from its events and move its index memberships to match. The write
-        happens only if no event was added since the read (compare-and-set on the number of events, in a
-        script); otherwise it is computed again. Plain commands and a script rather than WATCH/MULTI, so that
-        the refreshes of a batch's ideas share round trips (``shared.redis_pipelining``)."""
-        events_key, summary_key = self._events(idea_id), self._summary(idea_id)
+        """Refold the idea's summary from all its events and move its index memberships to match (the rebuild
+        does this once per idea). None if the idea has no events."""
         while True:
-            raw, old_raw = await asyncio.gather(self.redis.hvals(events_key), self.redis.get(summary_key))
-            if not raw:
+            state = await self._read(idea_id, [])
+            if not state.events:
                 return None
-            summary = summarise(idea_id, [json.loads(value) for value in raw])
-            old = IdeaSummary.from_json(json.loads(old_raw)).index_keys() if old_raw else set()
-            new = summary.index_keys()
-            gone = [self._index(dimension, value) for dimension, value in old - new]
-            keys = [events_key, summary_key, self._key("ideas"), *gone, *(self._index(d, v) for d, v in new)]
-            created = parse_time(summary.created_at).timestamp()
-            document = json.dumps(summary.to_json(), sort_keys=True)
-            if await self._write(keys=keys, args=[len(raw), document, created, idea_id, len(gone)]):
+            if summary := await self._refold(idea_id, state, []):
                 return summary
 
+    async def write_summaries(self, summaries: Iterable[IdeaSummary]) -> int:
+        """Write summaries and their indexes straight, without events (seeding a test prefix or a benchmark with
+        many ideas, in pipelines). Returns how many were written."""
+        count = 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for summary in summaries:
+                pipe.set(self._summary(summary.idea_id), json.dumps(summary.to_json(), sort_keys=True))
+                pipe.zadd(self._key("ideas"), {summary.idea_id: parse_time(summary.created_at).timestamp()})
+                for dimension, value in summary.index_keys():
+                    pipe.sadd(self._index(dimension, value), summary.idea_id)
+                count += 1
+                if count % 1000 == 0:
+                    await pipe.execute()
+            pipe.incr(self._key("version"))
+            await pipe.execute()
+        return count
+
+    async def _read(self, idea_id: str, entries: Sequence[dict[str, Any]]) -> _State:
+        """What a fold starts from, in one round trip: the stored summary, the number of events and of people,
+        and which of ``entries`` and of their people are already there."""
+        supporters, followers = people(entries)
+        supporters_key, followers_key = self._people(idea_id, "supporters"), self._people(idea_id, "followers")
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(self._summary(idea_id))
+            pipe.hlen(self._events(idea_id))
+            pipe.scard(supporters_key)
+            pipe.scard(followers_key)
+            if entries:
+                pipe.hmget(self._events(idea_id), [entry["event_id"] for entry in entries])
+            if supporters:
+                pipe.smismember(supporters_key, list(supporters))
+            if followers:
+                pipe.smismember(followers_key, list(followers))
+            replies = list(await pipe.execute())
+        document, events, supporter_count, follower_count = replies[:4]
+        rest = replies[4:]
+        known = [value is not None for value in rest.pop(0)] if entries else []
+        new_supporters = _unkept(supporters, rest.pop(0)) if supporters else set()
+        new_followers = _unkept(followers, rest.pop(0)) if followers else set()
+        return _State(
+            document or "",
+            events,
+            supporter_count,
+            follower_count,
+            known,
+            supporter_count + len(new_supporters),
+            follower_count + len(new_followers),
+        )
+
+    async def _absorb(self, idea_id: str, state: _State, new: list[dict[str, Any]]) -> IdeaSummary | None:
+        summary = absorb(state.summary, new, supporters=state.supporters_after, followers=state.followers_after)
+        return await self._cas(idea_id, state, summary, new, people(new), created="", leave=[], enter=[])
+
+    async def _refold(self, idea_id: str, state: _State, new: list[dict[str, Any]]) -> IdeaSummary | None:
+        raw = await self.redis.hvals(self._events(idea_id)) if state.events else []
+        if len(raw) != state.events:
+            return None  # an event was added since the read: read again
+        everything = [json.loads(value) for value in raw] + new
+        if not everything:
+            return None
+        self.refolded += len(everything)
+        summary = summarise(idea_id, everything)
+        supporters, followers = people(everything)
+        if len(supporters) == state.supporter_count and len(followers) == state.follower_count:
+            supporters, followers = people(new)  # the sets hold the others already (they only hold these)
+        old = state.summary.index_keys() if state.summary else set()
+        new_keys = summary.index_keys()
+        return await self._cas(
+            idea_id,
+            state,
+            summary,
+            new,
+            (supporters, followers),
+            created=str(parse_time(summary.created_at).timestamp()),
+            leave=[self._index(d, v) for d, v in old - new_keys],
+            enter=[self._index(d, v) for d, v in new_keys],
+        )
+
+    async def _cas(
+        self,
+        idea_id: str,
+        state: _State,
+        summary: IdeaSummary,
+        new: list[dict[str, Any]],
+        people_to_add: tuple[set[str], set[str]],
+        *,
+        created: str,
+        leave: list[str],
+        enter: list[str],
+    ) -> IdeaSummary | None:
+        supporters, followers = people_to_add
+        keys = [
+            self._events(idea_id),
+            self._summary(idea_id),
+            self._people(idea_id, "supporters"),
+            self._people(idea_id, "followers"),
+            self._key("version"),
+            self._key("ideas"),
+            *leave,
+            *enter,
+        ]
+        document = json.dumps(summary.to_json(), sort_keys=True)
+        args: list[Any] = [state.events, state.document, state.supporter_count, state.follower_count, document]
+        args += [created, idea_id, len(leave), len(new)]
+        for entry in new:
+            args += [entry["event_id"], json.dumps(entry)]
+        args += [len(supporters), *sorted(supporters), len(followers), *sorted(followers)]
+        return summary if await self._write(keys=keys, args=args) else None
+
     async def wipe(self) -> int:
-        """Delete every analytics key under the prefix (before a rebuild). Returns how many were deleted."""
-        return await delete_matching(self.redis, f"{self.prefix}:*")
+        """Delete every analytics key under the prefix (before a rebuild). Returns how many were deleted. The
+        version starts again from the clock, never from a value a cached figure may carry."""
+        deleted = await delete_matching(self.redis, f"{self.prefix}:*")
+        await self.redis.set(self._key("version"), time.time_ns())
+        return deleted
 
     # --- reads ---
 
@@ -169,6 +354,10 @@ class ProjectionStore:
         scores = await self.redis.zmscore(self._key("ideas"), list(members))
         ranked = [(score, idea_id) for idea_id, score in zip(members, scores, strict=True) if score is not None]
         return [idea_id for _, idea_id in sorted(ranked, reverse=True)]
+
+    async def version(self) -> str:
+        """Changes whenever a summary is written or the projection wiped (the figures' cache checks it)."""
+        return await self.redis.get(self._key("version")) or ""
 
     async def summaries(self, idea_ids: list[str] | None = None, **narrow: str | None) -> list[IdeaSummary]:
         if idea_ids is None:

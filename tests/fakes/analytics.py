@@ -2,9 +2,11 @@
 the same rules over dicts, so that the handlers and the read model can be tested in milliseconds with no Redis.
 
 Like the real store, an idea's timeline keeps the first entry of each event id (``HSETNX``), its summary is a pure
-function of all its entries, and the summary and indexes are written only if no entry was added since they were
-computed (the real store's compare-and-set script; here a check after a yield to the event loop, so that
-concurrent records of one idea interleave as they could against Redis)."""
+function of all its entries, counted entries (engagement, notifications) are absorbed into a submitted idea's
+summary and anything else refolds it from all its entries, and the summary, new entries, people and indexes are
+written only if nothing was added or written since they were read (the real store's compare-and-set script; here
+a check after a yield to the event loop, so that concurrent records of one idea interleave as they could against
+Redis)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from services.analytics.domain import IdeaSummary, parse_time, summarise
+from services.analytics.domain import COUNTED_KINDS, IdeaSummary, absorb, absorbs, parse_time, people, summarise
 
 
 class FakeProjectionStore:
@@ -25,45 +27,107 @@ class FakeProjectionStore:
         self.created: dict[str, float] = {}
         """idea id -> creation time (the score of the ``ideas`` sorted set)."""
         self.indexes: dict[tuple[str, str], set[str]] = defaultdict(set)
+        self.people: dict[tuple[str, str], set[str]] = defaultdict(set)
+        """(idea id, "supporters" or "followers") -> pseudonymous keys."""
+        self.changes = 0
+        """The version: summaries written and wipes."""
         self.writes = 0
-        """Summaries written (each refresh that won its compare-and-set)."""
+        """Summaries written (each fold that won its compare-and-set)."""
+        self.refolded = 0
+        """Entries read and folded by full refolds (the work that grows with an idea's history)."""
 
     # --- writes ---
 
     async def record(self, idea_id: str, entries: Sequence[dict[str, Any]]) -> int:
-        added = sum(1 for entry in entries if self._add(idea_id, entry))
-        await self.refresh(idea_id)
-        return added
+        unique = list({entry["event_id"]: entry for entry in entries}.values())
+        counted_only = all(entry["kind"] in COUNTED_KINDS for entry in unique)
+        while True:
+            read = self._read(idea_id)
+            timeline = self.events.get(idea_id, {})
+            new = [entry for entry in unique if entry["event_id"] not in timeline]
+            supporters, followers = people(new)
+            after = (
+                len(self.people.get((idea_id, "supporters"), set()) | supporters),
+                len(self.people.get((idea_id, "followers"), set()) | followers),
+            )
+            summary = IdeaSummary.from_json(json.loads(read[0])) if read[0] else None
+            if counted_only and absorbs(summary, read[2], read[3]):
+                if not new:
+                    return 0
+                folded = absorb(summary, new, supporters=after[0], followers=after[1])
+                await asyncio.sleep(0)  # another record of the idea may run here, as between Redis round trips
+                if self._write(idea_id, read, folded, new, (supporters, followers), move=False):
+                    return len(new)
+            elif await self._refold(idea_id, read, new) is not None:
+                return len(new)
 
     async def add_entries(self, entries: Iterable[tuple[str, dict[str, Any]]]) -> int:
         return sum(1 for idea_id, entry in entries if self._add(idea_id, entry))
 
     async def refresh(self, idea_id: str) -> IdeaSummary | None:
         while True:
-            raw = list(self.events.get(idea_id, {}).values())
-            if not raw:
+            read = self._read(idea_id)
+            if not read[1]:
                 return None
-            old_raw = self.summary_documents.get(idea_id)
-            summary = summarise(idea_id, [json.loads(value) for value in raw])
-            old = IdeaSummary.from_json(json.loads(old_raw)).index_keys() if old_raw else set()
-            new = summary.index_keys()
-            await asyncio.sleep(0)  # another record of the idea may run here, as between Redis round trips
-            if len(self.events[idea_id]) != len(raw):
-                continue  # an entry was added meanwhile: compute again
-            self.summary_documents[idea_id] = json.dumps(summary.to_json(), sort_keys=True)
+            if summary := await self._refold(idea_id, read, []):
+                return summary
+
+    async def _refold(self, idea_id: str, read: tuple, new: list[dict[str, Any]]) -> IdeaSummary | None:
+        everything = [json.loads(value) for value in self.events.get(idea_id, {}).values()] + new
+        if not everything:
+            return None
+        self.refolded += len(everything)
+        summary = summarise(idea_id, everything)
+        await asyncio.sleep(0)  # another record of the idea may run here, as between Redis round trips
+        return summary if self._write(idea_id, read, summary, new, people(everything), move=True) else None
+
+    def _read(self, idea_id: str) -> tuple[str, int, int, int]:
+        return (
+            self.summary_documents.get(idea_id, ""),
+            len(self.events.get(idea_id, {})),
+            len(self.people.get((idea_id, "supporters"), ())),
+            len(self.people.get((idea_id, "followers"), ())),
+        )
+
+    def _write(
+        self,
+        idea_id: str,
+        read: tuple,
+        summary: IdeaSummary,
+        new: list[dict[str, Any]],
+        people_to_add: tuple[set[str], set[str]],
+        *,
+        move: bool,
+    ) -> bool:
+        """The compare-and-set: nothing of the idea changed since ``read``."""
+        if self._read(idea_id) != read:
+            return False
+        old_raw = self.summary_documents.get(idea_id)
+        for entry in new:
+            self._add(idea_id, entry)
+        for kind, added in zip(("supporters", "followers"), people_to_add, strict=True):
+            if added:
+                self.people[idea_id, kind] |= added
+        self.summary_documents[idea_id] = json.dumps(summary.to_json(), sort_keys=True)
+        self.changes += 1
+        self.writes += 1
+        if move:
             self.created[idea_id] = parse_time(summary.created_at).timestamp()
-            for key in old - new:
+            old = IdeaSummary.from_json(json.loads(old_raw)).index_keys() if old_raw else set()
+            new_keys = summary.index_keys()
+            for key in old - new_keys:
                 self._leave(key, idea_id)
-            for key in new:
+            for key in new_keys:
                 self.indexes[key].add(idea_id)
-            self.writes += 1
-            return summary
+        return True
 
     async def wipe(self) -> int:
         count = len(self.events) + len(self.summary_documents) + (1 if self.created else 0)
         count += len(self.indexes)
-        for held in (self.events, self.summary_documents, self.created, self.indexes):
+        count += len(self.people)
+        for held in (self.events, self.summary_documents, self.created, self.indexes, self.people):
             held.clear()
+        self.changes += 1
         return count
 
     # --- reads ---
@@ -90,6 +154,9 @@ class FakeProjectionStore:
     async def submitted_by(self, key: str) -> list[str]:
         members = self.indexes.get(("submitter", key), set())
         return self._newest_first({i: self.created[i] for i in members if i in self.created})
+
+    async def version(self) -> str:
+        return str(self.changes)
 
     async def summaries(self, idea_ids: list[str] | None = None, **narrow: str | None) -> list[IdeaSummary]:
         if idea_ids is None:

@@ -1,7 +1,10 @@
 """The in-memory fake of analytics' projection store (tests/fakes/analytics.py) answers as the Redis store does:
-the same events through the same handlers, the same answers from both. Needs Redis."""
+the same events through the same handlers, the same answers from both, and both the full fold of each idea's
+events however they arrive; support spam is absorbed without reading the idea's history. Needs Redis."""
 
 from __future__ import annotations
+
+import random
 
 import pytest
 from redis.asyncio import Redis
@@ -12,7 +15,8 @@ from services.analytics.store import ProjectionStore
 from shared.metrics import ServiceMetrics
 from tests.conftest import REDIS_URL
 from tests.fakes.analytics import FakeProjectionStore
-from tests.unit.test_analytics_handlers import at, engage, new_id, routed, status, submitted
+from tests.unit.test_analytics_handlers import at, engage, new_id, notified, routed, status, submitted
+from tests.unit.test_analytics_incremental import deliver, expected, random_history
 
 pytestmark = pytest.mark.kafka
 
@@ -67,3 +71,53 @@ async def test_the_fake_store_answers_as_the_redis_store(redis_prefix):
     assert fake == real
     assert real["all"] == ["idea-2", "idea-1", "idea-0"] and real["anna"] == ["idea-2", "idea-0"]
     assert real["triage"] == [] and real["boende+declined"] == ["idea-1"]
+
+
+async def test_random_histories_give_the_full_fold_in_the_redis_store_as_in_the_fake(redis_prefix):
+    """Random arrival orders, batches, duplicates and interleavings (tests/unit/test_analytics_incremental.py)
+    through the Redis store's absorb and refold scripts: the full fold every time, the fake's answer too."""
+    redis = Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        for seed in range(30):
+            idea = new_id()
+            events = random_history(random.Random(seed), idea)
+            real = ProjectionStore(redis, f"{redis_prefix}:{seed}")
+            fake = FakeProjectionStore()
+            await deliver(real, random.Random(seed), events)
+            await deliver(fake, random.Random(seed), events)
+            want = expected(idea, events)
+            assert await real.summaries([idea]) == [want] == await fake.summaries([idea]), f"seed {seed}"
+            assert await real.idea_ids(state=want.state) == [idea]
+    finally:
+        await redis.aclose()
+
+
+async def test_support_spam_is_absorbed_by_the_redis_store_without_reading_the_history(redis_prefix):
+    redis = Redis.from_url(REDIS_URL, decode_responses=True)
+    store = ProjectionStore(redis, redis_prefix)
+    handlers = AnalyticsHandlers(store, ServiceMetrics.create("analytics"))
+    idea = new_id()
+    lifecycle = [submitted(idea, at(0)), routed(idea, at(0, 1), "tekniska-verken/energi")]
+    try:
+        for one in lifecycle:
+            await handlers.record("s", [one])
+        refolded = store.refolded
+        spam = [engage(idea, at(1, n / 100), "support", f"p{n % 700}@kiruna.se") for n in range(1500)]
+        spam += [engage(idea, at(2), "comment", "q@kiruna.se", text="x"), notified(idea, at(2), "failed")]
+        for n in range(0, len(spam), 3):  # batches of three, as a batch subscriber gives them
+            await handlers.record("e", spam[n : n + 3])
+        assert store.refolded == refolded  # every one absorbed: not one read of the idea's events
+        [found] = await store.summaries([idea])
+        assert found == expected(idea, [*lifecycle, *spam])
+        assert (found.supporters, found.comments, found.notifications) == (700, 1, {"failed": 1})
+
+        # a projection made before the sets of people: the next engagement refolds once, then absorbs again
+        await redis.delete(store._people(idea, "supporters"))
+        late = engage(idea, at(3), "support", "new@kiruna.se")
+        await handlers.record("e", [late])
+        assert store.refolded > refolded and (await store.summaries([idea]))[0].supporters == 701
+        refolded = store.refolded
+        await handlers.record("e", [engage(idea, at(4), "support", "newer@kiruna.se")])
+        assert store.refolded == refolded and (await store.summaries([idea]))[0].supporters == 702
+    finally:
+        await redis.aclose()

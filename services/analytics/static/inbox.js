@@ -1,0 +1,88 @@
+// The inbox's actions (templates/inbox.html), served at /static/analytics/inbox.js: each idea's form changes its
+// state through intake's API with the session cookie, then waits until the read side shows the new state.
+(function () {
+  "use strict";
+  var config = JSON.parse(document.getElementById("inbox-config").textContent);
+  // Intake's API on this same site (behind the proxy), with the session cookie (nothing to paste). A split
+  // deployment (intake_url set) sends the cookie along to intake's origin.
+  var credentials = config.intake ? "include" : "same-origin";
+
+  function setOptions(select, state) {
+    while (select.firstChild) { select.removeChild(select.firstChild); }
+    (config.transitions[state] || []).forEach(function (next) {
+      var option = document.createElement("option");
+      option.value = next;
+      option.textContent = config.states[next] || next;
+      select.appendChild(option);
+    });
+  }
+
+  function describe(body, status) {
+    if (body && typeof body.detail === "string") { return body.detail; }
+    if (body && body.detail) { return JSON.stringify(body.detail); }
+    return "HTTP " + status;
+  }
+
+  async function waitForState(ideaId, wanted) {
+    for (var i = 0; i < 60; i++) {
+      var answer = await fetch("/api/v1/ideas/" + encodeURIComponent(ideaId), {credentials: "same-origin", headers: {"accept": "application/json"}});
+      if (answer.ok) {
+        var idea = await answer.json();
+        if (idea.state === wanted) { return true; }
+      }
+      await new Promise(function (resolve) { setTimeout(resolve, 500); });
+    }
+    return false;
+  }
+
+  document.querySelectorAll("form.action").forEach(function (form) {
+    form.hidden = false;
+    form.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      var result = form.querySelector(".result");
+      var ideaId = form.dataset.ideaId;
+      var toState = form.elements.to_state.value;
+      var payload = {
+        to_state: toState,
+        reason: form.elements.reason.value.trim() || null,
+        merged_into: form.elements.merged_into.value.trim() || null
+      };
+      var button = form.querySelector("button");
+      button.disabled = true;
+      result.textContent = config.texts.sent;
+      try {
+        var response = await fetch(config.intake + "/api/v1/ideas/" + encodeURIComponent(ideaId) + "/status", {
+          method: "POST",
+          credentials: credentials,
+          headers: {"content-type": "application/json", "accept": "application/json"},
+          body: JSON.stringify(payload)
+        });
+        var body = null;
+        try { body = await response.json(); } catch (e) { body = null; }
+        if (response.status === 401) {
+          result.textContent = config.texts.signed_out;
+          return;
+        }
+        if (!response.ok) {
+          result.textContent = config.texts.failed + " (" + response.status + "): " + describe(body, response.status);
+          return;
+        }
+        if (await waitForState(ideaId, toState)) {
+          var badge = document.querySelector("#idea-" + ideaId + " .state");
+          badge.dataset.state = toState;
+          badge.textContent = config.states[toState] || toState;
+          setOptions(form.elements.to_state, toState);
+          form.elements.reason.value = "";
+          form.elements.merged_into.value = "";
+          result.textContent = config.texts.done + " " + (config.states[toState] || toState) + ".";
+        } else {
+          result.textContent = config.texts.not_visible_yet;
+        }
+      } catch (error) {
+        result.textContent = config.texts.failed + ": " + error;
+      } finally {
+        button.disabled = false;
+      }
+    });
+  });
+})();
