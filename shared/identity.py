@@ -17,10 +17,11 @@ from urllib.parse import urlencode, urlsplit
 
 import authlib.deprecate  # noqa: F401  (first: it sets its own warning filter, which the next line overrides)
 import httpx
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.middleware.sessions import SessionMiddleware
 
+from shared.csp import page_policy
 from shared.oidc import OidcSettings, ProviderUnavailable, TokenVerifier, Unauthenticated
 from shared.principal import Principal, Role
 
@@ -178,7 +179,7 @@ class Identity:
         client = self.oauth.create_client("kiruna")
 
         @router.get("/login", summary="Sign in at the identity provider, then back to `next`")
-        async def login(request: Request, next: str = "/") -> Response:
+        async def login(request: Request, next: str = Query("/", max_length=2000)) -> Response:
             request.session["next"] = safe_next(next)
             redirect_uri = str(request.base_url).rstrip("/") + "/auth/callback"
             try:
@@ -197,7 +198,7 @@ class Identity:
                 return unavailable(request)
             except (OAuthError, Unauthenticated, KeyError) as exc:
                 log.warning("sign-in refused", extra={"error": repr(exc)})
-                return HTMLResponse(SIGN_IN_FAILED, status_code=400)
+                return HTMLResponse(SIGN_IN_FAILED, status_code=400, headers={"Content-Security-Policy": page_policy()})
             next_url = safe_next(request.session.pop("next", "/"))
             request.session.clear()
             request.session.update(
@@ -246,7 +247,8 @@ def same_origin(request: Request) -> bool:
 
 def unavailable(request: Request) -> Response:
     if "text/html" in request.headers.get("accept", ""):
-        return HTMLResponse(PROVIDER_DOWN, status_code=503, headers={"Retry-After": "30"})
+        headers = {"Retry-After": "30", "Content-Security-Policy": page_policy()}
+        return HTMLResponse(PROVIDER_DOWN, status_code=503, headers=headers)
     return JSONResponse(
         status_code=503,
         headers={"Retry-After": "30"},
@@ -255,8 +257,9 @@ def unavailable(request: Request) -> Response:
 
 
 PROVIDER_DOWN = """<!DOCTYPE html>
-<html lang="sv"><head><meta charset="utf-8"><title>Inloggningen fungerar inte just nu</title></head>
-<body style="font-family: sans-serif; max-width: 40em; margin: 2em auto;">
+<html lang="sv"><head><meta charset="utf-8"><title>Inloggningen fungerar inte just nu</title>
+<link rel="stylesheet" href="/static/site.css"></head>
+<body class="notice">
 <h1>Inloggningen fungerar inte just nu</h1>
 <p>Vi når inte inloggningstjänsten. Försök igen om en stund. Idéer och statussidor går att läsa som vanligt.</p>
 <p lang="en">Sign-in is unavailable right now: the identity provider does not answer. Please try again shortly.
@@ -266,8 +269,9 @@ Ideas and status pages can still be read.</p>
 """
 
 SIGN_IN_FAILED = """<!DOCTYPE html>
-<html lang="sv"><head><meta charset="utf-8"><title>Inloggningen misslyckades</title></head>
-<body style="font-family: sans-serif; max-width: 40em; margin: 2em auto;">
+<html lang="sv"><head><meta charset="utf-8"><title>Inloggningen misslyckades</title>
+<link rel="stylesheet" href="/static/site.css"></head>
+<body class="notice">
 <h1>Inloggningen misslyckades</h1>
 <p>Inloggningen kunde inte slutföras (den kan ha gått ut). <a href="/auth/login">Försök igen</a>.</p>
 <p lang="en">Sign-in could not be completed (it may have expired). <a href="/auth/login">Try again</a>.</p>

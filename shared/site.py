@@ -39,14 +39,9 @@ TEXT = {
 }
 
 MY_PAGES = (("ideas", "my_ideas"), ("feed", "feed"), ("preferences", "preferences"))
-STYLE = """<style>
-.site-header{display:flex;flex-wrap:wrap;align-items:center;gap:.5em 1.5em;padding:.6em 1em;margin:0 0 1em;
-background:#17365d;color:#fff;font-family:system-ui,sans-serif;font-size:.95em}
-.site-header a{color:#fff}.site-header .site-name{font-weight:bold;text-decoration:none}
-.site-header nav ul{display:flex;flex-wrap:wrap;gap:.4em 1em;list-style:none;margin:0;padding:0}
-.site-header .who{margin-left:auto;display:flex;gap:.8em;align-items:center}
-.site-header form{display:inline;margin:0}.site-header button{font:inherit;cursor:pointer}
-</style>"""
+# The header's look is in shared/static/site.css, served by every service at /static/site.css (no inline style:
+# the pages' Content-Security-Policy, shared/csp.py, allows none).
+STYLE = '<link rel="stylesheet" href="/static/site.css">'
 
 
 def site_header(principal: Principal | None, lang: str = "sv", here: str = "/") -> Markup:

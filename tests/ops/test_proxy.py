@@ -259,6 +259,12 @@ ROUTES = [
     ("POST", "/my/preferences", "notifications", "/my/preferences"),
     ("POST", "/my/preferences/email", "notifications", "/my/preferences/email"),
     ("GET", "/en/my/preferences", "notifications", "/en/my/preferences"),
+    # the pages' static files: shared ones (the same on every service) from intake, a service's own from it
+    ("GET", "/static/site.css", "intake", "/static/site.css"),
+    ("GET", "/static/docs/swagger-ui.css", "intake", "/static/docs/swagger-ui.css"),
+    ("GET", "/static/intake/form.css", "intake", "/static/intake/form.css"),
+    ("GET", "/static/analytics/inbox.js", "analytics", "/static/analytics/inbox.js"),
+    ("GET", "/static/notifications/notifications.css", "notifications", "/static/notifications/notifications.css"),
     # the ideas API: writes to intake, reads to analytics
     ("GET", "/api/v1/ideas", "analytics", "/api/v1/ideas"),
     ("GET", "/api/v1/ideas?page=2", "analytics", "/api/v1/ideas?page=2"),
