@@ -2,15 +2,27 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# Every Python package `make run` and `make test` install, pinned with hashes (`make lock` regenerates it).
+LOCK   := requirements.lock
 
-.PHONY: install run stop status test test-unit lint topics bench clean cluster-up cluster-down
+.PHONY: install run stop status test test-unit lint topics bench clean cluster-up cluster-down lock
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --require-hashes -r $(LOCK)
+	$(BIN)/pip install -q --no-deps -e .
+	@$(BIN)/pip check >/dev/null \
+	  || { $(BIN)/pip check; echo "$(LOCK) does not satisfy pyproject.toml: run 'make lock'"; exit 1; }
 	@touch $@
+
+# All of pyproject.toml's dependencies and optional groups for Python 3.11 on linux x86_64, with the hashes of every
+# file of each pinned release. Versions already in the lock are kept; `make lock LOCK_ARGS=--upgrade` takes newer ones.
+lock:  ## regenerate requirements.lock from pyproject.toml (run it after changing the dependencies)
+	@test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q 'uv>=0.5,<1'; }
+	$(BIN)/uv pip compile pyproject.toml --all-extras --generate-hashes --python-version 3.11 \
+	  --python-platform x86_64-unknown-linux-gnu --custom-compile-command 'make lock' --quiet $(LOCK_ARGS) -o $(LOCK)
 
 install: $(BIN)/.installed  ## virtual environment, Kafka and Keycloak from Maven Central, Redis and nginx from the system's packages
 	deploy/kafka/kafka.sh fetch
@@ -29,6 +41,7 @@ status:
 	deploy/platform.sh status
 
 test: install  ## start Kafka, Redis and Keycloak if none is answering, run the whole suite, stop what it started
+	deploy/audit.sh
 	deploy/browser.sh
 	deploy/promtool.sh
 	deploy/asyncapi.sh
@@ -46,6 +59,10 @@ topics: install
 
 bench: install  ## start (or reuse) Kafka and Redis, benchmark the four services on throwaway topics, print the table
 	$(BIN)/python -m bench.run
+
+fuzz: install  ## schemathesis on the four APIs, bad records into every consumed topic, XSS in Chromium (~10 min)
+	deploy/browser.sh
+	deploy/fuzz.sh
 
 cluster-up: install  ## a local three-broker KRaft cluster on 127.0.0.1:19092-19094 (data under var/cluster/)
 	deploy/kafka/cluster.sh up
