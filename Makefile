@@ -60,7 +60,7 @@ topics: install
 bench: install  ## start (or reuse) Kafka and Redis, benchmark the four services on throwaway topics, print the table
 	$(BIN)/python -m bench.run
 
-fuzz: install  ## schemathesis on the four APIs, bad records into every consumed topic, XSS in Chromium (~10 min)
+fuzz: install  ## schemathesis on the four APIs, bad records into every consumed topic, XSS in Chromium (~3-5 min)
 	deploy/browser.sh
 	deploy/fuzz.sh
 

@@ -178,7 +178,14 @@ class Identity:
         router = APIRouter(prefix="/auth", tags=["sign-in"])
         client = self.oauth.create_client("kiruna")
 
-        @router.get("/login", summary="Sign in at the identity provider, then back to `next`")
+        @router.get(
+            "/login",
+            summary="Sign in at the identity provider, then back to `next`",
+            responses={
+                302: {"description": "To the identity provider's sign-in page"},
+                503: {"description": "The identity provider is unavailable"},
+            },
+        )
         async def login(request: Request, next: str = Query("/", max_length=2000)) -> Response:
             request.session["next"] = safe_next(next)
             redirect_uri = str(request.base_url).rstrip("/") + "/auth/callback"
@@ -209,7 +216,12 @@ class Identity:
             log.info("signed in", extra={"person": principal.id})
             return RedirectResponse(next_url, status_code=303)
 
-        @router.api_route("/logout", methods=["GET", "POST"], summary="Sign out here and at the identity provider")
+        @router.api_route(
+            "/logout",
+            methods=["GET", "POST"],
+            summary="Sign out here and at the identity provider",
+            responses={303: {"description": "To the identity provider's sign-out, then back home"}},
+        )
         async def logout(request: Request) -> Response:
             id_token = request.session.get("id_token")
             request.session.clear()

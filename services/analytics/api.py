@@ -73,10 +73,13 @@ def csv_response(name: str, header: list[str], rows: list[list[Any]]) -> Respons
 
 def api_router(read: ReadModel, identity: Identity) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
+    signed_in = {401: {"description": "Not signed in: no valid bearer token or session"}}
+    scoped = {**signed_in, 403: {"description": "Signed in, but not an officer of that organisation"}}
 
     @router.get(
         "/ideas/{idea_id}",
         tags=["ideas"],
+        responses={404: {"description": "No such idea (the message in Swedish and English)"}},
         summary="An idea's timeline and current state",
         description='Anyone gets the public view (`"view": "public"`): no personal data, no officer ids, '
         "comments as counts. Officers of an organisation the idea is routed to, the innovation office and admins "
@@ -97,6 +100,7 @@ def api_router(read: ReadModel, identity: Identity) -> APIRouter:
     @router.get(
         "/people/me/ideas",
         tags=["ideas"],
+        responses=signed_in,
         summary="The ideas the signed-in person submitted (named ones), newest first, with state and status link",
     )
     async def my_ideas(principal: Principal = Depends(identity.required)) -> Any:
@@ -106,6 +110,7 @@ def api_router(read: ReadModel, identity: Identity) -> APIRouter:
     @router.get(
         "/ideas",
         tags=["ideas"],
+        responses=scoped,
         summary="The officer's inbox: ideas newest first, paginated",
         description="An organisation's inbox (`organisation`, or a `unit` of it) is for its officers, the "
         "innovation office and admins; every organisation's at once for the innovation office and admins.",
@@ -151,7 +156,14 @@ def api_router(read: ReadModel, identity: Identity) -> APIRouter:
                 return csv_response(f"{name}{suffix}", header, rows)
             return Response(await read.figure_json(name, scope), media_type="application/json")
 
-        router.add_api_route(f"/stats/{name}", endpoint, methods=["GET"], tags=["figures"], summary=summary)
+        router.add_api_route(
+            f"/stats/{name}",
+            endpoint,
+            methods=["GET"],
+            tags=["figures"],
+            summary=summary,
+            responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "JSON or CSV"}},
+        )
 
     for name, summary in zip(
         FIGURES,

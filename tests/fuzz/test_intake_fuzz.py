@@ -21,6 +21,7 @@ from services.intake.settings import IntakeSettings
 from shared.catalogue import load_catalogue
 from shared.settings import KafkaSettings
 from shared.topics import Topics, ensure_topics
+from tests.conftest import _PREFIXES
 from tests.support import identity
 
 pytestmark = pytest.mark.kafka
@@ -82,6 +83,7 @@ def free_port() -> int:
 def intake_url():
     """Intake served by uvicorn over real HTTP in a thread, on its own topics."""
     prefix = f"fuzz{uuid.uuid4().hex[:8]}."
+    _PREFIXES.append(prefix)  # the session deletes these topics at its end (tests/conftest.py)
     kafka = KafkaSettings(
         bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"), topic_prefix=prefix, partitions=1
     )
