@@ -13,29 +13,6 @@ if ! "$py" -c 'import schemathesis' 2>/dev/null; then
   .venv/bin/pip install -q $spec
 fi
 export VAR_DIR="$root/var/fuzz-deps"
-started=()
-cleanup() {
-  local status=$?
-  for what in "${started[@]}"; do
-    case $what in
-      kafka) deploy/kafka/kafka.sh stop ;; redis) deploy/redis.sh stop ;; keycloak) deploy/keycloak/keycloak.sh stop ;;
-    esac
-  done
-  [ ${#started[@]} -gt 0 ] && rm -rf "$VAR_DIR"
-  exit $status
-}
-trap cleanup EXIT INT TERM
-if ! (exec 3<>/dev/tcp/127.0.0.1/9092) 2>/dev/null; then
-  deploy/kafka/kafka.sh start; started+=(kafka)
-fi
-if ! redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then
-  deploy/redis.sh start; started+=(redis)
-fi
-if ! curl -fs -o /dev/null --max-time 2 "http://127.0.0.1:${KEYCLOAK_PORT:-8180}/realms/kiruna/.well-known/openid-configuration"; then
-  deploy/keycloak/keycloak.sh start; started+=(keycloak)
-fi
-deploy/kafka/kafka.sh wait
-deploy/redis.sh wait
-deploy/keycloak/keycloak.sh wait
+. deploy/dependencies.sh
 "$py" -m tests.support.warmup
 "$py" -m tests.fuzz.run "$@"
