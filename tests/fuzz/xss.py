@@ -130,8 +130,29 @@ def submit(urls: dict[str, str], kafka: KafkaSettings, result: Pages) -> list[st
     result.submitted += len(payloads)
     wait_known(urls, ideas)
     wait_feed(urls["notifications"], anna)
-    time.sleep(2)  # the comments and reasons of the last ideas
+    wait_projected(urls, ideas, len(payloads), office)
     return ideas
+
+
+def wait_projected(
+    urls: dict[str, str], ideas: list[str], comments: int, office: dict[str, str], timeout_s: float = 45
+) -> None:
+    """Until analytics shows the comments on the first idea and the declines of the others (with the payloads as
+    their reasons), so the pages show every payload."""
+    if not ideas:
+        return
+    declined = [idea for n, idea in enumerate(ideas[1:]) if not n % 2]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        first = httpx.get(f"{urls['analytics']}/api/v1/ideas/{ideas[0]}", headers=office, timeout=10)
+        states = [httpx.get(f"{urls['analytics']}/api/v1/ideas/{i}", timeout=10) for i in declined]
+        if (
+            first.status_code == 200
+            and first.json().get("comments", 0) >= comments
+            and all(a.status_code == 200 and a.json().get("state") == "declined" for a in states)
+        ):
+            return
+        time.sleep(0.5)
 
 
 def wait_feed(notifications: str, headers: dict[str, str], timeout_s: float = 45) -> None:
