@@ -30,10 +30,3 @@ class IdempotencyPending(Exception):
     def __init__(self, retry_after_s: int) -> None:
         self.retry_after_s = retry_after_s
         super().__init__(f"a request with this Idempotency-Key is in progress; try again in {retry_after_s} s")
-
-
-class RateLimited(Exception):
-    """429, with Retry-After: too many writes from one client this minute."""
-
-    def __init__(self, retry_after_s: int) -> None:
-        self.retry_after_s = retry_after_s
