@@ -104,30 +104,20 @@ MESSAGES = {
         "string_too_short": "Måste ha minst {min_length} tecken.",
         "string_too_long": "Får ha högst {max_length} tecken.",
         "missing": "Måste fyllas i.",
-        "value_error.email": "Det ser inte ut som en e-postadress.",
-        "submitter_required": "Fyll i namn (och gärna e-post), eller välj att lämna idén anonymt.",
-        "submitter_forbidden": "Lämna namn och e-post tomma när idén är anonym.",
         "unknown": "Okänt val.",
     },
     "en": {
         "string_too_short": "Must have at least {min_length} characters.",
         "string_too_long": "May have at most {max_length} characters.",
         "missing": "Required.",
-        "value_error.email": "That does not look like an e-mail address.",
-        "submitter_required": "Fill in your name (and preferably e-mail), or choose to submit anonymously.",
-        "submitter_forbidden": "Leave name and e-mail empty when the idea is anonymous.",
         "unknown": "Unknown choice.",
     },
 }
 FIELD_OF = {
     "title": "title",
     "description": "description",
-    "submitter.name": "name",
-    "submitter.email": "email",
-    "submitter": "name",
     "area_hints.0": "area",
     "organisation_hints.0": "organisation",
-    "submitter.organisation": "my_organisation",
 }
 
 
@@ -272,14 +262,7 @@ def form_errors(exc: ValidationError, lang: str) -> dict[str, str]:
     errors: dict[str, str] = {}
     for error in exc.errors():
         loc = ".".join(str(p) for p in error["loc"])
-        text = str(error.get("msg", ""))
-        if "required unless anonymous" in text:
-            field, message = "name", messages["submitter_required"]
-        elif "leave it out when anonymous" in text:
-            field, message = "anonymous", messages["submitter_forbidden"]
-        else:
-            field = FIELD_OF.get(loc, "title")
-            kind = "value_error.email" if loc == "submitter.email" else error["type"]
-            message = messages.get(kind, text).format(**error.get("ctx", {}))
+        field = FIELD_OF.get(loc, "title")
+        message = messages.get(error["type"], str(error.get("msg", ""))).format(**error.get("ctx", {}))
         errors.setdefault(field, message)
     return errors
