@@ -1,7 +1,9 @@
 """Event contracts: one frozen pydantic model per event type, wrapped in a CloudEvents 1.0 envelope.
 
 Events are serialised as structured-mode CloudEvents JSON, so any Kafka client can read them.
-Consumers tolerate unknown fields (``extra="ignore"``): additive changes never break them.
+Consumers tolerate unknown fields (``extra="ignore"``): additive changes never break them. A breaking change makes
+a ``.v2`` type and topic; the ``.v1`` contracts stay readable in ``shared/events_v1.py`` (what ``python -m
+shared.migration`` copies from). Personal fields are :class:`Sealed` under their person's data key.
 An event produced in reaction to another gets a deterministic id from :func:`derived_event_id`.
 """
 
@@ -53,11 +55,20 @@ class IdeaState(StrEnum):
     MERGED = "merged"
 
 
-class Submitter(Contract):
-    """Who submitted the idea. Absent on anonymous ideas: no personal data is kept for them."""
+class Sealed(Contract):
+    """A personal value encrypted (AES-256-GCM) under its person's data key (``shared/sealing.py``). Readable only
+    while the key exists in ``people.keys.v1``: erasing the key erases the value from the whole history."""
 
-    name: str = Field(description="Full name of the employee", max_length=200)
-    email: str | None = Field(default=None, description="E-mail address for replies", max_length=320)
+    key: str = Field(description="Id of the person's data key: '<pseudonym>.<12 hex digits>'")
+    box: str = Field(description="base64url of the 12-byte nonce followed by the ciphertext and its tag")
+
+
+class PersonRef(Contract):
+    """A person in an event: their pseudonym in the clear (counts, "once per person", ordering need only that) and
+    who they are (``{"name", "email"}`` as JSON) sealed under their data key."""
+
+    pseudonym: str = Field(description="HMAC-SHA256 of the e-mail address with the platform's secret pepper (hex)")
+    sealed: Sealed = Field(description='{"name": ..., "email": ...} sealed under the person\'s data key')
     organisation: str | None = Field(default=None, description="Organisation id from the catalogue")
     unit: str | None = Field(default=None, description="Unit id within the organisation")
 
@@ -72,7 +83,7 @@ class IdeaSubmitted(Contract):
     area_hints: tuple[str, ...] = Field(default=(), description="Areas the submitter suggested")
     organisation_hints: tuple[str, ...] = Field(default=(), description="Organisations the submitter suggested")
     anonymous: bool = Field(default=False, description="True when no personal data is kept")
-    submitter: Submitter | None = Field(default=None, description="The submitter; null for anonymous ideas")
+    submitter: PersonRef | None = Field(default=None, description="The submitter; null for anonymous ideas")
     channel: str = Field(default="api", description="Front end the idea came through: api, web, email, kafka")
 
 
@@ -127,8 +138,8 @@ class IdeaEngagement(Contract):
 
     idea_id: str = Field(description="Id of the idea")
     kind: EngagementKind = Field(description="comment, support or follow")
-    person: str = Field(description="Id of the person engaging")
-    text: str | None = Field(default=None, description="Comment text (for comments)", max_length=5_000)
+    person: PersonRef = Field(description="The person engaging")
+    text: Sealed | None = Field(default=None, description="Comment text (for comments), sealed under the person's key")
 
 
 class DeliveryOutcome(StrEnum):
@@ -142,7 +153,9 @@ class NotificationSent(Contract):
 
     idea_id: str = Field(description="Id of the idea the notification is about")
     cause_event_id: str = Field(description="Id of the event that caused the notification")
-    recipient: str = Field(description="Person id of the recipient")
+    recipient: str = Field(
+        description="Pseudonym of the person told (never their address); 'webhook:<organisation>' for a webhook"
+    )
     channel: Literal["in-app", "email", "webhook"] = Field(description="Channel used")
     outcome: DeliveryOutcome = Field(description="delivered, failed or skipped")
     detail: str | None = Field(default=None, description="Why it failed or was skipped")
@@ -160,11 +173,12 @@ class RerouteIdea(Contract):
 
 class PreferencesChanged(Contract):
     """A person changed how they want to hear about ideas. The whole new state, not a difference: the last
-    event of a person is their preferences. The envelope's subject (and the Kafka key) is the person id."""
+    event of a person is their preferences. The envelope's subject (and the Kafka key) is the person's pseudonym."""
 
     subject_field: ClassVar[str] = "person"
 
-    person: str = Field(description="Person id: the lower-cased e-mail address", max_length=320)
+    person: str = Field(description="Pseudonym of the person (HMAC-SHA256 of the e-mail address with the pepper)")
+    contact: Sealed = Field(description='{"email": ..., "name": ...} sealed under the person\'s data key')
     channels: tuple[Literal["email", "in-app"], ...] = Field(
         default=("email", "in-app"), description="Channels the person wants news on"
     )
@@ -175,6 +189,30 @@ class PreferencesChanged(Contract):
     organisations: tuple[str, ...] = Field(default=(), description="Organisations the person follows")
     language: Literal["sv", "en"] | None = Field(default=None, description="Language of the news; null: Swedish")
     via: Literal["api", "unsubscribe"] = Field(default="api", description="How the change was made")
+
+
+class PersonKey(Contract):
+    """A person's data key, wrapped by the key-encryption key. ``people.keys.v1`` is compacted and keyed by the
+    pseudonym: the last record of a person is their key; a tombstone (null value) erases it."""
+
+    subject_field: ClassVar[str] = "pseudonym"
+
+    pseudonym: str = Field(description="The person's pseudonym; also the Kafka key")
+    key_id: str = Field(description="'<pseudonym>.<12 hex digits>', named by every value sealed under the key")
+    wrapped: str = Field(description="base64url of the nonce and the AES-256-GCM-wrapped data key")
+    kek_id: str = Field(description="Which key-encryption key wrapped it (an HMAC of a fixed label, 16 hex)")
+    created: datetime = Field(description="When the key was made")
+
+
+class PersonErasureRequested(Contract):
+    """A person (or an admin for them) asked that the platform forget them (GDPR Art. 17). Every service forgets
+    what it holds about the pseudonym; intake tombstones the data key. Nothing personal is in the event."""
+
+    subject_field: ClassVar[str] = "pseudonym"
+
+    pseudonym: str = Field(description="Pseudonym of the person to erase; also the Kafka key")
+    requested_by: Literal["person", "admin"] = Field(description="The person themself, or an admin for them")
+    admin: str | None = Field(default=None, description="Id of the admin who acted on the request, if one did")
 
 
 PayloadT = TypeVar("PayloadT", bound=Contract)
@@ -190,7 +228,7 @@ class Envelope(BaseModel, Generic[PayloadT]):
     source: str = Field(description="Service that produced the event, e.g. /services/intake")
     type: str = Field(description="Event type, e.g. se.kiruna.innovation.idea.submitted.v1")
     time: datetime = Field(description="When the event happened (UTC)")
-    subject: str = Field(description="Idea id the event is about")
+    subject: str = Field(description="Idea id the event is about (a person's pseudonym for the people's events)")
     datacontenttype: Literal["application/json"] = "application/json"
     correlationid: str | None = Field(default=None, description="Id shared by every event of one request chain")
     data: PayloadT
@@ -226,13 +264,15 @@ class Envelope(BaseModel, Generic[PayloadT]):
 
 
 _TYPE_NAMES: dict[type[Contract], str] = {
-    IdeaSubmitted: "se.kiruna.innovation.idea.submitted.v1",
+    IdeaSubmitted: "se.kiruna.innovation.idea.submitted.v2",
     IdeaRouted: "se.kiruna.innovation.idea.routed.v1",
     IdeaStatusChanged: "se.kiruna.innovation.idea.status-changed.v1",
-    IdeaEngagement: "se.kiruna.innovation.idea.engagement.v1",
-    NotificationSent: "se.kiruna.innovation.notification.sent.v1",
+    IdeaEngagement: "se.kiruna.innovation.idea.engagement.v2",
+    NotificationSent: "se.kiruna.innovation.notification.sent.v2",
     RerouteIdea: "se.kiruna.innovation.command.reroute-idea.v1",
-    PreferencesChanged: "se.kiruna.innovation.notification.preferences-changed.v1",
+    PreferencesChanged: "se.kiruna.innovation.notification.preferences-changed.v2",
+    PersonKey: "se.kiruna.innovation.person.key.v1",
+    PersonErasureRequested: "se.kiruna.innovation.person.erasure-requested.v1",
 }
 PAYLOAD_BY_TYPE: dict[str, type[Contract]] = {name: model for model, name in _TYPE_NAMES.items()}
 
@@ -248,3 +288,5 @@ EngagementEvent = Envelope[IdeaEngagement]
 NotificationSentEvent = Envelope[NotificationSent]
 RerouteCommand = Envelope[RerouteIdea]
 PreferencesChangedEvent = Envelope[PreferencesChanged]
+PersonKeyEvent = Envelope[PersonKey]
+ErasureRequestedEvent = Envelope[PersonErasureRequested]

@@ -28,6 +28,7 @@ from shared.deadletter import DeadLetters
 from shared.http_metrics import instrument
 from shared.identity import identity_for
 from shared.kafka import create_broker
+from shared.keyring import Keyring
 from shared.lag import LagMonitor
 from shared.metrics import ServiceMetrics
 from shared.operations import OpsSettings
@@ -81,6 +82,7 @@ class Runtime:
     tracer: TracerProvider | None = None
     lag: LagMonitor | None = None
     kafka_connected: asyncio.Event = field(default_factory=asyncio.Event)
+    keyring: Keyring | None = None
 
     @classmethod
     def create(cls, service: str, settings: ServiceSettings) -> Runtime:
@@ -106,26 +108,30 @@ class Runtime:
             exporting_spans=bool(ops.otlp_endpoint),
             graceful_timeout_s=ops.handlers_grace_s,
         )
+        # A bounded pool that waits for a free connection (then fails as unavailable), rather than one that
+        # raises at once under load and turns a burst into errors; concurrent commands share round trips.
+        redis = AutoPipelineRedis(
+            connection_pool=BlockingConnectionPool.from_url(
+                settings.redis_url,
+                max_connections=settings.redis_max_connections,
+                timeout=settings.redis_pool_timeout_s,
+                **redis_options(settings),
+            )
+        )
+        topics = Topics(settings.kafka.topic_prefix)
         return cls(
             service=service,
             settings=settings,
             broker=broker,
             dead_letters=dead_letters,
-            # A bounded pool that waits for a free connection (then fails as unavailable), rather than one that
-            # raises at once under load and turns a burst into errors; concurrent commands share round trips.
-            redis=AutoPipelineRedis(
-                connection_pool=BlockingConnectionPool.from_url(
-                    settings.redis_url,
-                    max_connections=settings.redis_max_connections,
-                    timeout=settings.redis_pool_timeout_s,
-                    **redis_options(settings),
-                )
-            ),
+            redis=redis,
             metrics=metrics,
-            topics=Topics(settings.kafka.topic_prefix),
+            topics=topics,
             logger=logger,
             ops=ops,
             tracer=tracer,
+            # people's data keys (crypto-shredding, shared/keyring.py): one keyring for the platform
+            keyring=Keyring.from_settings(redis, settings, topics.people_keys, logger=logger),
         )
 
     def key(self, *parts: str) -> str:
@@ -137,6 +143,7 @@ class Runtime:
         """Connect to Kafka in the background (retrying while it is down), measure consumer lag, and stop
         cleanly at the end: no new messages, those in flight finished and committed, the producer flushed and
         closed, all within ``SHUTDOWN_TIMEOUT_S``."""
+        await self._check_keyring()
         connector = asyncio.create_task(self._connect(), name=f"{self.service}-kafka-connect")
         self.lag = lag = LagMonitor(
             service=self.service,
@@ -163,10 +170,23 @@ class Runtime:
                 await asyncio.wait_for(self.broker.stop(), timeout=self.ops.shutdown_timeout_s * 0.9)
             except TimeoutError:
                 self.logger.error("kafka clients did not close in time; uncommitted messages will come again")
+            if self.keyring is not None:
+                with contextlib.suppress(Exception):
+                    await self.keyring.close()
             await self.redis.aclose()
             if self.tracer is not None:
                 self.tracer.shutdown()  # exports the spans still buffered
             self.logger.info("stopped", extra={"stop_s": round(time.monotonic() - started, 3)})
+
+    async def _check_keyring(self) -> None:
+        """A key-encryption key other than the one the people's keys were wrapped with stops the start (naming
+        PEOPLE_KEK); Redis away at start only defers the check to the first key used."""
+        if self.keyring is None:
+            return
+        try:
+            await self.keyring.check()
+        except (ConnectionError, TimeoutError, OSError) as exc:
+            self.logger.warning("redis not reachable: the key-encryption key is checked later", extra={"error": repr(exc)})
 
     async def _connect(self) -> None:
         delay = 0.5

@@ -132,6 +132,18 @@ class ServiceSettings(BaseSettings):
         validation_alias="SESSION_SECRET",
         description="Signs the people's session cookie; the same value in every service (one site, one session)",
     )
+    people_kek: SecretStr = Field(
+        SecretStr("a2lydW5hLWxvY2FsLWtleS1lbmNyeXB0aW9uLWtleSE="),
+        validation_alias="PEOPLE_KEK",
+        description="Key-encryption key (32 bytes, base64: openssl rand -base64 32) that wraps every person's data "
+        "key; the same value in every service, kept as carefully as the data itself",
+    )
+    pseudonym_pepper: SecretStr = Field(
+        SecretStr("local-pseudonym-pepper-change-me"),
+        validation_alias="PSEUDONYM_PEPPER",
+        description="Secret of the people's pseudonyms (HMAC-SHA256 of the e-mail address); the same value in every "
+        "service, never changed once people have pseudonyms",
+    )
     session_max_age_s: int = Field(
         8 * 3600, ge=60, validation_alias="SESSION_MAX_AGE_S", description="How long a sign-in lasts"
     )
@@ -158,6 +170,17 @@ class ServiceSettings(BaseSettings):
         description="Comma-separated addresses or networks of the proxies whose X-Forwarded-For is believed (the "
         "right-most address not among them is the client's); from any other peer the header is ignored",
     )
+
+    @model_validator(mode="after")
+    def _people_secrets_usable(self) -> ServiceSettings:
+        """A key-encryption key that is not 32 bytes of base64, or an empty pepper, stops the start naming the
+        setting: personal data is never written unencrypted for want of a key."""
+        from shared.sealing import decode_secret_key
+
+        decode_secret_key(self.people_kek.get_secret_value(), "PEOPLE_KEK")
+        if len(self.pseudonym_pepper.get_secret_value()) < 16:
+            raise ValueError("PSEUDONYM_PEPPER must be at least 16 characters (openssl rand -base64 32)")
+        return self
 
     @model_validator(mode="after")
     def _no_unknown_variables(self) -> ServiceSettings:

@@ -9,6 +9,26 @@ from shared.events import EngagementEvent, Envelope, RoutedEvent, StatusChangedE
 from shared.settings import KafkaSettings
 
 FOREVER = "-1"
+DAY_MS = 24 * 3600 * 1000
+RAW_RETENTION_MS = 7 * DAY_MS
+"""intake.raw.v1 is other front ends' input, written in the clear (names, addresses): intake turns each record into
+a sealed event within seconds, so a week covers any outage of intake and no more."""
+DEAD_LETTER_RETENTION_MS = 30 * DAY_MS
+"""A dead letter holds the original bytes (of intake.raw.v1 too): a month for an operator to look and replay."""
+SENT_RETENTION_MS = 90 * DAY_MS
+
+# people.keys.v1: compacted, so a tombstone removes the person's wrapped key. The cleaner compacts a segment only
+# once it is closed; a segment closes at the first write after it is PEOPLE_KEYS_SEGMENT_MS old, and intake writes
+# (a tombstone of the key "-") every half of that, so a tombstoned key's record is gone within
+# segment.ms + segment.ms / 2 + max.compaction.lag.ms + the cleaner's back-off (15 s by default): ~25 minutes.
+PEOPLE_KEYS_SEGMENT_MS = 10 * 60 * 1000
+PEOPLE_KEYS_CONFIG = {
+    "cleanup.policy": "compact",
+    "segment.ms": str(PEOPLE_KEYS_SEGMENT_MS),
+    "max.compaction.lag.ms": str(PEOPLE_KEYS_SEGMENT_MS),
+    "min.cleanable.dirty.ratio": "0.01",
+    "delete.retention.ms": str(DAY_MS),  # how long the tombstone itself stays (a reader mid-replay must see it)
+}
 
 
 @dataclass(frozen=True)
@@ -24,14 +44,30 @@ class Topics:
     def __init__(self, prefix: str = "") -> None:
         self.prefix = prefix
         self.intake_raw = f"{prefix}intake.raw.v1"
-        self.submitted = f"{prefix}ideas.submitted.v1"
+        self.submitted = f"{prefix}ideas.submitted.v2"
         self.routed = f"{prefix}ideas.routed.v1"
         self.status_changed = f"{prefix}ideas.status-changed.v1"
-        self.engagement = f"{prefix}ideas.engagement.v1"
+        self.engagement = f"{prefix}ideas.engagement.v2"
         self.routing_commands = f"{prefix}routing.commands.v1"
-        self.notifications_sent = f"{prefix}notifications.sent.v1"
-        self.preferences = f"{prefix}notifications.preferences.v1"
+        self.notifications_sent = f"{prefix}notifications.sent.v2"
+        self.preferences = f"{prefix}notifications.preferences.v2"
         self.notifications_dlq = f"{prefix}notifications.dlq"
+        self.people_keys = f"{prefix}people.keys.v1"
+        self.people_erasures = f"{prefix}people.erasures.v1"
+        # The .v1 topics whose events carried personal data in the clear: read only by python -m shared.migration
+        self.submitted_v1 = f"{prefix}ideas.submitted.v1"
+        self.engagement_v1 = f"{prefix}ideas.engagement.v1"
+        self.notifications_sent_v1 = f"{prefix}notifications.sent.v1"
+        self.preferences_v1 = f"{prefix}notifications.preferences.v1"
+
+    def migrated(self) -> dict[str, str]:
+        """Each .v1 topic with personal data in the clear, and the .v2 topic its events move to."""
+        return {
+            self.submitted_v1: self.submitted,
+            self.engagement_v1: self.engagement,
+            self.preferences_v1: self.preferences,
+            self.notifications_sent_v1: self.notifications_sent,
+        }
 
     def organisation(self, org_id: str) -> str:
         """The topic an organisation's own systems subscribe to."""
@@ -57,21 +93,19 @@ class Topics:
         }
 
     def specs(self, settings: KafkaSettings, organisation_ids: tuple[str, ...]) -> list[TopicSpec]:
-        keep = {"retention.ms": FOREVER, "min.insync.replicas": str(settings.min_insync_replicas)}
+        """Every topic with its retention; the README's table "Topics and how long they keep what" says why."""
+        isr = {"min.insync.replicas": str(settings.min_insync_replicas)}
+        keep = {"retention.ms": FOREVER, **isr}
         recorded = [*self.idea_topics, *(self.organisation(org) for org in organisation_ids)]
         specs = [TopicSpec(name, settings.partitions, dict(keep)) for name in recorded]
-        specs.append(TopicSpec(self.intake_raw, settings.partitions, dict(keep)))
+        specs.append(TopicSpec(self.intake_raw, settings.partitions, {"retention.ms": str(RAW_RETENTION_MS), **isr}))
         specs.append(
-            TopicSpec(
-                self.notifications_sent,
-                settings.partitions,
-                {
-                    "retention.ms": str(90 * 24 * 3600 * 1000),
-                    "min.insync.replicas": str(settings.min_insync_replicas),
-                },
-            )
+            TopicSpec(self.notifications_sent, settings.partitions, {"retention.ms": str(SENT_RETENTION_MS), **isr})
         )
-        specs.append(TopicSpec(self.preferences, settings.partitions, dict(keep)))  # people's choices: kept forever
+        # people's choices: the last of each person is what counts (compacted; a tombstone forgets them)
+        specs.append(TopicSpec(self.preferences, settings.partitions, {**PEOPLE_KEYS_CONFIG, **isr}))
+        specs.append(TopicSpec(self.people_keys, settings.partitions, {**PEOPLE_KEYS_CONFIG, **isr}))
+        specs.append(TopicSpec(self.people_erasures, settings.partitions, dict(keep)))  # pseudonyms only
         consumed = (
             self.preferences,
             self.intake_raw,
@@ -81,9 +115,11 @@ class Topics:
             self.engagement,
             self.routing_commands,
             self.notifications_sent,
+            self.people_erasures,
         )
-        specs += [TopicSpec(self.dlq(name), 1, dict(keep)) for name in consumed]
-        specs.append(TopicSpec(f"{self.prefix}notifications.dlq", 1, dict(keep)))
+        dead = {"retention.ms": str(DEAD_LETTER_RETENTION_MS), **isr}
+        specs += [TopicSpec(self.dlq(name), 1, dict(dead)) for name in consumed]
+        specs.append(TopicSpec(f"{self.prefix}notifications.dlq", 1, dict(dead)))
         return specs
 
 
