@@ -3,17 +3,22 @@
 
 FastStream documents the subscribers by itself. Events written with :func:`shared.kafka.publish_event` are
 declared with :func:`declare_publication`. The document is then completed with what an organisation needs to
-integrate: the Kafka headers of every event, an example of every message, and the dead-letter topics.
+integrate: the Kafka headers of every event, an example of every message, the dead-letter topics, and
+``people.keys.v1``, which every service's keyring reads (and intake's and notifications' write) with a producer of
+its own rather than a subscriber (issue 13). Personal fields are :class:`shared.events.Sealed`: the examples show
+them sealed under an example key, as a consumer sees them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from html import escape
 from importlib import metadata
 from typing import Any
 from urllib.parse import unquote
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fast_depends.pydantic._compat import create_model, get_config_base
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -21,7 +26,10 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from faststream.specification.asyncapi.message import get_model_schema
 
-from shared.events import PAYLOAD_BY_TYPE, Contract, Envelope, event_type
+from shared.events import PAYLOAD_BY_TYPE, Contract, Envelope, PersonKey, event_type
+from shared.kafka_access import KEY_MAKERS
+from shared.sealing import NONCE_BYTES, b64encode, pseudonym
+from shared.topics import Topics
 
 CLOUDEVENT_HEADERS: dict[str, Any] = {
     "type": "object",
@@ -32,7 +40,10 @@ CLOUDEVENT_HEADERS: dict[str, Any] = {
         "ce_id": {"type": "string", "description": "Event id (UUID); de-duplicate on it"},
         "ce_type": {"type": "string", "description": "Event type, e.g. se.kiruna.innovation.idea.routed.v1"},
         "ce_source": {"type": "string", "description": "Service that wrote the event, e.g. /services/routing"},
-        "ce_subject": {"type": "string", "description": "Idea id (also the Kafka key)"},
+        "ce_subject": {
+            "type": "string",
+            "description": "Idea id (also the Kafka key); a person's pseudonym for the people's events",
+        },
         "correlation_id": {"type": "string", "description": "Id shared by the events of one request chain"},
         "traceparent": {"type": "string", "description": "W3C trace context: follow one idea across services"},
     },
@@ -43,8 +54,11 @@ DEAD_LETTER_HEADERS: dict[str, Any] = {
     "type": "object",
     "description": "The original record's headers, plus why and where it failed",
     "properties": {
-        "x-dlq-reason": {"type": "string", "enum": ["malformed", "rejected", "failed"]},
-        "x-dlq-error": {"type": "string", "description": "The error, naming the field when input was invalid"},
+        "x-dlq-reason": {"type": "string", "enum": ["malformed", "rejected", "failed", "delivery-failed"]},
+        "x-dlq-error": {
+            "type": "string",
+            "description": "The error, naming the field when input was invalid; e-mail addresses masked (a***@kiruna.se)",
+        },
         "x-dlq-error-type": {"type": "string", "description": "Python type of the error"},
         "x-dlq-source-topic": {"type": "string"},
         "x-dlq-source-partition": {"type": "string"},
@@ -56,6 +70,26 @@ DEAD_LETTER_HEADERS: dict[str, Any] = {
 }
 
 EXAMPLE_IDEA = "3f2b8c1e-5d4a-4e8b-9c7f-2a1d6e0b4c93"
+EXAMPLE_PSEUDONYM = pseudonym(b"an example pepper, not the platform's", "anna.svensson@kiruna.se")
+EXAMPLE_KEY_ID = f"{EXAMPLE_PSEUDONYM}.5f1c0a9e2b7d"
+_EXAMPLE_SECRET = hashlib.sha256(b"an example data key, nobody's").digest()
+
+
+def _sealed_example(value: Any) -> dict[str, str]:
+    """``value`` sealed as the platform seals it (AES-256-GCM under a data key, the key id as associated data), under
+    an example key and a nonce derived from the value, so the document stays the same from one build to the next."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    nonce = hashlib.sha256(text.encode()).digest()[:NONCE_BYTES]
+    box = AESGCM(_EXAMPLE_SECRET).encrypt(nonce, text.encode(), EXAMPLE_KEY_ID.encode())
+    return {"key": EXAMPLE_KEY_ID, "box": b64encode(nonce + box)}
+
+
+SEALED_EXAMPLES: dict[str, dict[str, str]] = {
+    "sealed": _sealed_example({"name": "Anna Svensson", "email": "anna.svensson@kiruna.se"}),  # PersonRef
+    "contact": _sealed_example({"email": "anna.svensson@kiruna.se", "name": "Anna Svensson"}),  # preferences
+    "text": _sealed_example("Bra idé, vi tittar på det i vår."),  # a comment
+}
+"""Examples of the Sealed fields, by field name: what a consumer sees of a person (no name, no address)."""
 FIELD_EXAMPLES: dict[str, Any] = {
     "id": "0b6f9a52-8c1d-4f3e-a2b7-5d9e1c4a7f20",
     "idea_id": EXAMPLE_IDEA,
@@ -71,8 +105,14 @@ FIELD_EXAMPLES: dict[str, Any] = {
     "organisation_hints": ["tekniska-verken"],
     "name": "Anna Svensson",
     "email": "anna.svensson@kiruna.se",
-    "person": "anna.svensson@kiruna.se",
-    "recipient": "anna.svensson@kiruna.se",
+    "pseudonym": EXAMPLE_PSEUDONYM,
+    "person": EXAMPLE_PSEUDONYM,
+    "recipient": EXAMPLE_PSEUDONYM,
+    "key_id": EXAMPLE_KEY_ID,
+    "wrapped": b64encode(hashlib.sha256(b"nonce").digest()[:NONCE_BYTES] + hashlib.sha512(b"wrapped key").digest()[:48]),
+    "kek_id": "3b9f0c2d7e1a4f68",
+    "created": "2026-03-02T08:14:59Z",
+    "admin": None,
     "organisation": "tekniska-verken",
     "organisations": ["tekniska-verken"],
     "unit": "energi",
@@ -113,8 +153,11 @@ def document_payload(subscriber: Any, model: type[Envelope[Any]]) -> None:
     specification.__class__ = Documented
 
 
-def asyncapi_document(broker: KafkaBroker, *, service: str, title: str, description: str) -> dict[str, Any]:
-    """The service's AsyncAPI 3.0 document, as a dict (generated from the broker, then completed)."""
+def asyncapi_document(
+    broker: KafkaBroker, *, service: str, title: str, description: str, topics: Topics | None = None
+) -> dict[str, Any]:
+    """The service's AsyncAPI 3.0 document, as a dict (generated from the broker, then completed). ``topics``
+    names the people's keys topic; without it, the prefix is the one of the topics the broker subscribes to."""
     try:
         version = metadata.version("kiruna-innovation")
     except metadata.PackageNotFoundError:
@@ -126,10 +169,64 @@ def asyncapi_document(broker: KafkaBroker, *, service: str, title: str, descript
         "so all events of one idea stay in order on one partition. Consumers must ignore unknown fields: "
         "additive changes come without notice, a breaking change gets a new `.v2` topic. A record that "
         f"{service} cannot handle goes to `<topic>.dlq` with the reason in its headers."
+        "\n\nNo event carries a person's name or e-mail address in the clear. A person is their pseudonym (an "
+        "HMAC of the address with the platform's secret pepper), and who they are is a `Sealed` value: AES-256-GCM "
+        "under that person's data key, whose id it names. The data keys are in the compacted topic `people.keys.v1` "
+        "(keyed by pseudonym, wrapped by the platform's key-encryption key); erasing a person tombstones their key, "
+        "which makes every value sealed under it unreadable in the whole history (`people.erasures.v1`). The "
+        "people's events are keyed by the pseudonym instead of an idea id."
     )
+    _add_keys_channel(document, service, (topics or Topics(_topic_prefix(document))).people_keys)
     _complete_messages(document, service)
     _add_dead_letter_channels(document)
     return document
+
+
+def _topic_prefix(document: dict[str, Any]) -> str:
+    """The topic prefix of the channels the broker declared (every service reads people.erasures.v1)."""
+    names = sorted({v for v in vars(Topics()).values() if isinstance(v, str) and v}, key=len, reverse=True)
+    for channel in document.get("channels", {}).values():
+        address = channel.get("address", "")
+        for name in names:
+            if address.endswith(name):
+                return address[: -len(name)]
+    return ""
+
+
+def _add_keys_channel(document: dict[str, Any], service: str, topic: str) -> None:
+    """``people.keys.v1``: read by every service's keyring (no subscriber: it restores from the start), written by
+    the services that make keys (a producer of the keyring's own, because a tombstone is a null value)."""
+    channels = document.setdefault("channels", {})
+    operations = document.setdefault("operations", {})
+    components = document.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    messages = components.setdefault("messages", {})
+    schema = Envelope[PersonKey].model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, definition in schema.pop("$defs", {}).items():
+        schemas.setdefault(name, definition)
+    schemas.setdefault(schema["title"], schema)
+    key = f"{service}.keyring"
+    message = f"{key}:Message"
+    servers = next((c.get("servers") for c in channels.values() if c.get("servers")), [])
+    channels[key] = {
+        "address": topic,
+        "title": key,
+        "description": "People's data keys, wrapped by the key-encryption key: compacted and keyed by pseudonym, so "
+        "the last record of a person is their key. A record with a null value (a tombstone) erases the person: "
+        "every value sealed under their key reads as erased from then on, and compaction removes the key itself. "
+        "Every service's keyring reads the topic from the start when its Redis copy is lost or rebuilt.",
+        "servers": servers,
+        "messages": {"Message": {"$ref": f"#/components/messages/{message}"}},
+        "bindings": {"kafka": {"topic": topic, "bindingVersion": "0.4.0"}},
+    }
+    messages[message] = {"payload": {"$ref": f"#/components/schemas/{schema['title']}"}}
+    actions = ["receive", *(["send"] if service in KEY_MAKERS else [])]
+    for action in actions:
+        operations[f"{key}:{action}"] = {
+            "action": action,
+            "channel": {"$ref": f"#/channels/{key}"},
+            "messages": [{"$ref": f"#/channels/{key}/messages/Message"}],
+        }
 
 
 def _schema_name(ref: str) -> str:
@@ -164,6 +261,7 @@ def _complete_messages(document: dict[str, Any], service: str) -> None:
         if model is not None:
             example["type"] = event_type(model)
             example["source"] = f"/services/{service}"
+            example["subject"] = example["data"][model.subject_field]  # an idea id, or a person's pseudonym
             Envelope[model].model_validate(example)  # an example that does not parse would mislead
             message["contentType"] = "application/cloudevents+json"
             message["headers"] = CLOUDEVENT_HEADERS
@@ -208,7 +306,7 @@ def _add_dead_letter_channels(document: dict[str, Any]) -> None:
                     "x-dlq-reason": "malformed",
                     "x-dlq-error": "data.title: Field required",
                     "x-dlq-error-type": "ValidationError",
-                    "x-dlq-source-topic": "ideas.submitted.v1",
+                    "x-dlq-source-topic": "ideas.submitted.v2",
                     "x-dlq-source-partition": "3",
                     "x-dlq-source-offset": "1207",
                     "x-dlq-service": "routing",
@@ -243,6 +341,8 @@ def example_of(schema: dict[str, Any], schemas: dict[str, Any], name: str | None
     if depth > 8:
         return None
     if "$ref" in schema:
+        if _schema_name(schema["$ref"]) == "Sealed" and name in SEALED_EXAMPLES:
+            return dict(SEALED_EXAMPLES[name])
         return example_of(schemas.get(_schema_name(schema["$ref"]), {}), schemas, name, depth + 1)
     for combinator in ("anyOf", "oneOf"):
         if combinator in schema:

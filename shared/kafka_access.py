@@ -31,6 +31,9 @@ from shared.settings import KafkaSettings
 from shared.topics import Topics
 
 SERVICES = ("intake", "routing", "notifications", "analytics")
+KEY_MAKERS = ("intake", "notifications")
+"""The services that make people's data keys (and so write people.keys.v1): intake for submitters, commenters and
+supporters (and the keys' tombstones), notifications for a person's preferences."""
 MECHANISM = "SCRAM-SHA-512"
 ITERATIONS = 8192
 
@@ -78,31 +81,45 @@ def plan(topics: Topics, catalogue: Catalogue, groups: Mapping[str, str] | None 
     service's name); each subscription's consumer group is ``<group>.<topic>`` (shared.kafka.subscriber_options).
     READ and WRITE imply DESCRIBE (metadata, offsets, the lag metric). Each service writes the ``.dlq`` of what
     it consumes; reads include the topics its rebuild replays (tests/ops/test_kafka_access.py checks this table
-    against the services' own subscribers and publishers)."""
+    against the services' own subscribers and publishers).
+
+    The people's topics (issue 13): every service reads ``people.keys.v1`` (its keyring restores from it, without
+    a consumer group) and subscribes to ``people.erasures.v1`` in its own group; the services that seal personal
+    data write ``people.keys.v1`` (a key is made on first need: intake for submitters, commenters and supporters,
+    notifications for a person's preferences); intake alone writes ``people.erasures.v1`` and the keys' tombstones.
+    No organisation reads either: a data key or a pseudonym is never theirs to see."""
     groups = {service: f"{(groups or {}).get(service) or service}." for service in SERVICES}
     dlq = Topics.dlq
     ideas = tuple(topics.idea_events())  # submitted, routed, status-changed, engagement
-    intake_reads = (topics.intake_raw, *ideas)
-    routing_reads = (topics.submitted, topics.routing_commands)
-    notifications_consumes = (*ideas, topics.preferences)
-    analytics_reads = (*ideas, topics.notifications_sent)
+    people = (topics.people_erasures,)  # what every service subscribes to about people
+    intake_reads = (topics.intake_raw, *ideas, *people)
+    routing_reads = (topics.submitted, topics.routing_commands, *people)
+    notifications_consumes = (*ideas, topics.preferences, *people)
+    analytics_reads = (*ideas, topics.notifications_sent, *people)
+    keys = (topics.people_keys,)  # read by every keyring: not a subscription, so no dead letters
+
+    def made_keys(service: str) -> tuple[str, ...]:
+        return keys if service in KEY_MAKERS else ()
+
     principals = [
         _grants(
             "intake",
-            reads=intake_reads,
+            reads=(*intake_reads, *keys),
             writes=(
                 topics.submitted,
                 topics.status_changed,
                 topics.engagement,
                 topics.routing_commands,
+                topics.people_erasures,
+                *made_keys("intake"),
                 *map(dlq, intake_reads),
             ),
             groups=[groups["intake"]],
         ),
         _grants(
             "routing",
-            reads=routing_reads,
-            writes=(topics.routed, *map(dlq, routing_reads)),
+            reads=(*routing_reads, *keys),
+            writes=(topics.routed, *made_keys("routing"), *map(dlq, routing_reads)),
             # every organisation's topic, and the topic of an organisation added to the catalogue while it runs
             prefixed_writes=[topics.organisation("")[: -len(".ideas.v1")]],
             prefixed_creates=[topics.organisation("")[: -len(".ideas.v1")]],
@@ -110,10 +127,11 @@ def plan(topics: Topics, catalogue: Catalogue, groups: Mapping[str, str] | None 
         ),
         _grants(
             "notifications",
-            reads=(*notifications_consumes, topics.notifications_sent),  # its rebuild replays what it sent
+            reads=(*notifications_consumes, topics.notifications_sent, *keys),  # its rebuild replays what it sent
             writes=(
                 topics.notifications_sent,
                 topics.preferences,
+                *made_keys("notifications"),
                 topics.notifications_dlq,
                 *map(dlq, notifications_consumes),
             ),
@@ -121,8 +139,8 @@ def plan(topics: Topics, catalogue: Catalogue, groups: Mapping[str, str] | None 
         ),
         _grants(
             "analytics",
-            reads=analytics_reads,
-            writes=tuple(map(dlq, analytics_reads)),
+            reads=(*analytics_reads, *keys),
+            writes=(*made_keys("analytics"), *map(dlq, analytics_reads)),
             groups=[groups["analytics"]],
         ),
     ]

@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from shared import http_problems
@@ -185,8 +186,10 @@ class Runtime:
             return
         try:
             await self.keyring.check()
-        except (ConnectionError, TimeoutError, OSError) as exc:
-            self.logger.warning("redis not reachable: the key-encryption key is checked later", extra={"error": repr(exc)})
+        except (RedisError, OSError) as exc:
+            self.logger.warning(
+                "redis not reachable: the key-encryption key is checked later", extra={"error": repr(exc)}
+            )
 
     async def _connect(self) -> None:
         delay = 0.5

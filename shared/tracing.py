@@ -7,11 +7,16 @@ HTTP requests (a new trace). When ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, that i
 middleware, and spans are recorded and exported with OTLP/HTTP. Without an endpoint nobody would read the
 spans, so none are recorded: :class:`TraceContextMiddleware` only carries the context (FastStream's
 middleware made three spans per published record, the largest single cost in routing's profile).
+
+No span leaves the process with an e-mail address (issue 13): :class:`MaskingSpanExporter` masks every address in
+the attributes (the Kafka key among them), the events (an exception's message) and the status of each span before
+the OTLP exporter sees it.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from typing import Any
 
 from faststream import BaseMiddleware
@@ -19,11 +24,12 @@ from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from shared.logs import log_context
+from shared.logs import log_context, masked
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 
@@ -39,8 +45,51 @@ def tracer_provider(service: str, otlp_endpoint: str | None) -> TracerProvider:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))  # reads OTEL_EXPORTER_OTLP_* itself
+        exporter = MaskingSpanExporter(OTLPSpanExporter())  # reads OTEL_EXPORTER_OTLP_* itself
+        provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
+
+
+def masked_attributes(attributes: Any) -> dict[str, Any]:
+    """Span (or event) attributes with every e-mail address masked; a bytes value that names one becomes text."""
+    return {name: masked(value) for name, value in dict(attributes or {}).items()}
+
+
+def masked_span(span: ReadableSpan) -> ReadableSpan:
+    """A copy of a finished span with every e-mail address masked: attributes, events, links and status."""
+    status = span.status
+    if status.description and "@" in status.description:
+        status = type(status)(status.status_code, masked(status.description))
+    return ReadableSpan(
+        name=masked(span.name),
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=masked_attributes(span.attributes),
+        events=[Event(e.name, masked_attributes(e.attributes), e.timestamp) for e in span.events],
+        links=[type(link)(link.context, masked_attributes(link.attributes)) for link in span.links],
+        kind=span.kind,
+        status=status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+class MaskingSpanExporter(SpanExporter):
+    """Exports through ``inner`` the spans with every e-mail address masked (:func:`masked_span`)."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.inner.export([masked_span(span) for span in spans])
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self.inner.force_flush(timeout_millis)
 
 
 def telemetry_middleware(provider: TracerProvider, *, exporting: bool) -> Any:

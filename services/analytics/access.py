@@ -2,11 +2,12 @@
 
 - An idea's public view (status page, ``GET /api/v1/ideas/{id}`` for anyone): its story without personal data or
   officer ids: no ``changed_by``/``rerouted_by``, no comment texts (a comment is its author's personal data, and
-  its words often name people): supporters and comments are counts.
-- An idea's officer view (comment texts and who moved it): the officers of an organisation the idea is routed to,
-  the innovation office and admins.
-- An organisation's inbox: its officers, the innovation office and admins; every organisation's at once: the
-  innovation office and admins.
+  its words often name people): supporters and comments are counts. The submitter is never named: "an employee"
+  of their organisation, "a former employee" once erased, or "anonymous".
+- An idea's officer view (comment texts, who moved it, the submitter's name): the officers of an organisation the
+  idea is routed to, the innovation office and admins. An erased person's comments read as removed.
+- An organisation's inbox (with the submitters' names): its officers, the innovation office and admins; every
+  organisation's at once: the innovation office and admins.
 - "My ideas": the signed-in person's own named ideas.
 """
 
@@ -39,16 +40,30 @@ def idea_view_for(principal: Principal | None, view: IdeaView) -> View:
 
 
 def idea_document(view: IdeaView, kind: View) -> dict[str, Any]:
-    """The idea as the API answers it, saying which view it is."""
+    """The idea as the API answers it, saying which view it is. Nothing sealed ever leaves (the read model has
+    opened what it may); the public view has no names and no comment texts."""
     document = asdict(view)
+    document["submitter"] = submitter_document(document.get("submitter"), kind)
+    document["timeline"] = [{k: v for k, v in item.items() if k != "text_sealed"} for item in document["timeline"]]
     if kind == "public":
         document["timeline"] = [public_entry(item) for item in document["timeline"]]
     return {"view": kind, **document}
 
 
+def submitter_document(submitter: dict[str, Any] | None, kind: View) -> dict[str, Any] | None:
+    """Who submitted the idea for this view: the name only in the officer view."""
+    if submitter is None:
+        return None
+    shown = {k: v for k, v in submitter.items() if k != "sealed"}
+    if kind == "public":
+        shown.pop("name", None)
+    return shown
+
+
 def public_entry(item: dict[str, Any]) -> dict[str, Any]:
-    """A timeline entry without who acted and without what a person wrote in a comment."""
-    public = {k: v for k, v in item.items() if k not in ACTORS}
+    """A timeline entry without who acted and without what a person wrote in a comment (nor whether it was
+    removed)."""
+    public = {k: v for k, v in item.items() if k not in ACTORS and k != "removed"}
     if item.get("rerouted_by"):
         public["rerouted"] = True
     if item.get("kind") == "engagement":

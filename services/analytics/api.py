@@ -82,8 +82,10 @@ def api_router(read: ReadModel, identity: Identity) -> APIRouter:
         responses={404: {"description": "No such idea (the message in Swedish and English)"}},
         summary="An idea's timeline and current state",
         description='Anyone gets the public view (`"view": "public"`): no personal data, no officer ids, '
-        "comments as counts. Officers of an organisation the idea is routed to, the innovation office and admins "
-        'get `"view": "officer"`: comment texts and who moved the idea.',
+        'comments as counts, the submitter as `{"status": "employee", "organisation"}`, `"former-employee"` '
+        '(erased) or `"anonymous"`. Officers of an organisation the idea is routed to, the innovation office and '
+        'admins get `"view": "officer"`: comment texts (`"removed": true` once their author was erased), who '
+        "moved the idea and the submitter's `name`.",
     )
     async def idea(
         request: Request,

@@ -7,8 +7,7 @@ an event that arrives late (a status change before the routing it follows) still
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -42,28 +41,75 @@ def next_states(state: str | None) -> tuple[str, ...]:
     return tuple(s.value for s in allowed_transitions(state)) if state else ()
 
 
-def submitter_key(email: str) -> str:
-    """A pseudonymous key for counting distinct submitters; never shown, never reversible by the API."""
-    return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:16]
+def key_owner(key_id: str) -> str:
+    """The pseudonym a data key id belongs to (``<pseudonym>.<12 hex>``)."""
+    return key_id.partition(".")[0]
 
 
-def timeline_entry(envelope: dict[str, Any]) -> dict[str, Any]:
-    """What the projection keeps of one event: who did what and why, never the submitter's name or e-mail, the
-    recipient of a notification, or who supported or commented (only a pseudonymous key, to count them)."""
+def sealed_keys(envelope: dict[str, Any]) -> set[str]:
+    """The ids of the data keys an event's sealed values name (its submitter, a comment's text): the keys whose
+    liveness :func:`timeline_entry` must be told."""
+    data = envelope.get("data") or {}
+    found = set()
+    for sealed in ((data.get("submitter") or {}).get("sealed"), data.get("text")):
+        if isinstance(sealed, dict) and sealed.get("key"):
+            found.add(sealed["key"])
+    return found
+
+
+def timeline_entry(envelope: dict[str, Any], live: Container[str]) -> dict[str, Any]:
+    """What the projection keeps of one event: who did what and why, never a name or an e-mail address in the
+    clear. A person is their pseudonym (to count distinct people, to find a person's own ideas); who the submitter
+    is and what a comment says stay sealed under their person's data key, and only while that key is in ``live``
+    (the ids of the keys that exist now): a value whose key is gone is kept as erased (``submitter_erased``,
+    ``text_erased``), so that no person-state ("my ideas") is made from an erased person's events. The recipient
+    of a notification is not kept."""
     data = dict(envelope["data"])
     submitter = data.pop("submitter", None)
     if submitter:
         data["submitter_organisation"] = submitter.get("organisation")
         data["submitter_unit"] = submitter.get("unit")
-        if submitter.get("email"):
-            data["submitter_key"] = submitter_key(submitter["email"])
+        data["submitter_key"] = submitter.get("pseudonym")
+        sealed = submitter.get("sealed")
+        if sealed and sealed.get("key") in live:
+            data["submitter_sealed"] = sealed
+        else:
+            data["submitter_erased"] = True
     kind = KIND_BY_TYPE.get(envelope["type"], envelope["type"])
     if kind == "notified":
         data.pop("recipient", None)
         data.pop("detail", None)
-    if kind == "engagement" and data.get("person"):  # people who engage are counted, never named
-        data["person_key"] = submitter_key(data.pop("person"))
+    if kind == "engagement":
+        person = data.pop("person", None)
+        if isinstance(person, dict):  # people who engage are counted by pseudonym, never named
+            data["person_key"] = person.get("pseudonym")
+        text = data.pop("text", None)
+        if text:
+            if text.get("key") in live:
+                data["text_sealed"] = text
+            else:
+                data["text_erased"] = True
     return {"event_id": envelope["id"], "kind": kind, "time": envelope["time"], "data": data}
+
+
+def sealed_owners(entry: dict[str, Any]) -> set[str]:
+    """The pseudonyms whose sealed values this timeline entry holds (what an erasure of them must drop)."""
+    data = entry.get("data") or {}
+    return {key_owner(s["key"]) for s in (data.get("submitter_sealed"), data.get("text_sealed")) if s}
+
+
+def scrubbed(entry: dict[str, Any], pseudonym: str, *, keep_key: str | None = None) -> dict[str, Any]:
+    """The entry without the sealed values of ``pseudonym`` (but those under ``keep_key``, the key of a person who
+    came back after the erasure): the submitter becomes erased ("en tidigare medarbetare"), a comment removed.
+    Everything that counts (the pseudonym, the comment itself) stays, so no figure changes."""
+    data = entry.get("data") or {}
+    changed = dict(data)
+    for field, erased in (("submitter_sealed", "submitter_erased"), ("text_sealed", "text_erased")):
+        sealed = data.get(field)
+        if sealed and key_owner(sealed["key"]) == pseudonym and sealed["key"] != keep_key:
+            del changed[field]
+            changed[erased] = True
+    return entry if changed == data else {**entry, "data": changed}
 
 
 def parse_time(value: str) -> datetime:
@@ -77,7 +123,10 @@ def sorted_entries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 @dataclass
 class IdeaView:
-    """An idea as the API and the pages show it. No submitter name, e-mail or key."""
+    """An idea as its events tell it. Who submitted it is ``submitter``: ``{"status": "anonymous"}``, or the
+    status ``employee`` with the submitter's organisation and their name and address still sealed (``sealed``,
+    opened by the read model where the access rules allow a name), or ``former-employee`` once erased. A
+    comment's text is sealed in its timeline item (``text_sealed``) or ``removed``."""
 
     idea_id: str
     state: str | None = None
@@ -85,6 +134,7 @@ class IdeaView:
     description: str | None = None
     language: str | None = None
     anonymous: bool | None = None
+    submitter: dict[str, Any] | None = None
     submitted_at: str | None = None
     state_since: str | None = None
     organisations: list[dict[str, Any]] = field(default_factory=list)
@@ -117,8 +167,13 @@ class IdeaSummary:
     triage: bool = False
     anonymous: bool = False
     submitter_key: str | None = None
+    """The submitter's pseudonym (distinct submitters, "my ideas"); kept after an erasure, as in the events."""
     submitter_organisation: str | None = None
     submitter_unit: str | None = None
+    submitter_sealed: dict[str, str] | None = None
+    """The submitter's ``{"name", "email"}`` sealed under their data key (``Sealed`` as JSON), never in the clear."""
+    submitter_erased: bool = False
+    """The submitter was erased: shown as "en tidigare medarbetare", in no one's "my ideas"."""
     history: list[tuple[str, str]] = field(default_factory=list)
     """(state, ISO time entered), in order."""
     supporters: int = 0
@@ -141,21 +196,31 @@ class IdeaSummary:
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> IdeaSummary:
-        raw = dict(raw)
+        raw = {k: v for k, v in raw.items() if k in _SUMMARY_FIELDS}  # a field of older code is left behind
         raw["history"] = [tuple(step) for step in raw.get("history", [])]
         return cls(**raw)
 
+    @property
+    def submitter_status(self) -> str:
+        """``anonymous``, ``former-employee`` (erased) or ``employee``."""
+        if self.anonymous or not self.submitter_key:
+            return "anonymous"
+        return "former-employee" if self.submitter_erased or not self.submitter_sealed else "employee"
+
     def index_keys(self) -> set[tuple[str, str]]:
         """The (dimension, value) indexes the idea belongs to: organisations, units, areas, state, and the
-        submitter's pseudonymous key (a named idea's "my ideas"; anonymous ideas have none)."""
+        submitter's pseudonym (a named idea's "my ideas"; anonymous ideas and erased submitters have none)."""
         keys = {("org", o) for o in self.organisations}
         keys |= {("unit", u) for u in self.units}
         keys |= {("area", a) for a in self.areas}
         if self.state:
             keys.add(("state", self.state))
-        if self.submitter_key and not self.anonymous:
+        if self.submitter_status == "employee":
             keys.add(("submitter", self.submitter_key))
         return keys
+
+
+_SUMMARY_FIELDS = frozenset(IdeaSummary.__dataclass_fields__)
 
 
 @dataclass
@@ -235,6 +300,15 @@ def absorb(summary: IdeaSummary, entries: Iterable[dict[str, Any]], *, supporter
     return result
 
 
+def submitter_of(summary: IdeaSummary) -> dict[str, Any]:
+    """Who submitted the idea, as far as the projection knows: ``anonymous``, ``former-employee`` (erased), or
+    ``employee`` with their organisation and their sealed name and address (for the read model to open)."""
+    status = summary.submitter_status
+    if status != "employee":
+        return {"status": status}
+    return {"status": status, "organisation": summary.submitter_organisation, "sealed": summary.submitter_sealed}
+
+
 def project_idea(idea_id: str, entries: list[dict[str, Any]]) -> IdeaView:
     return fold(idea_id, entries)[0]
 
@@ -261,6 +335,9 @@ def _apply(f: _Fold, entry: dict[str, Any]) -> dict[str, Any] | None:
         summary.submitter_key = data.get("submitter_key")
         summary.submitter_organisation = data.get("submitter_organisation")
         summary.submitter_unit = data.get("submitter_unit")
+        summary.submitter_sealed = data.get("submitter_sealed")
+        summary.submitter_erased = bool(data.get("submitter_erased"))
+        view.submitter = submitter_of(summary)
         if view.state is None:
             _enter(f, S.SUBMITTED.value, time)
         else:  # an event stamped before the submission (clock skew): the idea still began as submitted
@@ -306,7 +383,11 @@ def _apply(f: _Fold, entry: dict[str, Any]) -> dict[str, Any] | None:
             f.supporters.add(person)
         elif engagement == "follow" and person:
             f.followers.add(person)
-        item.update(summary=data.get("text") or "", engagement=engagement)
+        item.update(summary="", engagement=engagement)
+        if data.get("text_sealed"):
+            item["text_sealed"] = data["text_sealed"]
+        elif data.get("text_erased"):
+            item["removed"] = True
     elif kind == "notified":
         outcome = data.get("outcome", "unknown")
         summary.notifications[outcome] = summary.notifications.get(outcome, 0) + 1

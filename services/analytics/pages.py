@@ -1,8 +1,9 @@
 """Server-rendered pages, Swedish by default and English at ``/en/...`` or ``?lang=en``: the public status page
 of an idea, an organisation's officer inbox, the signed-in person's own ideas and the dashboard of the change
 process, each under the platform's one site header (shared/site.py). Idea text is always escaped (Jinja2
-autoescape); nothing personal is shown on the status page. Who may see what: services/analytics/access.py, the
-same rules as the JSON API."""
+autoescape); nothing personal is shown on the public status page (the submitter is "en medarbetare" of their
+organisation, "en tidigare medarbetare" once erased, or "anonym"); those who act on the idea see the submitter's
+name and the comments. Who may see what: services/analytics/access.py, the same rules as the JSON API."""
 
 from __future__ import annotations
 
@@ -140,7 +141,7 @@ def page_router(read: ReadModel, *, identity: Identity, intake_url: str, tz: Zon
                 if item["kind"] in ("submitted", "routed", "status-changed")
             ]
             comments = [
-                {"time": item["time"], "text": item.get("summary") or ""}
+                {"time": item["time"], "text": item.get("summary") or "", "removed": bool(item.get("removed"))}
                 for item in document["timeline"]
                 if kind == "officer" and item["kind"] == "engagement" and item.get("engagement") == "comment"
             ]

@@ -1,4 +1,8 @@
-"""The read side's use cases, shared by the JSON API and the pages: one idea, an inbox, a figure."""
+"""The read side's use cases, shared by the JSON API and the pages: one idea, an inbox, a figure, "my ideas".
+
+Who submitted an idea and what a comment says are sealed in the projection; they are opened here, with the
+people's keyring, only for the answer being made (never written back): a value whose key is gone reads as erased
+("en tidigare medarbetare", "Kommentaren är borttagen"). What each person may see of them is access.py's."""
 
 from __future__ import annotations
 
@@ -8,17 +12,30 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from services.analytics import figures
 from services.analytics.cache import FigureCache
-from services.analytics.domain import IdeaSummary, IdeaView, next_states, project_idea, submitter_key
+from services.analytics.domain import IdeaSummary, IdeaView, next_states, project_idea, submitter_of
 from services.analytics.figures import Filters
 from services.analytics.store import Projections
 from shared.catalogue import Catalogue
+from shared.events import Sealed
 
 FIGURES = ("overview", "funnel", "time-in-state", "response-times", "participation")
+
+
+class People(Protocol):
+    """What the read model uses of the people's keyring (``shared/keyring.py``; ``FakeKeyring`` in unit tests)."""
+
+    def pseudonym(self, person: str) -> str: ...
+
+    async def current(self, pseudonym: str) -> Any: ...
+
+    async def open(self, sealed: Sealed | None) -> str | None: ...
+
+    async def open_json(self, sealed: Sealed | None) -> dict[str, Any] | None: ...
 
 
 class BadQuery(ValueError):
@@ -93,8 +110,11 @@ class ReadModel:
         tz: ZoneInfo,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         figures_cache: FigureCache | None = None,
+        *,
+        keyring: People,
     ) -> None:
         self.store = store
+        self.keyring = keyring
         self.figures_cache = figures_cache if figures_cache is not None else FigureCache(max_age_s=0, max_scopes=0)
         """Off unless given (the service gives one: ``ANALYTICS_FIGURES_CACHE_S``, ``..._SCOPES``)."""
         self.catalogue = catalogue
@@ -112,13 +132,48 @@ class ReadModel:
         self.figures_cache.clear()
 
     async def idea(self, idea_id: str) -> IdeaView | None:
+        """The idea with its sealed values opened (in this answer only): the submitter's name, or erased; each
+        comment's text, or removed. access.py decides what of it a person sees."""
         entries = await self.store.entries(idea_id)
-        return project_idea(idea_id, entries) if entries else None
+        if not entries:
+            return None
+        view = project_idea(idea_id, entries)
+        if view.submitter is not None:
+            view.submitter = await self.submitter(view.submitter)
+        for item in view.timeline:
+            if "text_sealed" in item:
+                text = await self.keyring.open(Sealed.model_validate(item.pop("text_sealed")))
+                if text is None:
+                    item["removed"] = True
+                else:
+                    item["summary"] = text
+        return view
+
+    async def submitter(self, known: dict[str, Any]) -> dict[str, Any]:
+        """Who submitted an idea (``domain.submitter_of``) with the sealed name opened: ``{"status": "employee",
+        "organisation", "name"}``; ``former-employee`` when the key is gone (erased); ``anonymous``."""
+        found = {k: v for k, v in known.items() if k != "sealed"}
+        if found["status"] != "employee":
+            return {"status": found["status"]}
+        person = await self.keyring.open_json(Sealed.model_validate(known["sealed"])) if known.get("sealed") else None
+        if person is None:
+            return {"status": "former-employee"}
+        return {**found, "name": person.get("name")}
 
     async def ideas_of(self, email: str) -> list[dict[str, Any]]:
-        """The named ideas this e-mail address submitted (case does not matter), newest first."""
-        ids = await self.store.submitted_by(submitter_key(email))
-        summaries = {s.idea_id: s for s in await self.store.summaries(ids)}
+        """The named ideas this person (their e-mail address, in any case) submitted, newest first: those under
+        their pseudonym whose sealed submitter is under their current data key (a person who was erased and came
+        back starts from nothing)."""
+        pseudonym = self.keyring.pseudonym(email)
+        key = await self.keyring.current(pseudonym)
+        if key is None:
+            return []
+        ids = await self.store.submitted_by(pseudonym)
+        summaries = {
+            s.idea_id: s
+            for s in await self.store.summaries(ids)
+            if s.submitter_sealed and s.submitter_sealed.get("key") == key.key_id
+        }
         return [
             {
                 "idea_id": idea.idea_id,
@@ -155,7 +210,11 @@ class ReadModel:
         chosen = ids[(page - 1) * page_size : page * page_size]
         summaries = {s.idea_id: s for s in await self.store.summaries(chosen)}
         overdue = self._overdue({i: s for i, s in summaries.items()})
-        items = [self._item(summaries[i], overdue.get(i, [])) for i in chosen if i in summaries]
+        items = [
+            self._item(summaries[i], overdue.get(i, []), await self.submitter(submitter_of(summaries[i])))
+            for i in chosen
+            if i in summaries
+        ]
         return {
             "items": items,
             "page": page,
@@ -173,7 +232,8 @@ class ReadModel:
         return late
 
     @staticmethod
-    def _item(idea: IdeaSummary, overdue: list[str]) -> dict[str, Any]:
+    def _item(idea: IdeaSummary, overdue: list[str], submitter: dict[str, Any]) -> dict[str, Any]:
+        """An inbox row: the inbox is for those who act on its ideas, who may see the submitter's name."""
         return {
             "idea_id": idea.idea_id,
             "title": idea.title,
@@ -188,6 +248,7 @@ class ReadModel:
             "cross_organisation": idea.cross_organisation,
             "overdue_targets": overdue,
             "next_states": list(next_states(idea.state)),
+            "submitter": submitter,
         }
 
     async def figure(self, name: str, scope: Scope) -> dict[str, Any]:

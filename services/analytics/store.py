@@ -8,12 +8,18 @@ Keys, all under ``<prefix>:analytics:``:
   follow the idea (what the summary counts), so that a new supporter is counted without reading the others.
 - ``ideas``             sorted set of idea ids by creation time (the inbox, newest first).
 - ``idx:<org|unit|area|state>:<value>`` sets of idea ids: ideas per organisation, unit, area and state.
-- ``idx:submitter:<key>`` set of the named ideas of one submitter, by the pseudonymous key of the lower-cased
-  e-mail address (``domain.submitter_key``): "my ideas" without keeping anyone's address here.
+- ``idx:submitter:<pseudonym>`` set of the named ideas of one submitter (``PersonRef.pseudonym``, the HMAC of
+  the address with the platform's pepper): "my ideas" without keeping anyone's address here. Only ideas whose
+  submitter's data key was live when they were projected, and never after the person's erasure.
+- ``person:<pseudonym>:ideas`` set of the ideas whose events hold a sealed value of that person (the submitter's
+  name and address, a comment's text): what an erasure of the person goes through (:meth:`ProjectionStore.
+  forget_person`), then deletes.
 - ``version``           a number that changes with every summary written (and on a wipe): the figures' cache
   (``cache.py``) is valid only while it is unchanged.
 
-None of them has a TTL: they are the projection itself (rebuildable state). Analytics keeps no separate duplicate
+No name, e-mail address or comment text is stored in the clear: only the sealed values of the events (readable
+only while their person's key exists) and pseudonyms. None of them has a TTL: they are the projection itself
+(rebuildable state). Analytics keeps no separate duplicate
 marks: the events hash is both the timeline and the guard against a redelivered event.
 
 Recording new events of an idea costs one of two things:
@@ -43,7 +49,17 @@ from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
-from services.analytics.domain import COUNTED_KINDS, IdeaSummary, absorb, absorbs, parse_time, people, summarise
+from services.analytics.domain import (
+    COUNTED_KINDS,
+    IdeaSummary,
+    absorb,
+    absorbs,
+    parse_time,
+    people,
+    scrubbed,
+    sealed_owners,
+    summarise,
+)
 from shared.redis_keys import delete_matching
 
 # Add entries and their people to an idea and write its summary and indexes, unless an event was added, the
@@ -105,7 +121,9 @@ class Projections(Protocol):
         state: str | None = None,
     ) -> list[str]: ...
 
-    async def submitted_by(self, key: str) -> list[str]: ...
+    async def submitted_by(self, pseudonym: str) -> list[str]: ...
+
+    async def forget_person(self, pseudonym: str, *, keep_key: str | None = None) -> int: ...
 
     async def version(self) -> str: ...
 
@@ -160,6 +178,9 @@ class ProjectionStore:
     def _index(self, dimension: str, value: str) -> str:
         return self._key("idx", dimension, value)
 
+    def _person(self, pseudonym: str) -> str:
+        return self._key("person", pseudonym, "ideas")
+
     # --- writes ---
 
     async def record(self, idea_id: str, entries: Sequence[dict[str, Any]]) -> int:
@@ -168,6 +189,7 @@ class ProjectionStore:
         with a lifecycle event refolds the idea even then (a projection left half-done by older code completes)."""
         unique = list({entry["event_id"]: entry for entry in entries}.values())
         counted_only = all(entry["kind"] in COUNTED_KINDS for entry in unique)
+        await self._remember_people([(idea_id, entry) for entry in unique])
         while True:
             state = await self._read(idea_id, unique)
             new = [entry for entry, known in zip(unique, state.known, strict=True) if not known]
@@ -182,6 +204,8 @@ class ProjectionStore:
 
     async def add_entries(self, entries: Iterable[tuple[str, dict[str, Any]]]) -> int:
         """Add many entries without folding them (the rebuild refolds each idea once at the end)."""
+        entries = list(entries)
+        await self._remember_people(entries)
         async with self.redis.pipeline(transaction=False) as pipe:
             count = 0
             for idea_id, entry in entries:
@@ -189,6 +213,50 @@ class ProjectionStore:
                 count += 1
             results = await pipe.execute() if count else []
         return sum(1 for r in results if r)
+
+    async def _remember_people(self, entries: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        """Which ideas hold sealed values of whom (before the values are added: an erasure finds every one)."""
+        held: dict[str, set[str]] = {}
+        for idea_id, entry in entries:
+            for owner in sealed_owners(entry):
+                held.setdefault(owner, set()).add(idea_id)
+        if held:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for owner, ideas in held.items():
+                    pipe.sadd(self._person(owner), *ideas)
+                await pipe.execute()
+
+    async def forget_person(self, pseudonym: str, *, keep_key: str | None = None) -> int:
+        """An erasure: drop every sealed value of the person from the ideas' events (but those under ``keep_key``,
+        the key of a person who came back since), refold those ideas (the submitter erased, so out of "my
+        ideas"; every count as it was), and forget which ideas held them. Returns the ideas changed. A repeat
+        changes nothing."""
+        changed = 0
+        kept: list[str] = []
+        for idea_id in sorted(await self.redis.smembers(self._person(pseudonym))):
+            raw = await self.redis.hgetall(self._events(idea_id))
+            rewritten: dict[str, str] = {}
+            still_held = False
+            for event_id, value in raw.items():
+                entry = json.loads(value)
+                after = scrubbed(entry, pseudonym, keep_key=keep_key)
+                if after is not entry:
+                    rewritten[event_id] = json.dumps(after)
+                still_held = still_held or pseudonym in sealed_owners(after)
+            if rewritten:
+                await self.redis.hset(self._events(idea_id), mapping=rewritten)
+                await self.refresh(idea_id)
+                changed += 1
+            if still_held:
+                kept.append(idea_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.delete(self._person(pseudonym))
+            if kept:
+                pipe.sadd(self._person(pseudonym), *kept)
+            else:  # no idea of theirs is theirs any more (the refolds took them out one by one already)
+                pipe.delete(self._index("submitter", pseudonym))
+            await pipe.execute()
+        return changed
 
     async def refresh(self, idea_id: str) -> IdeaSummary | None:
         """Refold the idea's summary from all its events and move its index memberships to match (the rebuild
@@ -346,9 +414,9 @@ class ProjectionStore:
         members = await self.redis.sinter(sets)
         return [idea_id for idea_id in ordered if idea_id in members]
 
-    async def submitted_by(self, key: str) -> list[str]:
-        """The ids of the named ideas whose submitter has this pseudonymous key, newest first."""
-        members = await self.redis.smembers(self._index("submitter", key))
+    async def submitted_by(self, pseudonym: str) -> list[str]:
+        """The ids of the named ideas whose submitter has this pseudonym, newest first."""
+        members = await self.redis.smembers(self._index("submitter", pseudonym))
         if not members:
             return []
         scores = await self.redis.zmscore(self._key("ideas"), list(members))

@@ -4,12 +4,15 @@ import functools
 
 from services.analytics.handlers import AnalyticsHandlers
 from shared.batch import subscribe_batch
-from shared.events import NotificationSentEvent
+from shared.events import ErasureRequestedEvent, NotificationSentEvent
+from shared.kafka import subscribe
 from shared.service import Runtime
+from shared.topics import Topics
 
 
 def register(runtime: Runtime, handlers: AnalyticsHandlers) -> None:
-    """Every projected topic in batches; an idea's events of a batch are recorded together (one refresh)."""
+    """Every projected topic in batches (an idea's events of a batch are recorded together: one refresh), and
+    the people's erasures one at a time, in their own consumer group."""
     topics = runtime.topics
     titles = {
         topics.submitted: "analytics.submitted",
@@ -21,7 +24,18 @@ def register(runtime: Runtime, handlers: AnalyticsHandlers) -> None:
     for topic, model in projected_topics(topics).items():
         subscribe_batch(runtime, topic, model, title=titles[topic], per_idea=functools.partial(handlers.record, topic))
 
+    @subscribe(
+        runtime.broker,
+        runtime.settings.group_id,
+        topics.people_erasures,
+        title="analytics.people-erasures",
+        description="A person asked to be forgotten: their name, address and comments' texts leave the projection "
+        "and their ideas leave 'my ideas'; every count stays",
+    )
+    async def on_erasure(event: ErasureRequestedEvent) -> None:
+        await handlers.erased(event)
 
-def projected_topics(runtime_topics) -> dict[str, type]:
+
+def projected_topics(runtime_topics: Topics) -> dict[str, type]:
     """Every topic analytics projects, with the envelope model of its events (the rebuild reads the same)."""
     return {**runtime_topics.idea_events(), runtime_topics.notifications_sent: NotificationSentEvent}

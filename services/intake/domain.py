@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 
+from services.intake.errors import Forbidden, InvalidField
 from services.intake.models import IdeaIn, NewIdeaIn, SubmitterIn
 from shared.catalogue import Catalogue
-from shared.events import IdeaSubmitted, Submitter
+from shared.events import IdeaSubmitted, PersonRef
 from shared.principal import Principal
 
 _SWEDISH = frozenset(
@@ -31,7 +33,14 @@ def intake_id(*parts: str) -> str:
                                       ideas answered before hardening kept intake_id(ID_PREFIX, "idempotency", key)
         idea of a raw-topic record    intake_id(ID_PREFIX, "raw", "<topic>:<partition>:<offset>")
         its IdeaSubmitted event       intake_id(idea_id, "submitted")
-        a person's support, follow    intake_id(ID_PREFIX, "support" | "follow", idea_id, person)
+        a person's support, follow    intake_id(ID_PREFIX, "support" | "follow", idea_id, pseudonym)
+
+    A support or follow is named by the person's pseudonym (``shared/sealing.py``: an HMAC of the e-mail address
+    with the secret pepper), never by the address: a uuid5 of an address can be tested against a list of
+    firstname.lastname addresses, and the id outlives an erasure in Kafka's history. One id per (idea, person)
+    keeps "once per person" downstream; a person who was erased and comes back keeps the same pseudonym, so a
+    support given again is the same event id (and is not counted twice). Events recorded before the pseudonyms
+    (ideas.engagement.v1) were named by the address; the migration keeps their ids.
 
     Why not :func:`shared.events.derived_event_id` (the platform's namespace, ``<cause id>:<handler>``) like the
     other services: these ids predate it and are recorded in Kafka's history and in clients' hands (an idea id
@@ -48,15 +57,53 @@ def detect_language(text: str) -> str:
     return "en" if english > swedish else "sv"
 
 
-def submitted_event(idea: IdeaIn, idea_id: str) -> IdeaSubmitted:
-    submitter = None
-    if not idea.anonymous and idea.submitter is not None:
-        submitter = Submitter(
-            name=idea.submitter.name,
-            email=str(idea.submitter.email).lower() if idea.submitter.email else None,
-            organisation=idea.submitter.organisation,
-            unit=idea.submitter.unit,
+@dataclass(frozen=True)
+class Person:
+    """Who acts, as a door knows them: what their :class:`PersonRef` seals (address and name) and where they work.
+    Only the handlers turn it into a PersonRef (sealed under the person's key); it is never logged or stored."""
+
+    email: str
+    name: str | None = None
+    organisation: str | None = None
+    unit: str | None = None
+
+
+def workplace(principal: Principal, catalogue: Catalogue) -> tuple[str | None, str | None]:
+    """The principal's organisation and unit, each only when the catalogue knows it."""
+    org = catalogue.organisation(principal.organisation or "")
+    unit = principal.unit if org is not None and principal.unit in {u.id for u in org.units} else None
+    return (org.id if org is not None else None), unit
+
+
+def person_of(principal: Principal, catalogue: Catalogue) -> Person:
+    """The signed-in person as events name them (by their e-mail address, sealed); 403 without an address."""
+    if not principal.email:
+        raise Forbidden("your sign-in carries no e-mail address, which the platform names people by")
+    organisation, unit = workplace(principal, catalogue)
+    return Person(email=principal.email, name=principal.display_name[:200], organisation=organisation, unit=unit)
+
+
+def submitter_of(idea: IdeaIn) -> Person | None:
+    """The person a named idea is by (None for an anonymous one). Raises :class:`InvalidField` for a named idea
+    without an e-mail address: a person is keyed by their address, and nothing personal is kept unsealed."""
+    if idea.anonymous or idea.submitter is None:
+        return None
+    if not idea.submitter.email:
+        raise InvalidField(
+            "submitter.email",
+            "required for a named idea: the platform keys (and encrypts) a submitter by their e-mail address; "
+            "give it, or send the idea with anonymous true",
         )
+    return Person(
+        email=str(idea.submitter.email).strip().lower(),
+        name=idea.submitter.name,
+        organisation=idea.submitter.organisation,
+        unit=idea.submitter.unit,
+    )
+
+
+def submitted_event(idea: IdeaIn, idea_id: str, submitter: PersonRef | None = None) -> IdeaSubmitted:
+    """The event of a new idea; ``submitter`` is the sealed reference of :func:`submitter_of`'s person."""
     return IdeaSubmitted(
         idea_id=idea_id,
         title=idea.title,
@@ -65,7 +112,7 @@ def submitted_event(idea: IdeaIn, idea_id: str) -> IdeaSubmitted:
         area_hints=tuple(idea.area_hints),
         organisation_hints=tuple(idea.organisation_hints),
         anonymous=idea.anonymous,
-        submitter=submitter,
+        submitter=None if idea.anonymous else submitter,
         channel=idea.channel,
     )
 
@@ -77,12 +124,8 @@ def idea_of(request: NewIdeaIn, principal: Principal | None, catalogue: Catalogu
     if request.anonymous:
         return IdeaIn.model_validate(fields)
     assert principal is not None
-    org = catalogue.organisation(principal.organisation or "")
-    unit = principal.unit if org is not None and principal.unit in {u.id for u in org.units} else None
+    organisation, unit = workplace(principal, catalogue)
     submitter = SubmitterIn(
-        name=principal.display_name[:200],
-        email=principal.email,
-        organisation=org.id if org is not None else None,
-        unit=unit,
+        name=principal.display_name[:200], email=principal.email, organisation=organisation, unit=unit
     )
     return IdeaIn.model_validate({**fields, "submitter": submitter.model_dump()})

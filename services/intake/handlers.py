@@ -1,5 +1,10 @@
 """Intake's use cases. Every door (JSON API, web form, e-mail, the raw Kafka topic) calls these; each one
-records its event in Kafka and returns only after Kafka has acknowledged it."""
+records its event in Kafka and returns only after Kafka has acknowledged it.
+
+Intake seals at its doors: every person an event names (a named idea's submitter; whoever comments, supports or
+follows) is a :class:`shared.events.PersonRef` - their pseudonym in the clear, their address and name sealed under
+their data key - and a comment's text is sealed under the same key. Nothing personal leaves intake unsealed, and
+intake keeps a person in Redis by their pseudonym only."""
 
 from __future__ import annotations
 
@@ -9,8 +14,9 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from typing import Protocol
 
-from services.intake.domain import ID_PREFIX, intake_id, submitted_event
+from services.intake.domain import ID_PREFIX, Person, intake_id, submitted_event, submitter_of
 from services.intake.errors import Conflict, Forbidden, InvalidField, NotFound
 from services.intake.lifecycle import check_transition
 from services.intake.models import CommentIn, IdeaAccepted, IdeaIn, RerouteIn, StatusChangeIn
@@ -24,26 +30,49 @@ from shared.events import (
     IdeaEngagement,
     IdeaState,
     IdeaStatusChanged,
+    PersonRef,
     RerouteIdea,
     RoutingTarget,
     utc_now,
 )
 from shared.principal import Principal
 from shared.publishing import Publisher
+from shared.sealing import DataKey
 from shared.topics import Topics
 
 SOURCE = "/services/intake"
 
 
+class PeopleKeys(Protocol):
+    """What intake uses of the people's keyring: ``shared/keyring.py`` (``runtime.keyring``), or the unit tests'
+    ``tests/fakes/common.py FakeKeyring``."""
+
+    def pseudonym(self, person: str) -> str: ...
+
+    async def person_ref(
+        self, email: str, name: str | None, *, organisation: str | None = None, unit: str | None = None
+    ) -> tuple[PersonRef, DataKey]: ...
+
+    async def key(self, key_id: str) -> DataKey | None: ...
+
+    async def current(self, pseudonym_: str) -> DataKey | None: ...
+
+    async def erase(self, pseudonym_: str) -> bool: ...
+
+    def forget_cached(self, pseudonym_: str) -> None: ...
+
+
 class Intake:
     """Intake's use cases over narrow ports: a publisher (Kafka, acks=all), intake's store, the catalogue in use
-    (kept current by the factory), the topic names and a clock. Tests give it in-memory fakes (tests/fakes)."""
+    (kept current by the factory), the people's keyring (to seal who acts), the topic names and a clock. Tests
+    give it in-memory fakes (tests/fakes)."""
 
     def __init__(
         self,
         publisher: Publisher,
         store: IntakeStore,
         catalogue: Catalogue,
+        keyring: PeopleKeys,
         *,
         topics: Topics,
         public_base_url: str,
@@ -55,6 +84,7 @@ class Intake:
         self.publisher = publisher
         self.store = store
         self.catalogue = catalogue
+        self.keyring = keyring
         self.topics = topics
         self.public_base_url = public_base_url
         self.idempotency_ttl_s = idempotency_ttl_s
@@ -91,21 +121,31 @@ class Intake:
     ) -> IdeaAccepted:
         """Publish a new idea and answer once Kafka has it.
 
-        An Idempotency-Key is the sender's (``principal``; one scope for everyone not signed in) and is bound to
-        the request: the same key with another body is refused (:class:`IdempotencyMismatch`, 422). The idea id is
-        a fresh uuid4 recorded with the key's reservation, never derived from the key alone: a key reused after
-        its record expired (or after Redis was lost) makes a new idea with a new id, where a derived id would be
-        dropped by every consumer as a duplicate. The price is honest: a retry after Redis lost the record may
-        make a second idea; it can never make a silently dropped one. While an attempt holds the key's short lease
-        (``pending_lease_s``, 2 x the Kafka publish timeout) a retry is refused at once (:class:`IdempotencyPending`,
-        409 with Retry-After); an attempt that failed or crashed leaves the record with its idea id, so the retry
-        publishes the same idea and event ids again (consumers drop a repeat by event id)."""
+        An Idempotency-Key is the sender's (``principal``, by their pseudonym; one scope for everyone not signed
+        in) and is bound to the request: the same key with another body is refused (:class:`IdempotencyMismatch`,
+        422). The idea id is a fresh uuid4 recorded with the key's reservation, never derived from the key alone:
+        a key reused after its record expired (or after Redis was lost) makes a new idea with a new id, where a
+        derived id would be dropped by every consumer as a duplicate. The price is honest: a retry after Redis lost
+        the record may make a second idea; it can never make a silently dropped one. While an attempt holds the
+        key's short lease (``pending_lease_s``, 2 x the Kafka publish timeout) a retry is refused at once
+        (:class:`IdempotencyPending`, 409 with Retry-After); an attempt that failed or crashed leaves the record
+        with its idea id, so the retry publishes the same idea and event ids again (consumers drop a repeat by
+        event id).
+
+        Nothing personal reaches Redis: the scope is the sender's pseudonym, the fingerprint a hash of the idea
+        without its submitter and of the submitter's pseudonym; a named idea's record is indexed under the
+        submitter's pseudonym, so that their erasure forgets it."""
         self.check_hints(idea)
+        submitter = submitter_of(idea)
         if idempotency_key is None:
-            return await self._submit(idea, str(uuid.uuid4()), correlation_id)
-        owner = principal.id if principal is not None else "-"
+            return await self._submit(idea, submitter, str(uuid.uuid4()), correlation_id)
+        owner = self._scope(principal)
+        named = self.keyring.pseudonym(submitter.email) if submitter is not None else None
         scoped_key = f"{owner}\n{idempotency_key}"
-        fingerprint = hashlib.sha256(f"{owner}\n{idea.model_dump_json()}".encode()).hexdigest()
+        request = f"{owner}\n{named or '-'}\n{idea.model_dump_json(exclude={'submitter'})}"
+        if submitter is not None:
+            request += f"\n{submitter.organisation or '-'}\n{submitter.unit or '-'}"
+        fingerprint = hashlib.sha256(request.encode()).hexdigest()
         offer = self._accepted(str(uuid.uuid4()))
         reservation = await self.store.reserve(
             scoped_key,
@@ -113,12 +153,13 @@ class Intake:
             self.idempotency_ttl_s,
             answer=offer.model_dump(),
             lease_s=self.pending_lease_s,
+            person=named,
         )
         accepted = IdeaAccepted.model_validate(reservation.answer)
         if not reservation.first:
             return accepted
         try:
-            await self._submit(idea, accepted.idea_id, correlation_id, event_id=accepted.event_id)
+            await self._submit(idea, submitter, accepted.idea_id, correlation_id, event_id=accepted.event_id)
         except BaseException:
             with contextlib.suppress(Exception):  # else the lease runs out by itself
                 await self.store.release(scoped_key)
@@ -129,11 +170,20 @@ class Intake:
             self._cache_failed(accepted, exc)
         return accepted
 
+    def _scope(self, principal: Principal | None) -> str:
+        """Whose Idempotency-Keys these are: the principal's pseudonym (of their address; of their user id when
+        their sign-in carries no address), "-" for everyone not signed in."""
+        if principal is None:
+            return "-"
+        return self.keyring.pseudonym(principal.email or f"id:{principal.id}")
+
     async def submit_from_topic(self, idea: IdeaIn, idea_id: str) -> IdeaAccepted:
-        """An idea from the raw topic: its id (and so its event id) derives from its position in the topic."""
+        """An idea from the raw topic: its id (and so its event id) derives from its position in the topic. A named
+        idea without the submitter's address is refused (:class:`InvalidField` ``submitter.email``)."""
         self.check_hints(idea)
+        submitter = submitter_of(idea)
         channel_idea = idea if "channel" in idea.model_fields_set else idea.model_copy(update={"channel": "kafka"})
-        return await self._submit(channel_idea, idea_id, None, event_id=intake_id(idea_id, "submitted"))
+        return await self._submit(channel_idea, submitter, idea_id, None, event_id=intake_id(idea_id, "submitted"))
 
     def _accepted(self, idea_id: str) -> IdeaAccepted:
         return IdeaAccepted(
@@ -148,10 +198,22 @@ class Intake:
             extra={"idea_id": accepted.idea_id, "event_id": accepted.event_id, "error": repr(exc)},
         )
 
+    async def _person(self, person: Person) -> tuple[PersonRef, DataKey]:
+        """The person as an event names them (sealed under their key, made and recorded in Kafka if new)."""
+        return await self.keyring.person_ref(
+            person.email, person.name, organisation=person.organisation, unit=person.unit
+        )
+
     async def _submit(
-        self, idea: IdeaIn, idea_id: str, correlation_id: str | None, event_id: str | None = None
+        self,
+        idea: IdeaIn,
+        submitter: Person | None,
+        idea_id: str,
+        correlation_id: str | None,
+        event_id: str | None = None,
     ) -> IdeaAccepted:
-        envelope = self._wrap(submitted_event(idea, idea_id), event_id=event_id, correlation_id=correlation_id)
+        ref = (await self._person(submitter))[0] if submitter is not None else None
+        envelope = self._wrap(submitted_event(idea, idea_id, ref), event_id=event_id, correlation_id=correlation_id)
         await self.publisher.publish(self.topics.submitted, envelope)
         accepted = self._accepted(idea_id).model_copy(update={"event_id": envelope.id})
         # Kafka has acknowledged the idea: from here on the answer is 202. Intake's record of it is a cache of
@@ -219,7 +281,7 @@ class Intake:
                 "event_id": envelope.id,
                 "from_state": record.state.value,
                 "to_state": change.to_state.value,
-                "officer": officer.id,
+                "organisation": officer.organisation,  # who acted is in the event; a log line names no one
             },
         )
         return envelope.id
@@ -254,39 +316,48 @@ class Intake:
 
     # --- engagement -----------------------------------------------------------------------------------------
 
-    async def comment(self, idea_id: str, person: str, comment: CommentIn, correlation_id: str | None = None) -> str:
+    async def _known(self, idea_id: str) -> None:
         if await self.store.idea(idea_id) is None:
             raise NotFound(f"no idea with id {idea_id}")
-        event = IdeaEngagement(idea_id=idea_id, kind=EngagementKind.COMMENT, person=person, text=comment.text)
+
+    async def comment(
+        self, idea_id: str, person: Person, comment: CommentIn, correlation_id: str | None = None
+    ) -> str:
+        """Publish a comment: the person sealed, and the text sealed under the same person's key (erasing the key
+        erases the comment from the whole history)."""
+        await self._known(idea_id)
+        ref, key = await self._person(person)
+        event = IdeaEngagement(idea_id=idea_id, kind=EngagementKind.COMMENT, person=ref, text=key.seal(comment.text))
         envelope = self._wrap(event, correlation_id=correlation_id)
         await self.publisher.publish(self.topics.engagement, envelope)
         return envelope.id
 
-    async def support(self, idea_id: str, person: str, correlation_id: str | None = None) -> str | None:
-        """Record one support per person per idea; None when the person had already supported it."""
-        if await self.store.idea(idea_id) is None:
-            raise NotFound(f"no idea with id {idea_id}")
-        if not await self.store.add_support(idea_id, person):
+    async def support(self, idea_id: str, person: Person, correlation_id: str | None = None) -> str | None:
+        """Record one support per person (pseudonym) per idea; None when the person had already supported it."""
+        await self._known(idea_id)
+        pseudonym = self.keyring.pseudonym(person.email)
+        if not await self.store.add_support(idea_id, pseudonym):
             return None
-        event = IdeaEngagement(idea_id=idea_id, kind=EngagementKind.SUPPORT, person=person)
-        # One support per person: the event id is derived from (idea, person), so even a race publishes one id.
-        envelope = self._wrap(
-            event, event_id=intake_id(ID_PREFIX, "support", idea_id, person), correlation_id=correlation_id
-        )
         try:
+            ref, _ = await self._person(person)
+            event = IdeaEngagement(idea_id=idea_id, kind=EngagementKind.SUPPORT, person=ref)
+            # One support per person: the event id derives from (idea, pseudonym), so even a race publishes one id.
+            envelope = self._wrap(
+                event, event_id=intake_id(ID_PREFIX, "support", idea_id, pseudonym), correlation_id=correlation_id
+            )
             await self.publisher.publish(self.topics.engagement, envelope)
         except BaseException:
-            await self.store.remove_support(idea_id, person)
+            await self.store.remove_support(idea_id, pseudonym)
             raise
         return envelope.id
 
-    async def follow(self, idea_id: str, person: str, correlation_id: str | None = None) -> str:
-        """Follow an idea: one event id per (idea, person), so following twice is heard once downstream."""
-        if await self.store.idea(idea_id) is None:
-            raise NotFound(f"no idea with id {idea_id}")
-        event = IdeaEngagement(idea_id=idea_id, kind=EngagementKind.FOLLOW, person=person)
+    async def follow(self, idea_id: str, person: Person, correlation_id: str | None = None) -> str:
+        """Follow an idea: one event id per (idea, pseudonym), so following twice is heard once downstream."""
+        await self._known(idea_id)
+        ref, _ = await self._person(person)
+        event = IdeaEngagement(idea_id=idea_id, kind=EngagementKind.FOLLOW, person=ref)
         envelope = self._wrap(
-            event, event_id=intake_id(ID_PREFIX, "follow", idea_id, person), correlation_id=correlation_id
+            event, event_id=intake_id(ID_PREFIX, "follow", idea_id, ref.pseudonym), correlation_id=correlation_id
         )
         await self.publisher.publish(self.topics.engagement, envelope)
         return envelope.id

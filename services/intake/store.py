@@ -1,11 +1,17 @@
 """Intake's state in Redis: what it must know to judge a write (each idea's state and organisations),
 Idempotency-Keys, supports and the mail door's counters. The idea records are rebuilt from the topics it consumes.
 
+A person is their pseudonym here (``shared/sealing.py``), never an address or a user name: an idea's supporters are
+pseudonyms, each with an index of the ideas they support (``supported-by:<pseudonym>``) and of the Idempotency-Key
+records of their named ideas (``idempotency-by:<pseudonym>``), so that an erasure forgets them
+(:meth:`IntakeStore.forget_person`). Idempotency-Key records are stored under a hash of (the sender's pseudonym,
+the key); a mail sender's counter under a hash of their pseudonym.
+
 Expiry: the idea records are state (rebuilt from the topics) and do not expire. Every effect key does, and outlives
 any redelivery of what it guards: an Idempotency-Key's record and its idea's pointer ``INTAKE_IDEMPOTENCY_TTL_S``
 (7 days, longer than a mail server retries), a pending attempt's lease ``2 x KAFKA_PUBLISH_TIMEOUT_S`` inside it,
-an idea's supporters :data:`SUPPORT_TTL_S` after its last support (the rebuild brings them back from the topic),
-the mail counters one window + 1 s."""
+an idea's supporters (and a person's index of them) :data:`SUPPORT_TTL_S` after the last support (the rebuild brings
+them back from the topic), the mail counters one window + 1 s."""
 
 from __future__ import annotations
 
@@ -62,7 +68,8 @@ return 1
 # An Idempotency-Key's record (a hash): the first request stores its fingerprint, the answer it will give (with a
 # fresh idea id) and a short lease; a later one gets the answer once done, a refusal while the lease runs, or takes
 # over the lease, and the same idea id, once it has run out (its holder crashed, or failed and released it).
-# KEYS: the record, the idea's pointer to it. ARGV: fingerprint, answer (JSON), lease (ms), ttl (s), record key.
+# KEYS: the record, the idea's pointer to it, and (a named idea's) the person's index of their records.
+# ARGV: fingerprint, answer (JSON), lease (ms), ttl (s), record key.
 _RESERVE = """
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
@@ -73,6 +80,10 @@ if not stored[1] then
              'lease_until', lease_until)
   redis.call('EXPIRE', KEYS[1], ARGV[4])
   redis.call('SET', KEYS[2], ARGV[5], 'EX', ARGV[4])
+  if KEYS[3] then
+    redis.call('SADD', KEYS[3], ARGV[5])
+    redis.call('EXPIRE', KEYS[3], ARGV[4])
+  end
   return {'first', ARGV[2], 0}
 end
 if stored[1] ~= ARGV[1] then
@@ -96,10 +107,13 @@ if redis.call('HGET', KEYS[1], 'status') == 'pending' then
 end
 return 0
 """
-# One person's support; the idea's supporters expire SUPPORT_TTL_S after its last support.
+# One person's support (their pseudonym), and the idea in the person's index; both expire SUPPORT_TTL_S after the
+# last support. KEYS: the idea's supporters, the person's index. ARGV: pseudonym, ttl (s), idea id.
 _SUPPORT = """
 local added = redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
 return added
 """
 # One more event of a counter in its window (the key expires one second after the window ends).
@@ -166,18 +180,44 @@ class IntakeStore:
         return bool(await self._move(keys=[self._key("idea", idea_id)], args=[expected.value, target.value, time_iso]))
 
     async def forget_ideas(self) -> int:
-        """Delete every idea record and supporter set (before a rebuild; Idempotency-Keys and rate limits stay).
-        Returns how many keys were deleted."""
-        idea, supporters = (self._key(kind, "*") for kind in ("idea", "supporters"))
-        return await delete_matching(self.redis, idea) + await delete_matching(self.redis, supporters)
+        """Delete every idea record, supporter set and person's index of supports (before a rebuild;
+        Idempotency-Keys and rate limits stay). Returns how many keys were deleted."""
+        deleted = 0
+        for kind in ("idea", "supporters", "supported-by"):
+            deleted += await delete_matching(self.redis, self._key(kind, "*"))
+        return deleted
 
     # --- supports -------------------------------------------------------------------------------------------
 
-    async def add_support(self, idea_id: str, person: str) -> bool:
-        return bool(await self._support(keys=[self._key("supporters", idea_id)], args=[person, SUPPORT_TTL_S]))
+    async def add_support(self, idea_id: str, pseudonym: str) -> bool:
+        """Mark the person's (pseudonym's) support of the idea; False when it was marked already."""
+        keys = [self._key("supporters", idea_id), self._key("supported-by", pseudonym)]
+        return bool(await self._support(keys=keys, args=[pseudonym, SUPPORT_TTL_S, idea_id]))
 
-    async def remove_support(self, idea_id: str, person: str) -> None:
-        await self.redis.srem(self._key("supporters", idea_id), person)
+    async def remove_support(self, idea_id: str, pseudonym: str) -> None:
+        await self.redis.srem(self._key("supporters", idea_id), pseudonym)
+        await self.redis.srem(self._key("supported-by", pseudonym), idea_id)
+
+    # --- a person's erasure ---------------------------------------------------------------------------------
+
+    async def forget_person(self, pseudonym: str) -> int:
+        """Forget what intake holds about a person: their support markers (the counts downstream stay, as the
+        events do) and the Idempotency-Key records of their named ideas. A repeat forgets nothing more. Returns
+        how many entries were forgotten."""
+        forgotten = 0
+        index = self._key("supported-by", pseudonym)
+        for idea_id in await self.redis.smembers(index):
+            forgotten += await self.redis.srem(self._key("supporters", _text(idea_id)), pseudonym)
+        records = self._key("idempotency-by", pseudonym)
+        for record in await self.redis.smembers(records):
+            record = _text(record)
+            answer = await self.redis.hget(record, "answer")
+            idea_id = json.loads(_text(answer)).get("idea_id") if answer else None
+            if idea_id:
+                await self.redis.delete(self._key("idempotency-of", idea_id))
+            forgotten += await self.redis.delete(record)
+        await self.redis.delete(index, records)
+        return forgotten
 
     # --- Idempotency-Key ------------------------------------------------------------------------------------
 
@@ -192,8 +232,11 @@ class IntakeStore:
         *,
         answer: dict | None = None,
         lease_s: float = 10.0,
+        person: str | None = None,
     ) -> Reservation:
-        """Reserve the key for this request, which offers ``answer`` (with a fresh idea id). Returns
+        """Reserve the key for this request, which offers ``answer`` (with a fresh idea id); ``person`` (the
+        pseudonym of a named idea's submitter) indexes the record under the person, so their erasure forgets it
+        (an anonymous idea's record is never linked to anyone). Returns
         ``Reservation(first=True, answer)`` when this request must publish: the offered answer, or the one an
         earlier attempt stored and did not finish (the same idea id, so its event id is the same too);
         ``first=False`` with the answer once an attempt finished. Raises :class:`IdempotencyMismatch` for another
@@ -202,8 +245,9 @@ class IntakeStore:
         answer = answer or {}
         record = self._record(idempotency_key)
         pointer = self._key("idempotency-of", str(answer.get("idea_id", "")))
+        keys = [record, pointer] + ([self._key("idempotency-by", person)] if person else [])
         status, stored, left_ms = await self._reserve(
-            keys=[record, pointer],
+            keys=keys,
             args=[fingerprint, json.dumps(answer), max(1, int(lease_s * 1000)), ttl_s, record],
         )
         status = status.decode() if isinstance(status, bytes) else status
@@ -233,8 +277,8 @@ class IntakeStore:
     # --- the mail door's counters ---------------------------------------------------------------------------
 
     async def count(self, name: str, limit: int, window_s: int) -> int | None:
-        """Count one event of ``name`` (hashed: it may be an address) in the current ``window_s``; seconds until
-        the next window when that makes more than ``limit``."""
+        """Count one event of ``name`` (hashed; a person is named by their pseudonym, never an address) in the
+        current ``window_s``; seconds until the next window when that makes more than ``limit``."""
         now = time.time()
         window = int(now // window_s)
         digest = hashlib.sha256(name.encode()).hexdigest()[:32]
@@ -242,6 +286,10 @@ class IntakeStore:
         if int(await self._count(keys=[key], args=[window_s + 1])) > limit:
             return max(1, math.ceil((window + 1) * window_s - now))
         return None
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 @dataclass(frozen=True)

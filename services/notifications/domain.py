@@ -1,8 +1,10 @@
 """Who hears what, on which channel, in which words. Pure: no I/O, no clock (time is passed in).
 
-A *person* is identified by their lower-cased e-mail address: submitters, followers and officers alike (officers by
-their catalogue e-mail), so one person has one feed and never hears the same news twice because they are in two
-groups at once (submitter and follower, officer and subscriber ...).
+A *person* is their pseudonym (``shared/sealing.py``: HMAC-SHA256 of the lower-cased e-mail address with the
+platform's pepper): submitters, followers, subscribers and officers alike (officers by the pseudonym of their
+catalogue e-mail, :class:`Directory`), so one person has one feed and never hears the same news twice because they
+are in two groups at once (submitter and follower, officer and subscriber ...). Who they are (address and name) is
+not known here: it is opened from a sealed value only when a mail is sent (``delivery/``).
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ import base64
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 
 from shared.catalogue import TRIAGE_ORGANISATION, Catalogue, Officer, display_name
-from shared.events import PreferencesChanged, RoutingTarget, Submitter, derived_event_id
+from shared.events import PreferencesChanged, RoutingTarget, Sealed, derived_event_id
 from shared.workdays import add_working_days
 
 CHANNELS = ("email", "in-app")
@@ -59,19 +61,54 @@ class UnknownPerson(ValueError):
     """An event names someone who is neither an e-mail address nor an officer of the catalogue."""
 
 
+ERASED_DETAIL = "erased"
+"""The detail of a notification skipped because its person was erased (their key is gone)."""
+
+
 @dataclass(frozen=True)
 class Contact:
-    """How to reach a person about one idea."""
+    """The submitter of an idea, as notifications keeps them: their pseudonym and the idea's language. How to
+    reach them is their sealed contact (the store's ``contact:<pseudonym>``), opened only to send a mail."""
 
     person: str
     language: str = "sv"
 
+
+@dataclass(frozen=True)
+class Directory:
+    """The catalogue's officers by pseudonym: an officer is a person like any other here, and their address and
+    name come from the catalogue (public configuration) when a mail is sent."""
+
+    catalogue: Catalogue
+    officers: dict[str, Officer]
+    """pseudonym -> officer"""
+    pseudonyms: dict[str, str]
+    """officer id -> pseudonym"""
+    pseudonym_of: Callable[[str], str]
+    """e-mail address -> pseudonym"""
+
     @classmethod
-    def of_submitter(cls, submitter: Submitter | None, language: str) -> Contact | None:
-        """The submitter's contact; None for anonymous ideas and submitters who left no address."""
-        if submitter is None or not submitter.email:
+    def of(cls, catalogue: Catalogue, pseudonym: Callable[[str], str]) -> Directory:
+        pseudonyms = {o.id: pseudonym(o.email) for o in catalogue.officers}
+        officers = {pseudonyms[o.id]: o for o in catalogue.officers}
+        return cls(catalogue=catalogue, officers=officers, pseudonyms=pseudonyms, pseudonym_of=pseudonym)
+
+    def officer(self, person: str) -> Officer | None:
+        """The officer whose pseudonym ``person`` is, if any."""
+        return self.officers.get(person)
+
+    def person(self, raw: str | None) -> str | None:
+        """The pseudonym of someone named by an officer id or an e-mail address (``changed_by``); None when
+        neither."""
+        if not raw:
             return None
-        return cls(person=submitter.email.strip().lower(), language=language)
+        try:
+            return self.pseudonym_of(person_id(raw, self.catalogue))
+        except UnknownPerson:
+            return None
+
+    def recipients(self, officers: Iterable[Officer], role: str = "officer") -> list[Recipient]:
+        return [Recipient(self.pseudonyms[o.id], role, o.language) for o in officers]
 
 
 @dataclass(frozen=True)
@@ -100,9 +137,11 @@ class Preferences:
             language=changed.language,
         )
 
-    def as_event(self, person: str, via: str = "api") -> PreferencesChanged:
+    def as_event(self, person: str, contact: Sealed, via: str = "api") -> PreferencesChanged:
+        """The event of these preferences: ``person`` is the pseudonym, ``contact`` their sealed address and name."""
         return PreferencesChanged(
             person=person,
+            contact=contact,
             channels=tuple(c for c in CHANNELS if c in self.channels),
             frequency=self.frequency,  # type: ignore[arg-type]
             areas=self.areas,
@@ -141,6 +180,7 @@ class News:
     reason: str | None = None
     actor: str | None = None
     comment: str | None = None
+    """A comment's text; None when it was removed (its writer was erased)."""
     merged_into: str | None = None
     due: datetime | None = None
     rerouted: bool = False
@@ -247,10 +287,6 @@ def _submitter(facts: IdeaFacts) -> list[Recipient]:
     return [Recipient(facts.submitter.person, "submitter", facts.submitter.language)] if facts.submitter else []
 
 
-def _officers(officers: Iterable[Officer], role: str = "officer") -> list[Recipient]:
-    return [Recipient(o.email.lower(), role, o.language) for o in officers]
-
-
 def _others(people: Iterable[str], role: str) -> list[Recipient]:
     return [Recipient(p, role) for p in sorted(people)]
 
@@ -259,41 +295,36 @@ def _org_ids(organisations: Iterable[RoutingTarget]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t.organisation for t in organisations))
 
 
-def routed_audience(facts: IdeaFacts, news: News, catalogue: Catalogue, subscribers: Iterable[str]) -> Audience:
+def routed_audience(facts: IdeaFacts, news: News, directory: Directory, subscribers: Iterable[str]) -> Audience:
     """The submitter hears where the idea went; the responsible officers that a new idea is theirs;
     people who follow one of its areas or organisations that there is a new idea."""
-    officers = responsible_officers(catalogue, news.organisations, news.areas)
-    recipients = [*_submitter(facts), *_officers(officers), *_others(subscribers, "subscriber")]
+    officers = responsible_officers(directory.catalogue, news.organisations, news.areas)
+    recipients = [*_submitter(facts), *directory.recipients(officers), *_others(subscribers, "subscriber")]
     return Audience(dedupe(recipients), _org_ids(news.organisations))
 
 
 def status_audience(
-    facts: IdeaFacts, news: News, changed_by: str | None, catalogue: Catalogue, subscribers: Iterable[str]
+    facts: IdeaFacts, news: News, changed_by: str | None, directory: Directory, subscribers: Iterable[str]
 ) -> Audience:
     """The submitter and everyone following the idea (or its areas) hear every change; not whoever made it."""
     recipients = [*_submitter(facts), *_others(facts.followers, "follower"), *_others(subscribers, "subscriber")]
-    exclude = []
-    if changed_by:
-        try:
-            exclude.append(person_id(changed_by, catalogue))
-        except UnknownPerson:
-            pass
-    return Audience(dedupe(recipients, exclude=exclude), _org_ids(facts.organisations))
+    changer = directory.person(changed_by)
+    return Audience(dedupe(recipients, exclude=[changer] if changer else []), _org_ids(facts.organisations))
 
 
 def comment_audience(facts: IdeaFacts, commenter: str) -> Audience:
-    """The submitter and the followers hear of a comment; the commenter does not."""
+    """The submitter and the followers hear of a comment; the commenter (a pseudonym) does not."""
     recipients = [*_submitter(facts), *_others(facts.followers, "follower")]
     return Audience(dedupe(recipients, exclude=[commenter]), _org_ids(facts.organisations))
 
 
-def deadline_warning_audience(facts: IdeaFacts, catalogue: Catalogue) -> Audience:
-    officers = responsible_officers(catalogue, facts.organisations, facts.areas)
-    return Audience(dedupe(_officers(officers)))
+def deadline_warning_audience(facts: IdeaFacts, directory: Directory) -> Audience:
+    officers = responsible_officers(directory.catalogue, facts.organisations, facts.areas)
+    return Audience(dedupe(directory.recipients(officers)))
 
 
-def deadline_missed_audience(catalogue: Catalogue) -> Audience:
-    return Audience(dedupe(_officers(innovation_office(catalogue), "office")))
+def deadline_missed_audience(directory: Directory) -> Audience:
+    return Audience(dedupe(directory.recipients(innovation_office(directory.catalogue), "office")))
 
 
 # --- how --------------------------------------------------------------------------------------------

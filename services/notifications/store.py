@@ -1,6 +1,22 @@
 """Notifications' state in Redis: what it knows of each idea and its people, everyone's preferences, each
 person's in-app feed, the daily digests and the ideas that still wait to be acknowledged.
 
+A person is their pseudonym in every key and value; no address or name is kept in the clear. How to reach a person
+is their sealed contact (``contact:<pseudonym>``, ``{"email", "name"}`` sealed under their data key), opened with
+the keyring only when a mail is sent. Keys under ``<prefix>:notifications:``::
+
+    idea:<id>                  hash: title, language, organisations, areas, state, routed_at, routed_event_id
+    idea:<id>:submitter        {"person": <pseudonym>, "language"} or "" (anonymous, or the submitter was erased)
+    idea:<id>:followers        set of pseudonyms
+    person:<pseudonym>:ideas   the ideas a person submitted or follows (what their erasure visits)
+    contact:<pseudonym>        their sealed contact (the newest under a live key)
+    prefs:<pseudonym>          hash: version, prefs (the PreferencesChanged JSON: channels ..., contact sealed)
+    subs:area:<area>, subs:org:<org>   pseudonyms following an area or an organisation
+    feed:<pseudonym>           list of feed items (newest first); announced on the channel live:<pseudonym>
+    digest:<day>, digest:<day>:<pseudonym>   who gets a daily digest and its items
+    erased:<pseudonym>         when the person was erased (epoch seconds): what was sealed under a key made
+                               before it stays erased, even if the key outlived the event somewhere
+
 Everything here but the queue of deliveries still to make is rebuilt from the topics by
 ``python -m services.notifications.rebuild``.
 """
@@ -15,7 +31,7 @@ from datetime import date, datetime
 from redis.asyncio import Redis
 
 from services.notifications.domain import Contact, FeedItem, IdeaFacts, Preferences
-from shared.events import IdeaRouted, PreferencesChanged, RoutingTarget
+from shared.events import IdeaRouted, PreferencesChanged, RoutingTarget, Sealed
 from shared.idempotency import EFFECT_KEY_TTL_S
 from shared.lifecycle import AWAITING_ACKNOWLEDGEMENT
 
@@ -49,6 +65,36 @@ return 1
 """
 
 
+# A person's erasure: their feed, contact, preferences (and their place in the subscriber sets), their place among
+# each idea's followers and as its submitter (the idea stays, the submitter becomes nobody), in one step.
+# KEYS: erased marker, feed, contact, prefs, person's ideas; ARGV: prefix, pseudonym, erased at, end-of-stream message
+_FORGET_PERSON = """
+local at = tonumber(ARGV[3])
+local marked = redis.call('GET', KEYS[1])
+if (not marked) or tonumber(marked) < at then redis.call('SET', KEYS[1], ARGV[3]) end
+local prefs = redis.call('HGET', KEYS[4], 'prefs')
+if prefs then
+  local o = cjson.decode(prefs)
+  for _, a in ipairs(o['areas']) do redis.call('SREM', ARGV[1] .. 'subs:area:' .. a, ARGV[2]) end
+  for _, g in ipairs(o['organisations']) do redis.call('SREM', ARGV[1] .. 'subs:org:' .. g, ARGV[2]) end
+end
+local ideas = redis.call('SMEMBERS', KEYS[5])
+for _, idea in ipairs(ideas) do
+  redis.call('SREM', ARGV[1] .. 'idea:' .. idea .. ':followers', ARGV[2])
+  local submitter = redis.call('GET', ARGV[1] .. 'idea:' .. idea .. ':submitter')
+  if submitter and submitter ~= '' and cjson.decode(submitter)['person'] == ARGV[2] then
+    redis.call('SET', ARGV[1] .. 'idea:' .. idea .. ':submitter', '')
+  end
+end
+local forgotten = redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+redis.call('PUBLISH', ARGV[1] .. 'live:' .. ARGV[2], ARGV[4])
+return forgotten + #ideas
+"""
+
+END_OF_STREAM = '{"end": "erased"}'
+"""Announced on a person's live channel when they are erased: every process ends their open streams."""
+
+
 class NotificationStore:
     def __init__(self, redis: Redis, prefix: str, feed_length: int, *, effect_ttl_s: int = EFFECT_KEY_TTL_S) -> None:
         self.redis = redis
@@ -57,6 +103,7 @@ class NotificationStore:
         self.effect_ttl_s = effect_ttl_s  # delivered and digest-sent marks expire; state does not
         self._deliver = redis.register_script(_DELIVER_ONCE)
         self._apply_preferences = redis.register_script(_APPLY_PREFERENCES)
+        self._forget_person = redis.register_script(_FORGET_PERSON)
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -66,12 +113,13 @@ class NotificationStore:
     async def remember_submission(
         self, idea_id: str, contact: Contact | None, *, title: str = "", language: str = "sv"
     ) -> None:
-        """Record that the idea's submission has been seen, and how to reach its submitter, if at all. The
+        """Record that the idea's submission has been seen, and who its submitter is (a pseudonym), if anyone. The
         submitter key is what the waiting room asks (services/notifications/waiting.py)."""
         value = json.dumps(asdict(contact)) if contact else ""
         # In this order (one pipeline): once the submitter key exists (what ``admit`` asks), the title is there too.
         await asyncio.gather(
             self.redis.hset(self.key("idea", idea_id), mapping={"title": title, "language": language}),
+            *([self.redis.sadd(self.key("person", contact.person, "ideas"), idea_id)] if contact else []),
             self.redis.set(self.key("idea", idea_id, "submitter"), value),
         )
 
@@ -97,7 +145,10 @@ class NotificationStore:
             await self.redis.zrem(self.key("open"), idea_id)
 
     async def add_follower(self, idea_id: str, person: str) -> None:
-        await self.redis.sadd(self.key("idea", idea_id, "followers"), person)
+        await asyncio.gather(
+            self.redis.sadd(self.key("idea", idea_id, "followers"), person),
+            self.redis.sadd(self.key("person", person, "ideas"), idea_id),
+        )
 
     async def facts(self, idea_id: str) -> IdeaFacts:
         idea, submitter, followers = await asyncio.gather(
@@ -123,6 +174,44 @@ class NotificationStore:
     async def open_ideas(self, limit: int = 10_000) -> list[str]:
         """Ideas routed but not yet acknowledged, oldest first."""
         return list(await self.redis.zrange(self.key("open"), 0, limit - 1))
+
+    # --- people: contacts and erasures ----------------------------------------------------------------
+
+    async def remember_contact(self, person: str, sealed: Sealed) -> None:
+        """How to reach the person: their ``{"email", "name"}`` sealed under their (live) data key."""
+        await self.redis.set(self.key("contact", person), sealed.model_dump_json())
+
+    async def contact(self, person: str) -> Sealed | None:
+        raw = await self.redis.get(self.key("contact", person))
+        return Sealed.model_validate_json(raw) if raw else None
+
+    async def erased_at(self, people: list[str]) -> dict[str, float]:
+        """When each of ``people`` that was erased was erased (epoch seconds); the others are left out."""
+        if not people:
+            return {}
+        values = await self.redis.mget([self.key("erased", person) for person in people])
+        return {person: float(value) for person, value in zip(people, values, strict=True) if value}
+
+    async def forget_person(self, person: str, at: float) -> int:
+        """Forget everything about the person (erased at ``at``): feed, contact, preferences and their place in
+        the subscriber sets, their place among followers and as submitter (the ideas stay), their queued digests;
+        their open live streams end. Returns how many keys and memberships went."""
+        prefix = self.key("")
+        keys = [
+            self.key("erased", person),
+            self.key("feed", person),
+            self.key("contact", person),
+            self.key("prefs", person),
+            self.key("person", person, "ideas"),
+        ]
+        forgotten = int(await self._forget_person(keys=keys, args=[prefix, person, f"{at:.6f}", END_OF_STREAM]))
+        async for key in self.redis.scan_iter(match=self.key("digest", "*"), count=1000):
+            day = key.removeprefix(self.key("digest", ""))
+            if day.endswith(f":{person}"):
+                forgotten += await self.redis.delete(key)
+            elif ":" not in day:
+                forgotten += await self.redis.srem(key, person)
+        return forgotten
 
     # --- preferences ------------------------------------------------------------------------------
 

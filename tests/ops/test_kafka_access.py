@@ -45,7 +45,16 @@ APPS = {
     "notifications": (notifications_app, NotificationsSettings),
     "analytics": (analytics_app, AnalyticsSettings),
 }
-REPLAYED = {"notifications": {"notifications.sent.v1"}}  # read by the rebuild only, not by a subscriber
+T = Topics()
+# Read without a subscription: every keyring restores people's keys from people.keys.v1; notifications' rebuild
+# replays what it sent.
+REPLAYED = {
+    "intake": {T.people_keys},
+    "routing": {T.people_keys},
+    "notifications": {T.people_keys, T.notifications_sent},
+    "analytics": {T.people_keys},
+}
+KEYS_WRITTEN = {"intake": {T.people_keys}, "notifications": {T.people_keys}}  # by the keyring's own producer
 
 
 def allowed(principal: kafka_access.Principal, operation: str, topic: str) -> bool:
@@ -73,9 +82,29 @@ def test_each_service_may_read_what_it_subscribes_to_and_write_what_it_publishes
         if acl.resource == "topic" and acl.pattern == "literal" and acl.operation == "READ":
             assert acl.name in consumed | REPLAYED.get(service, set()), acl
         if acl.resource == "topic" and acl.pattern == "literal" and acl.operation == "WRITE":
-            assert acl.name in published | {f"{t}.dlq" for t in consumed} | {"notifications.dlq"}, acl
+            written = published | KEYS_WRITTEN.get(service, set()) | {"notifications.dlq"}
+            assert acl.name in written | {f"{t}.dlq" for t in consumed}, acl
         if acl.resource == "group":
             assert all(group.startswith(acl.name) for group in groups), acl
+
+
+def test_the_people_topics_are_read_by_every_service_and_written_only_where_keys_are_made():
+    """Issue 13: every keyring restores from people.keys.v1 and every service forgets an erased person
+    (people.erasures.v1, its own group); keys are made by intake and notifications, erasures only by intake, and
+    no organisation sees a key or a pseudonym."""
+    principals = {p.user: p for p in kafka_access.plan(Topics("x."), load_catalogue())}
+    keys, erasures = "x.people.keys.v1", "x.people.erasures.v1"
+    for service in APPS:
+        assert allowed(principals[service], "READ", keys) and allowed(principals[service], "READ", erasures)
+        assert allowed(principals[service], "WRITE", f"{erasures}.dlq")
+        assert not allowed(principals[service], "WRITE", f"{keys}.dlq")  # not a subscription: nothing to dead-letter
+        assert allowed(principals[service], "WRITE", keys) == (service in ("intake", "notifications"))
+        assert allowed(principals[service], "WRITE", erasures) == (service == "intake")
+    for user, principal in principals.items():
+        if user not in APPS:
+            assert not any("people." in acl.name for acl in principal.acls), user
+    for old in ("x.ideas.submitted.v1", "x.ideas.engagement.v1", "x.notifications.preferences.v1"):
+        assert not any(acl.name == old for p in principals.values() for acl in p.acls), old  # read by the migration only
 
 
 def test_each_subscribing_organisation_may_read_only_its_own_topic_in_its_own_groups():
@@ -199,6 +228,34 @@ async def test_intake_cannot_write_the_routed_topic(access, admin):
             await producer.send_and_wait(topics.routed, b"{}", key=b"refused")
     finally:
         await producer.stop()
+
+
+@on_the_cluster
+async def test_only_the_services_that_make_keys_may_write_them_and_no_organisation_reads_them(access, admin):
+    topics = Topics(admin.topic_prefix)
+    intake = AIOKafkaProducer(**client_options(access("intake")), acks="all", enable_idempotence=True)
+    analytics = AIOKafkaProducer(**client_options(access("analytics")), acks="all", enable_idempotence=True)
+    await intake.start()
+    await analytics.start()
+    try:
+        await intake.send_and_wait(topics.people_keys, None, key=b"-")  # a tombstone, as intake's keyring writes
+        with pytest.raises(TopicAuthorizationFailedError):
+            await analytics.send_and_wait(topics.people_keys, None, key=b"-")
+    finally:
+        await intake.stop()
+        await analytics.stop()
+    consumer = AIOKafkaConsumer(
+        topics.people_keys,
+        **client_options(access(organisation("tekniska-verken"))),
+        group_id=f"{admin.topic_prefix}org.tekniska-verken.keys",
+        auto_offset_reset="earliest",
+    )
+    try:
+        with pytest.raises(TopicAuthorizationFailedError):
+            await consumer.start()
+            await consumer.getmany(timeout_ms=15_000)
+    finally:
+        await consumer.stop()
 
 
 async def apply_command(env: dict[str, str]) -> str:

@@ -1,18 +1,32 @@
-"""How outcomes are told: every notification's outcome (delivered, failed, skipped) per recipient and channel is
-published as ``NotificationSent`` (its id is the notification id) and counted; a delivery given up is also put on
-``notifications.dlq`` with why, under the platform's dead-letter headers (``shared.deadletter``)."""
+"""How outcomes are told: every notification's outcome (delivered, failed, skipped) per recipient (a pseudonym,
+or ``webhook:<organisation>``) and channel is published as ``NotificationSent`` (its id is the notification id)
+and counted; a delivery given up is also put on ``notifications.dlq`` with why, under the platform's dead-letter
+headers (``shared.deadletter``). Neither carries an address: error texts are masked (``a***@kiruna.se``), and the
+dead letter holds what is needed to retry or look into the delivery, not the rendered mail."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Protocol
 
 from services.notifications.delivery.model import Delivery, DeliveryMetrics
 from shared.deadletter import DeadLetters
 from shared.events import DeliveryOutcome, Envelope, NotificationSent
 from shared.publishing import Publisher
+from shared.sealing import mask_email
 
 SOURCE = "/services/notifications"
+MAX_ERROR = 500
+
+
+class DeliveryFailed(Exception):
+    """Why a delivery was given up, its addresses masked: what the dead letter's headers and the logs carry."""
+
+
+def describe(error: BaseException) -> str:
+    """An error as logs, dead letters and outcomes may carry it: its type and text, every address masked."""
+    return mask_email(f"{type(error).__name__}: {error}")[:MAX_ERROR]
 
 
 class Outcomes(Protocol):
@@ -72,7 +86,7 @@ class Reporter:
             recipient=recipient,
             channel=channel,  # type: ignore[arg-type]
             outcome=outcome,
-            detail=detail,
+            detail=mask_email(detail) if detail else detail,
         )
         await self.publisher.publish(self.sent_topic, Envelope.wrap(sent, source=SOURCE, event_id=notification_id))
         if count:
@@ -90,22 +104,26 @@ class Reporter:
         )
 
     async def dead_letter(self, delivery: Delivery, error: BaseException) -> None:
-        """A record on notifications.dlq: the delivery as it was, with why it was given up. The headers are the
+        """A record on notifications.dlq: what identifies the delivery (cause, idea, recipient's pseudonym,
+        template, channel) and why it was given up, masked; never the rendered mail. The headers are the
         platform's (reason ``delivery-failed``, the error, the service ...) plus the delivery's own."""
+        why = describe(error)
         own = {
             "content-type": "application/json",
             "x-dlq-attempts": str(delivery.attempts),
             "x-dlq-channel": delivery.channel,
+            "x-dlq-kind": delivery.kind,
             "x-dlq-notification-id": delivery.id,
             "x-dlq-cause-event-id": delivery.cause_event_id,
+            "x-dlq-recipient": delivery.recipient,
         }
         # DeadLetters writes to ``<source>.dlq``: the source of a delivery is notifications itself.
         await asyncio.wait_for(
             self.dead_letters.dead_letter_value(
                 self.dead_letter_topic.removesuffix(".dlq"),
-                delivery.to_json().encode(),
+                json.dumps(delivery.investigation(why), ensure_ascii=False).encode(),
                 delivery.idea_id.encode(),
-                error,
+                DeliveryFailed(why),
                 reason="delivery-failed",
                 headers=own,
             ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Protocol
 
@@ -85,6 +86,22 @@ class DeliveryQueue:
 
     async def complete(self, delivery_id: str) -> None:
         await asyncio.gather(self.redis.zrem(self.due, delivery_id), self.redis.hdel(self.jobs, delivery_id))
+
+    async def drop_to(self, person: str) -> int:
+        """Forget every delivery still to make to ``person`` (an erasure). One being sent right now is skipped by
+        its sender, who finds no address. Returns how many were dropped."""
+        dropped = []
+        async for delivery_id, raw in self.redis.hscan_iter(self.jobs, count=500):
+            try:
+                recipient = json.loads(raw).get("recipient")
+            except ValueError:
+                continue
+            if recipient == person:
+                dropped.append(delivery_id)
+        for start in range(0, len(dropped), 500):
+            chunk = dropped[start : start + 500]
+            await asyncio.gather(self.redis.zrem(self.due, *chunk), self.redis.hdel(self.jobs, *chunk))
+        return len(dropped)
 
     async def size(self) -> int:
         return int(await self.redis.zcard(self.due))

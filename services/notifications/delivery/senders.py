@@ -1,5 +1,10 @@
 """How a delivery leaves: e-mail over SMTP (``Mailer``), JSON over HTTP to an organisation's system
-(``WebhookPoster``). A sender raises ``DeliveryRejected`` when no retry can help, anything else when one may."""
+(``WebhookPoster``). A sender raises ``DeliveryRejected`` when no retry can help, ``RecipientErased`` when the
+person is gone (the delivery is skipped), anything else when a retry may help.
+
+The mailer learns the recipient's address only here, at the moment of sending (``Addresses``: the catalogue for
+officers, the person's sealed contact opened with the keyring for everyone else), and keeps it nowhere; a mail
+server's error that names it is masked before it goes on (``shared.sealing.mask_email``)."""
 
 from __future__ import annotations
 
@@ -8,16 +13,17 @@ import json
 import time
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
-from email.utils import format_datetime, parseaddr
+from email.utils import format_datetime, formataddr, parseaddr
 from typing import Protocol
 
 import aiosmtplib
 import httpx
 
-from services.notifications.delivery.model import Delivery, DeliveryRejected
+from services.notifications.delivery.model import Address, Delivery, DeliveryRejected, RecipientErased
 from services.notifications.domain import message_id, webhook_signature
 from services.notifications.settings import NotificationsSettings
 from shared.events import utc_now
+from shared.sealing import mask_email
 
 # Long ASCII headers (the List-Unsubscribe URL) are folded, never turned into encoded words that clients cannot
 # read; RFC 5322 allows 998 characters per line.
@@ -28,29 +34,47 @@ class Sender(Protocol):
     async def send(self, delivery: Delivery) -> None: ...
 
 
+class Addresses(Protocol):
+    """Where a person's mail goes (``services.notifications.contacts.Contacts``): None when they were erased."""
+
+    async def address(self, person: str) -> Address | None: ...
+
+
+class SMTPFailure(Exception):
+    """A mail server's error that may be retried, its addresses masked."""
+
+
 def _rejection(exc: BaseException) -> DeliveryRejected | None:
-    """A permanent refusal by the mail server (5xx): retrying cannot help."""
+    """A permanent refusal by the mail server (5xx): retrying cannot help. Addresses in its text are masked."""
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and all(error.code >= 500 for error in exc.recipients):
-        return DeliveryRejected(f"SMTP refused the recipient: {exc.recipients[0].message}")
+        return DeliveryRejected(mask_email(f"SMTP refused the recipient: {exc.recipients[0].message}"))
     if isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code >= 500:
-        return DeliveryRejected(f"SMTP {exc.code}: {exc.message}")
+        return DeliveryRejected(mask_email(f"SMTP {exc.code}: {exc.message}"))
     return None
+
+
+def _masked(exc: BaseException) -> BaseException:
+    """A mail server's error as it may be retried, logged and reported: its addresses masked."""
+    text = f"{type(exc).__name__}: {exc}"
+    masked = mask_email(text)
+    return exc if masked == text else SMTPFailure(masked)
 
 
 class Mailer:
     """E-mail over SMTP (aiosmtplib), plain text and HTML, with a Message-ID derived from (event, recipient)."""
 
-    def __init__(self, settings: NotificationsSettings) -> None:
+    def __init__(self, settings: NotificationsSettings, addresses: Addresses) -> None:
         self.settings = settings
+        self.addresses = addresses
         self._idle: list[aiosmtplib.SMTP] = []
         """Connections kept open between mails (at most one per delivery in flight): one TCP/TLS handshake and
         login per connection, not per mail."""
 
-    def build(self, delivery: Delivery) -> EmailMessage:
+    def build(self, delivery: Delivery, to: Address) -> EmailMessage:
         mail = delivery.message
         message = EmailMessage(policy=MAIL_POLICY)
         message["From"] = self.settings.smtp_from
-        message["To"] = mail["to"]
+        message["To"] = formataddr((to.name, to.email)) if to.name else to.email
         message["Subject"] = mail["subject"]
         message["Date"] = format_datetime(utc_now())
         message["Message-ID"] = message_id(delivery.id, parseaddr(self.settings.smtp_from)[1])
@@ -66,7 +90,10 @@ class Mailer:
         return message
 
     async def send(self, delivery: Delivery) -> None:
-        message = self.build(delivery)
+        to = await self.addresses.address(delivery.recipient)
+        if to is None:
+            raise RecipientErased(f"recipient {delivery.recipient} was erased")
+        message = self.build(delivery, to)
         client: aiosmtplib.SMTP | None = None
         try:
             client, reused = await self._connection()
@@ -82,7 +109,9 @@ class Mailer:
             if client is not None:
                 self._discard(client)
             if (rejected := _rejection(exc)) is not None:
-                raise rejected from exc
+                raise rejected from None
+            if isinstance(exc, Exception) and (masked := _masked(exc)) is not exc:
+                raise masked from None
             raise
         self._release(client)
 
@@ -131,9 +160,9 @@ class WebhookPoster:
         self.client = httpx.AsyncClient(timeout=settings.webhook_timeout_s, follow_redirects=False)
 
     async def send(self, delivery: Delivery) -> None:
-        target = self.settings.webhooks.get(delivery.recipient)
+        target = self.settings.webhooks.get(delivery.organisation)
         if target is None:
-            raise DeliveryRejected(f"no webhook is configured for organisation {delivery.recipient!r}")
+            raise DeliveryRejected(f"no webhook is configured for organisation {delivery.organisation!r}")
         body = json.dumps(delivery.message, ensure_ascii=False, separators=(",", ":")).encode()
         timestamp = str(int(time.time()))
         headers = {

@@ -1,5 +1,7 @@
 """The background task that works the retry queue: claims due deliveries with a lease, sends them (up to
-``delivery_concurrency`` at once), and settles each: delivered, rescheduled with backoff, or given up."""
+``delivery_concurrency`` at once), and settles each: delivered, rescheduled with backoff, given up, or skipped
+because its recipient was erased (never a failure, never a dead letter). Every error text it logs, keeps or
+reports has its addresses masked."""
 
 from __future__ import annotations
 
@@ -11,8 +13,9 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from services.notifications.delivery.model import Delivery, DeliveryMetrics, DeliveryRejected
-from services.notifications.delivery.outcomes import Reporter
+from services.notifications.delivery.model import Delivery, DeliveryMetrics, DeliveryRejected, RecipientErased
+from services.notifications.delivery.outcomes import Reporter, describe
+from services.notifications.domain import ERASED_DETAIL
 from services.notifications.delivery.queue import DeliveryQueue
 from services.notifications.delivery.senders import Sender
 from services.notifications.settings import NotificationsSettings
@@ -88,9 +91,12 @@ class DeliveryWorker:
             if not await self.queue.is_delivered(delivery.id):  # else: sent before a crash, only its report is missing
                 try:
                     await self.senders[delivery.channel].send(delivery)
+                except RecipientErased:
+                    await self.skip_erased(delivery)
+                    return
                 except DeliveryRejected as exc:
                     delivery.attempts += 1
-                    await self.give_up(delivery, exc, str(exc))
+                    await self.give_up(delivery, exc, describe(exc))
                     return
                 except Exception as exc:
                     await self.failed_try(delivery, exc)
@@ -105,11 +111,20 @@ class DeliveryWorker:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # Kafka or Redis failed mid-way: the lease expires and the delivery comes back
-            self.logger.warning("delivery not settled, will come back", extra={"error": repr(exc)})
+            self.logger.warning("delivery not settled, will come back", extra={"error": describe(exc)})
+
+    async def skip_erased(self, delivery: Delivery) -> None:
+        """The recipient was erased while their delivery waited: reported skipped, and forgotten."""
+        await self.reporter.delivery(delivery, DeliveryOutcome.SKIPPED, ERASED_DETAIL)
+        await self.queue.complete(delivery.id)
+        self.logger.info(
+            "notification skipped: its recipient was erased",
+            extra={"idea_id": delivery.idea_id, "event_id": delivery.cause_event_id, "channel": delivery.channel},
+        )
 
     async def failed_try(self, delivery: Delivery, exc: Exception) -> None:
         delivery.attempts += 1
-        delivery.last_error = f"{type(exc).__name__}: {exc}"[:500]
+        delivery.last_error = describe(exc)
         if delivery.attempts >= self.settings.delivery_attempts:
             await self.give_up(delivery, exc, delivery.last_error)
             return
@@ -131,7 +146,7 @@ class DeliveryWorker:
     async def give_up(self, delivery: Delivery, error: BaseException, reason: str) -> None:
         await self.reporter.dead_letter(delivery, error)
         await self.queue.mark_given_up(delivery.id)
-        await self.reporter.delivery(delivery, DeliveryOutcome.FAILED, reason[:500])
+        await self.reporter.delivery(delivery, DeliveryOutcome.FAILED, describe(error) if reason is None else reason)
         await self.queue.complete(delivery.id)
         self.logger.error(
             "delivery given up",
