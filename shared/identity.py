@@ -213,7 +213,7 @@ class Identity:
                 exp=int(time.time()) + self.session_max_age_s,
                 id_token=token.get("id_token"),
             )
-            log.info("signed in", extra={"person": principal.id})
+            log.info("signed in", extra={"roles": sorted(principal.roles)})  # who: in no log (issue 13)
             return RedirectResponse(next_url, status_code=303)
 
         @router.api_route(

@@ -269,7 +269,11 @@ class KafkaKeyWriter:
                 producer = AIOKafkaProducer(
                     **client_options(self.settings), acks="all", enable_idempotence=True, linger_ms=0
                 )
-                await producer.start()
+                try:
+                    await producer.start()
+                except BaseException:
+                    await producer.stop()
+                    raise
                 self._producer = producer
         return self._producer
 

@@ -19,6 +19,7 @@ from starlette.requests import Request
 
 from shared.http_problems import problem
 from shared.identity import UNSAFE, Identity
+from shared.sealing import pseudonym
 
 # A fixed window that starts at a bucket's first hit: the count, and the milliseconds until the window ends.
 _HIT = """
@@ -74,8 +75,10 @@ class RateLimits:
         writes_per_minute: int,
         queries_per_minute: int,
         logger: logging.Logger,
+        pepper: bytes,
     ) -> None:
         self.app = app
+        self.pepper = pepper
         self.limiter = limiter
         self.identity = identity
         self.budgets = {"writes": writes_per_minute, "queries": queries_per_minute}
@@ -113,11 +116,11 @@ class RateLimits:
         await response(scope, receive, send)
 
     async def who(self, request: Request) -> str:
-        """``person:<id>`` for a verified principal, else ``address:<client address>``."""
+        """``person:<pseudonym>`` for a verified principal (no user name in Redis), else ``address:<address>``."""
         try:
             principal = await self.identity.principal(request)
         except Exception:  # unverifiable credentials: the route refuses them; the address still pays
             principal = None
         if principal is not None:
-            return f"person:{principal.id}"
+            return f"person:{pseudonym(self.pepper, principal.email or principal.id)}"
         return f"address:{request.client.host if request.client else 'unknown'}"

@@ -288,6 +288,7 @@ def service_app(
         writes_per_minute=settings.rate_limit_per_minute,
         queries_per_minute=settings.rate_limit_queries_per_minute,
         logger=runtime.logger,
+        pepper=settings.pseudonym_pepper.get_secret_value().encode(),
     )
     identity.install(app)
     http_problems.install(app)  # every refusal names its field; 503 with Retry-After (shared/http_problems.py)

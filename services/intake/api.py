@@ -7,8 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Path
 from fastapi.responses import JSONResponse
 
-from services.intake.domain import idea_of
-from services.intake.errors import Forbidden
+from services.intake.domain import idea_of, person_of
 from services.intake.handlers import Intake
 from services.intake.models import Accepted, CommentIn, IdeaAccepted, NewIdeaIn, RerouteIn, StatusChangeIn, SupportIn
 from shared.identity import Identity
@@ -96,7 +95,7 @@ def api_router(intake: Intake, identity: Identity, *, anonymous_without_sign_in:
         principal: Principal = Depends(identity.required),
         correlation_id: CorrelationId = None,
     ) -> Accepted:
-        event_id = await intake.comment(idea_id, person_of(principal), body, correlation_id)
+        event_id = await intake.comment(idea_id, person_of(principal, intake.catalogue), body, correlation_id)
         return Accepted(idea_id=idea_id, event_id=event_id)
 
     @router.post(
@@ -113,7 +112,7 @@ def api_router(intake: Intake, identity: Identity, *, anonymous_without_sign_in:
         body: SupportIn | None = None,
         correlation_id: CorrelationId = None,
     ):
-        event_id = await intake.support(idea_id, person_of(principal), correlation_id)
+        event_id = await intake.support(idea_id, person_of(principal, intake.catalogue), correlation_id)
         if event_id is None:
             return JSONResponse(
                 status_code=200,
@@ -131,14 +130,7 @@ def api_router(intake: Intake, identity: Identity, *, anonymous_without_sign_in:
     async def follow(
         idea_id: IdeaId, principal: Principal = Depends(identity.required), correlation_id: CorrelationId = None
     ) -> Accepted:
-        event_id = await intake.follow(idea_id, person_of(principal), correlation_id)
+        event_id = await intake.follow(idea_id, person_of(principal, intake.catalogue), correlation_id)
         return Accepted(idea_id=idea_id, event_id=event_id)
 
     return router
-
-
-def person_of(principal: Principal) -> str:
-    """How events name a person: their e-mail address, from the token."""
-    if not principal.email:
-        raise Forbidden("your sign-in carries no e-mail address, which the platform names people by")
-    return principal.email

@@ -6,6 +6,8 @@ it in-memory adapters (tests/fakes/intake.py), as a composition root does."""
 
 from __future__ import annotations
 
+import functools
+
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -13,14 +15,16 @@ from services.intake import problems
 from services.intake.api import api_router
 from services.intake.handlers import Intake
 from services.intake.mail import smtp_listener
+from services.intake.people import People, closing_key_segments, people_router
 from services.intake.settings import IntakeSettings
 from services.intake.store import IntakeStore
 from services.intake.subscribers import register
 from services.intake.web import web_router
 from shared.asyncapi import declare_publication
-from shared.events import IdeaEngagement, IdeaStatusChanged, IdeaSubmitted, RerouteIdea
+from shared.events import IdeaEngagement, IdeaStatusChanged, IdeaSubmitted, PersonErasureRequested, RerouteIdea
 from shared.live_catalogue import LiveCatalogue
 from shared.publishing import KafkaPublisher, Publisher
+from shared.replay import read_batches
 from shared.service import Runtime, service_app
 
 
@@ -37,10 +41,13 @@ def create_app(
             runtime.broker, timeout_s=settings.kafka.publish_timeout_s, connected=runtime.kafka_connected
         )
     live_catalogue = LiveCatalogue(runtime, settings.catalogue_path)
+    keyring = runtime.keyring
+    assert keyring is not None  # every runtime has the platform's keyring (shared/service.py)
     intake = Intake(
         publisher,
         store,
         live_catalogue.current,
+        keyring,
         topics=runtime.topics,
         public_base_url=settings.public_base_url,
         idempotency_ttl_s=settings.idempotency_ttl_s,
@@ -48,28 +55,44 @@ def create_app(
         logger=runtime.logger,
     )
     live_catalogue.keep_current(intake)
-    register(runtime, intake)
+    people = People(
+        publisher,
+        store,
+        keyring,
+        topics=runtime.topics,
+        history=functools.partial(read_batches, settings.kafka, label="exporting a person", progress=False),
+        export_timeout_s=settings.export_timeout_s,
+        exports_at_once=settings.exports_at_once,
+        logger=runtime.logger,
+    )
+    register(runtime, intake, people)
     for topic, model, name, description in (
         (runtime.topics.submitted, IdeaSubmitted, "submitted", "Every new idea, from every front end, once stored"),
         (runtime.topics.status_changed, IdeaStatusChanged, "status-changed", "An officer moved an idea on"),
         (runtime.topics.engagement, IdeaEngagement, "engagement", "Comments, support and follows of ideas"),
         (runtime.topics.routing_commands, RerouteIdea, "commands", "The innovation office re-routes an idea"),
+        (runtime.topics.people_erasures, PersonErasureRequested, "people-erasures", "A person asked to be forgotten"),
     ):
         declare_publication(runtime.broker, topic, model, title=f"intake.publishes.{name}", description=description)
     app = service_app(
         runtime,
         title="Kiruna innovation platform: intake",
-        description="Every write enters here: ideas, status changes, comments, support, re-routes.",
+        description="Every write enters here: ideas, status changes, comments, support, re-routes; and the "
+        "people's requests about their data (export, erasure).",
         background=[
             lambda: live_catalogue.watching(settings.catalogue_check_interval_s),
             lambda: smtp_listener(intake, settings, registry=runtime.metrics.registry),
+            # people.keys.v1's segments close (and erased keys are compacted away) in a bounded time
+            lambda: closing_key_segments(keyring.writer, connected=runtime.kafka_connected, logger=runtime.logger),
         ],
     )
     app.state.intake = intake
+    app.state.people = people
 
     # Rate limits and the body limit are every service's (shared/rate_limits.py, shared/body_limit.py)
     identity = app.state.identity
     app.include_router(api_router(intake, identity, anonymous_without_sign_in=settings.anonymous_without_sign_in))
+    app.include_router(people_router(people, identity))
     app.include_router(web_router(intake, identity, settings))
     app.add_middleware(
         CORSMiddleware,

@@ -320,9 +320,7 @@ class Intake:
         if await self.store.idea(idea_id) is None:
             raise NotFound(f"no idea with id {idea_id}")
 
-    async def comment(
-        self, idea_id: str, person: Person, comment: CommentIn, correlation_id: str | None = None
-    ) -> str:
+    async def comment(self, idea_id: str, person: Person, comment: CommentIn, correlation_id: str | None = None) -> str:
         """Publish a comment: the person sealed, and the text sealed under the same person's key (erasing the key
         erases the comment from the whole history)."""
         await self._known(idea_id)

@@ -33,6 +33,7 @@ from services.intake.settings import IntakeSettings
 from services.intake.store import IdempotencyMismatch
 from shared.catalogue import Catalogue
 from shared.kafka import KafkaUnavailable
+from shared.sealing import mask_email
 
 # Why a mail was refused: the label of kiruna_intake_mail_refused_total (all start at 0).
 REFUSAL_REASONS = ("recipient", "sender", "domain", "dmarc", "content", "unavailable", "rate-limited")
@@ -66,10 +67,16 @@ class IdeaMailbox:
         self.parsing = asyncio.Semaphore(PARSING_AT_ONCE)
 
     def refuse(self, refusal: Refusal, session: Session) -> str:
-        """Count and log a refusal (the sender's domain, not the address) and return its SMTP reply."""
+        """Count and log a refusal (the sender's domain, not the address; any address in the reply masked) and
+        return its SMTP reply."""
         self.refused.labels(refusal.reason).inc()
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
-        facts = {"reason": refusal.reason, "sender_domain": refusal.domain, "peer": peer, "reply": refusal.reply}
+        facts = {
+            "reason": refusal.reason,
+            "sender_domain": refusal.domain,
+            "peer": peer,
+            "reply": mask_email(refusal.reply),
+        }
         logger = self.intake.logger
         log = logger.info if refusal.reason in ("recipient", "content") else logger.warning  # user's slip vs. guard
         log("mail refused", extra=facts)
@@ -94,7 +101,8 @@ class IdeaMailbox:
             asyncio.get_running_loop().call_soon(server.transport.close)  # after the reply is written
             return self.refuse(Refusal("rate-limited", reply, domain), session)
         try:
-            wait = await self.intake.store.count(f"mail-sender:{address.lower()}", self.per_sender_per_hour, 3600)
+            sender = self.intake.keyring.pseudonym(address)  # counted by pseudonym: no address in Redis
+            wait = await self.intake.store.count(f"mail-sender:{sender}", self.per_sender_per_hour, 3600)
         except (RedisError, TimeoutError):
             reply = "451 4.3.0 Mail cannot be taken just now; please try again later"
             return self.refuse(Refusal("unavailable", reply, domain), session)

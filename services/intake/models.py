@@ -13,7 +13,11 @@ class SubmitterIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str = Field(min_length=1, max_length=200, description="Full name")
-    email: EmailStr | None = Field(default=None, description="Where replies go")
+    email: EmailStr | None = Field(
+        default=None,
+        description="Where replies go; required for a named idea (intake keys the submitter by it and seals both "
+        "name and address under the person's data key)",
+    )
     organisation: Slug | None = Field(default=None, description="Organisation id, e.g. tekniska-verken")
     unit: Slug | None = Field(default=None, description="Unit id, e.g. energi")
 

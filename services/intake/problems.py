@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 
 from services.intake.errors import Conflict, Forbidden, IdempotencyPending, InvalidField, NotFound
 from services.intake.lifecycle import TransitionError
+from services.intake.people import ExportUnavailable
 from services.intake.store import IdempotencyMismatch
 from shared.http_problems import invalid, problem, unavailable
 from shared.kafka import KafkaUnavailable
@@ -67,6 +68,11 @@ def install(app: FastAPI, *, logger: logging.Logger, retry_after_s: int) -> None
     async def redis_unavailable(_: Request, exc: RedisError) -> JSONResponse:
         logger.error("redis unavailable, refusing write", extra={"error": repr(exc)})
         return unavailable(retry_after_s, nothing_stored("The platform is overloaded or Redis is unavailable"))
+
+    @app.exception_handler(ExportUnavailable)
+    async def export_unavailable(_: Request, exc: ExportUnavailable) -> JSONResponse:
+        logger.error("export unavailable", extra={"error": str(exc)})
+        return unavailable(retry_after_s, f"The export cannot be read just now: {exc}. Try again later.")
 
     @app.exception_handler(KafkaUnavailable)
     async def kafka_unavailable(_: Request, exc: KafkaUnavailable) -> JSONResponse:

@@ -47,5 +47,10 @@ class IntakeSettings(ServiceSettings):
         description="authserv-id of the mail server that relays to intake: only its Authentication-Results "
         "headers are read; empty reads every one",
     )
+    # The people's export (GET /api/v1/people/me/export): the event log read from its beginning, bounded
+    export_timeout_s: float = Field(
+        60.0, gt=0, description="Longest an export may read the event log; then 503 with Retry-After"
+    )
+    exports_at_once: int = Field(2, ge=1, description="Exports read at the same time by one intake (the others wait)")
     # Web form
     form_secret: SecretStr = Field(SecretStr("local-form-secret-change-me!"), description="Signs CSRF tokens")

@@ -1,5 +1,5 @@
-"""Every subscription of intake, in one place: the raw Kafka door, and the topics intake follows to know each
-idea's state and owners."""
+"""Every subscription of intake, in one place: the raw Kafka door, the topics intake follows to know each idea's
+state and owners, and the people's erasures."""
 
 from __future__ import annotations
 
@@ -12,13 +12,15 @@ from services.intake.errors import InvalidField
 from services.intake.following import follow
 from services.intake.handlers import Intake
 from services.intake.models import IdeaIn
+from services.intake.people import People
 from shared.batch import subscribe_batch
 from shared.deadletter import PermanentError
+from shared.events import ErasureRequestedEvent
 from shared.kafka import subscribe
 from shared.service import Runtime
 
 
-def register(runtime: Runtime, intake: Intake) -> None:
+def register(runtime: Runtime, intake: Intake, people: People) -> None:
     topics = runtime.topics
     group = runtime.settings.group_id
 
@@ -27,8 +29,9 @@ def register(runtime: Runtime, intake: Intake) -> None:
         group,
         topics.intake_raw,
         title="intake.raw",
-        description="The door for other front ends: the fields of POST /api/v1/ideas as JSON. Valid ideas "
-        "are republished as IdeaSubmitted; invalid ones go to intake.raw.v1.dlq with the reason.",
+        description="The door for other front ends: the fields of POST /api/v1/ideas as JSON (a named idea with "
+        "its submitter's e-mail address). Valid ideas are republished as IdeaSubmitted, the submitter sealed; "
+        "invalid ones go to intake.raw.v1.dlq with the reason.",
     )
     async def on_raw(idea: IdeaIn, message: KafkaMessage) -> None:
         record = message.raw_message
@@ -45,9 +48,20 @@ def register(runtime: Runtime, intake: Intake) -> None:
         topics.submitted: ("intake.submitted", "Ideas submitted through any door, by any replica of intake"),
         topics.routed: ("intake.routed", "Which organisations own each idea (officers act only on their own)"),
         topics.status_changed: ("intake.status-changed", "Each idea's state, so that only allowed transitions pass"),
-        topics.engagement: ("intake.engagement", "Who supports each idea (one support per person)"),
+        topics.engagement: ("intake.engagement", "Who supports each idea (one support per person, by pseudonym)"),
     }
+    each = functools.partial(follow, intake.store, intake.keyring)
     for topic, model in topics.idea_events().items():
         title, description = described[topic]
-        each = functools.partial(follow, intake.store)
         subscribe_batch(runtime, topic, model, title=title, description=description, each=each)
+
+    @subscribe(
+        runtime.broker,
+        group,
+        topics.people_erasures,
+        title="intake.people-erasures",
+        description="A person asked to be forgotten: intake tombstones their data key in people.keys.v1 (what is "
+        "sealed under it can no longer be read anywhere) and forgets its support markers and Idempotency-Keys.",
+    )
+    async def on_erasure(event: ErasureRequestedEvent) -> None:
+        await people.forget(event)

@@ -18,8 +18,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from services.intake.api import person_of
-from services.intake.domain import idea_of
+from services.intake.domain import idea_of, person_of
 from services.intake.errors import IdempotencyPending, InvalidField
 from services.intake.handlers import Intake
 from services.intake.models import CommentIn, NewIdeaIn
@@ -58,6 +57,7 @@ TEXT = {
         "anonymous_only": "Utan inloggning kan du bara lämna en idé anonymt.",
         "sign_in_required": "Logga in för att lämna en idé i ditt namn, eller välj att lämna den anonymt.",
         "sign_in_always": "Logga in för att lämna en idé.",
+        "no_email": "Din inloggning har ingen e-postadress, så idén kan inte lämnas i ditt namn. Lämna den anonymt.",
         "submit": "Skicka idén",
         "errors": "Något behöver rättas:",
         "receipt_title": "Tack för din idé!",
@@ -89,6 +89,8 @@ TEXT = {
         "anonymous_only": "Without signing in you can only submit an idea anonymously.",
         "sign_in_required": "Sign in to submit an idea in your name, or choose to submit it anonymously.",
         "sign_in_always": "Sign in to submit an idea.",
+        "no_email": "Your sign-in has no e-mail address, so the idea cannot be submitted in your name. Submit it "
+        "anonymously.",
         "submit": "Send the idea",
         "errors": "Please correct the following:",
         "receipt_title": "Thank you for your idea!",
@@ -217,10 +219,12 @@ def web_router(intake: Intake, identity: Identity, settings: IntakeSettings) -> 
         }
         try:
             idea = idea_of(NewIdeaIn.model_validate(raw), principal, intake.catalogue)
-            accepted = await intake.submit(idea, idempotency_key=f"web:{submission_id}")
+            accepted = await intake.submit(idea, idempotency_key=f"web:{submission_id}", principal=principal)
         except ValidationError as exc:
             return render(request, lang, "form.html", 422, errors=form_errors(exc, lang), **keep)
         except InvalidField as exc:
+            if exc.field.startswith("submitter"):  # a sign-in without an e-mail address: the idea cannot be theirs
+                return render(request, lang, "form.html", 422, errors={"anonymous": TEXT[lang]["no_email"]}, **keep)
             field = FIELD_OF.get(exc.field, "title")
             return render(request, lang, "form.html", 422, errors={field: MESSAGES[lang]["unknown"]}, **keep)
         except (KafkaUnavailable, RedisError, TimeoutError, IdempotencyPending):  # pending: the same form, sent twice
@@ -237,7 +241,7 @@ def web_router(intake: Intake, identity: Identity, settings: IntakeSettings) -> 
             if action not in ("support", "comments", "follow") or not IDEA_ID.match(idea_id):
                 return HTMLResponse("Not found", status_code=404)
             principal = await identity.page_principal(request)
-            person = person_of(principal)
+            person = person_of(principal, intake.catalogue)
             back = f"{'/en' if request.url.path.startswith('/en/') else ''}/ideas/{idea_id}"
             if action == "support":
                 await intake.support(idea_id, person)

@@ -1,6 +1,7 @@
-"""In-memory fakes of intake's ports (services/intake/handlers.py): a publisher that records what it was given per
-topic, intake's store over dicts with the same async interface and the same rules as the Redis one
-(services/intake/store.py and its Lua scripts), and a clock that stands still.
+"""In-memory fakes of intake's ports (services/intake/handlers.py, services/intake/people.py): intake's store over
+dicts with the same async interface and the same rules as the Redis one
+(services/intake/store.py and its Lua scripts), and the history the export reads (the publisher, the clock and the
+keyring are every service's: tests/fakes/common.py).
 
 Every store method yields to the event loop once before it reads or writes, as a Redis round trip would, so that
 concurrent use cases interleave as they can against Redis; each method is atomic after that yield, as each Lua
@@ -12,8 +13,11 @@ import asyncio
 import json
 import math
 from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from aiokafka.errors import KafkaConnectionError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from services.intake.errors import IdempotencyPending
@@ -27,9 +31,13 @@ class FakeIntakeStore:
     def __init__(self) -> None:
         self.ideas: dict[str, dict[str, str]] = {}
         self.supporters: dict[str, set[str]] = defaultdict(set)
+        """idea id -> the pseudonyms of its supporters; ``supported_by`` is each pseudonym's index of ideas."""
+        self.supported_by: dict[str, set[str]] = defaultdict(set)
         self.idempotency: dict[str, dict[str, Any]] = {}
-        """(principal, Idempotency-Key) -> {"status", "fingerprint", "answer", "lease_until"}; ``ttls`` holds the
-        expiry asked for, ``pointers`` each offered idea id's key."""
+        """(scope pseudonym, Idempotency-Key) -> {"status", "fingerprint", "answer", "lease_until"}; ``ttls`` holds
+        the expiry asked for, ``pointers`` each offered idea id's key, ``records_of`` each named idea's submitter's
+        (pseudonym's) keys."""
+        self.records_of: dict[str, set[str]] = defaultdict(set)
         self.ttls: dict[str, int] = {}
         self.pointers: dict[str, str] = {}
         self.counts: dict[tuple[str, int, int], int] = defaultdict(int)
@@ -82,22 +90,43 @@ class FakeIntakeStore:
     async def forget_ideas(self) -> int:
         await asyncio.sleep(0)
         forgotten = len(self.ideas) + sum(1 for people in self.supporters.values() if people)
+        forgotten += sum(1 for ideas in self.supported_by.values() if ideas)
         self.ideas.clear()
         self.supporters.clear()
+        self.supported_by.clear()
         return forgotten
 
     # --- supports -------------------------------------------------------------------------------------------
 
-    async def add_support(self, idea_id: str, person: str) -> bool:
+    async def add_support(self, idea_id: str, pseudonym: str) -> bool:
         await asyncio.sleep(0)
-        if person in self.supporters[idea_id]:
+        self.supported_by[pseudonym].add(idea_id)
+        if pseudonym in self.supporters[idea_id]:
             return False
-        self.supporters[idea_id].add(person)
+        self.supporters[idea_id].add(pseudonym)
         return True
 
-    async def remove_support(self, idea_id: str, person: str) -> None:
+    async def remove_support(self, idea_id: str, pseudonym: str) -> None:
         await asyncio.sleep(0)
-        self.supporters[idea_id].discard(person)
+        self.supporters[idea_id].discard(pseudonym)
+        self.supported_by[pseudonym].discard(idea_id)
+
+    # --- a person's erasure ---------------------------------------------------------------------------------
+
+    async def forget_person(self, pseudonym: str) -> int:
+        await asyncio.sleep(0)
+        forgotten = 0
+        for idea_id in self.supported_by.pop(pseudonym, set()):
+            if pseudonym in self.supporters[idea_id]:
+                self.supporters[idea_id].discard(pseudonym)
+                forgotten += 1
+        for key in self.records_of.pop(pseudonym, set()):
+            record = self.idempotency.pop(key, None)
+            self.ttls.pop(key, None)
+            if record is not None:
+                self.pointers.pop(record["answer"].get("idea_id", ""), None)
+                forgotten += 1
+        return forgotten
 
     # --- Idempotency-Key ------------------------------------------------------------------------------------
 
@@ -109,11 +138,14 @@ class FakeIntakeStore:
         *,
         answer: dict | None = None,
         lease_s: float = 10.0,
+        person: str | None = None,
     ) -> Reservation:
         await asyncio.sleep(0)
         answer = answer or {}
         stored = self.idempotency.get(idempotency_key)
         if stored is None:
+            if person:
+                self.records_of[person].add(idempotency_key)
             self.idempotency[idempotency_key] = {
                 "status": "pending",
                 "fingerprint": fingerprint,
@@ -168,3 +200,40 @@ class FakeIntakeStore:
         if self.counts[(name, window_s, int(self.now // window_s))] > limit:
             return max(1, math.ceil((int(self.now // window_s) + 1) * window_s - self.now))
         return None
+
+
+class FakeHistory:
+    """The event log as the export reads it (``shared/replay.py read_batches``): the records of what a
+    :class:`tests.fakes.common.FakePublisher` published (and any ``tombstone``), per topic, in batches.
+    ``unavailable`` makes it fail as an unreachable Kafka does; ``slow_s`` makes each batch take that long."""
+
+    def __init__(self, publisher: Any) -> None:
+        self.publisher = publisher
+        self.tombstones: list[tuple[str, str]] = []
+        self.unavailable = False
+        self.slow_s = 0.0
+        self.read: list[list[str]] = []
+
+    def tombstone(self, topic: str, key: str) -> None:
+        self.tombstones.append((topic, key))
+
+    async def __call__(self, topics: Sequence[str]) -> AsyncIterator[list[Any]]:
+        self.read.append(list(topics))
+        if self.unavailable:
+            raise KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 1, <AddressFamily.AF_INET: 2>)]")
+        for topic in topics:
+            await asyncio.sleep(self.slow_s)
+            records = [
+                FakeRecord(topic, envelope.subject.encode(), envelope.to_bytes())
+                for envelope in self.publisher.on(topic)
+            ]
+            records += [FakeRecord(topic, key.encode(), None) for t, key in self.tombstones if t == topic]
+            if records:
+                yield records
+
+
+@dataclass(frozen=True)
+class FakeRecord:
+    topic: str
+    key: bytes | None
+    value: bytes | None

@@ -12,8 +12,9 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from services.intake.app import create_app as intake_app
+from services.intake.domain import ID_PREFIX, intake_id
 from services.intake.settings import IntakeSettings
-from shared.events import Envelope, IdeaRouted, RoutingTarget
+from shared.events import EngagementEvent, Envelope, IdeaRouted, PersonRef, RoutingTarget, SubmittedEvent
 from tests.support.apps import running
 from tests.support.identity import ANNA, EMAIL, ERIK, INNOVATION_OFFICE, MARIA, PER, SARA, bearer
 from tests.support.kafka import eventually, probe, raw_producer
@@ -235,7 +236,9 @@ async def test_the_innovation_office_changes_and_reroutes_any_idea(settings, top
 async def test_comments_support_and_follows_are_the_signed_in_persons_whatever_the_body_says(
     settings, topics, kafka_settings
 ):
-    async with running(intake_app(settings)) as intake, probe(kafka_settings, topics.engagement) as engagement:
+    app = intake_app(settings)
+    async with running(app) as intake, probe(kafka_settings, topics.engagement) as engagement:
+        keyring = app.state.runtime.keyring
         idea_id = (await intake.post("/api/v1/ideas", json=IDEA)).json()["idea_id"]
         support = f"/api/v1/ideas/{idea_id}/support"
         first = await intake.post(support, json={"person": EMAIL[ERIK]}, headers=bearer(PER))
@@ -256,20 +259,28 @@ async def test_comments_support_and_follows_are_the_signed_in_persons_whatever_t
             signed_out = await intake.post(f"/api/v1/ideas/{idea_id}/{path}", json=body)
             assert signed_out.status_code == 401 and "WWW-Authenticate" in signed_out.headers
         records = await engagement.wait_count(3)
-        data = [json.loads(r.value)["data"] for r in records]
-        assert [(d["kind"], d["person"]) for d in data] == [
-            ("support", EMAIL[PER]),
-            ("comment", EMAIL[ANNA]),
-            ("follow", EMAIL[ANNA]),
+        events = [EngagementEvent.parse(r.value) for r in records]
+        assert [(e.data.kind, e.data.person.pseudonym) for e in events] == [
+            ("support", keyring.pseudonym(EMAIL[PER])),
+            ("comment", keyring.pseudonym(EMAIL[ANNA])),
+            ("follow", keyring.pseudonym(EMAIL[ANNA])),
         ]
-        assert data[1]["text"] == "<script>alert(1)</script> 👍 Bra!"  # stored as text, exactly
+        assert events[0].id == intake_id(ID_PREFIX, "support", idea_id, keyring.pseudonym(EMAIL[PER]))
+        people = [await keyring.open_json(e.data.person.sealed) for e in events]
+        assert [person["email"] for person in people] == [EMAIL[PER], EMAIL[ANNA], EMAIL[ANNA]]
+        assert people[1]["name"] == "Anna Svensson" and events[1].data.person.organisation == "kiruna-kommun"
+        assert await keyring.open(events[1].data.text) == "<script>alert(1)</script> 👍 Bra!"  # text, exactly
+        raw = b"".join(r.value for r in records).decode()
+        assert "Bra!" not in raw and "anna" not in raw.lower() and "niemi" not in raw.lower()  # all sealed
 
 
 async def test_a_named_idea_is_the_signed_in_persons_and_an_anonymous_one_keeps_nothing(
     settings, topics, kafka_settings
 ):
     named = {"title": "Cykelställ vid Kulturhuset", "description": "Fler cykelställ behövs."}
-    async with running(intake_app(settings)) as intake, probe(kafka_settings, topics.submitted) as submitted:
+    app = intake_app(settings)
+    async with running(app) as intake, probe(kafka_settings, topics.submitted) as submitted:
+        keyring = app.state.runtime.keyring
         unsigned = await intake.post("/api/v1/ideas", json=named)
         assert unsigned.status_code == 401 and "sign-in" in unsigned.json()["detail"]
         forged = await intake.post(
@@ -281,12 +292,14 @@ async def test_a_named_idea_is_the_signed_in_persons_and_an_anonymous_one_keeps_
         assert (mine.status_code, anonymous.status_code) == (202, 202)
         records = await submitted.wait_count(2)
         by_id = {json.loads(r.value)["subject"]: json.loads(r.value)["data"] for r in records}
-        assert by_id[mine.json()["idea_id"]]["submitter"] == {
-            "name": "Anna Svensson",
-            "email": EMAIL[ANNA],
-            "organisation": "kiruna-kommun",
-            "unit": "kultur-och-fritid",
-        }
+        submitter = PersonRef.model_validate(by_id[mine.json()["idea_id"]]["submitter"])
+        assert (submitter.pseudonym, submitter.organisation, submitter.unit) == (
+            keyring.pseudonym(EMAIL[ANNA]),
+            "kiruna-kommun",
+            "kultur-och-fritid",
+        )
+        assert await keyring.open_json(submitter.sealed) == {"name": "Anna Svensson", "email": EMAIL[ANNA]}
+        assert "anna" not in json.dumps(by_id[mine.json()["idea_id"]]).lower()  # sealed, not in the clear
         assert by_id[anonymous.json()["idea_id"]].get("submitter") is None
         assert "anna" not in json.dumps(by_id[anonymous.json()["idea_id"]]).lower()
 
@@ -300,22 +313,43 @@ async def test_anonymous_ideas_without_sign_in_can_be_switched_off(service_setti
 
 
 async def test_the_raw_kafka_door_republishes_valid_ideas_and_dead_letters_the_rest(settings, topics, kafka_settings):
+    app = intake_app(settings)
     async with (
-        running(intake_app(settings)),
+        running(app),
         probe(kafka_settings, topics.submitted) as submitted,
         probe(kafka_settings, topics.dlq(topics.intake_raw)) as rejected,
         raw_producer(kafka_settings) as producer,
     ):
         good = {"title": "Sensorer i vattenledningarna", "description": "Hitta läckor tidigt.", "anonymous": True}
-        await producer.send_and_wait(topics.intake_raw, json.dumps({"title": "x", "anonymous": True}).encode())
-        await producer.send_and_wait(topics.intake_raw, json.dumps({**good, "area_hints": ["rymden"]}).encode())
-        await producer.send_and_wait(topics.intake_raw, json.dumps(good).encode())
-        event = json.loads((await submitted.wait_count(1))[0].value)
-        assert event["data"]["title"] == good["title"] and event["data"]["channel"] == "kafka"
-        records = await rejected.wait_count(2)
+        lisa = {"name": "Lisa Kurak", "email": "Lisa.Kurak@Kiruna.se", "organisation": "kiruna-kommun"}
+        # one partition for the raw door here, so that the order below is the topic's order
+        for body in (
+            {"title": "x", "anonymous": True},
+            {**good, "area_hints": ["rymden"]},
+            {**good, "anonymous": False, "submitter": {"name": "Lisa Kurak"}},  # named, but no address to key
+            good,
+            {**good, "anonymous": False, "submitter": lisa},
+        ):
+            await producer.send_and_wait(topics.intake_raw, json.dumps(body).encode(), partition=0)
+        records = await submitted.wait_count(2)
+        events = [SubmittedEvent.parse(r.value) for r in records]
+        [anonymous] = [e for e in events if e.data.anonymous]
+        [named] = [e for e in events if not e.data.anonymous]
+        assert [(e.data.title, e.data.channel) for e in (anonymous, named)] == [(good["title"], "kafka")] * 2
+        assert anonymous.data.submitter is None
+        keyring = app.state.runtime.keyring
+        assert named.data.submitter.pseudonym == keyring.pseudonym("lisa.kurak@kiruna.se")
+        assert await keyring.open_json(named.data.submitter.sealed) == {
+            "name": "Lisa Kurak",
+            "email": "lisa.kurak@kiruna.se",
+        }
+        assert all("lisa" not in r.value.decode().lower() for r in records)  # the raw door's names leave sealed
+        records = await rejected.wait_count(3)
         reasons = [{k: v.decode() for k, v in r.headers} for r in records]
         assert "title" in reasons[0]["x-dlq-error"] and reasons[0]["x-dlq-reason"] == "malformed"
         assert "area_hints.0" in reasons[1]["x-dlq-error"] and reasons[1]["x-dlq-reason"] == "rejected"
+        assert "submitter.email: required for a named idea" in reasons[2]["x-dlq-error"]
+        assert reasons[2]["x-dlq-reason"] == "rejected"
 
 
 async def test_writes_over_the_rate_limit_get_429_with_retry_after(service_settings, topics):

@@ -14,6 +14,7 @@ import pytest
 from services.intake.app import create_app as intake_app
 from services.intake.settings import IntakeSettings
 from shared.catalogue import DEFAULT_CATALOGUE_PATH
+from shared.events import PersonRef
 from tests.support.apps import running
 from tests.support.kafka import eventually, probe
 
@@ -66,6 +67,15 @@ async def stored_ideas(app, redis_prefix: str) -> list[str]:
     return [key async for key in redis.scan_iter(match=f"{redis_prefix}:intake:idea:*")]
 
 
+async def submitter_of(app, event: dict) -> dict:
+    """The submitter of an IdeaSubmitted's data, opened with the keyring: name and address (and organisation)."""
+    keyring = app.state.runtime.keyring
+    submitter = PersonRef.model_validate(event["submitter"])
+    found = await keyring.open_json(submitter.sealed)
+    assert submitter.pseudonym == keyring.pseudonym(found["email"])  # the pseudonym of the sealed address
+    return {**found, **({"organisation": submitter.organisation} if submitter.organisation else {})}
+
+
 def refused(metrics: str, reason: str) -> float:
     line = next(
         line
@@ -78,7 +88,8 @@ def refused(metrics: str, reason: str) -> float:
 async def test_a_mail_to_the_idea_address_becomes_an_idea(service_settings, topics, kafka_settings):
     port = free_port()
     settings = service_settings(IntakeSettings, smtp_port=port)
-    async with running(intake_app(settings)), probe(kafka_settings, topics.submitted) as submitted:
+    app = intake_app(settings)
+    async with running(app), probe(kafka_settings, topics.submitted) as submitted:
         body = "Trapphusen är mörka på vintern.\nSätt rörelsevakter på belysningen.\n-- \nKarin, Kirunabostäder"
         code, _ = await anyio.to_thread.run_sync(
             send, port, mail("Bättre belysning i trapphusen", body, message_id="<m1@kirunabostader.se>")
@@ -92,11 +103,12 @@ async def test_a_mail_to_the_idea_address_becomes_an_idea(service_settings, topi
         assert event["title"] == "Bättre belysning i trapphusen"
         assert event["description"] == "Trapphusen är mörka på vintern.\nSätt rörelsevakter på belysningen."
         # kirunabostader.se is the mail domain of one organisation only: it names the submitter's organisation
-        assert event["submitter"] == {
+        assert await submitter_of(app, event) == {
             "name": "Karin Mäkitalo",
             "email": "karin.makitalo@kirunabostader.se",
             "organisation": "kirunabostader",
         }
+        assert "karin" not in json.dumps(event).lower()  # sealed: neither the name nor the address in the clear
         assert event["channel"] == "email" and event["language"] == "sv"
         code, _ = await anyio.to_thread.run_sync(send, port, mail("Ännu en idé om belysning", "Text"))
         await submitted.wait_count(2)
@@ -168,24 +180,23 @@ async def test_mail_from_outside_the_group_or_failing_dmarc_is_refused_and_nothi
         assert code == 250
         event = json.loads((await submitted.wait_count(1))[0].value)["data"]
         # kiruna.se is shared by the municipality and the innovation office: no organisation is guessed
-        assert event["submitter"] == {"name": "Anna Svensson", "email": "anna.svensson@kiruna.se"}
+        assert await submitter_of(app, event) == {"name": "Anna Svensson", "email": "anna.svensson@kiruna.se"}
         assert len(await stored_ideas(app, redis_prefix)) == 1 and len(submitted.records) == 1
 
 
 async def test_the_domain_is_not_case_sensitive(service_settings, topics, kafka_settings):
     port = free_port()
-    async with (
-        running(intake_app(service_settings(IntakeSettings, smtp_port=port))),
-        probe(kafka_settings, topics.submitted) as submitted,
-    ):
+    app = intake_app(service_settings(IntakeSettings, smtp_port=port))
+    async with running(app), probe(kafka_settings, topics.submitted) as submitted:
         message = mail(
             "Laddstolpar vid kontoret", "Fler laddplatser.", sender="Erik <Erik.Lindberg@TekniskaVerken.Kiruna.SE>"
         )
         code, _ = await anyio.to_thread.run_sync(send, port, message)
         assert code == 250
         event = json.loads((await submitted.wait_count(1))[0].value)["data"]
-        assert event["submitter"]["email"] == "erik.lindberg@tekniskaverken.kiruna.se"
-        assert event["submitter"]["organisation"] == "tekniska-verken"
+        submitter = await submitter_of(app, event)
+        assert submitter["email"] == "erik.lindberg@tekniskaverken.kiruna.se"
+        assert submitter["organisation"] == "tekniska-verken"
 
 
 async def test_the_accepted_domains_follow_the_catalogue_in_use(service_settings, topics, kafka_settings, tmp_path):
@@ -193,7 +204,8 @@ async def test_the_accepted_domains_follow_the_catalogue_in_use(service_settings
     shutil.copy(DEFAULT_CATALOGUE_PATH, path)
     port = free_port()
     settings = service_settings(IntakeSettings, smtp_port=port, catalogue_path=path, catalogue_check_interval_s=0.1)
-    async with running(intake_app(settings)), probe(kafka_settings, topics.submitted) as submitted:
+    app = intake_app(settings)
+    async with running(app), probe(kafka_settings, topics.submitted) as submitted:
         message = mail("Samåkning till gruvan", "En app för samåkning.", sender="Bo <bo@skola.kiruna.se>")
         code, _ = await anyio.to_thread.run_sync(send, port, message)
         assert code == 550

@@ -1,5 +1,6 @@
 """``python -m services.intake.rebuild`` on the real Kafka and Redis: intake's idea records (state, owners,
-supporters) come back from the topics it follows, stale ones go, and what no topic holds stays."""
+supporters) come back from the topics it follows, stale ones go, and what no topic holds stays; the people's keys
+come back from people.keys.v1, and an erased person stays erased."""
 
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ from shared.events import (
     IdeaState,
     IdeaStatusChanged,
     IdeaSubmitted,
+    PersonErasureRequested,
     RoutingTarget,
 )
+from shared.keyring import Keyring
 from tests.support.kafka import raw_producer
 
 pytestmark = pytest.mark.kafka
@@ -46,42 +49,65 @@ def acknowledge(idea_id: str) -> Envelope:
 async def test_rebuild_brings_back_each_ideas_state_owners_and_supporters(service_settings, topics, kafka_settings):
     settings: IntakeSettings = service_settings(IntakeSettings)
     acknowledged, fresh, stale = (str(uuid.uuid4()) for _ in range(3))
-    events = [
-        (topics.submitted, submitted(acknowledged)),
-        (topics.routed, routed(acknowledged, "tekniskaverken")),
-        (topics.status_changed, acknowledge(acknowledged)),
-        (topics.routed, routed(acknowledged, "kirunabostader")),  # re-routed: the later routing owns it
-        (topics.submitted, submitted(fresh)),
-        (topics.engagement, wrap(IdeaEngagement(idea_id=fresh, kind=EngagementKind.SUPPORT, person="lisa@kiruna.se"))),
-        (topics.engagement, wrap(IdeaEngagement(idea_id=fresh, kind=EngagementKind.COMMENT, person="bo", text="Ja"))),
-    ]
-    async with raw_producer(kafka_settings) as producer:
-        for topic, event in events:
-            await producer.send_and_wait(topic, event.to_bytes(), key=event.subject.encode())
-        await producer.send_and_wait(topics.routed, b"{not json", key=fresh.encode())
-
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
     store = IntakeStore(redis, settings.redis_prefix)
+    keyring = Keyring.from_settings(redis, settings, topics.people_keys)
     try:
+        lisa, _ = await keyring.person_ref("lisa@kiruna.se", "Lisa Kurak")
+        bo, bo_key = await keyring.person_ref("bo@kiruna.se", "Bo Ek")
+        erik, _ = await keyring.person_ref("erik@kiruna.se", "Erik Lindberg")
+        engagement = (
+            IdeaEngagement(idea_id=fresh, kind=EngagementKind.SUPPORT, person=lisa),
+            IdeaEngagement(idea_id=fresh, kind=EngagementKind.COMMENT, person=bo, text=bo_key.seal("Ja")),
+            IdeaEngagement(idea_id=fresh, kind=EngagementKind.SUPPORT, person=erik),  # erased below
+        )
+        events = [
+            (topics.submitted, submitted(acknowledged)),
+            (topics.routed, routed(acknowledged, "tekniskaverken")),
+            (topics.status_changed, acknowledge(acknowledged)),
+            (topics.routed, routed(acknowledged, "kirunabostader")),  # re-routed: the later routing owns it
+            (topics.submitted, submitted(fresh)),
+            *((topics.engagement, wrap(event)) for event in engagement),
+        ]
+        async with raw_producer(kafka_settings) as producer:
+            for topic, event in events:
+                await producer.send_and_wait(topic, event.to_bytes(), key=event.subject.encode())
+            await producer.send_and_wait(topics.routed, b"{not json", key=fresh.encode())
+            # Erik is erased: his key tombstoned (as intake's subscriber does), the request in the log
+            await keyring.erase(erik.pseudonym)
+            request = wrap(PersonErasureRequested(pseudonym=erik.pseudonym, requested_by="person"))
+            await producer.send_and_wait(topics.people_erasures, request.to_bytes(), key=erik.pseudonym.encode())
+
         await store.record_submitted(stale, "2026-01-01T00:00:00.000000Z")  # no topic knows this idea
         await store.reserve("kept-key", "fingerprint", ttl_s=600)
+        await store.reserve("eriks-key", "fingerprint", ttl_s=600, answer={"idea_id": fresh}, person=erik.pseudonym)
+        await store.add_support(fresh, erik.pseudonym)  # a marker the erasure did not reach
+        await redis.delete(f"{settings.redis_prefix}:people:key:{lisa.pseudonym}")  # Redis lost Lisa's key
 
         progress = io.StringIO()
         result = await rebuild(settings, stream=progress)
 
         assert "rebuilding intake's ideas" in progress.getvalue()
-        assert result.events == {topics.submitted: 2, topics.routed: 2, topics.status_changed: 1, topics.engagement: 2}
+        assert result.events == {topics.submitted: 2, topics.routed: 2, topics.status_changed: 1, topics.engagement: 3}
         assert sum(result.malformed.values()) == 1 and result.ideas == 2 and result.forgotten_keys >= 1
+        assert (result.keys_restored, result.erasures, result.erased_supports) == (2, 1, 1)
+        assert "2 live" in result.describe() and "1 supports of erased people not marked" in result.describe()
         first = await store.idea(acknowledged)
         assert first is not None and first.state is IdeaState.ACKNOWLEDGED
         assert first.organisations == {"kirunabostader"}
         second = await store.idea(fresh)
         assert second is not None and second.state is IdeaState.SUBMITTED and not second.organisations
-        assert await store.add_support(fresh, "lisa@kiruna.se") is False  # her support came back
-        assert await store.add_support(fresh, "bo@kiruna.se") is True  # a comment is no support
+        keyring.forget_cached(lisa.pseudonym)
+        assert await keyring.key(lisa.sealed.key) is not None  # her key came back from people.keys.v1
+        assert await store.add_support(fresh, lisa.pseudonym) is False  # her support came back
+        assert await store.add_support(fresh, bo.pseudonym) is True  # a comment is no support
+        assert await store.add_support(fresh, erik.pseudonym) is True  # the erased person's support marks no one
+        assert await keyring.current(erik.pseudonym) is None
         assert await store.idea(stale) is None
-        assert [key async for key in redis.scan_iter(match=f"{store.prefix}:idempotency:*")]  # no topic holds it
+        records = [key async for key in redis.scan_iter(match=f"{store.prefix}:idempotency:*")]
+        assert len(records) == 1  # no topic holds the kept key; the erased person's is forgotten
     finally:
+        await keyring.close()
         await redis.aclose()
 
 

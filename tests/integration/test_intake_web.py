@@ -9,8 +9,9 @@ import pytest
 
 from services.intake.app import create_app as intake_app
 from services.intake.settings import IntakeSettings
+from shared.events import SubmittedEvent
 from tests.support.apps import running
-from tests.support.identity import PER, bearer
+from tests.support.identity import EMAIL, PER, bearer
 from tests.support.kafka import probe
 
 pytestmark = pytest.mark.kafka
@@ -93,10 +94,9 @@ async def test_markup_in_an_idea_is_stored_as_text_and_never_rendered(service_se
 
 
 async def test_the_form_submits_in_the_signed_in_persons_name(service_settings, topics, kafka_settings):
-    async with (
-        running(intake_app(service_settings(IntakeSettings))) as intake,
-        probe(kafka_settings, topics.submitted) as submitted,
-    ):
+    app = intake_app(service_settings(IntakeSettings))
+    async with running(app) as intake, probe(kafka_settings, topics.submitted) as submitted:
+        keyring = app.state.runtime.keyring
         signed_out = (await intake.get("/")).text
         assert 'id="sign-in"' in signed_out and "submitter-name" not in signed_out
         page = (await intake.get("/", headers=bearer(PER))).text
@@ -113,5 +113,8 @@ async def test_the_form_submits_in_the_signed_in_persons_name(service_settings, 
             },
         )
         assert answer.status_code == 201
-        event = json.loads((await submitted.wait_count(1))[0].value)["data"]
-        assert event["submitter"]["name"] == "Per Niemi" and event["submitter"]["organisation"] == "kirunabostader"
+        [record] = await submitted.wait_count(1)
+        submitter = SubmittedEvent.parse(record.value).data.submitter
+        assert submitter.organisation == "kirunabostader" and submitter.pseudonym == keyring.pseudonym(EMAIL[PER])
+        assert await keyring.open_json(submitter.sealed) == {"name": "Per Niemi", "email": EMAIL[PER]}
+        assert "niemi" not in record.value.decode().lower()  # sealed: neither the name nor the address in the clear

@@ -7,18 +7,19 @@ import uuid
 
 import pytest
 
+from services.intake.domain import Person, person_of
 from services.intake.errors import Conflict, Forbidden, IdempotencyPending, InvalidField, NotFound
 from services.intake.following import follow
 from services.intake.handlers import Intake
 from services.intake.lifecycle import TransitionError
-from services.intake.models import CommentIn, IdeaIn, RerouteIn, StatusChangeIn
+from services.intake.models import CommentIn, IdeaIn, RerouteIn, StatusChangeIn, SubmitterIn
 from services.intake.store import IdempotencyMismatch, iso
 from shared.catalogue import load_catalogue
 from shared.events import EngagementKind, Envelope, IdeaRouted, IdeaState, RoutingTarget
 from shared.kafka import KafkaUnavailable
 from shared.principal import Principal, Role
 from shared.topics import Topics
-from tests.fakes.common import FakePublisher, FixedClock
+from tests.fakes.common import FakeKeyring, FakePublisher, FixedClock
 from tests.fakes.intake import FakeIntakeStore
 
 TOPICS = Topics()
@@ -30,6 +31,13 @@ SARA = Principal(id="sara", email="sara@kiruna.se", organisation="kiruna-kommun"
 ANNA = Principal(id="anna", email="anna@kiruna.se", organisation="kiruna-kommun", roles=frozenset({Role.EMPLOYEE}))
 OFFICE = Principal(id="office", email="office@kiruna.se", roles=frozenset({Role.INNOVATION_OFFICE}))
 ADMIN = Principal(id="admin", roles=frozenset({Role.ADMIN}))
+ANNA_P = Person(email="anna@kiruna.se", name="Anna Svensson", organisation="kiruna-kommun")
+SARA_P = Person(email="sara@kiruna.se", name="Sara Pekkari")
+NAMED = IdeaIn(
+    title="Fjärrvärme till badhuset",
+    description="Anslut badhuset till fjärrvärmen",
+    submitter=SubmitterIn(name="Anna Svensson", email="Anna@Kiruna.se", organisation="kiruna-kommun"),
+)
 
 
 class Fakes:
@@ -37,10 +45,12 @@ class Fakes:
         self.publisher = FakePublisher()
         self.store = FakeIntakeStore()
         self.clock = FixedClock()
+        self.keyring = FakeKeyring()
         self.intake = Intake(
             self.publisher,
             self.store,
             load_catalogue(),
+            self.keyring,
             topics=TOPICS,
             public_base_url="http://status.test",
             idempotency_ttl_s=3600,
@@ -58,7 +68,7 @@ class Fakes:
             catalogue_version="v",
         )
         self.clock.advance(seconds=1)
-        await follow(self.store, Envelope.wrap(routed, source="/tests", time=self.clock()))
+        await follow(self.store, self.keyring, Envelope.wrap(routed, source="/tests", time=self.clock()))
         if state is not None:
             await self.store.record_state(idea_id, state, iso(self.clock()))
         return idea_id
@@ -189,7 +199,7 @@ async def test_when_redis_fails_after_kafka_acknowledged_the_idea_is_answered_an
     [event] = fakes.publisher.on(TOPICS.submitted)
     assert event.subject == accepted.idea_id and await fakes.store.idea(accepted.idea_id) is None
     fakes.store.failing = set()
-    await follow(fakes.store, event)  # intake's follower reads its own topic
+    await follow(fakes.store, fakes.keyring, event)  # intake's follower reads its own topic
     assert (await fakes.store.idea(accepted.idea_id)).state is IdeaState.SUBMITTED
     assert await fakes.intake.submit(IDEA, idempotency_key="key-12345") == accepted
     assert len(fakes.publisher.on(TOPICS.submitted)) == 1
@@ -205,6 +215,44 @@ async def test_an_idea_from_the_raw_topic_keeps_its_given_id_and_says_it_came_by
     assert event.data.channel == "kafka"
     await fakes.intake.submit_from_topic(IDEA.model_copy(update={"channel": "app"}), "raw-idea-2")
     assert fakes.publisher.on(TOPICS.submitted)[-1].data.channel == "app"
+
+
+async def test_a_named_idea_names_its_submitter_by_pseudonym_and_seals_who_they_are(fakes):
+    accepted = await fakes.intake.submit(NAMED)
+    [event] = fakes.publisher.on(TOPICS.submitted)
+    submitter = event.data.submitter
+    assert (
+        submitter.pseudonym == fakes.keyring.pseudonym("anna@kiruna.se") and submitter.organisation == "kiruna-kommun"
+    )
+    assert "anna" not in event.model_dump_json().lower() and "svensson" not in event.model_dump_json().lower()
+    opened = await fakes.keyring.open_json(submitter.sealed)
+    assert opened == {"name": "Anna Svensson", "email": "anna@kiruna.se"}  # the address as keyed: lower-case
+    assert fakes.keyring.recorded == [submitter.sealed.key]  # the key was recorded before it sealed anything
+    assert accepted.idea_id == event.subject
+
+
+async def test_a_named_idea_without_an_address_is_refused_naming_the_field_and_nothing_is_keyed(fakes):
+    nameless = NAMED.model_copy(update={"submitter": SubmitterIn(name="Anna Svensson")})
+    for attempt in (
+        fakes.intake.submit(nameless),
+        fakes.intake.submit(nameless, idempotency_key="key-12345"),
+        fakes.intake.submit_from_topic(nameless, "raw-idea-3"),
+    ):
+        with pytest.raises(InvalidField) as refused:
+            await attempt
+        assert refused.value.field == "submitter.email"
+    assert fakes.publisher.count == 0 and fakes.keyring.keys == {} and fakes.store.idempotency == {}
+
+
+async def test_an_idempotency_key_is_scoped_by_pseudonym_and_redis_holds_no_address_or_user_name(fakes):
+    await fakes.intake.submit(NAMED, idempotency_key="key-12345", principal=ANNA)
+    await fakes.intake.submit(IDEA, idempotency_key="key-67890", principal=ANNA)
+    stored = repr((fakes.store.idempotency, fakes.store.records_of, fakes.store.pointers)).lower()
+    assert "anna" not in stored and "svensson" not in stored
+    pseudonym = fakes.keyring.pseudonym("anna@kiruna.se")
+    assert set(fakes.store.idempotency) == {f"{pseudonym}\nkey-12345", f"{pseudonym}\nkey-67890"}
+    # only the named idea's record is the person's: an anonymous idea is linked to no one
+    assert fakes.store.records_of == {pseudonym: {f"{pseudonym}\nkey-12345"}}
 
 
 # --- status changes -------------------------------------------------------------------------------------------
@@ -299,19 +347,22 @@ async def test_who_may_move_an_idea(fakes):
 # --- engagement -----------------------------------------------------------------------------------------------
 
 
-async def test_a_person_supports_an_idea_once(fakes):
+async def test_a_person_supports_an_idea_once_by_pseudonym(fakes):
     idea_id = await fakes.routed_idea("tekniska-verken")
-    event_id = await fakes.intake.support(idea_id, "anna@kiruna.se", "c-3")
-    assert event_id == uuid5(f"kiruna-innovation:support:{idea_id}:anna@kiruna.se")
-    assert await fakes.intake.support(idea_id, "anna@kiruna.se") is None
+    pseudonym = fakes.keyring.pseudonym("anna@kiruna.se")
+    event_id = await fakes.intake.support(idea_id, ANNA_P, "c-3")
+    assert event_id == uuid5(f"kiruna-innovation:support:{idea_id}:{pseudonym}")
+    assert await fakes.intake.support(idea_id, ANNA_P) is None
     [event] = fakes.publisher.on(TOPICS.engagement)
-    assert (event.id, event.data.kind, event.data.person) == (event_id, EngagementKind.SUPPORT, "anna@kiruna.se")
-    assert await fakes.intake.support(idea_id, "sara@kiruna.se") not in (None, event_id)
+    assert (event.id, event.data.kind, event.data.person.pseudonym) == (event_id, EngagementKind.SUPPORT, pseudonym)
+    assert await fakes.keyring.open_json(event.data.person.sealed) == {"name": "Anna Svensson", "email": ANNA_P.email}
+    assert fakes.store.supporters[idea_id] == {pseudonym} and fakes.store.supported_by[pseudonym] == {idea_id}
+    assert await fakes.intake.support(idea_id, SARA_P) not in (None, event_id)
 
 
 async def test_supports_racing_publish_one_event_id(fakes):
     idea_id = await fakes.routed_idea("tekniska-verken")
-    answers = await asyncio.gather(*(fakes.intake.support(idea_id, "anna@kiruna.se") for _ in range(3)))
+    answers = await asyncio.gather(*(fakes.intake.support(idea_id, ANNA_P) for _ in range(3)))
     [published] = fakes.publisher.on(TOPICS.engagement)
     assert answers.count(None) == 2 and [a for a in answers if a] == [published.id]
 
@@ -320,38 +371,67 @@ async def test_a_support_that_could_not_be_published_may_be_given_again(fakes):
     idea_id = await fakes.routed_idea("tekniska-verken")
     fakes.publisher.unavailable = True
     with pytest.raises(KafkaUnavailable):
-        await fakes.intake.support(idea_id, "anna@kiruna.se")
+        await fakes.intake.support(idea_id, ANNA_P)
+    assert fakes.store.supporters[idea_id] == set() and fakes.store.supported_by == {
+        fakes.keyring.pseudonym(ANNA_P.email): set()
+    }
     fakes.publisher.unavailable = False
-    assert await fakes.intake.support(idea_id, "anna@kiruna.se") == uuid5(
-        f"kiruna-innovation:support:{idea_id}:anna@kiruna.se"
-    )
+    pseudonym = fakes.keyring.pseudonym("anna@kiruna.se")
+    assert await fakes.intake.support(idea_id, ANNA_P) == uuid5(f"kiruna-innovation:support:{idea_id}:{pseudonym}")
 
 
 async def test_following_twice_is_one_event_id(fakes):
     idea_id = await fakes.routed_idea("tekniska-verken")
-    first = await fakes.intake.follow(idea_id, "anna@kiruna.se")
-    assert await fakes.intake.follow(idea_id, "anna@kiruna.se") == first
-    assert first == uuid5(f"kiruna-innovation:follow:{idea_id}:anna@kiruna.se")
+    first = await fakes.intake.follow(idea_id, ANNA_P)
+    assert await fakes.intake.follow(idea_id, ANNA_P) == first
+    assert first == uuid5(f"kiruna-innovation:follow:{idea_id}:{fakes.keyring.pseudonym('anna@kiruna.se')}")
     assert {e.data.kind for e in fakes.publisher.on(TOPICS.engagement)} == {EngagementKind.FOLLOW}
 
 
-async def test_a_comment_is_published_as_the_persons(fakes):
+async def test_a_comment_is_published_as_the_persons_with_its_text_sealed_under_their_key(fakes):
     idea_id = await fakes.routed_idea("tekniska-verken")
-    event_id = await fakes.intake.comment(idea_id, "anna@kiruna.se", CommentIn(text="Bra idé!"))
+    event_id = await fakes.intake.comment(idea_id, ANNA_P, CommentIn(text="Bra idé!"))
     [event] = fakes.publisher.on(TOPICS.engagement)
-    assert (event.id, event.data.kind, event.data.text) == (event_id, EngagementKind.COMMENT, "Bra idé!")
+    assert (event.id, event.data.kind) == (event_id, EngagementKind.COMMENT)
+    assert "Bra idé" not in event.model_dump_json() and "anna" not in event.model_dump_json().lower()
+    assert event.data.text.key == event.data.person.sealed.key  # the same person's key
+    assert await fakes.keyring.open(event.data.text) == "Bra idé!"
+    await fakes.keyring.erase(event.data.person.pseudonym)
+    assert await fakes.keyring.open(event.data.text) is None  # erasing the key erases the comment
 
 
 async def test_engagement_with_an_unknown_idea_is_not_found(fakes):
     unknown = str(uuid.uuid4())
     for attempt in (
-        fakes.intake.comment(unknown, "anna@kiruna.se", CommentIn(text="Hej")),
-        fakes.intake.support(unknown, "anna@kiruna.se"),
-        fakes.intake.follow(unknown, "anna@kiruna.se"),
+        fakes.intake.comment(unknown, ANNA_P, CommentIn(text="Hej")),
+        fakes.intake.support(unknown, ANNA_P),
+        fakes.intake.follow(unknown, ANNA_P),
     ):
         with pytest.raises(NotFound):
             await attempt
-    assert fakes.publisher.count == 0
+    assert fakes.publisher.count == 0 and fakes.keyring.keys == {}
+
+
+async def test_the_follower_marks_a_support_only_while_its_persons_key_is_live(fakes):
+    idea_id = await fakes.routed_idea("tekniska-verken")
+    await fakes.intake.support(idea_id, ANNA_P)
+    [support] = fakes.publisher.on(TOPICS.engagement)
+    await fakes.store.forget_ideas()  # as a rebuild starts
+    await follow(fakes.store, fakes.keyring, support)
+    assert fakes.store.supporters[idea_id] == {support.data.person.pseudonym}
+    await fakes.store.forget_ideas()
+    await fakes.keyring.erase(support.data.person.pseudonym)
+    await follow(fakes.store, fakes.keyring, support)  # handled all the same, never failed
+    assert fakes.store.supporters[idea_id] == set()
+
+
+def test_the_person_of_a_sign_in_is_their_address_name_and_known_workplace():
+    catalogue = load_catalogue()
+    assert person_of(ANNA, catalogue) == Person(
+        email="anna@kiruna.se", name="anna@kiruna.se", organisation="kiruna-kommun"
+    )
+    with pytest.raises(Forbidden, match="no e-mail address"):
+        person_of(ADMIN, catalogue)
 
 
 # --- re-routes ------------------------------------------------------------------------------------------------

@@ -4,11 +4,17 @@ DMARC verdict in Authentication-Results (RFC 8601)."""
 from __future__ import annotations
 
 import email.policy
+import logging
 from email.message import EmailMessage
+from types import SimpleNamespace
 
 import pytest
+from aiosmtpd.smtp import Envelope as SmtpEnvelope
+from prometheus_client import CollectorRegistry
 
+from services.intake.handlers import Intake
 from services.intake.mail import (
+    IdeaMailbox,
     Refusal,
     Sender,
     dmarc_refusal,
@@ -19,7 +25,11 @@ from services.intake.mail import (
     parse_authentication_results,
     sender_of,
 )
+from services.intake.settings import IntakeSettings
 from shared.catalogue import load_catalogue
+from shared.topics import Topics
+from tests.fakes.common import FakeKeyring, FakePublisher
+from tests.fakes.intake import FakeIntakeStore
 
 OWNERS = mail_domain_owners(load_catalogue())
 
@@ -137,3 +147,34 @@ def test_the_envelope_sender_must_be_in_a_domain_of_the_group_and_not_empty():
     assert envelope_sender_refusal("Anna@Kiruna.se", OWNERS) is None
     assert envelope_sender_refusal("anna@example.com", OWNERS).reason == "domain"
     assert envelope_sender_refusal("", OWNERS).reason == envelope_sender_refusal("<>", OWNERS).reason == "sender"
+
+
+# --- what the door keeps and logs -----------------------------------------------------------------------------
+
+
+async def test_the_door_logs_no_address_and_counts_a_sender_by_pseudonym(caplog):
+    keyring = FakeKeyring()
+    store = FakeIntakeStore()
+    intake = Intake(
+        FakePublisher(),
+        store,
+        load_catalogue(),
+        keyring,
+        topics=Topics(),
+        public_base_url="http://status.test",
+        idempotency_ttl_s=3600,
+        logger=logging.getLogger("intake-mail-test"),
+    )
+    mailbox = IdeaMailbox(intake, IntakeSettings(), registry=CollectorRegistry())
+    session = SimpleNamespace(peer=("127.0.0.1", 2525))
+    caplog.set_level(logging.INFO, logger="intake-mail-test")
+
+    envelope = SmtpEnvelope()
+    assert await mailbox.handle_MAIL(None, session, envelope, "Anna.Svensson@kiruna.se", []) == "250 2.1.0 OK"
+    reply = await mailbox.handle_RCPT(None, session, envelope, "anna.svensson@kiruna.se", [])
+    assert reply.startswith("550 5.1.1 <anna.svensson@kiruna.se>")  # the sender is told what they sent
+
+    assert [name for name, _, _ in store.counts] == [f"mail-sender:{keyring.pseudonym('anna.svensson@kiruna.se')}"]
+    [refused] = [r for r in caplog.records if r.getMessage() == "mail refused"]
+    assert refused.reply.startswith("550 5.1.1 <a***@kiruna.se>") and refused.sender_domain == "kiruna.se"
+    assert "svensson" not in repr(vars(refused)).lower()
