@@ -75,7 +75,7 @@ def summary(number: int, rnd: random.Random) -> IdeaSummary:
         organisations=organisations,
         units=units,
         areas=sorted(rnd.sample(AREAS, rnd.choice([1, 1, 2]))),
-        submitter_key=f"{rnd.randrange(5000):016x}",
+        submitter_key=f"{rnd.randrange(5000):032x}",  # a pseudonym (HMAC-SHA256, 32 hex)
         submitter_organisation=submitter,
         submitter_unit=rnd.choice(ORGANISATIONS[submitter]),
         history=history,

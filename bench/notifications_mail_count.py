@@ -5,8 +5,9 @@
 Runs the notifications service in-process against the real Kafka and Redis (its own topic and key prefix, both
 removed at the end) and a real SMTP server (aiosmtpd) on a free port. Ideas are routed to random organisations,
 units and areas of the catalogue; some are anonymous, some are submitted by the very officers they are routed to
-(one person in two groups), and a share of the routed events is published twice (a redelivery). It prints the mails
-received, the distinct (event, recipient) pairs among them, and the pairs the recipient rules expect.
+(one person in two groups), and a share of the routed events is published twice (a redelivery). Submitters are sealed
+(.v2) under data keys of the service's own keyring, as intake seals them. It prints the mails received, the distinct
+(event, recipient) pairs among them, and the pairs the recipient rules expect (recipients compared by pseudonym).
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from services.notifications import domain
 from services.notifications.app import create_app
 from services.notifications.settings import NotificationsSettings
 from shared.catalogue import load_catalogue
-from shared.events import AreaMatch, Envelope, IdeaRouted, IdeaSubmitted, RoutingTarget, Submitter
+from shared.events import AreaMatch, Envelope, IdeaRouted, IdeaSubmitted, RoutingTarget
 from shared.kafka import client_options
+from shared.keyring import Keyring
 from shared.settings import KafkaSettings
 from shared.topics import Topics, ensure_topics
 
@@ -55,10 +57,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def ideas(count: int, seed: int) -> list[tuple[Envelope, Envelope]]:
+Plan = tuple[str, str, tuple[RoutingTarget, ...], tuple[AreaMatch, ...], tuple[str, str] | None]
+"""(idea id, title, organisations, areas, the submitter's (address, name) or None for an anonymous idea)"""
+
+
+def ideas(count: int, seed: int) -> list[Plan]:
     catalogue = load_catalogue()
     rng = random.Random(seed)
-    pairs = []
+    plans = []
     for number in range(count):
         idea_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         targets = []
@@ -70,24 +76,36 @@ def ideas(count: int, seed: int) -> list[tuple[Envelope, Envelope]]:
         if roll < 0.1:
             submitter = None  # anonymous
         elif roll < 0.2:
-            submitter = Submitter(name="Officer", email=rng.choice(catalogue.officers).email.upper())
+            submitter = (rng.choice(catalogue.officers).email.upper(), "Officer")  # the same person as the officer
         else:
-            submitter = Submitter(name=f"Person {number}", email=f"person{number % 400}@kiruna.se")
-        title = f"Idé {number}"
+            submitter = (f"person{number % 400}@kiruna.se", f"Person {number}")
+        plans.append((idea_id, f"Idé {number}", tuple(targets), areas, submitter))
+    return plans
+
+
+async def events(plans: list[Plan], keyring: Keyring) -> list[tuple[Envelope, Envelope]]:
+    """The submitted (submitter sealed under their data key, made by ``keyring`` as intake's would) and routed
+    event of each idea."""
+    pairs = []
+    for idea_id, title, targets, areas, submitter in plans:
+        person = None if submitter is None else (await keyring.person_ref(*submitter))[0]
         submitted = IdeaSubmitted(
-            idea_id=idea_id, title=title, description="-", submitter=submitter, anonymous=submitter is None
+            idea_id=idea_id, title=title, description="-", submitter=person, anonymous=person is None
         )
-        routed = IdeaRouted(idea_id=idea_id, title=title, organisations=tuple(targets), areas=areas, reason="bench")
+        routed = IdeaRouted(idea_id=idea_id, title=title, organisations=targets, areas=areas, reason="bench")
         pairs.append((Envelope.wrap(submitted, source="/bench"), Envelope.wrap(routed, source="/bench")))
     return pairs
 
 
-def expected_pairs(pairs: list[tuple[Envelope, Envelope]]) -> set[tuple[str, str]]:
-    catalogue = load_catalogue()
+def expected_pairs(pairs: list[tuple[Envelope, Envelope]], keyring: Keyring) -> set[tuple[str, str]]:
+    """(routed event id, recipient's pseudonym) of every mail the recipient rules call for."""
+    directory = domain.Directory.of(load_catalogue(), keyring.pseudonym)
     expected = set()
     for submitted, routed in pairs:
-        contact = domain.Contact.of_submitter(submitted.data.submitter, "sv")
-        facts = domain.IdeaFacts(idea_id=submitted.subject, submitter=contact)
+        submitter = submitted.data.submitter
+        facts = domain.IdeaFacts(
+            idea_id=submitted.subject, submitter=domain.Contact(person=submitter.pseudonym) if submitter else None
+        )
         news = domain.News(
             kind="routed",
             cause_event_id=routed.id,
@@ -97,7 +115,7 @@ def expected_pairs(pairs: list[tuple[Envelope, Envelope]]) -> set[tuple[str, str
             organisations=routed.data.organisations,
             areas=tuple(a.area for a in routed.data.areas),
         )
-        for recipient in domain.routed_audience(facts, news, catalogue, subscribers=()).recipients:
+        for recipient in domain.routed_audience(facts, news, directory, subscribers=()).recipients:
             expected.add((routed.id, recipient.person))
     return expected
 
@@ -120,12 +138,14 @@ async def run(count: int, duplicates: float, seed: int) -> None:
         deadline_check_interval_s=3600,
     )
     app = create_app(settings)
-    pairs = ideas(count, seed)
-    rng = random.Random(seed + 1)
-    twice = {routed.id for _, routed in pairs if rng.random() < duplicates}
+    keyring: Keyring = app.state.runtime.keyring
+    plans = ideas(count, seed)
     started = time.monotonic()
     try:
         async with app.router.lifespan_context(app):
+            pairs = await events(plans, keyring)
+            rng = random.Random(seed + 1)
+            twice = {routed.id for _, routed in pairs if rng.random() < duplicates}
             producer = AIOKafkaProducer(**client_options(kafka), acks="all", enable_idempotence=True, linger_ms=5)
             await producer.start()
             try:
@@ -140,7 +160,7 @@ async def run(count: int, duplicates: float, seed: int) -> None:
             finally:
                 await producer.stop()
             published = time.monotonic()
-            expected = expected_pairs(pairs)
+            expected = expected_pairs(pairs, keyring)
             last, stable_since = -1, time.monotonic()
             while time.monotonic() - stable_since < 3.0:  # until no mail has come for 3 s and the queue is empty
                 await asyncio.sleep(0.5)
@@ -165,7 +185,7 @@ async def run(count: int, duplicates: float, seed: int) -> None:
             await admin.close()
 
     mails = len(sink.mails)
-    distinct = {(event, rcpt) for event, rcpt, _ in sink.mails}
+    distinct = {(event, keyring.pseudonym(rcpt)) for event, rcpt, _ in sink.mails}
     message_ids = Counter(mid for _, _, mid in sink.mails)
     print(f"ideas routed:                          {count} ({len(twice)} routed events published twice)")
     print(f"mails received by the SMTP server:     {mails}")

@@ -1,5 +1,5 @@
 """End-to-end latency: from the 202 of an idea to its routed event, its first notification and its analytics
-projection. A plain aiokafka consumer reads ``ideas.routed.v1`` and ``notifications.sent.v1`` (matching on the
+projection. A plain aiokafka consumer reads ``ideas.routed.v1`` and ``notifications.sent.v2`` (matching on the
 Kafka key, which is the idea id: no parsing), and the analytics summaries are read from Redis in one pipelined
 round trip every few milliseconds."""
 

@@ -8,8 +8,9 @@ Phases (see bench/README.md for what each figure means):
 
 1. ceiling: Kafka's ProducerPerformance (with and without a flush per write) and ConsumerPerformance, and a
    minimal aiokafka consume-and-produce loop (batched, and one message at a time), same record size;
-2. consumers: ``ideas.submitted.v1`` pre-filled with N events, then routing, notifications and analytics, one
-   at a time with fresh groups, each timed while it works through the full topics;
+2. consumers: ``ideas.submitted.v2`` pre-filled with N events (their submitters sealed under data keys that the
+   run's keyring made, as intake's would), then routing, notifications and analytics, one at a time with fresh
+   groups, each timed while it works through the full topics;
 3. intake: a fixed number of HTTP clients back to back (closed loop) against intake alone;
 4. pipeline: all four services; a search for the highest sustained rate (upwards from a low one), then ideas
    offered at a fixed rate (open loop): latency from the 202 to the routed event, the first notification and
@@ -36,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
+from redis.asyncio import Redis
 
 from bench import ceiling
 from bench.httpload import bench_tokens, closed_loop, encode_requests, open_loop, sample_ideas
@@ -56,17 +58,19 @@ from bench.stack import (
     say,
 )
 from bench.stats import fmt, latency_summary
-from shared.events import Envelope, IdeaSubmitted, Submitter
+from shared.events import Envelope, IdeaSubmitted, PersonRef
 from shared.kafka import client_options, event_headers
+from shared.keyring import Keyring
 from shared.oidc import OidcSettings
+from shared.sealing import DataKey
 from shared.settings import KafkaSettings, ServiceSettings
 from shared.topics import TopicSpec, ensure_topics
 
 CONSUMED = {
-    "intake": ("intake_raw", "submitted", "routed", "status_changed", "engagement"),
-    "routing": ("submitted", "routing_commands"),
-    "notifications": ("submitted", "routed", "status_changed", "engagement", "preferences"),
-    "analytics": ("submitted", "routed", "status_changed", "engagement", "notifications_sent"),
+    "intake": ("intake_raw", "submitted", "routed", "status_changed", "engagement", "people_erasures"),
+    "routing": ("submitted", "routing_commands", "people_erasures"),
+    "notifications": ("submitted", "routed", "status_changed", "engagement", "preferences", "people_erasures"),
+    "analytics": ("submitted", "routed", "status_changed", "engagement", "notifications_sent", "people_erasures"),
 }
 SUSTAINED_P99_MS = 1000.0
 
@@ -223,9 +227,33 @@ class Bench:
 
     # --- pre-fill ---------------------------------------------------------------------------------------
 
-    async def prefill(self, topic: str, count: int) -> int:
-        """``count`` IdeaSubmitted events as intake writes them (envelope, key, headers); returns the mean size."""
+    async def data_keys(self, space: Space, people: set[str]) -> dict[str, DataKey]:
+        """Each person's data key in the space's keyring (made and recorded in its people.keys.v1, as intake makes
+        them on a person's first idea), so that the services open the sealed submitters as they would intake's."""
+        settings = ServiceSettings(
+            kafka=self.kafka.model_copy(update={"topic_prefix": space.topic_prefix}),
+            redis_url=self.redis_url,
+            redis_prefix=space.redis_prefix,
+        )
+        redis = Redis.from_url(self.redis_url)
+        keyring = Keyring.from_settings(redis, settings, space.topics.people_keys)
+        keys: dict[str, DataKey] = {}
+        try:
+            ordered = sorted(people)
+            for start in range(0, len(ordered), 100):
+                chunk = ordered[start : start + 100]
+                for email, key in zip(chunk, await asyncio.gather(*map(keyring.key_for, chunk)), strict=True):
+                    keys[email] = key
+        finally:
+            await keyring.close()
+            await redis.aclose()
+        return keys
+
+    async def prefill(self, space: Space, count: int) -> int:
+        """``count`` IdeaSubmitted events as intake writes them (envelope, key, headers; the submitter sealed under
+        their data key) on the space's ideas.submitted.v2; returns the mean size."""
         bodies = sample_ideas()
+        keys = await self.data_keys(space, {body["submitter"]["email"] for body in bodies})
         producer = AIOKafkaProducer(
             **client_options(self.kafka), acks="all", enable_idempotence=True, linger_ms=20, max_batch_size=262144
         )
@@ -235,18 +263,25 @@ class Bench:
             pending = []
             for i in range(count):
                 body = bodies[i % len(bodies)]
+                person, key = body["submitter"], keys[body["submitter"]["email"]]
                 idea_id = f"{secrets.token_hex(4)}-0000-4000-8000-{i:012d}"
                 idea = IdeaSubmitted(
                     idea_id=idea_id,
                     title=body["title"],
                     description=body["description"],
-                    submitter=Submitter(**body["submitter"]),
+                    submitter=PersonRef(
+                        pseudonym=key.pseudonym,
+                        sealed=key.seal_json({"name": person["name"], "email": person["email"]}),
+                        organisation=person["organisation"],
+                    ),
                 )
                 envelope = Envelope.wrap(idea, source="/bench/prefill")
                 value = envelope.to_bytes()
                 size += len(value)
                 headers = [(k, v.encode()) for k, v in event_headers(envelope).items()]
-                pending.append(await producer.send(topic, value, key=idea_id.encode(), headers=headers))
+                pending.append(
+                    await producer.send(space.topics.submitted, value, key=idea_id.encode(), headers=headers)
+                )
                 if len(pending) >= 5000:
                     await asyncio.gather(*pending)
                     pending = []
@@ -459,7 +494,7 @@ class Bench:
                 )
                 names = {
                     "routed": "-> ideas.routed.v1",
-                    "notified": "-> notifications.sent.v1 (first)",
+                    "notified": "-> notifications.sent.v2 (first)",
                     "projected": "-> analytics projection routed",
                 }
                 for stage in STAGES:
@@ -588,7 +623,7 @@ class Bench:
             await asyncio.sleep(2)  # let the new partitions' leaders settle before the pre-fill
             if "consumers" not in args.skip or "ceiling" not in args.skip:
                 say(f"pre-filling {drain.topics.submitted} with {args.drain_events} events")
-                self.record_size = await self.prefill(drain.topics.submitted, args.drain_events)
+                self.record_size = await self.prefill(drain, args.drain_events)
             if "ceiling" not in args.skip:
                 await self.phase_ceiling(drain)
             if "consumers" not in args.skip:

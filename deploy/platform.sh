@@ -34,6 +34,42 @@ start() {
   deploy/kafka/kafka.sh wait
   deploy/redis.sh wait
   "$py" -m shared.topics create
+  # A history written before the personal fields were sealed (issue 13) is on the .v1 topics and the services read
+  # the .v2 ones: say so; moving it is a command run with the services stopped (README, "Moving a .v1 history to .v2")
+  "$py" - <<'PY' || true
+import asyncio
+from aiokafka import AIOKafkaConsumer
+from shared.kafka import client_options
+from shared.replay import topic_partitions
+from shared.settings import KafkaSettings
+from shared.topics import Topics
+
+async def left_on_v1() -> dict[str, int]:
+    settings = KafkaSettings()
+    moves = Topics(settings.topic_prefix).migrated()
+    partitions = await topic_partitions(settings, list(moves))
+    if not partitions:
+        return {}
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await asyncio.sleep(0)  # let aiokafka's own tasks start, or stopping them raises CancelledError
+        await consumer.stop()
+    found = {old: sum(n for tp, n in ends.items() if tp.topic == old) for old in moves}
+    return {f"{old} -> {moves[old]}": n for old, n in found.items() if n}
+
+try:
+    waiting = asyncio.run(asyncio.wait_for(left_on_v1(), 30))
+except Exception:
+    waiting = {}
+if waiting:
+    print("platform: the .v1 topics hold a history with people in the clear: " + ", ".join(
+        f"{move} ({n} records)" for move, n in waiting.items()))
+    print("platform: move it with the services stopped (make stop): .venv/bin/python -m shared.migration, then each "
+          "service's rebuild (README, \"Moving a .v1 history to .v2\")")
+PY
   deploy/keycloak/keycloak.sh wait
   # The catalogue says who is an officer where: bring the realm's officers in step with it
   "$py" deploy/keycloak/realm.py sync || say "could not bring Keycloak's officers in step with the catalogue (see above)"

@@ -28,7 +28,7 @@ from faststream.specification.asyncapi.message import get_model_schema
 
 from shared.events import PAYLOAD_BY_TYPE, Contract, Envelope, PersonKey, event_type
 from shared.kafka_access import KEY_MAKERS
-from shared.sealing import NONCE_BYTES, b64encode, pseudonym
+from shared.sealing import NONCE_BYTES, KeyEncryptionKey, b64encode, pseudonym
 from shared.topics import Topics
 
 CLOUDEVENT_HEADERS: dict[str, Any] = {
@@ -57,7 +57,7 @@ DEAD_LETTER_HEADERS: dict[str, Any] = {
         "x-dlq-reason": {"type": "string", "enum": ["malformed", "rejected", "failed", "delivery-failed"]},
         "x-dlq-error": {
             "type": "string",
-            "description": "The error, naming the field when input was invalid; e-mail addresses masked (a***@kiruna.se)",
+            "description": "The error, naming the field when input was invalid; any e-mail address masked (a***@...)",
         },
         "x-dlq-error-type": {"type": "string", "description": "Python type of the error"},
         "x-dlq-source-topic": {"type": "string"},
@@ -82,6 +82,16 @@ def _sealed_example(value: Any) -> dict[str, str]:
     nonce = hashlib.sha256(text.encode()).digest()[:NONCE_BYTES]
     box = AESGCM(_EXAMPLE_SECRET).encrypt(nonce, text.encode(), EXAMPLE_KEY_ID.encode())
     return {"key": EXAMPLE_KEY_ID, "box": b64encode(nonce + box)}
+
+
+_EXAMPLE_KEK_SECRET = hashlib.sha256(b"an example key-encryption key").digest()
+_EXAMPLE_KEK = KeyEncryptionKey(_EXAMPLE_KEK_SECRET)
+
+
+def _wrapped_example() -> str:
+    """The example data key wrapped as the keyring wraps keys (with a fixed nonce)."""
+    nonce = hashlib.sha256(EXAMPLE_KEY_ID.encode()).digest()[:NONCE_BYTES]
+    return b64encode(nonce + AESGCM(_EXAMPLE_KEK_SECRET).encrypt(nonce, _EXAMPLE_SECRET, EXAMPLE_KEY_ID.encode()))
 
 
 SEALED_EXAMPLES: dict[str, dict[str, str]] = {
@@ -109,8 +119,8 @@ FIELD_EXAMPLES: dict[str, Any] = {
     "person": EXAMPLE_PSEUDONYM,
     "recipient": EXAMPLE_PSEUDONYM,
     "key_id": EXAMPLE_KEY_ID,
-    "wrapped": b64encode(hashlib.sha256(b"nonce").digest()[:NONCE_BYTES] + hashlib.sha512(b"wrapped key").digest()[:48]),
-    "kek_id": "3b9f0c2d7e1a4f68",
+    "wrapped": _wrapped_example(),
+    "kek_id": _EXAMPLE_KEK.kek_id,
     "created": "2026-03-02T08:14:59Z",
     "admin": None,
     "organisation": "tekniska-verken",
@@ -262,6 +272,8 @@ def _complete_messages(document: dict[str, Any], service: str) -> None:
             example["type"] = event_type(model)
             example["source"] = f"/services/{service}"
             example["subject"] = example["data"][model.subject_field]  # an idea id, or a person's pseudonym
+            if model is PersonKey:  # as the keyring writes it (shared/keyring.py KafkaKeyWriter)
+                example.update(id=example["data"]["key_id"], time=example["data"]["created"], source="/shared/keyring")
             Envelope[model].model_validate(example)  # an example that does not parse would mislead
             message["contentType"] = "application/cloudevents+json"
             message["headers"] = CLOUDEVENT_HEADERS
@@ -515,7 +527,9 @@ _CSS = (
 )
 
 
-def asyncapi_router(broker: KafkaBroker, *, service: str, title: str, description: str) -> APIRouter:
+def asyncapi_router(
+    broker: KafkaBroker, *, service: str, title: str, description: str, topics: Topics | None = None
+) -> APIRouter:
     """``GET /asyncapi.json`` and ``GET /asyncapi``: generated on the first request (every subscriber and
     publication is declared by then), then served from memory."""
     router = APIRouter(tags=["operations"])
@@ -523,7 +537,9 @@ def asyncapi_router(broker: KafkaBroker, *, service: str, title: str, descriptio
 
     def document() -> dict[str, Any]:
         if "document" not in cached:
-            cached["document"] = asyncapi_document(broker, service=service, title=title, description=description)
+            cached["document"] = asyncapi_document(
+                broker, service=service, title=title, description=description, topics=topics
+            )
         return cached["document"]
 
     @router.get("/asyncapi.json", summary="The AsyncAPI 3.0 document of the topics this service reads and writes")

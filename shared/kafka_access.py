@@ -104,7 +104,8 @@ def plan(topics: Topics, catalogue: Catalogue, groups: Mapping[str, str] | None 
     principals = [
         _grants(
             "intake",
-            reads=(*intake_reads, *keys),
+            # the export (GET /api/v1/people/me/export) reads what notifications holds about the person too
+            reads=(*intake_reads, *keys, topics.preferences, topics.notifications_sent),
             writes=(
                 topics.submitted,
                 topics.status_changed,

@@ -46,10 +46,15 @@ def masked(value: Any, depth: int = 0) -> Any:
         return mask_email(text) if "@" in text else value
     if depth > 5:
         return value
-    if isinstance(value, dict):
-        return {masked(k, depth + 1): masked(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return type(value)(masked(v, depth + 1) for v in value)
+    try:
+        if isinstance(value, dict):
+            return {masked(k, depth + 1): masked(v, depth + 1) for k, v in value.items()}
+        if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple (a TopicPartition ...)
+            return type(value)(*(masked(v, depth + 1) for v in value))
+        if isinstance(value, list | tuple | set | frozenset):
+            return type(value)(masked(v, depth + 1) for v in value)
+    except Exception:  # a container that cannot be rebuilt: its text, masked
+        return masked(str(value))
     if isinstance(value, BaseException):
         return masked(repr(value))
     return value
@@ -62,8 +67,8 @@ class MaskEmails(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except Exception:  # a message whose arguments do not fit: as the formatter would show it
-            message = str(record.msg)
+        except Exception:  # a message whose arguments do not fit: as it was written
+            message = f"{record.msg} {record.args!r}"
         record.msg, record.args = masked(message), None
         for name, value in list(vars(record).items()):
             if name not in _STANDARD and not name.startswith("_"):

@@ -26,6 +26,8 @@ from services.notifications.app import create_app as notifications_app
 from services.notifications.settings import NotificationsSettings
 from services.routing.app import create_app as routing_app
 from services.routing.settings import RoutingSettings
+from shared.sealing import pseudonym
+from shared.settings import ServiceSettings
 from tests.support.http_server import bind, serving
 from tests.support.identity import EMAIL, PASSWORD, PER, bearer
 from tests.support.kafka import eventually, probe
@@ -139,10 +141,11 @@ async def test_people_sign_in_take_part_and_see_only_what_is_theirs(
         await page.wait_for_url(f"**/ideas/{per_idea}**")
         records = await engagement.wait_for(lambda rs: len([r for r in rs if r.key == per_idea.encode()]) >= 2)
         taken_part = [json.loads(r.value)["data"] for r in records if r.key == per_idea.encode()]
-        assert {(e["kind"], e["person"]) for e in taken_part} == {
-            ("support", EMAIL["anna.svensson"]),
-            ("comment", EMAIL["anna.svensson"]),
-        }
+        anna = pseudonym(ServiceSettings().pseudonym_pepper.get_secret_value().encode(), EMAIL["anna.svensson"])
+        assert {(e["kind"], e["person"]["pseudonym"]) for e in taken_part} == {("support", anna), ("comment", anna)}
+        for record in records:  # in Kafka she is her pseudonym; her name, address and comment are sealed
+            assert b"anna.svensson" not in record.value.lower() and b"Anna Svensson" not in record.value
+            assert "Bra idé, det behövs".encode() not in record.value
         await shows(page, f"{site}/ideas/{per_idea}", '<span id="idea-supporters">1</span>')
         public = await page.content()
         assert "anna.svensson" not in public and "Bra idé, det behövs" not in public  # nothing personal shown

@@ -1,14 +1,22 @@
 """Random bytes and mangled CloudEvents into every topic the services consume (each service's AsyncAPI document
 says which), then: every record that cannot be an event is on ``<topic>.dlq`` once for each service that reads the
 topic, every consumer is still alive and ready. Records that are odd but valid (an unknown type name, a wrong key,
-a huge text) may be taken or dead-lettered, as the contracts say: consumers tolerate what they can read."""
+a huge text) may be taken or dead-lettered, as the contracts say: consumers tolerate what they can read.
+
+The people's fields get their own cases (issue 13): a person without a pseudonym, a sealed value without its box, a
+.v1 event (an address in the clear) on a .v2 topic must be dead-lettered; a value sealed under a key that does not
+exist (an erased or unknown person), a box that does not open, an erasure of someone nobody knows must be handled and
+never dead-lettered: a value whose key is gone reads as erased."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import json
+import os
 import random
+import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -19,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared.kafka import client_options
 from shared.settings import KafkaSettings
+from shared.topics import Topics
 
 FUZZ_HEADER = "x-fuzz-id"
 
@@ -30,19 +39,23 @@ class Bad:
     key: bytes | None
     what: str
     must_dead_letter: bool
+    must_be_handled: bool = False  # never dead-lettered: a person whose key is gone reads as erased
     fuzz_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 def consumed_topics(urls: dict[str, str]) -> dict[str, set[str]]:
-    """topic -> the services that read it, from each running service's AsyncAPI document."""
+    """topic -> the services that subscribe to it, from each running service's AsyncAPI document: the topics it
+    receives and dead-letters (people.keys.v1 is read by every keyring, but by no subscriber: nothing to fuzz)."""
     readers: dict[str, set[str]] = collections.defaultdict(set)
     for service, url in urls.items():
         document = httpx.get(f"{url}/asyncapi.json", timeout=10).json()
         channels = document.get("channels", {})
+        addresses = {channel["address"] for channel in channels.values()}
         for operation in document.get("operations", {}).values():
             if operation.get("action") == "receive":
-                ref = operation["channel"]["$ref"].rsplit("/", 1)[-1]
-                readers[channels[ref]["address"]].add(service)
+                address = channels[operation["channel"]["$ref"].rsplit("/", 1)[-1]]["address"]
+                if f"{address}.dlq" in addresses:
+                    readers[address].add(service)
     return dict(readers)
 
 
@@ -60,14 +73,31 @@ def envelope(event_type: str, data: object, subject: object = None) -> dict:
     }
 
 
+def nobody() -> str:
+    """A pseudonym nobody has (32 hex digits, like HMAC-SHA256's)."""
+    return secrets.token_hex(16)
+
+
+def sealed_under(pseudonym: str, key_id: str | None = None, box: str | None = None) -> dict:
+    """A sealed value as the platform writes it, under a data key that does not exist (``<pseudonym>.<12 hex>``):
+    what a service sees of a person whose key was erased."""
+    sealed_box = base64.urlsafe_b64encode(os.urandom(12 + 40 + 16)).rstrip(b"=").decode()
+    return {"key": key_id or f"{pseudonym}.{secrets.token_hex(6)}", "box": box or sealed_box}
+
+
+def person_ref(pseudonym: str | None = None) -> dict:
+    pseudonym = pseudonym or nobody()
+    return {"pseudonym": pseudonym, "sealed": sealed_under(pseudonym), "organisation": "kirunabostader"}
+
+
 def a_valid_event(topic: str) -> dict:
-    """A plausible event of ``topic`` (the base the mangling starts from)."""
+    """A plausible event of ``topic`` (the base the mangling starts from): the .v2 shapes, people sealed."""
     idea = str(uuid.uuid4())
     if "intake.raw" in topic:
         return {"title": "Fuzzad idé", "description": "Beskrivning", "anonymous": True}
     if "ideas.submitted" in topic:
         data = {"idea_id": idea, "title": "Fuzz", "description": "d", "anonymous": True, "channel": "kafka"}
-        kind = "se.kiruna.innovation.idea.submitted.v1"
+        kind = "se.kiruna.innovation.idea.submitted.v2"
     elif "ideas.routed" in topic:
         data = {"idea_id": idea, "organisations": [{"organisation": "kirunabostader"}], "reason": "fuzz"}
         kind = "se.kiruna.innovation.idea.routed.v1"
@@ -75,8 +105,9 @@ def a_valid_event(topic: str) -> dict:
         data = {"idea_id": idea, "to_state": "acknowledged", "changed_by": "fuzz"}
         kind = "se.kiruna.innovation.idea.status-changed.v1"
     elif "engagement" in topic:
-        data = {"idea_id": idea, "kind": "comment", "person": "fuzz@kiruna.se", "text": "hej"}
-        kind = "se.kiruna.innovation.idea.engagement.v1"
+        person = person_ref()
+        data = {"idea_id": idea, "kind": "comment", "person": person, "text": sealed_under(person["pseudonym"])}
+        kind = "se.kiruna.innovation.idea.engagement.v2"
     elif "routing.commands" in topic:
         data = {
             "idea_id": idea,
@@ -86,20 +117,70 @@ def a_valid_event(topic: str) -> dict:
         }
         kind = "se.kiruna.innovation.command.reroute-idea.v1"
     elif "preferences" in topic:
-        data = {"person": "fuzz@kiruna.se", "channels": ["in-app"], "frequency": "immediate"}
-        kind = "se.kiruna.innovation.notification.preferences-changed.v1"
+        person = nobody()
+        data = {"person": person, "contact": sealed_under(person), "channels": ["in-app"], "frequency": "immediate"}
+        kind = "se.kiruna.innovation.notification.preferences-changed.v2"
     elif "notifications.sent" in topic:
         data = {
             "idea_id": idea,
             "cause_event_id": str(uuid.uuid4()),
-            "recipient": "fuzz@kiruna.se",
+            "recipient": nobody(),
             "channel": "in-app",
             "outcome": "delivered",
         }
-        kind = "se.kiruna.innovation.notification.sent.v1"
+        kind = "se.kiruna.innovation.notification.sent.v2"
+    elif "people.erasures" in topic:
+        data = {"pseudonym": nobody(), "requested_by": "person"}
+        kind = "se.kiruna.innovation.person.erasure-requested.v1"
     else:
         data, kind = {"idea_id": idea}, "se.kiruna.innovation.unknown.v1"
-    return envelope(kind, data, subject=data.get("idea_id") or data.get("person"))
+    return envelope(kind, data, subject=data.get("idea_id") or data.get("person") or data.get("pseudonym"))
+
+
+def people_cases(topic: str, base: dict) -> list[tuple[dict, str, bool | None]]:
+    """The person fields of ``topic``'s events, mangled: (event, what, True = must be dead-lettered, False = must be
+    handled, None = either)."""
+    data = base.get("data")
+    if not isinstance(data, dict):
+        return []
+    cases: list[tuple[dict, str, bool | None]] = []
+
+    def with_data(what: str, must: bool | None, **fields: object) -> None:
+        changed = {k: v for k, v in {**data, **fields}.items() if v is not ...}
+        cases.append(({**base, "data": changed}, what, must))
+
+    gone = nobody()
+    if "ideas.submitted" in topic:
+        named = {"anonymous": False}
+        with_data("a submitter whose key is gone", False, submitter=person_ref(gone), **named)
+        broken_box = {**person_ref(), "sealed": sealed_under(gone, box="not base64 at all!")}
+        with_data("a submitter sealed in a box that does not open", False, submitter=broken_box, **named)
+        odd_key = {**person_ref(), "sealed": sealed_under(gone, key_id="not-a-key-id")}
+        with_data("a submitter sealed under a key id that is no key id", False, submitter=odd_key, **named)
+        with_data("a submitter without a pseudonym", True, submitter={"sealed": sealed_under(gone)}, **named)
+        with_data("a submitter without a sealed value", True, submitter={"pseudonym": gone}, **named)
+        no_box = {"pseudonym": gone, "sealed": {"key": f"{gone}.{secrets.token_hex(6)}"}}
+        with_data("a sealed submitter without its box", True, submitter=no_box, **named)
+        v1 = {"name": "Anna Svensson", "email": "anna.svensson@kiruna.se"}
+        with_data("a .v1 submitter (name and address in the clear)", True, submitter=v1, **named)
+        with_data("a submitter as a plain string", True, submitter="anna.svensson@kiruna.se", **named)
+    elif "engagement" in topic:
+        with_data("a .v1 person (an address in the clear)", True, person="per.niemi@kiruna.se", text="hej")
+        with_data("a person without a pseudonym", True, person={"sealed": sealed_under(gone)})
+        with_data("a comment text in the clear", True, text="hej")
+        with_data("a person whose key is gone", None, person=person_ref(gone), text=sealed_under(gone))
+        with_data("a support of a person whose key is gone", None, kind="support", person=person_ref(gone), text=...)
+    elif "preferences" in topic:
+        with_data("preferences without the sealed contact", True, contact=...)
+        with_data("a sealed contact that is a string", True, contact="anna.svensson@kiruna.se")
+        with_data("preferences of a person whose key is gone", None, person=gone, contact=sealed_under(gone))
+    elif "people.erasures" in topic:
+        with_data("an erasure without a pseudonym", True, pseudonym=...)
+        with_data("an erasure requested by nobody known", True, requested_by="the-neighbour")
+        with_data("an erasure of someone the platform never knew", False, pseudonym=gone)
+        with_data("an erasure asked for by an admin", False, pseudonym=nobody(), requested_by="admin", admin="admin")
+        with_data("an erasure of a pseudonym that is no pseudonym", None, pseudonym="anna.svensson@kiruna.se")
+    return cases
 
 
 def wrong_types(value: object, rng: random.Random) -> object:
@@ -113,16 +194,17 @@ def wrong_types(value: object, rng: random.Random) -> object:
     return rng.choice(["not-a-number", [], {"x": 1}])
 
 
-def mangled(topic: str, rng: random.Random) -> list[Bad]:
-    """The bad records of one topic: (value, key, description, must it be dead-lettered)."""
+def mangled(topic: str, rng: random.Random, *, compacted: bool = False) -> list[Bad]:
+    """The bad records of one topic: (value, key, description, must it be dead-lettered). A compacted topic
+    (preferences) gets no record without a key: Kafka refuses those itself."""
     base = a_valid_event(topic)
     text = json.dumps(base).encode()
     key = str(base.get("subject", uuid.uuid4())).encode()
     is_envelope = "specversion" in base
     out: list[Bad] = []
 
-    def add(value: bytes, what: str, must: bool, record_key: bytes | None = key) -> None:
-        out.append(Bad(topic, value, record_key, what, must))
+    def add(value: bytes, what: str, must: bool, record_key: bytes | None = key, handled: bool = False) -> None:
+        out.append(Bad(topic, value, record_key, what, must, must_be_handled=handled))
 
     for n in range(6):
         add(rng.randbytes(rng.randint(0, 400)), f"random bytes #{n}", True)
@@ -144,13 +226,17 @@ def mangled(topic: str, rng: random.Random) -> list[Bad]:
         add(json.dumps({**base, "type": "se.kiruna.innovation.no-such-event.v9"}).encode(), "unknown type", False)
         add(json.dumps({**base, "extra": {"nested": [1, 2]}}).encode(), "unknown fields", False)
         add(text, "valid event under a wrong key", False, record_key=b"\x00not-the-subject\xff")
-        add(text, "valid event without a key", False, record_key=None)
+        if not compacted:
+            add(text, "valid event without a key", False, record_key=None)
         huge = {
-            k: ("x" * 200_000 if isinstance(v, str) and k not in ("idea_id", "person") else v)
+            k: ("x" * 200_000 if isinstance(v, str) and k not in ("idea_id", "person", "pseudonym", "recipient") else v)
             for k, v in base["data"].items()
         }
         add(json.dumps({**base, "data": huge}).encode(), "200,000-character strings", False)
         add(json.dumps({**base, "subject": "x" * 100_000}).encode(), "a 100,000-character subject", False)
+        for event, what, must in people_cases(topic, base):
+            record_key = str(event["data"].get("idea_id") or event["subject"]).encode()
+            add(json.dumps(event).encode(), what, must is True, record_key=record_key, handled=must is False)
     else:
         add(json.dumps({**base, "title": "x" * 100_000}).encode(), "a 100,000-character title", True)
         add(json.dumps({**base, "title": 5}).encode(), "a number as title", True)
@@ -166,6 +252,8 @@ class Outcome:
     dead_lettered: int = 0
     missing: list[str] = field(default_factory=list)
     tolerated: int = 0
+    handled: int = 0  # (record, reading service) pairs that must be handled, never dead-lettered
+    wrongly_dead_lettered: list[str] = field(default_factory=list)
     dead_consumers: list[str] = field(default_factory=list)
 
 
@@ -225,7 +313,12 @@ def fuzz_topics(
 ) -> Outcome:
     readers = consumed_topics(urls)
     rng = random.Random(seed)
-    records = [bad for topic in sorted(readers) for bad in mangled(topic, rng)]
+    compacted = {
+        spec.name
+        for spec in Topics(settings.topic_prefix).specs(settings, ())
+        if "compact" in spec.config.get("cleanup.policy", "")
+    }
+    records = [bad for topic in sorted(readers) for bad in mangled(topic, rng, compacted=topic in compacted)]
     outcome = Outcome(produced=len(records))
     asyncio.run(produce(settings, records))
     expected = {
@@ -243,7 +336,12 @@ def fuzz_topics(
     for (fuzz_id, service), bad in expected.items():
         if (fuzz_id, service) not in seen:
             outcome.missing.append(f"{service} did not dead-letter {bad.what} on {bad.topic}")
-    tolerated = {bad.fuzz_id for bad in records if not bad.must_dead_letter}
+    tolerated = {bad.fuzz_id for bad in records if not bad.must_dead_letter and not bad.must_be_handled}
     outcome.tolerated = len(tolerated)
+    handled = {(bad.fuzz_id, service): bad for bad in records if bad.must_be_handled for service in readers[bad.topic]}
+    outcome.handled = len(handled)
+    for (fuzz_id, service), bad in handled.items():
+        if (fuzz_id, service) in seen:
+            outcome.wrongly_dead_lettered.append(f"{service} dead-lettered {bad.what} on {bad.topic}")
     outcome.dead_consumers = [name for name, ok in alive().items() if not ok]
     return outcome

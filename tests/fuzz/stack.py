@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from shared.catalogue import load_catalogue
-from shared.settings import KafkaSettings
+from shared.settings import KafkaSettings, ServiceSettings
 from shared.topics import Topics, ensure_topics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,6 +78,16 @@ class Platform:
     def topics(self) -> Topics:
         return Topics(self.prefix)
 
+    @property
+    def redis_prefix(self) -> str:
+        return f"fuzz-{self.prefix}"
+
+    @property
+    def settings(self) -> ServiceSettings:
+        """What the services share (Kafka, Redis, the people's secrets from this environment, as the services get
+        them): for writing events as another system would, people sealed with the platform's keyring."""
+        return ServiceSettings(kafka=self.kafka, redis_url=REDIS_URL, redis_prefix=self.redis_prefix)
+
     def environment(self) -> dict[str, str]:
         ports = {name: free_port() for name in SERVICES}
         self.urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
@@ -87,7 +97,7 @@ class Platform:
             KAFKA_TOPIC_PREFIX=self.prefix,
             KAFKA_PARTITIONS="1",
             REDIS_URL=REDIS_URL,
-            REDIS_KEY_PREFIX=f"fuzz-{self.prefix}",
+            REDIS_KEY_PREFIX=self.redis_prefix,
             LOG_LEVEL="WARNING",
             PUBLIC_BASE_URL=self.urls["analytics"],
             NOTIFICATIONS_PUBLIC_URL=self.urls["notifications"],
@@ -164,7 +174,7 @@ class Platform:
             await admin.close()
         redis = Redis.from_url(REDIS_URL)
         try:
-            keys = [key async for key in redis.scan_iter(match=f"fuzz-{self.prefix}*", count=1000)]
+            keys = [key async for key in redis.scan_iter(match=f"{self.redis_prefix}*", count=1000)]
             for start in range(0, len(keys), 1000):
                 await redis.delete(*keys[start : start + 1000])
         finally:

@@ -4,11 +4,13 @@ Redis: whatever arrives, the answer is never a 5xx. Run with `-s` to see how man
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 import threading
 import time
 import uuid
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -71,6 +73,13 @@ reroute_bodies = fields(
     reason=texts,
 )
 idea_ids = st.sampled_from(["not-a-uuid", str(uuid.uuid4()), "../../etc/passwd", "%00"])
+UNKNOWN_PERSON = "nobody.at.all@kiruna.se"
+person_ids = st.one_of(
+    st.text(max_size=80),
+    st.sampled_from(
+        [UNKNOWN_PERSON, "NOBODY.AT.ALL@KIRUNA.SE", "not an address", "a@b", "x" * 400 + "@kiruna.se", "../me", "%40"]
+    ),
+)
 
 
 def free_port() -> int:
@@ -175,3 +184,26 @@ def test_raw_bytes_never_answer_5xx(intake_url, raw, content_type):
     url, _, _ = intake_url
     check(httpx.post(f"{url}/api/v1/ideas", content=raw, headers={"content-type": content_type}))
     check(httpx.post(f"{url}/ideas", content=raw, headers={"content-type": content_type}))
+
+
+@functools.cache
+def admin_token() -> str:
+    return identity.token(identity.ADMIN)
+
+
+@settings(max_examples=min(EXAMPLES, 60), deadline=None, suppress_health_check=list(HealthCheck))
+@given(person=person_ids, what=st.sampled_from(["erasure", "export"]), as_admin=st.booleans())
+def test_the_people_endpoints_never_answer_5xx_and_an_unknown_person_is_accepted_all_the_same(
+    intake_url, person, what, as_admin
+):
+    """Erasure and export by an admin, for any "person" at all: never a 5xx; an erasure for someone the platform
+    does not know answers 202 like any other (nothing to tell an attacker), and without the admin role 401/403."""
+    url, _, _ = intake_url
+    headers = {"Authorization": f"Bearer {admin_token()}"} if as_admin else {}
+    path = f"{url}/api/v1/people/{quote(person, safe='')}/{what}"
+    response = httpx.post(path, headers=headers) if what == "erasure" else httpx.get(path, headers=headers)
+    check(response)
+    if not as_admin:
+        assert response.status_code in (401, 403, 404, 405, 422), response.text
+    elif what == "erasure" and person.strip().lower() == UNKNOWN_PERSON:
+        assert response.status_code == 202, response.text

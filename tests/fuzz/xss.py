@@ -1,5 +1,6 @@
 """A corpus of XSS payloads sent through the real doors (the API with tokens: titles, descriptions, comments and an
-officer's reason; the Kafka topics for what only other systems write: submitters' names, routing reasons), then every
+officer's reason; the Kafka topics for what only other systems write: submitters' names, sealed with the platform's
+keyring as intake seals them, and routing reasons), then every
 page that shows user text rendered in headless Chromium. Each payload, if it ran, would log ``XSS-RAN-<n>`` to the
 console and set ``window.__xss``; template injections would show ``tpl-49-tpl``. ``scripts_run`` counts what did."""
 
@@ -17,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from shared.catalogue import load_catalogue
-from shared.settings import KafkaSettings
+from shared.settings import ServiceSettings
 from shared.topics import Topics
 from tests.support import identity
 
@@ -89,7 +90,7 @@ class Pages:
     problems: list[str] = field(default_factory=list)
 
 
-def submit(urls: dict[str, str], kafka: KafkaSettings, result: Pages) -> list[str]:
+def submit(urls: dict[str, str], settings: ServiceSettings, result: Pages) -> list[str]:
     """Every payload through the doors; returns the ids of the ideas that carry them."""
     payloads = corpus()
     anna, per, office = (identity.bearer(u) for u in (identity.ANNA, identity.PER, identity.INNOVATION_OFFICE))
@@ -126,7 +127,7 @@ def submit(urls: dict[str, str], kafka: KafkaSettings, result: Pages) -> list[st
                 result.submitted += 1
                 if answer.status_code != 202:
                     result.problems.append(f"{body} refused: {answer.status_code} {answer.text[:200]}")
-    ideas += asyncio.run(from_other_systems(kafka, payloads))
+    ideas += asyncio.run(from_other_systems(settings, payloads))
     result.submitted += len(payloads)
     wait_known(urls, ideas)
     wait_feed(urls["notifications"], anna)
@@ -165,14 +166,20 @@ def wait_feed(notifications: str, headers: dict[str, str], timeout_s: float = 45
         time.sleep(1)
 
 
-async def from_other_systems(kafka: KafkaSettings, payloads: list[str]) -> list[str]:
-    """What no API lets a person write, as another system would publish it: a submitter's name and organisation
-    (other front ends), and an idea routed with a payload as its reason."""
+async def from_other_systems(settings: ServiceSettings, payloads: list[str]) -> list[str]:
+    """What no API lets a person write, as another system would publish it: a submitter's name (sealed under her
+    data key, which the platform's keyring makes and records as intake's would) and organisation, and an idea routed
+    with a payload as its reason."""
     from aiokafka import AIOKafkaProducer
+    from redis.asyncio import Redis
 
     from shared.kafka import client_options
+    from shared.keyring import Keyring
 
+    kafka = settings.kafka
     topics = Topics(kafka.topic_prefix)
+    redis = Redis.from_url(settings.redis_url)
+    keyring = Keyring.from_settings(redis, settings, topics.people_keys)
     producer = AIOKafkaProducer(**client_options(kafka), acks="all")
     await producer.start()
     ideas = []
@@ -180,16 +187,15 @@ async def from_other_systems(kafka: KafkaSettings, payloads: list[str]) -> list[
         for n, payload in enumerate(payloads, start=1):
             idea = str(uuid.uuid4())
             ideas.append(idea)
+            submitter, _ = await keyring.person_ref(
+                "anna.svensson@kiruna.se", payload[:200], organisation="kirunabostader"
+            )
             submitted = {
                 "idea_id": idea,
                 "title": title_of(payload, n),
                 "description": payload,
                 "anonymous": False,
-                "submitter": {
-                    "name": payload[:200],
-                    "email": "anna.svensson@kiruna.se",
-                    "organisation": "kirunabostader",
-                },
+                "submitter": submitter.model_dump(exclude_none=True),
                 "channel": "kafka",
             }
             routed = {
@@ -199,14 +205,14 @@ async def from_other_systems(kafka: KafkaSettings, payloads: list[str]) -> list[
                 "reason": payload,
             }
             for topic, kind, data in (
-                (topics.submitted, "idea.submitted", submitted),
-                (topics.routed, "idea.routed", routed),
+                (topics.submitted, "idea.submitted.v2", submitted),
+                (topics.routed, "idea.routed.v1", routed),
             ):
                 event = {
                     "specversion": "1.0",
                     "id": str(uuid.uuid4()),
                     "source": "/fuzz/xss",
-                    "type": f"se.kiruna.innovation.{kind}.v1",
+                    "type": f"se.kiruna.innovation.{kind}",
                     "time": datetime.now(UTC).isoformat(),
                     "subject": idea,
                     "data": data,
@@ -214,6 +220,8 @@ async def from_other_systems(kafka: KafkaSettings, payloads: list[str]) -> list[
                 await producer.send_and_wait(topic, json.dumps(event).encode(), key=idea.encode())
     finally:
         await producer.stop()
+        await keyring.close()
+        await redis.aclose()
     return ideas
 
 
@@ -323,9 +331,9 @@ async def render(targets: list[tuple[str, str | None]], result: Pages) -> None:
             await browser.close()
 
 
-def fuzz_pages(urls: dict[str, str], kafka: KafkaSettings) -> Pages:
+def fuzz_pages(urls: dict[str, str], settings: ServiceSettings) -> Pages:
     result = Pages()
-    ideas = submit(urls, kafka, result)
+    ideas = submit(urls, settings, result)
     if not ideas:
         result.problems.append("no idea carried a payload: nothing to render")
         return result

@@ -104,12 +104,18 @@ async def test_topics_have_three_replicas_and_need_two_in_sync(kafka_settings, t
         [config] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topics.submitted)])
         values = {entry[0]: entry[1] for entry in config.resources[0][4]}
         assert values["min.insync.replicas"] == "2" and values["retention.ms"] == "-1"
+        # the people's keys: compacted (a tombstone erases a person), as safe as the ideas
+        [keys] = await admin.describe_topics([topics.people_keys])
+        assert all(len(p["replicas"]) == 3 for p in keys["partitions"])
+        [config] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topics.people_keys)])
+        values = {entry[0]: entry[1] for entry in config.resources[0][4]}
+        assert values["cleanup.policy"] == "compact" and values["min.insync.replicas"] == "2"
     finally:
         await admin.close()
 
 
 def assigned(app) -> set[int]:
-    """Partitions of ideas.submitted.v1 that this replica's consumer holds now."""
+    """Partitions of ideas.submitted.v2 that this replica's consumer holds now."""
     topic = app.state.runtime.topics.submitted
     held = set()
     for subscriber in app.state.runtime.broker.subscribers:

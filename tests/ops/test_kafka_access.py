@@ -48,8 +48,8 @@ APPS = {
 T = Topics()
 # Read without a subscription: every keyring restores people's keys from people.keys.v1; notifications' rebuild
 # replays what it sent.
-REPLAYED = {
-    "intake": {T.people_keys},
+REPLAYED = {  # read without a subscription: restoring the keyring, a rebuild, an export
+    "intake": {T.people_keys, T.preferences, T.notifications_sent},  # the keyring; the export reads them
     "routing": {T.people_keys},
     "notifications": {T.people_keys, T.notifications_sent},
     "analytics": {T.people_keys},
@@ -103,8 +103,8 @@ def test_the_people_topics_are_read_by_every_service_and_written_only_where_keys
     for user, principal in principals.items():
         if user not in APPS:
             assert not any("people." in acl.name for acl in principal.acls), user
-    for old in ("x.ideas.submitted.v1", "x.ideas.engagement.v1", "x.notifications.preferences.v1"):
-        assert not any(acl.name == old for p in principals.values() for acl in p.acls), old  # read by the migration only
+    for old in ("x.ideas.submitted.v1", "x.ideas.engagement.v1", "x.notifications.preferences.v1"):  # migration's
+        assert not any(acl.name == old for p in principals.values() for acl in p.acls), old
 
 
 def test_each_subscribing_organisation_may_read_only_its_own_topic_in_its_own_groups():

@@ -123,11 +123,12 @@ def test_spans_are_exported_with_otlp_only_when_an_endpoint_is_set(monkeypatch):
         endpoint = f"http://127.0.0.1:{server.server_port}"
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
         provider = tracer_provider("routing", endpoint)
-        with provider.get_tracer("test").start_as_current_span("ideas.submitted.v1 process"):
-            pass
+        with provider.get_tracer("test").start_as_current_span("ideas.submitted.v2 process") as span:
+            span.set_attribute("messaging.kafka.message.key", b"anna.svensson@kiruna.se")  # no address leaves
         assert provider.force_flush(10_000)
         provider.shutdown()
     finally:
         server.shutdown()
     assert received and received[0][0] == "/v1/traces"
-    assert b"kiruna-routing" in received[0][1] and b"ideas.submitted.v1 process" in received[0][1]
+    assert b"kiruna-routing" in received[0][1] and b"ideas.submitted.v2 process" in received[0][1]
+    assert b"anna.svensson" not in received[0][1] and b"a***@kiruna.se" in received[0][1]

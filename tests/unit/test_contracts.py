@@ -1,4 +1,6 @@
-"""Contracts: events written by older producers still parse; unknown fields are tolerated; ids derive."""
+"""Contracts: the .v2 events round-trip with their personal fields sealed; events written by older producers
+still parse (the .v1 ones with shared/events_v1.py, what the migration reads); the people's events are keyed by
+the pseudonym; unknown fields are tolerated; ids derive."""
 
 from __future__ import annotations
 
@@ -9,17 +11,39 @@ from pydantic import ValidationError
 
 from shared.events import (
     EngagementEvent,
+    EngagementKind,
     Envelope,
+    ErasureRequestedEvent,
+    IdeaEngagement,
     IdeaSubmitted,
+    NotificationSent,
     NotificationSentEvent,
+    PersonErasureRequested,
+    PersonKeyEvent,
+    PreferencesChanged,
+    PreferencesChangedEvent,
     RerouteCommand,
     RoutedEvent,
     StatusChangedEvent,
     SubmittedEvent,
     derived_event_id,
+    event_type,
 )
+from shared.events_v1 import (
+    V1_TYPES,
+    EngagementEventV1,
+    NotificationSentEventV1,
+    PreferencesChangedEventV1,
+    SubmittedEventV1,
+)
+from shared.sealing import DataKey, KeyEncryptionKey, open_json, open_sealed, pseudonym
 
-# Exactly as the first v1 producers wrote them: these must keep parsing for as long as the .v1 topics exist.
+PEPPER = b"test-pepper-of-sixteen-or-more"
+ANNA = "Anna.Svensson@kiruna.se"
+NAME = "Anna Svensson"
+
+# Exactly as the first v1 producers wrote them: these must keep parsing for as long as the .v1 topics exist (the
+# migration reads them with shared/events_v1.py).
 V1_SUBMITTED = """{"specversion":"1.0","id":"0b5d7c1e-9f0b-4f43-9a56-1d1f3d0c2a11","source":"/services/intake",
 "type":"se.kiruna.innovation.idea.submitted.v1","time":"2026-11-27T09:00:00Z",
 "subject":"5f0e0c7a-1111-4c3e-8d2b-0a9b8c7d6e5f","datacontenttype":"application/json",
@@ -27,6 +51,22 @@ V1_SUBMITTED = """{"specversion":"1.0","id":"0b5d7c1e-9f0b-4f43-9a56-1d1f3d0c2a1
 "description":"Anslut badhuset.","language":"sv","area_hints":[],"organisation_hints":["tekniska-verken"],
 "anonymous":false,"submitter":{"name":"Anna","email":"anna@kiruna.se","organisation":"kiruna-kommun"},
 "channel":"web"}}"""
+V1_ANONYMOUS = """{"specversion":"1.0","id":"a0","source":"/services/intake","type":"se.kiruna.innovation.idea.submitted.v1",
+"time":"2026-11-27T09:00:00Z","subject":"i2","data":{"idea_id":"i2","title":"Snöröjning","description":"",
+"anonymous":true}}"""
+V1_ENGAGEMENT = """{"specversion":"1.0","id":"e1","source":"/services/intake","type":"se.kiruna.innovation.idea.engagement.v1",
+"time":"2026-11-28T10:00:00Z","subject":"i1","data":{"idea_id":"i1","kind":"support","person":"per@kiruna.se"}}"""
+V1_COMMENT = """{"specversion":"1.0","id":"e2","source":"/services/intake","type":"se.kiruna.innovation.idea.engagement.v1",
+"time":"2026-11-28T10:05:00Z","subject":"i1","correlationid":"c1","data":{"idea_id":"i1","kind":"comment",
+"person":"per@kiruna.se","text":"Bra idé!"}}"""
+V1_SENT = """{"specversion":"1.0","id":"n1","source":"/services/notifications",
+"type":"se.kiruna.innovation.notification.sent.v1","time":"2026-11-28T10:00:00Z","subject":"i1",
+"data":{"idea_id":"i1","cause_event_id":"a1","recipient":"anna@kiruna.se","channel":"in-app","outcome":"delivered"}}"""
+V1_PREFERENCES = """{"specversion":"1.0","id":"p1","source":"/services/notifications",
+"type":"se.kiruna.innovation.notification.preferences-changed.v1","time":"2026-11-28T11:00:00Z",
+"subject":"anna@kiruna.se","data":{"person":"anna@kiruna.se","channels":["in-app"],"frequency":"daily",
+"areas":["boende"],"organisations":[],"language":"en","via":"unsubscribe"}}"""
+# The contracts that did not change stay .v1 and are read by the current models.
 V1_ROUTED = """{"specversion":"1.0","id":"a1","source":"/services/routing","type":"se.kiruna.innovation.idea.routed.v1",
 "time":"2026-11-27T09:00:01Z","subject":"i1","data":{"idea_id":"i1","organisations":[{"organisation":
 "tekniska-verken","unit":"energi","score":3.0}],"areas":[{"area":"klimat-och-energi","score":3.0}],
@@ -34,53 +74,191 @@ V1_ROUTED = """{"specversion":"1.0","id":"a1","source":"/services/routing","type
 V1_STATUS = """{"specversion":"1.0","id":"s1","source":"/services/intake","type":"se.kiruna.innovation.idea.status-changed.v1",
 "time":"2026-11-28T10:00:00+01:00","subject":"i1","data":{"idea_id":"i1","to_state":"declined",
 "reason":"Finns redan","changed_by":"erik.lindberg"}}"""
-V1_ENGAGEMENT = """{"specversion":"1.0","id":"e1","source":"/services/intake","type":"se.kiruna.innovation.idea.engagement.v1",
-"time":"2026-11-28T10:00:00Z","subject":"i1","data":{"idea_id":"i1","kind":"support","person":"per@kiruna.se"}}"""
-V1_SENT = """{"specversion":"1.0","id":"n1","source":"/services/notifications",
-"type":"se.kiruna.innovation.notification.sent.v1","time":"2026-11-28T10:00:00Z","subject":"i1",
-"data":{"idea_id":"i1","cause_event_id":"a1","recipient":"anna@kiruna.se","channel":"in-app","outcome":"delivered"}}"""
 V1_REROUTE = """{"specversion":"1.0","id":"r1","source":"/services/intake","type":"se.kiruna.innovation.command.reroute-idea.v1",
 "time":"2026-11-28T10:00:00Z","subject":"i1","data":{"idea_id":"i1","organisations":[{"organisation":"kirunabostader"}],
 "requested_by":"innovation.office","reason":"Gäller hyresgäster"}}"""
 
 
+def key_of(person: str = ANNA) -> DataKey:
+    return DataKey.new(pseudonym(PEPPER, person))
+
+
+# --- the .v1 history: old events still parse -------------------------------------------------------------------
+
+
 @pytest.mark.parametrize(
     ("model", "raw"),
     [
-        (SubmittedEvent, V1_SUBMITTED),
+        (SubmittedEventV1, V1_SUBMITTED),
+        (SubmittedEventV1, V1_ANONYMOUS),
+        (EngagementEventV1, V1_ENGAGEMENT),
+        (EngagementEventV1, V1_COMMENT),
+        (NotificationSentEventV1, V1_SENT),
         (RoutedEvent, V1_ROUTED),
         (StatusChangedEvent, V1_STATUS),
-        (EngagementEvent, V1_ENGAGEMENT),
-        (NotificationSentEvent, V1_SENT),
         (RerouteCommand, V1_REROUTE),
     ],
 )
-def test_v1_events_as_first_written_still_parse(model, raw):
+def test_old_events_as_first_written_still_parse(model, raw):
     event = model.parse(raw)
     assert event.subject == event.data.idea_id
+    assert event.type == json.loads(raw)["type"]
+
+
+def test_old_events_keep_their_personal_fields_for_the_migration():
+    submitted = SubmittedEventV1.parse(V1_SUBMITTED).data
+    assert (submitted.submitter.name, submitted.submitter.email) == ("Anna", "anna@kiruna.se")
+    assert submitted.submitter.organisation == "kiruna-kommun" and submitted.channel == "web"
+    assert SubmittedEventV1.parse(V1_ANONYMOUS).data.submitter is None
+    comment = EngagementEventV1.parse(V1_COMMENT)
+    assert (comment.data.person, comment.data.text, comment.correlationid) == ("per@kiruna.se", "Bra idé!", "c1")
+    assert NotificationSentEventV1.parse(V1_SENT).data.recipient == "anna@kiruna.se"
+    preferences = PreferencesChangedEventV1.parse(V1_PREFERENCES)
+    assert preferences.subject == preferences.data.person == "anna@kiruna.se"  # v1 was keyed by the address
+    assert preferences.data.frequency == "daily" and preferences.data.via == "unsubscribe"
+    assert set(V1_TYPES.values()) == {
+        "se.kiruna.innovation.idea.submitted.v1",
+        "se.kiruna.innovation.idea.engagement.v1",
+        "se.kiruna.innovation.notification.sent.v1",
+        "se.kiruna.innovation.notification.preferences-changed.v1",
+    }
+
+
+def test_a_v1_event_is_not_a_v2_event_which_is_why_the_topics_changed():
+    with pytest.raises(ValidationError, match=r"data\.submitter\.pseudonym"):
+        SubmittedEvent.parse(V1_SUBMITTED)
+    with pytest.raises(ValidationError, match=r"data\.person"):
+        EngagementEvent.parse(V1_ENGAGEMENT)
+    with pytest.raises(ValidationError, match=r"data\.contact"):
+        PreferencesChangedEvent.parse(V1_PREFERENCES)
+
+
+# --- the .v2 contracts ---------------------------------------------------------------------------------------
+
+
+def test_a_submitted_idea_round_trips_with_its_submitter_sealed():
+    key = key_of()
+    submitter = {"name": NAME, "email": ANNA.lower()}
+    idea = IdeaSubmitted(
+        idea_id="i9",
+        title="Laddstolpar",
+        description="Vid stadshuset",
+        submitter={
+            "pseudonym": key.pseudonym,
+            "sealed": key.seal_json(submitter),
+            "organisation": "kiruna-kommun",
+            "unit": "samhallsbyggnad",
+        },
+    )
+    envelope = Envelope.wrap(idea, source="/tests", correlation_id="c1")
+    raw = envelope.to_bytes()
+    again = SubmittedEvent.parse(raw)
+    assert again == envelope
+    assert again.subject == "i9" and again.type == "se.kiruna.innovation.idea.submitted.v2"
+    assert again.data.submitter.pseudonym == pseudonym(PEPPER, "anna.svensson@kiruna.se")  # address lower-cased
+    assert open_json(key, again.data.submitter.sealed) == submitter
+    assert b"svensson" not in raw.lower() and NAME.encode() not in raw  # nothing personal in the clear
+    assert open_json(key_of("someone.else@kiruna.se"), again.data.submitter.sealed) is None  # only its own key
+
+
+def test_an_anonymous_idea_has_no_person_at_all():
+    raw = Envelope.wrap(IdeaSubmitted(idea_id="i8", title="Snö", description="", anonymous=True), source="/t")
+    assert SubmittedEvent.parse(raw.to_bytes()).data.submitter is None
+    assert "submitter" not in json.loads(raw.to_bytes())["data"]  # left out, not null
+
+
+def test_engagement_round_trips_with_the_person_and_the_comment_sealed_under_one_key():
+    key = key_of("per.niemi@kiruna.se")
+    person = {
+        "pseudonym": key.pseudonym,
+        "sealed": key.seal_json({"name": "Per Niemi", "email": "per.niemi@kiruna.se"}),
+    }
+    comment = IdeaEngagement(idea_id="i1", kind="comment", person=person, text=key.seal("Bra idé, kör!"))
+    support = IdeaEngagement(idea_id="i1", kind=EngagementKind.SUPPORT, person=person)
+    for payload in (comment, support):
+        envelope = Envelope.wrap(payload, source="/tests")
+        again = EngagementEvent.parse(envelope.to_bytes())
+        assert again == envelope and again.subject == "i1"
+        assert again.type == "se.kiruna.innovation.idea.engagement.v2"
+        assert b"niemi" not in envelope.to_bytes().lower()
+    assert open_sealed(key, comment.text) == "Bra idé, kör!" and support.text is None
+    assert comment.text.key == comment.person.sealed.key == key.key_id
+
+
+def test_preferences_are_keyed_by_the_pseudonym_with_the_contact_sealed():
+    key = key_of()
+    preferences = PreferencesChanged(
+        person=key.pseudonym,
+        contact=key.seal_json({"email": ANNA.lower(), "name": NAME}),
+        channels=("in-app",),
+        frequency="daily",
+        areas=("boende",),
+    )
+    envelope = Envelope.wrap(preferences, source="/services/notifications")
+    again = PreferencesChangedEvent.parse(envelope.to_bytes())
+    assert again == envelope and again.subject == key.pseudonym  # the Kafka key: never the address
+    assert again.type == "se.kiruna.innovation.notification.preferences-changed.v2"
+    assert open_json(key, again.data.contact) == {"email": ANNA.lower(), "name": NAME}
+    assert b"svensson" not in envelope.to_bytes().lower()
+
+
+def test_a_notification_names_its_recipient_by_pseudonym():
+    key = key_of()
+    sent = NotificationSent(
+        idea_id="i1", cause_event_id="a1", recipient=key.pseudonym, channel="email", outcome="delivered"
+    )
+    envelope = Envelope.wrap(sent, source="/services/notifications", event_id=derived_event_id("a1", key.pseudonym))
+    again = NotificationSentEvent.parse(envelope.to_bytes())
+    assert again == envelope and again.subject == "i1" and again.data.recipient == key.pseudonym
+    assert again.type == "se.kiruna.innovation.notification.sent.v2"
+
+
+def test_the_people_s_events_are_keyed_by_the_pseudonym():
+    key = key_of()
+    record = KeyEncryptionKey(bytes(range(32))).wrap(key)
+    keyed = Envelope.wrap(record, source="/shared/keyring", event_id=record.key_id, time=record.created)
+    again = PersonKeyEvent.parse(keyed.to_bytes())
+    assert again == keyed and again.subject == key.pseudonym and again.id == key.key_id
+    assert again.type == "se.kiruna.innovation.person.key.v1"
+    assert KeyEncryptionKey(bytes(range(32))).unwrap(again.data).secret == key.secret
+
+    erasure = Envelope.wrap(
+        PersonErasureRequested(pseudonym=key.pseudonym, requested_by="admin", admin="admin-1"),
+        source="/services/intake",
+    )
+    again = ErasureRequestedEvent.parse(erasure.to_bytes())
+    assert again == erasure and again.subject == key.pseudonym
+    assert again.type == event_type(PersonErasureRequested) == "se.kiruna.innovation.person.erasure-requested.v1"
+    with pytest.raises(ValidationError, match=r"data\.requested_by"):
+        ErasureRequestedEvent.parse({**json.loads(erasure.to_bytes()), "data": {"pseudonym": "p", "requested_by": "x"}})
+
+
+# --- what holds for every contract ---------------------------------------------------------------------------
 
 
 def test_fields_added_by_a_newer_producer_are_ignored():
-    raw = json.loads(V1_SUBMITTED)
+    raw = json.loads(V1_ROUTED)
     raw["traceparent"] = "00-abc-def-01"
     raw["data"]["priority"] = "high"
-    event = SubmittedEvent.parse(raw)
-    assert event.data.title == "Fjärrvärme till badhuset"
+    raw["data"]["organisations"][0]["contact"] = {"key": "k", "box": "b"}
+    event = RoutedEvent.parse(raw)
+    assert event.data.reason.startswith("'fjärrvärme'")
+    old = json.loads(V1_SUBMITTED)
+    old["data"]["submitter"]["phone"] = "0980-70000"
+    assert SubmittedEventV1.parse(old).data.submitter.name == "Anna"
 
 
 def test_a_missing_required_field_is_named():
-    raw = json.loads(V1_SUBMITTED)
-    del raw["data"]["title"]
-    with pytest.raises(ValidationError, match=r"data\.title"):
+    raw = json.loads(V1_ROUTED)
+    del raw["data"]["reason"]
+    with pytest.raises(ValidationError, match=r"data\.reason"):
+        RoutedEvent.parse(raw)
+    key = key_of()
+    sealed = {"pseudonym": key.pseudonym, "sealed": {"key": key.key_id}}  # a sealed value without its box
+    raw = {**json.loads(V1_SUBMITTED), "type": "se.kiruna.innovation.idea.submitted.v2"}
+    raw["data"] = {**raw["data"], "submitter": sealed}
+    with pytest.raises(ValidationError, match=r"data\.submitter\.sealed\.box"):
         SubmittedEvent.parse(raw)
-
-
-def test_wrap_round_trips_through_bytes_with_the_idea_as_subject():
-    idea = IdeaSubmitted(idea_id="i9", title="Laddstolpar", description="Vid stadshuset")
-    envelope = Envelope.wrap(idea, source="/tests", correlation_id="c1")
-    again = SubmittedEvent.parse(envelope.to_bytes())
-    assert again == envelope
-    assert again.subject == "i9" and again.type == "se.kiruna.innovation.idea.submitted.v1"
 
 
 def test_events_are_immutable():

@@ -10,6 +10,7 @@ import smtplib
 from types import SimpleNamespace
 
 import pytest
+from aiokafka import TopicPartition
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -36,6 +37,13 @@ def test_masked_keeps_the_first_letter_and_the_domain_everywhere_in_a_value():
         "b": "a***@kiruna.se",
     }
     assert masked("no address here @ all") == "no address here @ all"
+    assert masked(TopicPartition(f"t:{ADDRESS}", 1)) == TopicPartition("t:a***@kiruna.se", 1)  # named tuples too
+
+    class Odd(list):
+        def __init__(self, first, second) -> None:  # cannot be rebuilt from one iterable
+            super().__init__([first, second])
+
+    assert masked(Odd(ADDRESS, 1)) == "['a***@kiruna.se', 1]"
     assert masked(b"\x00\xffbytes") == b"\x00\xffbytes"  # bytes without an address stay bytes
 
 

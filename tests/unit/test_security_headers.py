@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import httpx
 import pytest
 from pydantic import SecretStr
@@ -25,6 +27,8 @@ async def test_every_answer_carries_the_security_headers(environment):
         environment=environment,
         session_secret=SecretStr("s" * 40),
         oidc=OidcSettings(client_secret=SecretStr("c" * 40)),
+        people_kek=SecretStr(base64.b64encode(b"k" * 32).decode()),  # production refuses the development secrets
+        pseudonym_pepper=SecretStr("p" * 32),
     )
     health = await answer(routing_app(settings), "/healthz")
     assert health.headers["x-content-type-options"] == "nosniff"
