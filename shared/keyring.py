@@ -78,7 +78,7 @@ class Keyring:
         self.cache_s = cache_s
         self.clock = clock
         self.logger = logger or logging.getLogger("keyring")
-        self._cache: dict[str, tuple[DataKey | None, float]] = {}
+        self._cache: dict[str, tuple[DataKey, float]] = {}
         self._restored = False
         self._restore_lock = asyncio.Lock()
 
@@ -140,14 +140,18 @@ class Keyring:
         await self.writer.record(record)
         await self.redis.hset(redis_key, "recorded", "1")
 
-    async def current(self, pseudonym_: str) -> DataKey | None:
-        """The person's current key, or None when they have none (never acted, or erased)."""
+    async def current(self, pseudonym_: str, *, fresh: bool = False) -> DataKey | None:
+        """The person's current key, or None when they have none (never acted, or erased). A key found is kept
+        in memory for ``cache_s``; an absence is not (a key made meanwhile in another process must be seen)."""
         cached = self._cache.get(pseudonym_)
-        if cached is not None and cached[1] > self.clock():
+        if not fresh and cached is not None and cached[1] > self.clock():
             return cached[0]
         await self.restore_if_lost()
         raw = await self.redis.hget(self._key("key", pseudonym_), "record")
-        key = self.kek.unwrap(PersonKey.model_validate_json(_text(raw))) if raw else None
+        if not raw:
+            self.forget_cached(pseudonym_)
+            return None
+        key = self.kek.unwrap(PersonKey.model_validate_json(_text(raw)))
         self._remember(pseudonym_, key)
         return key
 
@@ -157,6 +161,8 @@ class Keyring:
         if owner is None:
             return None
         key = await self.current(owner)
+        if key is not None and key.key_id != key_id:  # made anew in another process since it was kept here?
+            key = await self.current(owner, fresh=True)
         return key if key is not None and key.key_id == key_id else None
 
     async def open(self, sealed: Sealed | None) -> str | None:
@@ -178,7 +184,7 @@ class Keyring:
         sealed = key.seal_json({"name": name, "email": email.strip().lower()})
         return PersonRef(pseudonym=key.pseudonym, sealed=sealed, organisation=organisation, unit=unit), key
 
-    def _remember(self, pseudonym_: str, key: DataKey | None) -> None:
+    def _remember(self, pseudonym_: str, key: DataKey) -> None:
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[pseudonym_] = (key, self.clock() + self.cache_s)

@@ -25,10 +25,12 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
     live_catalogue = LiveCatalogue(runtime, settings.catalogue_path)
     tz = ZoneInfo(settings.timezone)
     store = ProjectionStore(runtime.redis, settings.redis_prefix)
-    register(runtime, AnalyticsHandlers(store, runtime.metrics))
+    keyring = runtime.keyring  # the people's data keys (shared/keyring.py): which sealed values are readable
+    assert keyring is not None
+    register(runtime, AnalyticsHandlers(store, runtime.metrics, keyring, runtime.logger))
     business = BusinessMetrics.create(runtime.metrics.registry)
     cache = FigureCache(max_age_s=settings.figures_cache_s, max_scopes=settings.figures_cache_scopes)
-    read = ReadModel(store, live_catalogue.current, tz, figures_cache=cache)
+    read = ReadModel(store, live_catalogue.current, tz, figures_cache=cache, keyring=keyring)
     live_catalogue.keep_current(read)
     app = service_app(
         runtime,

@@ -3,6 +3,10 @@
 Everything here is synchronous and free of I/O. An idea's projection is a pure function of the *set* of its
 events: events are sorted by event time (then kind, then id) before folding, so a duplicate changes nothing and
 an event that arrives late (a status change before the routing it follows) still lands in its place.
+
+People are pseudonyms here (``PersonRef.pseudonym``): who a submitter is and what a comment says stay sealed
+under their person's data key (``Sealed`` as JSON), opened only by the read model. An erasure drops a person's
+sealed values (:func:`scrubbed`) and keeps their pseudonym, so every count stays as it was.
 """
 
 from __future__ import annotations
@@ -104,10 +108,10 @@ def scrubbed(entry: dict[str, Any], pseudonym: str, *, keep_key: str | None = No
     Everything that counts (the pseudonym, the comment itself) stays, so no figure changes."""
     data = entry.get("data") or {}
     changed = dict(data)
-    for field, erased in (("submitter_sealed", "submitter_erased"), ("text_sealed", "text_erased")):
-        sealed = data.get(field)
+    for name, erased in (("submitter_sealed", "submitter_erased"), ("text_sealed", "text_erased")):
+        sealed = data.get(name)
         if sealed and key_owner(sealed["key"]) == pseudonym and sealed["key"] != keep_key:
-            del changed[field]
+            del changed[name]
             changed[erased] = True
     return entry if changed == data else {**entry, "data": changed}
 
@@ -259,7 +263,7 @@ summary without reading the idea's other events."""
 
 
 def people(entries: Iterable[dict[str, Any]]) -> tuple[set[str], set[str]]:
-    """The pseudonymous keys of the idea's supporters and followers (the sets the fold counts)."""
+    """The pseudonyms of the idea's supporters and followers (the sets the fold counts)."""
     supporters: set[str] = set()
     followers: set[str] = set()
     for entry in entries:

@@ -12,7 +12,7 @@ Definitions (also in the API's documentation):
   officer response (acknowledged or later, or declined/merged); assessed = in assessment or a decision; decided =
   accepted/declined/merged or later. Missed when more working days than the catalogue's target; an idea still
   waiting past its target is ``overdue`` (missed too).
-- *Participation*: distinct submitters (by pseudonymous key) per organisation and unit of the submitter per month
+- *Participation*: distinct submitters (by pseudonym) per organisation and unit of the submitter per month
   of submission, and their share of the catalogue's headcount.
 """
 

@@ -5,31 +5,16 @@ and leaves every count as it was."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any
 
-from services.analytics.domain import sealed_keys, timeline_entry
+from services.analytics.domain import timeline_entry
+from services.analytics.people import Keys, current_key, live_keys
 from services.analytics.store import Projections
 from shared.events import Envelope, ErasureRequestedEvent
 from shared.metrics import ServiceMetrics
 
 SERVICE = "analytics"
-
-
-class Keys(Protocol):
-    """What the handlers use of the people's keyring (``shared/keyring.py``; ``FakeKeyring`` in unit tests)."""
-
-    async def key(self, key_id: str) -> Any: ...
-
-    async def current(self, pseudonym: str) -> Any: ...
-
-    def forget_cached(self, pseudonym: str) -> None: ...
-
-
-async def live_keys(keyring: Keys, events: Iterable[dict[str, Any]]) -> set[str]:
-    """The data keys named by these events (as JSON) that exist now: values under any other key read as erased."""
-    named = set().union(*(sealed_keys(event) for event in events))
-    return {key_id for key_id in named if await keyring.key(key_id) is not None}
 
 
 class AnalyticsHandlers:
@@ -55,15 +40,23 @@ class AnalyticsHandlers:
             self.metrics.idempotent_skips.labels(SERVICE, topic).inc(duplicates)
 
     async def erased(self, event: ErasureRequestedEvent) -> None:
-        """A person is to be forgotten: their sealed values and "my ideas" go, counts stay. A person who came back
-        after the request (a key made after it) keeps what they did since."""
-        pseudonym = event.data.pseudonym
-        self.keyring.forget_cached(pseudonym)
-        current = await self.keyring.current(pseudonym)
-        keep = current.key_id if current is not None and current.created > event.time else None
-        changed = await self.store.forget_person(pseudonym, keep_key=keep)
-        self.keyring.forget_cached(pseudonym)
+        """A person is to be forgotten (:func:`forget`). A repeated request changes nothing."""
+        changed = await forget(self.store, self.keyring, event)
         self.logger.info(
             "person erased from the projection",
-            extra={"pseudonym": pseudonym, "event_id": event.id, "ideas_changed": changed},
+            extra={"pseudonym": event.data.pseudonym, "event_id": event.id, "ideas_changed": changed},
         )
+
+
+async def forget(store: Projections, keyring: Keys, event: ErasureRequestedEvent) -> int:
+    """What an erasure does to the projection (live, and again in the rebuild): the person's sealed values (their
+    name and address as submitter, their comments' texts) and their "my ideas" go; their ideas stay, by "en
+    tidigare medarbetare", and every count stays. A person who came back after the request (their current key
+    made after it) keeps what they did since. Returns the ideas changed."""
+    pseudonym = event.data.pseudonym
+    keyring.forget_cached(pseudonym)
+    current = await current_key(keyring, pseudonym)
+    keep = current.key_id if current is not None and current.created > event.time else None
+    changed = await store.forget_person(pseudonym, keep_key=keep)
+    keyring.forget_cached(pseudonym)
+    return changed

@@ -12,30 +12,18 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.analytics import figures
 from services.analytics.cache import FigureCache
 from services.analytics.domain import IdeaSummary, IdeaView, next_states, project_idea, submitter_of
 from services.analytics.figures import Filters
+from services.analytics.people import Keys, current_key, open_person, open_text
 from services.analytics.store import Projections
 from shared.catalogue import Catalogue
-from shared.events import Sealed
 
 FIGURES = ("overview", "funnel", "time-in-state", "response-times", "participation")
-
-
-class People(Protocol):
-    """What the read model uses of the people's keyring (``shared/keyring.py``; ``FakeKeyring`` in unit tests)."""
-
-    def pseudonym(self, person: str) -> str: ...
-
-    async def current(self, pseudonym: str) -> Any: ...
-
-    async def open(self, sealed: Sealed | None) -> str | None: ...
-
-    async def open_json(self, sealed: Sealed | None) -> dict[str, Any] | None: ...
 
 
 class BadQuery(ValueError):
@@ -111,7 +99,7 @@ class ReadModel:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         figures_cache: FigureCache | None = None,
         *,
-        keyring: People,
+        keyring: Keys,
     ) -> None:
         self.store = store
         self.keyring = keyring
@@ -142,7 +130,7 @@ class ReadModel:
             view.submitter = await self.submitter(view.submitter)
         for item in view.timeline:
             if "text_sealed" in item:
-                text = await self.keyring.open(Sealed.model_validate(item.pop("text_sealed")))
+                text = await open_text(self.keyring, item.pop("text_sealed"))
                 if text is None:
                     item["removed"] = True
                 else:
@@ -155,7 +143,7 @@ class ReadModel:
         found = {k: v for k, v in known.items() if k != "sealed"}
         if found["status"] != "employee":
             return {"status": found["status"]}
-        person = await self.keyring.open_json(Sealed.model_validate(known["sealed"])) if known.get("sealed") else None
+        person = await open_person(self.keyring, known["sealed"]) if known.get("sealed") else None
         if person is None:
             return {"status": "former-employee"}
         return {**found, "name": person.get("name")}
@@ -165,7 +153,7 @@ class ReadModel:
         their pseudonym whose sealed submitter is under their current data key (a person who was erased and came
         back starts from nothing)."""
         pseudonym = self.keyring.pseudonym(email)
-        key = await self.keyring.current(pseudonym)
+        key = await current_key(self.keyring, pseudonym)
         if key is None:
             return []
         ids = await self.store.submitted_by(pseudonym)

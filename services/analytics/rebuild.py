@@ -1,9 +1,12 @@
 """Rebuild analytics' projections from Kafka: ``python -m services.analytics.rebuild``.
 
-Wipes every analytics key under the Redis prefix, reads every projected topic from its beginning up to the end
-offsets it finds at start (events that arrive later are the running service's business), adds each event to its
-idea's timeline exactly as the live subscribers do, then recomputes every idea's projection once. Prints the counts
-and exits. Safe to run while the service runs: both write the same idempotent entries.
+First fills the people's keyring from ``people.keys.v1`` (``Keyring.restore``: erased people's keys are gone),
+then wipes every analytics key under the Redis prefix, reads every projected topic and ``people.erasures.v1`` from
+their beginning up to the end offsets it finds at start (events that arrive later are the running service's
+business), adds each event to its idea's timeline exactly as the live subscribers do (a sealed value whose key is
+gone is kept as erased, so no "my ideas" or name comes back for an erased person), recomputes every idea's
+projection once, and applies every erasure again (the last of each person). Prints the counts and exits. Safe to
+run while the service runs: both write the same idempotent entries.
 
 Records that cannot be parsed were dead-lettered when they first arrived; the rebuild counts and skips them.
 """
@@ -19,9 +22,13 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 from services.analytics.domain import timeline_entry
+from services.analytics.handlers import forget
+from services.analytics.people import live_keys
 from services.analytics.settings import AnalyticsSettings
 from services.analytics.store import ProjectionStore
 from services.analytics.subscribers import projected_topics
+from shared.events import ErasureRequestedEvent
+from shared.keyring import Keyring
 from shared.replay import read_event_batches, rebuild_command, topic_partitions
 from shared.service import redis_client
 from shared.topics import Topics
@@ -36,14 +43,20 @@ class RebuildResult:
     missing_topics: list[str] = field(default_factory=list)
     partitions: int = 0
     ideas: int = 0
+    keys_restored: int = 0
+    keys_removed: int = 0
+    erasures: int = 0
+    """Erasure requests replayed (the last of each person applied again)."""
     seconds: float = 0.0
 
     def describe(self) -> str:
         per_topic = ", ".join(f"{topic}: {n}" for topic, n in sorted(self.events.items())) or "none"
         lines = [
+            f"people's keys restored from Kafka: {self.keys_restored} live, {self.keys_removed} erased ones removed",
             f"replayed {sum(self.events.values())} events from {self.partitions} partitions ({per_topic})",
             f"projected {self.ideas} ideas; {self.duplicates} duplicate events ignored; "
             f"{sum(self.malformed.values())} unparseable records skipped (they are in the .dlq topics)",
+            f"{self.erasures} erasure requests applied again",
             f"wiped {self.wiped_keys} keys first; took {self.seconds:.1f} s",
         ]
         if self.missing_topics:
@@ -52,41 +65,58 @@ class RebuildResult:
 
 
 async def rebuild(settings: AnalyticsSettings, *, progress: bool = True, stream: TextIO | None = None) -> RebuildResult:
-    """Wipe and rebuild the projections from the beginning of every topic; the whole rebuild in-process."""
+    """Restore the keyring, then wipe and rebuild the projections from the beginning of every topic; in-process."""
     stream = stream or sys.stderr
     started = time.monotonic()
     result = RebuildResult()
-    models = projected_topics(Topics(settings.kafka.topic_prefix))
+    topics = Topics(settings.kafka.topic_prefix)
+    models: dict[str, Any] = {**projected_topics(topics), topics.people_erasures: ErasureRequestedEvent}
     redis = redis_client(settings)  # with the services' timeouts: a hung Redis fails the rebuild, never hangs it
+    keyring = Keyring.from_settings(redis, settings, topics.people_keys)  # as the service's (shared/service.py)
     store = ProjectionStore(redis, settings.redis_prefix)
     try:
         partitions = await topic_partitions(settings.kafka, list(models))  # Kafka answers before anything is wiped
+        result.keys_restored, result.keys_removed = await keyring.restore()
         result.wiped_keys = await store.wipe()
         result.partitions = len(partitions)
         result.missing_topics = [topic for topic in models if topic not in {tp.topic for tp in partitions}]
         touched: set[str] = set()
+        erasures: dict[str, ErasureRequestedEvent] = {}
         reading = {"progress": progress, "stream": stream}
         async for batch in read_event_batches(settings.kafka, models, malformed=result.malformed, **reading):
-            entries: list[tuple[str, dict[str, Any]]] = []
+            ideas = []
             for topic, envelope in batch:
+                if topic == topics.people_erasures:
+                    last = erasures.get(envelope.data.pseudonym)
+                    if last is None or last.time <= envelope.time:
+                        erasures[envelope.data.pseudonym] = envelope
+                    result.erasures += 1
+                    continue
                 result.events[topic] += 1
                 touched.add(envelope.subject)
-                entries.append((envelope.subject, timeline_entry(envelope.model_dump(mode="json"))))
-            added = await store.add_entries(entries)
-            result.duplicates += len(entries) - added
+                ideas.append((envelope.subject, envelope.model_dump(mode="json")))
+            live = await live_keys(keyring, (dumped for _, dumped in ideas))
+            added = await store.add_entries((idea_id, timeline_entry(dumped, live)) for idea_id, dumped in ideas)
+            result.duplicates += len(ideas) - added
         with tqdm(total=len(touched), desc="projecting ideas", unit="idea", file=stream, disable=not progress) as bar:
             for idea_id in sorted(touched):
                 if await store.refresh(idea_id) is not None:
                     result.ideas += 1
                 bar.update(1)
+        for event in erasures.values():
+            await forget(store, keyring, event)
     finally:
+        await keyring.close()
         await redis.aclose()
     result.seconds = time.monotonic() - started
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
-    description = "Wipe analytics' Redis keys and rebuild them from the beginning of every topic."
+    description = (
+        "Restore the people's keys, wipe analytics' Redis keys and rebuild them from the beginning of every topic "
+        "(the people's erasures included)."
+    )
     return rebuild_command(
         argv, service="analytics", description=description, settings=AnalyticsSettings(), rebuild=rebuild
     )

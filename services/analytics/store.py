@@ -4,7 +4,7 @@ Keys, all under ``<prefix>:analytics:``:
 
 - ``idea:<id>:events``  hash event id -> timeline entry (JSON). ``HSETNX``: a redelivered event changes nothing.
 - ``idea:<id>:summary`` the idea's summary (JSON), a pure function of the events hash.
-- ``idea:<id>:supporters``, ``idea:<id>:followers`` sets of the pseudonymous keys of the people who support and
+- ``idea:<id>:supporters``, ``idea:<id>:followers`` sets of the pseudonyms of the people who support and
   follow the idea (what the summary counts), so that a new supporter is counted without reading the others.
 - ``ideas``             sorted set of idea ids by creation time (the inbox, newest first).
 - ``idx:<org|unit|area|state>:<value>`` sets of idea ids: ideas per organisation, unit, area and state.

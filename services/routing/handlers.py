@@ -1,5 +1,6 @@
 """Routing's effects: classify a submitted idea, apply re-routes from the innovation office and learn from them,
-and publish where each idea went, to the group's topic and to each organisation's own topic."""
+and publish where each idea went, to the group's topic and to each organisation's own topic. Routing reads an
+idea's title and text, never its submitter (sealed in ideas.submitted.v2), so it holds nothing about people."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from services.routing.store import RoutingStore
 from shared.events import (
     AreaMatch,
     Envelope,
+    ErasureRequestedEvent,
     IdeaRouted,
     IdeaSubmitted,
     RerouteCommand,
@@ -123,6 +125,14 @@ class RoutingHandlers:
                 },
             )
         await self.store.mark_handled(event.id)
+
+    async def erased(self, event: ErasureRequestedEvent) -> None:
+        """A person asked to be forgotten. Routing keeps ideas' titles and texts, re-routes and what it learnt from
+        them, never who submitted, commented or supported (not even a pseudonym): nothing to forget here."""
+        self.logger.info(
+            "erasure requested: routing holds nothing about people",
+            extra={"pseudonym": event.data.pseudonym, "event_id": event.id},
+        )
 
     async def reroute(self, command: RerouteCommand) -> None:
         """Replace the routing with the innovation office's, publish it, and learn from it."""

@@ -2,9 +2,13 @@
 
 Routing keeps in Redis the text of each idea (to learn from a re-route), which ideas the innovation office
 re-routed, and what the router learnt from those re-routes. This reads routing.commands.v1 (the latest re-route of
-each idea counts), forgets those records, then reads ideas.submitted.v1 for the ideas' text, both from their
+each idea counts), forgets those records, then reads ideas.submitted.v2 for the ideas' text, both from their
 beginning up to the end offsets found at start, with a progress bar, and learns every re-route again. The records
 of events already handled are left alone (a redelivered event still changes nothing).
+
+Routing holds nothing about people: it reads an idea's title and text and never its submitter (sealed in the
+event), so its rebuild needs no keys and has no erasure to apply again (its subscriber on people.erasures.v1 only
+acknowledges each request).
 
 Records that cannot be parsed were dead-lettered when they first arrived; the rebuild counts and skips them.
 A running routing picks up what was learnt at its next refresh (``ROUTING_FEEDBACK_REFRESH_INTERVAL_S``).

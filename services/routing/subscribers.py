@@ -2,7 +2,7 @@
 
 from services.routing.handlers import RoutingHandlers
 from shared.batch import subscribe_batch
-from shared.events import RerouteCommand, SubmittedEvent
+from shared.events import ErasureRequestedEvent, RerouteCommand, SubmittedEvent
 from shared.kafka import subscribe
 from shared.service import Runtime
 
@@ -30,3 +30,14 @@ def register(runtime: Runtime, handlers: RoutingHandlers) -> None:
     )
     async def on_reroute(command: RerouteCommand) -> None:
         await handlers.reroute(command)
+
+    @subscribe(
+        runtime.broker,
+        group,
+        topics.people_erasures,
+        title="routing.people-erasures",
+        description="A person asked to be forgotten: routing holds nothing about people (it reads an idea's title "
+        "and text, never its submitter), so it only acknowledges the request in its own consumer group",
+    )
+    async def on_erasure(event: ErasureRequestedEvent) -> None:
+        await handlers.erased(event)

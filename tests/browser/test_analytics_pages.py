@@ -32,10 +32,19 @@ from shared.events import (
     IdeaStatusChanged,
     IdeaSubmitted,
     RoutingTarget,
-    Submitter,
 )
 from shared.identity import SESSION_COOKIE
-from tests.integration.test_analytics_projections import I1, I2, I4, I5, TITLES, history, projected, publish
+from tests.integration.test_analytics_projections import (
+    I1,
+    I2,
+    I4,
+    I5,
+    TITLES,
+    history,
+    people_keyring,
+    projected,
+    publish,
+)
 from tests.support.http_server import serving
 from tests.support.identity import ERIK, PASSWORD, PER
 from tests.support.kafka import eventually, raw_producer
@@ -104,10 +113,15 @@ async def sign_in(page, base: str, username: str, next_path: str) -> None:
 @contextlib.asynccontextmanager
 async def served_history(service_settings, topics, kafka_settings) -> AsyncIterator[str]:
     """Analytics over HTTP (on a sign-in port) with the scripted history of the integration tests projected."""
-    app = analytics_app(service_settings(AnalyticsSettings))
-    async with serving(app, sock=site_socket()) as base, httpx.AsyncClient(base_url=base) as api:
+    settings = service_settings(AnalyticsSettings)
+    app = analytics_app(settings)
+    async with (
+        serving(app, sock=site_socket()) as base,
+        httpx.AsyncClient(base_url=base) as api,
+        people_keyring(settings) as keyring,
+    ):
         await eventually(app.state.runtime.kafka_connected.is_set, timeout=30)
-        await publish(kafka_settings, history(topics))
+        await publish(kafka_settings, await history(topics, keyring))
         await projected(api)
         yield base
 
@@ -126,11 +140,13 @@ async def test_the_public_status_page_tells_the_story_without_personal_data(
         content = (await page.content()).lower()
         for personal in ("anna", "svensson", "kiruna.se", "lisa.berg", "mia@", "erik.lindberg", "<script>alert"):
             assert personal not in content, personal
+        assert await page.locator("#idea-submitter").inner_text() == "Inskickad av en medarbetare (Kiruna kommun)"
 
         # idea text is shown as text, never as markup
         await page.goto(f"{base}/ideas/{I5}")
         assert await page.locator("#idea-title").inner_text() == TITLES[I5]
         assert await page.locator("#idea-title b").count() == 0
+        assert await page.locator("#idea-submitter").inner_text() == "Inskickad av anonym"
 
         await page.goto(f"{base}/en/ideas/{I2}")
         assert await page.locator("html").get_attribute("lang") == "en"
@@ -200,6 +216,7 @@ async def test_the_inbox_lists_filters_and_pages_an_organisations_ideas(page, se
         await sign_in(page, base, ERIK, "/inbox/tekniska-verken?page_size=2")
         rows = await page.locator("#inbox tbody tr").evaluate_all("rows => rows.map(r => r.dataset.ideaId)")
         assert rows[0] == I4 and len(rows) == 2
+        assert await page.locator(f"#idea-{I4} td.submitter").inner_text() == "Dag Dahl"  # the officer sees who
         assert await page.locator("form.action").first.is_visible()  # JavaScript is on: the actions are offered
         assert await page.locator("#token, #token-box").count() == 0  # and no token to paste
         await page.click("a[rel=next]")
@@ -232,13 +249,16 @@ async def test_an_officer_acknowledges_an_idea_from_the_inbox_end_to_end(
     from services.intake.settings import IntakeSettings
 
     intake = intake_app(service_settings(IntakeSettings))
-    analytics = analytics_app(service_settings(AnalyticsSettings))  # intake_url "": the same site
+    settings = service_settings(AnalyticsSettings)
+    analytics = analytics_app(settings)  # intake_url "": the same site
     idea_id = str(uuid.uuid4())
+    async with people_keyring(settings) as keyring:
+        kim, _ = await keyring.person_ref("kim@kiruna.se", "Kim Kallio", organisation="kiruna-kommun")
     submitted = IdeaSubmitted(
         idea_id=idea_id,
         title="Värmeåtervinning i simhallen",
         description="Ta vara på värmen i duschvattnet.",
-        submitter=Submitter(name="Kim", email="kim@kiruna.se", organisation="kiruna-kommun"),
+        submitter=kim,
     )
     routed = IdeaRouted(
         idea_id=idea_id,
@@ -286,9 +306,11 @@ async def test_an_officer_acknowledges_an_idea_from_the_inbox_end_to_end(
         assert await page.locator("#decline-reason").inner_text() == "Ingår redan i energiplanen"
         assert await page.locator("#timeline .actor").first.is_visible()  # Erik acts on the idea: the officer view
         assert ERIK in await page.locator("#timeline").inner_text()
-        await page.context.clear_cookies()  # signed out: the public page names no officer
+        assert await page.locator("#idea-submitter").inner_text() == "Inskickad av Kim Kallio"
+        await page.context.clear_cookies()  # signed out: the public page names no officer and no submitter
         await page.goto(f"{base}/ideas/{idea_id}")
         assert ERIK not in await page.content() and await page.locator("#timeline .actor").count() == 0
+        assert "Kim" not in await page.content()
         assert page.js_errors == []
 
 
@@ -336,7 +358,8 @@ async def test_the_inbox_actions_call_the_same_site_with_the_session_cookie(
         site = OneSite(analytics, fake_intake(producer, topics, calls=calls))
         async with serving(site, sock=site_socket()) as base:
             await eventually(analytics.state.runtime.kafka_connected.is_set, timeout=30)
-            await publish(kafka_settings, history(topics))
+            async with people_keyring(analytics.state.runtime.settings) as keyring:
+                await publish(kafka_settings, await history(topics, keyring))
             async with httpx.AsyncClient(base_url=base) as api:
                 await projected(api)  # the page is loaded once: the history must be projected first
             await sign_in(page, base, ERIK, "/inbox/tekniska-verken?state=acknowledged")

@@ -6,7 +6,8 @@ function of all its entries, counted entries (engagement, notifications) are abs
 summary and anything else refolds it from all its entries, and the summary, new entries, people and indexes are
 written only if nothing was added or written since they were read (the real store's compare-and-set script; here
 a check after a yield to the event loop, so that concurrent records of one idea interleave as they could against
-Redis)."""
+Redis). An erasure (``forget_person``) drops the person's sealed values from the ideas that hold them and refolds
+those ideas, as the real store does."""
 
 from __future__ import annotations
 
@@ -16,7 +17,17 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from services.analytics.domain import COUNTED_KINDS, IdeaSummary, absorb, absorbs, parse_time, people, summarise
+from services.analytics.domain import (
+    COUNTED_KINDS,
+    IdeaSummary,
+    absorb,
+    absorbs,
+    parse_time,
+    people,
+    scrubbed,
+    sealed_owners,
+    summarise,
+)
 
 
 class FakeProjectionStore:
@@ -28,7 +39,9 @@ class FakeProjectionStore:
         """idea id -> creation time (the score of the ``ideas`` sorted set)."""
         self.indexes: dict[tuple[str, str], set[str]] = defaultdict(set)
         self.people: dict[tuple[str, str], set[str]] = defaultdict(set)
-        """(idea id, "supporters" or "followers") -> pseudonymous keys."""
+        """(idea id, "supporters" or "followers") -> pseudonyms."""
+        self.held: dict[str, set[str]] = defaultdict(set)
+        """pseudonym -> the ideas whose events hold a sealed value of theirs (``person:<pseudonym>:ideas``)."""
         self.changes = 0
         """The version: summaries written and wipes."""
         self.writes = 0
@@ -41,6 +54,7 @@ class FakeProjectionStore:
     async def record(self, idea_id: str, entries: Sequence[dict[str, Any]]) -> int:
         unique = list({entry["event_id"]: entry for entry in entries}.values())
         counted_only = all(entry["kind"] in COUNTED_KINDS for entry in unique)
+        self._remember_people((idea_id, entry) for entry in unique)
         while True:
             read = self._read(idea_id)
             timeline = self.events.get(idea_id, {})
@@ -62,7 +76,38 @@ class FakeProjectionStore:
                 return len(new)
 
     async def add_entries(self, entries: Iterable[tuple[str, dict[str, Any]]]) -> int:
+        entries = list(entries)
+        self._remember_people(entries)
         return sum(1 for idea_id, entry in entries if self._add(idea_id, entry))
+
+    def _remember_people(self, entries: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        for idea_id, entry in entries:
+            for owner in sealed_owners(entry):
+                self.held[owner].add(idea_id)
+
+    async def forget_person(self, pseudonym: str, *, keep_key: str | None = None) -> int:
+        changed, kept = 0, set()
+        for idea_id in sorted(self.held.pop(pseudonym, set())):
+            timeline = self.events.get(idea_id, {})
+            still_held = False
+            rewritten = False
+            for event_id, value in list(timeline.items()):
+                entry = json.loads(value)
+                after = scrubbed(entry, pseudonym, keep_key=keep_key)
+                if after is not entry:
+                    timeline[event_id] = json.dumps(after)
+                    rewritten = True
+                still_held = still_held or pseudonym in sealed_owners(after)
+            if rewritten:
+                await self.refresh(idea_id)
+                changed += 1
+            if still_held:
+                kept.add(idea_id)
+        if kept:
+            self.held[pseudonym] = kept
+        else:
+            self.indexes.pop(("submitter", pseudonym), None)
+        return changed
 
     async def refresh(self, idea_id: str) -> IdeaSummary | None:
         while True:
@@ -124,8 +169,8 @@ class FakeProjectionStore:
     async def wipe(self) -> int:
         count = len(self.events) + len(self.summary_documents) + (1 if self.created else 0)
         count += len(self.indexes)
-        count += len(self.people)
-        for held in (self.events, self.summary_documents, self.created, self.indexes, self.people):
+        count += len(self.people) + len(self.held)
+        for held in (self.events, self.summary_documents, self.created, self.indexes, self.people, self.held):
             held.clear()
         self.changes += 1
         return count
@@ -151,8 +196,8 @@ class FakeProjectionStore:
         members = set.intersection(*sets)
         return [idea_id for idea_id in ordered if idea_id in members]
 
-    async def submitted_by(self, key: str) -> list[str]:
-        members = self.indexes.get(("submitter", key), set())
+    async def submitted_by(self, pseudonym: str) -> list[str]:
+        members = self.indexes.get(("submitter", pseudonym), set())
         return self._newest_first({i: self.created[i] for i in members if i in self.created})
 
     async def version(self) -> str:

@@ -2,10 +2,12 @@
 row of the access table both ways, in the JSON API and on the pages (services/analytics/access.py).
 
 | what                                              | who                                                          |
-| status page, dashboard, stats, an idea (public)   | anyone: no personal data, no officer ids, comments as counts |
-| an idea with comments and actors                  | officers of an organisation it is routed to, the innovation  |
-|                                                   | office, admins; others the public view (not 403)             |
-| an organisation's inbox (API and page)            | its officers, the innovation office, admins                  |
+| status page, dashboard, stats, an idea (public)   | anyone: no personal data, no officer ids, comments as counts,|
+|                                                   | the submitter as "en medarbetare" of their organisation      |
+| an idea with comments, actors and the submitter's | officers of an organisation it is routed to, the innovation  |
+| name                                              | office, admins; others the public view (not 403)             |
+| an organisation's inbox (API and page), with the  | its officers, the innovation office, admins                  |
+| submitters' names                                 |                                                              |
 | every organisation's inbox                        | the innovation office, admins                                |
 | "my ideas" (API and page)                         | the signed-in person: their own named ideas                  |
 """
@@ -31,9 +33,10 @@ from shared.events import (
     IdeaStatusChanged,
     IdeaSubmitted,
     RoutingTarget,
-    Submitter,
 )
+from shared.keyring import Keyring
 from shared.topics import Topics
+from tests.integration.test_analytics_projections import people_keyring
 from tests.support.apps import running
 from tests.support.identity import ADMIN, ANNA, EMAIL, ERIK, INNOVATION_OFFICE, MARIA, PER, SARA, bearer
 from tests.support.kafka import eventually, raw_producer
@@ -59,8 +62,8 @@ def ev(payload, minutes: int, n: int) -> Envelope:
     )
 
 
-def submitted(idea: str, minutes: int, email: str | None, title: str) -> Envelope:
-    person = Submitter(name="Namn Efternamn", email=email, organisation="kiruna-kommun") if email else None
+async def submitted(keyring: Keyring, idea: str, minutes: int, email: str | None, title: str) -> Envelope:
+    person = (await keyring.person_ref(email, "Namn Efternamn", organisation="kiruna-kommun"))[0] if email else None
     payload = IdeaSubmitted(
         idea_id=idea, title=title, description=f"{title}.", submitter=person, anonymous=person is None
     )
@@ -77,20 +80,22 @@ def routed(idea: str, minutes: int, organisation: str, n: int = 2, rerouted_by: 
     return ev(payload, minutes, n)
 
 
-def history(topics: Topics) -> list[tuple[str, Envelope]]:
+async def history(topics: Topics, keyring: Keyring) -> list[tuple[str, Envelope]]:
     s, r, c, e = topics.submitted, topics.routed, topics.status_changed, topics.engagement
+    commenter, key = await keyring.person_ref(EMAIL[PER], "Per Niemi", organisation="kirunabostader")
+    comment = IdeaEngagement(idea_id=TV, kind=EngagementKind.COMMENT, person=commenter, text=key.seal(COMMENT))
     return [
-        (s, submitted(TV, 0, EMAIL[ANNA], "Värmepumpar i förskolorna")),
+        (s, await submitted(keyring, TV, 0, EMAIL[ANNA], "Värmepumpar i förskolorna")),
         (r, routed(TV, 1, "kiruna-kommun")),
         (r, routed(TV, 2, "tekniska-verken", n=3, rerouted_by=MARIA)),
         (c, ev(IdeaStatusChanged(idea_id=TV, to_state=IdeaState.ACKNOWLEDGED, changed_by=ERIK,
                                  organisation="tekniska-verken"), 3, 4)),
-        (e, ev(IdeaEngagement(idea_id=TV, kind=EngagementKind.COMMENT, person=EMAIL[PER], text=COMMENT), 4, 5)),
-        (s, submitted(KK, 10, EMAIL[PER], "Fler bänkar längs Malmvägen")),
+        (e, ev(comment, 4, 5)),
+        (s, await submitted(keyring, KK, 10, EMAIL[PER], "Fler bänkar längs Malmvägen")),
         (r, routed(KK, 11, "kiruna-kommun")),
-        (s, submitted(ANON, 20, None, "Tystare tvättstugor")),
+        (s, await submitted(keyring, ANON, 20, None, "Tystare tvättstugor")),
         (r, routed(ANON, 21, "kirunabostader")),
-        (s, submitted(KK2, 30, EMAIL[ANNA].upper(), "Lånecyklar vid stadshuset")),
+        (s, await submitted(keyring, KK2, 30, EMAIL[ANNA].upper(), "Lånecyklar vid stadshuset")),
         (r, routed(KK2, 31, "kiruna-kommun")),
     ]  # fmt: skip
 
@@ -98,9 +103,10 @@ def history(topics: Topics) -> list[tuple[str, Envelope]]:
 @contextlib.asynccontextmanager
 async def analytics(service_settings, topics, kafka_settings) -> AsyncIterator[httpx.AsyncClient]:
     """Analytics in-process with the history above projected."""
-    async with running(create_app(service_settings(AnalyticsSettings))) as client:
+    settings = service_settings(AnalyticsSettings)
+    async with running(create_app(settings)) as client, people_keyring(settings) as keyring:
         async with raw_producer(kafka_settings) as producer:
-            for topic, envelope in history(topics):
+            for topic, envelope in await history(topics, keyring):
                 await producer.send_and_wait(topic, envelope.to_bytes(), key=envelope.subject.encode())
 
         async def complete() -> bool:
@@ -177,10 +183,15 @@ async def test_the_inbox_page_sends_strangers_to_sign_in_and_refuses_others_in_t
 
         own = await client.get("/inbox/tekniska-verken", headers=bearer(ERIK))
         assert own.status_code == 200 and f'id="idea-{TV}"' in own.text and 'class="site-header"' in own.text
+        assert "Inskickad av" in own.text and "Namn Efternamn" in own.text  # those who act on it see who
+        assert EMAIL[ANNA] not in own.text
         assert "token" not in own.text.lower() and "authorization" not in own.text.lower()  # the session acts
         for person in (INNOVATION_OFFICE, ADMIN):
             answer = await client.get("/en/inbox/kiruna-kommun", headers=bearer(person))
             assert answer.status_code == 200 and f'id="idea-{KK2}"' in answer.text, person
+            assert "Submitted by" in answer.text and "Namn Efternamn" in answer.text, person
+        anonymous = await client.get("/inbox/kirunabostader", headers=bearer(ADMIN))
+        assert '<td class="submitter" data-status="anonymous">anonym</td>' in anonymous.text
         assert (await client.get("/inbox/no-such-organisation", headers=bearer(ERIK))).status_code == 404
 
 
@@ -196,6 +207,7 @@ async def test_an_idea_is_public_without_personal_data_and_its_officers_see_comm
             assert answer.status_code == 200
             public = answer.json()
             assert public["view"] == "public" and public["comments"] == 1 and public["state"] == "acknowledged"
+            assert public["submitter"] == {"status": "employee", "organisation": "kiruna-kommun"}
             text = json.dumps(public)
             for secret in (*officer_ids, COMMENT, "Kim", "Namn", "@"):
                 assert secret not in text, secret
@@ -212,6 +224,8 @@ async def test_an_idea_is_public_without_personal_data_and_its_officers_see_comm
             assert officer["timeline"][3]["changed_by"] == ERIK
             assert officer["timeline"][4]["summary"] == COMMENT
             assert EMAIL[PER] not in json.dumps(officer)  # commenters are never named, even to officers
+            assert "Per Niemi" not in json.dumps(officer) and EMAIL[ANNA] not in json.dumps(officer)
+            assert officer["submitter"]["name"] == "Namn Efternamn", person
         assert (await client.get(f"/api/v1/ideas/{KK}", headers=bearer(MARIA))).json()["view"] == "officer"
         assert (await client.get(f"/api/v1/ideas/{KK}", headers=bearer(ERIK))).json()["view"] == "public"
 
@@ -222,14 +236,17 @@ async def test_an_idea_is_public_without_personal_data_and_its_officers_see_comm
             for secret in (*officer_ids, COMMENT, "Kim", "Namn", "@"):
                 assert secret not in page.text, (url, secret)
             assert 'id="sign-in-to-engage"' in page.text and 'id="comment-form"' not in page.text
+            assert ("Inskickad av en medarbetare (Kiruna kommun)" in page.text) != url.startswith("/en/"), url
         assert "Omdirigerad till" in (await client.get(f"/ideas/{TV}")).text
         assert "Logga in för att stödja eller kommentera" in (await client.get(f"/ideas/{TV}")).text
         signed_in = (await client.get(f"/ideas/{TV}", headers=bearer(PER))).text
         assert f'action="/ideas/{TV}/support"' in signed_in and f'action="/ideas/{TV}/comments"' in signed_in
         assert 'name="text"' in signed_in and "sign-in-to-engage" not in signed_in
         assert COMMENT not in signed_in and ERIK not in signed_in
+        assert "Submitted by an employee (Municipality of Kiruna)" in (await client.get(f"/en/ideas/{TV}")).text
         officer_page = (await client.get(f"/ideas/{TV}", headers=bearer(ERIK))).text
         assert 'id="officer-comments"' in officer_page and "Bra tanke" in officer_page
+        assert "Inskickad av Namn Efternamn" in officer_page and "Per Niemi" not in officer_page
 
         # the dashboard and the figures: anyone, no personal data
         for url in ("/dashboard", "/en/dashboard", "/api/v1/stats/overview", "/api/v1/stats/participation"):

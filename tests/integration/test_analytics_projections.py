@@ -1,13 +1,16 @@
 """Analytics on the real Kafka and Redis: a scripted history of ideas published as CloudEvents JSON (with
-duplicates and events out of order) -> projections equal figures computed by hand; wiping Redis and replaying
-gives identical API answers (the inbox and "my ideas" included); bad queries answer 422 naming the parameter.
-The inbox and an idea's officer view are asked for with real tokens from the local Keycloak."""
+duplicates and events out of order; people sealed under their data keys from the real keyring, as intake seals
+them) -> projections equal figures computed by hand; wiping Redis and replaying gives identical API answers (the
+inbox, the submitters' names and "my ideas" included); bad queries answer 422 naming the parameter. The inbox and
+an idea's officer view are asked for with real tokens from the local Keycloak."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -26,9 +29,12 @@ from shared.events import (
     IdeaStatusChanged,
     IdeaSubmitted,
     NotificationSent,
+    PersonRef,
     RoutingTarget,
-    Submitter,
 )
+from shared.keyring import Keyring
+from shared.service import redis_client
+from shared.settings import ServiceSettings
 from shared.topics import Topics
 from tests.support.apps import running
 from tests.support.identity import ANNA, INNOVATION_OFFICE, bearer
@@ -56,12 +62,24 @@ def at(days: float = 0, hours: float = 0) -> datetime:
     return T0 + timedelta(days=days, hours=hours)
 
 
+@contextlib.asynccontextmanager
+async def people_keyring(settings: ServiceSettings) -> AsyncIterator[Keyring]:
+    """The platform's keyring (shared/keyring.py) on the Redis prefix and topics of the service under test, as
+    intake uses it to seal people into events (its keys recorded in the test's people.keys.v1)."""
+    redis = redis_client(settings)
+    keyring = Keyring.from_settings(redis, settings, Topics(settings.kafka.topic_prefix).people_keys)
+    try:
+        yield keyring
+    finally:
+        await keyring.close()
+        await redis.aclose()
+
+
 def ev(payload, time: datetime, event_id: str) -> Envelope:
     return Envelope.wrap(payload, source="/tests/history", time=time, event_id=event_id)
 
 
-def submitted(idea, time, *, email=None, org=None, unit=None):
-    person = Submitter(name="Anna Svensson", email=email, organisation=org, unit=unit) if email else None
+def submitted(idea, time, *, person: PersonRef | None = None):
     payload = IdeaSubmitted(
         idea_id=idea, title=TITLES[idea], description=f"Beskrivning av {TITLES[idea]}", submitter=person,
         anonymous=person is None,
@@ -88,18 +106,28 @@ def changed(idea, time, to, n, reason=None, **extra):
     return ev(payload, time, f"{idea[:8]}-0000-4000-8000-0000000000{n:02d}")
 
 
-def engaged(idea, time, kind, person, n, text=None):
-    payload = IdeaEngagement(idea_id=idea, kind=EngagementKind(kind), person=person, text=text)
+async def engaged(keyring: Keyring, idea, time, kind, email, n, text=None):
+    person, key = await keyring.person_ref(email, email.split("@")[0].replace(".", " ").title())
+    sealed = key.seal(text) if text is not None else None
+    payload = IdeaEngagement(idea_id=idea, kind=EngagementKind(kind), person=person, text=sealed)
     return ev(payload, time, f"{idea[:8]}-0000-4000-8000-0000000001{n:02d}")
 
 
-def history(topics: Topics) -> list[tuple[str, Envelope]]:
+async def history(topics: Topics, keyring: Keyring) -> list[tuple[str, Envelope]]:
     """(topic, event) in publishing order. Duplicates and out-of-order deliveries are part of the script."""
     s, r, c, e = topics.submitted, topics.routed, topics.status_changed, topics.engagement
-    support = engaged(I1, at(1, 5), "support", "lisa.berg@kiruna.se", 1)
+
+    async def named(email: str, name: str, org: str, unit: str) -> PersonRef:
+        return (await keyring.person_ref(email, name, organisation=org, unit=unit))[0]
+
+    support = await engaged(keyring, I1, at(1, 5), "support", "lisa.berg@kiruna.se", 1)
     decline = changed(I2, at(4), "declined", 4, reason="Finns redan i laddplanen för 2026")
+    anna = await named("anna.svensson@kiruna.se", "Anna Svensson", "kiruna-kommun", "samhallsbyggnad")
+    anna_again = await named("Anna.Svensson@kiruna.se", "Anna Svensson", "kiruna-kommun", "samhallsbyggnad")
+    bo = await named("bo@kirunabostader.se", "Bo Berg", "kirunabostader", "forvaltning")
+    dag = await named("dag@tekniskaverken.se", "Dag Dahl", "tekniska-verken", "energi")
     script = [
-        (s, submitted(I1, at(0), email="anna.svensson@kiruna.se", org="kiruna-kommun", unit="samhallsbyggnad")),
+        (s, submitted(I1, at(0), person=anna)),
         (r, routed(I1, at(0, 1), [("tekniska-verken", "energi"), ("kiruna-kommun", "samhallsbyggnad")],
                    ["klimat-och-energi", "stadsomvandling"])),
         (c, changed(I1, at(1), "acknowledged", 3)),
@@ -110,25 +138,26 @@ def history(topics: Topics) -> list[tuple[str, Envelope]]:
         (c, changed(I1, at(60), "spread", 8, reason="Kirunabostäder tar efter", organisation="kirunabostader")),
         (e, support),
         (e, support),  # duplicate delivery
-        (e, engaged(I1, at(1, 6), "support", "lisa.berg@kiruna.se", 2)),  # the same person again: still one supporter
-        (e, engaged(I1, at(1, 7), "support", "olle@tekniskaverken.se", 3)),
-        (e, engaged(I1, at(2), "comment", "mia@kirunabostader.se", 4, text="Bra idé, <script>alert(1)</script>")),
-        (s, submitted(I2, at(0), email="bo@kirunabostader.se", org="kirunabostader", unit="forvaltning")),
+        (e, await engaged(keyring, I1, at(1, 6), "support", "lisa.berg@kiruna.se", 2)),  # the same person again
+        (e, await engaged(keyring, I1, at(1, 7), "support", "olle@tekniskaverken.se", 3)),
+        (e, await engaged(keyring, I1, at(2), "comment", "mia@kirunabostader.se", 4,
+                          text="Bra idé, <script>alert(1)</script>")),
+        (s, submitted(I2, at(0), person=bo)),
         (r, routed(I2, at(0, 2), [("kirunabostader", "forvaltning")], ["boende"])),
         (c, changed(I2, at(2), "acknowledged", 3)),
         (c, decline),
         (c, decline),  # duplicate delivery
-        (s, submitted(I3, at(1), email="Anna.Svensson@kiruna.se", org="kiruna-kommun", unit="samhallsbyggnad")),
+        (s, submitted(I3, at(1), person=anna_again)),
         (r, routed(I3, at(1, 4), [("tekniska-verken", "energi")], ["klimat-och-energi"])),
         (c, changed(I3, at(3), "merged", 3, reason="Samma idé som en tidigare", merged_into=I1)),
         # I4 arrives backwards: the acknowledgement before the routing before the submission
         (c, changed(I4, at(42), "acknowledged", 3)),
         (r, routed(I4, at(30, 1), [("tekniska-verken", "energi")], ["klimat-och-energi"])),
-        (s, submitted(I4, at(30), email="dag@tekniskaverken.se", org="tekniska-verken", unit="energi")),
+        (s, submitted(I4, at(30), person=dag)),
         (s, submitted(I5, at(31))),
         (r, routed(I5, at(31, 1), [("innovationsplattformen", None)], [])),
         (topics.notifications_sent, ev(
-            NotificationSent(idea_id=I1, cause_event_id="x", recipient="anna.svensson@kiruna.se", channel="in-app",
+            NotificationSent(idea_id=I1, cause_event_id="x", recipient=anna.pseudonym, channel="in-app",
                              outcome=DeliveryOutcome.DELIVERED),
             at(0, 2), "11111111-0000-4000-8000-000000000999",
         )),
@@ -163,9 +192,10 @@ async def test_projections_of_a_scripted_history_equal_the_figures_computed_by_h
     service_settings, topics, kafka_settings, monkeypatch
 ):
     monkeypatch.setenv("CONSUMER_LAG_INTERVAL_S", "0.3")  # projection lag comes from the shared lag monitor
-    app = create_app(service_settings(AnalyticsSettings, metrics_interval_s=0.3))
-    async with running(app) as client:
-        await publish(kafka_settings, history(topics))
+    settings = service_settings(AnalyticsSettings, metrics_interval_s=0.3)
+    app = create_app(settings)
+    async with running(app) as client, people_keyring(settings) as keyring:
+        await publish(kafka_settings, await history(topics, keyring))
         await projected(client)
 
         office = bearer(INNOVATION_OFFICE)
@@ -180,13 +210,18 @@ async def test_projections_of_a_scripted_history_equal_the_figures_computed_by_h
             "acknowledged", "in-assessment", "accepted", "in-pilot", "implemented", "spread",
         ]  # fmt: skip
         assert one["timeline"][2]["changed_by"] == "erik.lindberg"
-        text = json.dumps(one).lower()
-        assert "anna" not in text and "submitter" not in text
-        assert "kiruna.se" not in text and "lisa.berg" not in text and "tekniskaverken.se" not in text  # supporters
+        # the submitter named for those who act on the idea (opened with her key), never her address
+        assert one["submitter"] == {"status": "employee", "organisation": "kiruna-kommun", "name": "Anna Svensson"}
+        text = json.dumps(one, ensure_ascii=False).lower()
+        assert "kiruna.se" not in text and "lisa" not in text and "tekniskaverken.se" not in text  # no addresses
+        assert "mia" not in text and "sealed" not in text  # commenters and supporters are never named
         assert next(t for t in one["timeline"] if t.get("engagement") == "comment")["summary"].startswith("Bra idé")
-        public = (await client.get(f"/api/v1/ideas/{I1}")).json()  # anyone: no actors, no comment texts
+        public = (await client.get(f"/api/v1/ideas/{I1}")).json()  # anyone: no actors, no comment texts, no names
         assert public["view"] == "public" and len(public["timeline"]) == len(one["timeline"])
         assert "erik.lindberg" not in json.dumps(public) and "Bra idé" not in json.dumps(public)
+        assert public["submitter"] == {"status": "employee", "organisation": "kiruna-kommun"}
+        assert "anna" not in json.dumps(public).lower()
+        assert (await client.get(f"/api/v1/ideas/{I5}")).json()["submitter"] == {"status": "anonymous"}
         declined = (await client.get(f"/api/v1/ideas/{I2}")).json()
         assert declined["state"] == "declined" and declined["decline_reason"] == "Finns redan i laddplanen för 2026"
         merged = (await client.get(f"/api/v1/ideas/{I3}")).json()
@@ -217,6 +252,10 @@ async def test_projections_of_a_scripted_history_equal_the_figures_computed_by_h
             "assessed",
             "decided",
         }
+        assert triage[0]["submitter"] == {"status": "anonymous"}
+        assert page1["items"][0]["submitter"] == {
+            "status": "employee", "organisation": "tekniska-verken", "name": "Dag Dahl",
+        }  # fmt: skip
 
         # the overview, by hand
         overview = (await client.get("/api/v1/stats/overview")).json()
@@ -300,7 +339,7 @@ async def test_projections_of_a_scripted_history_equal_the_figures_computed_by_h
             return text if ready else None
 
         text = await eventually(metrics, timeout=20)
-        assert I1 not in text and "kiruna.se" not in text
+        assert I1 not in text and "kiruna.se" not in text and "Anna" not in text
         assert 'kiruna_idempotent_skips_total{service="analytics",topic="' in text  # the duplicates were skipped
 
 
@@ -327,8 +366,9 @@ async def test_replay_after_wiping_redis_restores_identical_answers(service_sett
     async with (
         running(create_app(settings)) as client,
         probe(kafka_settings, topics.dlq(topics.submitted)) as dead_letters,
+        people_keyring(settings) as keyring,
     ):
-        script = history(topics)
+        script = await history(topics, keyring)
         await publish(kafka_settings, script)
         async with raw_producer(kafka_settings) as producer:  # one record no one can parse: dead-lettered live
             await producer.send_and_wait(topics.submitted, b"{not json", key=I5.encode())
@@ -346,7 +386,8 @@ async def test_replay_after_wiping_redis_restores_identical_answers(service_sett
         result = await rebuild(settings, progress=False)
         assert sum(result.events.values()) == len(script)
         assert result.duplicates == 2 and sum(result.malformed.values()) == 1
-        assert result.ideas == 5
+        assert result.ideas == 5 and result.erasures == 0
+        assert result.keys_restored == 6  # Anna, Bo, Dag, Lisa, Olle and Mia
         after = await answers(client)
         for (url, _), one, other in zip(asked, before, after, strict=True):
             assert one == other, url

@@ -1,6 +1,7 @@
 """The in-memory fake of analytics' projection store (tests/fakes/analytics.py) answers as the Redis store does:
-the same events through the same handlers, the same answers from both, and both the full fold of each idea's
-events however they arrive; support spam is absorbed without reading the idea's history. Needs Redis."""
+the same events through the same handlers, the same answers from both (an erasure included), and both the full
+fold of each idea's events however they arrive; support spam is absorbed without reading the idea's history.
+Needs Redis."""
 
 from __future__ import annotations
 
@@ -9,13 +10,12 @@ import random
 import pytest
 from redis.asyncio import Redis
 
-from services.analytics.domain import submitter_key
 from services.analytics.handlers import AnalyticsHandlers
 from services.analytics.store import ProjectionStore
 from shared.metrics import ServiceMetrics
 from tests.conftest import REDIS_URL
 from tests.fakes.analytics import FakeProjectionStore
-from tests.unit.test_analytics_handlers import at, engage, new_id, notified, routed, status, submitted
+from tests.unit.test_analytics_handlers import KEYRING, at, engage, new_id, notified, routed, status, submitted
 from tests.unit.test_analytics_incremental import deliver, expected, random_history
 
 pytestmark = pytest.mark.kafka
@@ -23,8 +23,8 @@ pytestmark = pytest.mark.kafka
 
 async def answers(store) -> dict:
     """Run one story through the handlers into ``store`` and collect what the read side asks of it."""
-    handlers = AnalyticsHandlers(store, ServiceMetrics.create("analytics"))
-    a, b, c = ids = [new_id() for _ in range(3)]
+    handlers = AnalyticsHandlers(store, ServiceMetrics.create("analytics"), KEYRING)
+    a, b, c, d = ids = [new_id() for _ in range(4)]
     story = [
         submitted(a, at(0)),
         routed(a, at(0, 1), "innovationsplattformen"),
@@ -35,6 +35,9 @@ async def answers(store) -> dict:
         engage(a, at(4), "support", "per@kiruna.se"),
         submitted(c, at(5)),
         status(b, at(6), "declined", reason="Nej"),
+        submitted(d, at(7), email="kim@kiruna.se", name="Kim Kallio"),
+        engage(a, at(8), "comment", "kim@kiruna.se", "Kims kommentar"),
+        engage(a, at(9), "support", "kim@kiruna.se"),
     ]
     for event in story:
         await handlers.record("ideas.v1", [event])
@@ -47,9 +50,23 @@ async def answers(store) -> dict:
         "unit": await store.idea_ids(unit="kirunabostader/forvaltning"),
         "boende+declined": await store.idea_ids(area="boende", state="declined"),
         "acknowledged": await store.idea_ids(state="acknowledged"),
-        "anna": await store.submitted_by(submitter_key("anna.svensson@kiruna.se")),
+        "anna": await store.submitted_by(KEYRING.pseudonym("anna.svensson@kiruna.se")),
+        "kim": await store.submitted_by(KEYRING.pseudonym("kim@kiruna.se")),
     }
+    kim_before = await store.summaries([a, d])
+    forgotten = await store.forget_person(KEYRING.pseudonym("kim@kiruna.se"))  # the erasure of Kim
+    found["kim after"] = await store.submitted_by(KEYRING.pseudonym("kim@kiruna.se"))
+    found["d after"] = await store.idea_ids(state="submitted")
     result = {key: [name[i] for i in value] for key, value in found.items()}
+    result["forgotten"] = (forgotten, await store.forget_person(KEYRING.pseudonym("kim@kiruna.se")))
+    kim_after = await store.summaries([a, d])
+    result["counts kept"] = [(s.supporters, s.comments) for s in kim_before] == [
+        (s.supporters, s.comments) for s in kim_after
+    ]
+    result["d erased"] = [s.submitter_status for s in kim_after]
+    result["kim's keys left"] = [
+        e for i in ids for e in await store.entries(i) if KEYRING.pseudonym("kim@kiruna.se") + "." in str(e)
+    ]
     result["summaries"] = sorted(
         (name[s.idea_id], s.state, s.organisations, s.units, s.supporters) for s in await store.summaries()
     )
@@ -69,8 +86,11 @@ async def test_the_fake_store_answers_as_the_redis_store(redis_prefix):
         await redis.aclose()
     fake = await answers(FakeProjectionStore())
     assert fake == real
-    assert real["all"] == ["idea-2", "idea-1", "idea-0"] and real["anna"] == ["idea-2", "idea-0"]
+    assert real["all"] == ["idea-3", "idea-2", "idea-1", "idea-0"] and real["anna"] == ["idea-2", "idea-0"]
     assert real["triage"] == [] and real["boende+declined"] == ["idea-1"]
+    assert real["kim"] == ["idea-3"] and real["kim after"] == [] and real["d after"] == ["idea-3", "idea-2"]
+    assert real["forgotten"] == (2, 0) and real["counts kept"] and real["d erased"] == ["employee", "former-employee"]
+    assert real["kim's keys left"] == []
 
 
 async def test_random_histories_give_the_full_fold_in_the_redis_store_as_in_the_fake(redis_prefix):
@@ -95,7 +115,7 @@ async def test_random_histories_give_the_full_fold_in_the_redis_store_as_in_the_
 async def test_support_spam_is_absorbed_by_the_redis_store_without_reading_the_history(redis_prefix):
     redis = Redis.from_url(REDIS_URL, decode_responses=True)
     store = ProjectionStore(redis, redis_prefix)
-    handlers = AnalyticsHandlers(store, ServiceMetrics.create("analytics"))
+    handlers = AnalyticsHandlers(store, ServiceMetrics.create("analytics"), KEYRING)
     idea = new_id()
     lifecycle = [submitted(idea, at(0)), routed(idea, at(0, 1), "tekniska-verken/energi")]
     try:

@@ -16,8 +16,9 @@ from services.notifications.app import create_app as notifications_app
 from services.notifications.settings import NotificationsSettings
 from services.routing.app import create_app as routing_app
 from services.routing.settings import RoutingSettings
-from shared.events import Envelope, IdeaSubmitted, Submitter
+from shared.events import Envelope, IdeaSubmitted, PersonRef
 from shared.settings import KafkaSettings
+from tests.integration.test_analytics_projections import people_keyring
 from tests.support.apps import running
 from tests.support.identity import EMAIL, PER, bearer
 from tests.support.kafka import eventually, probe, raw_producer
@@ -25,19 +26,27 @@ from tests.support.kafka import eventually, probe, raw_producer
 pytestmark = pytest.mark.kafka
 
 
-def submitted(idea_id: str, title: str = "Solceller på skolans tak") -> Envelope[IdeaSubmitted]:
+def submitted(idea_id: str, per: PersonRef | None = None, title: str = "Solceller på skolans tak") -> Envelope:
+    """Per's idea (sealed as intake seals him: ``keyring.person_ref``), or an anonymous one."""
     idea = IdeaSubmitted(
         idea_id=idea_id,
         title=title,
         description="Sätt solceller på förskolans tak.",
-        submitter=Submitter(name="Per Niemi", email=EMAIL[PER]),
+        submitter=per,
+        anonymous=per is None,
     )
     return Envelope.wrap(idea, source="/tests")
 
 
+async def per_niemi(settings) -> PersonRef:
+    async with people_keyring(settings) as keyring:
+        return (await keyring.person_ref(EMAIL[PER], "Per Niemi", organisation="kirunabostader"))[0]
+
+
 async def test_the_same_event_delivered_twice_changes_nothing_the_second_time(service_settings, topics, kafka_settings):
     idea_id = str(uuid.uuid4())
-    event = submitted(idea_id)
+    per = await per_niemi(service_settings(AnalyticsSettings))
+    event = submitted(idea_id, per)
     async with (
         running(routing_app(service_settings(RoutingSettings))) as routing,
         running(notifications_app(service_settings(NotificationsSettings))) as notifications,
@@ -51,7 +60,7 @@ async def test_the_same_event_delivered_twice_changes_nothing_the_second_time(se
         await routed.wait_count(1)
         await sent.wait_count(1)
         # a second, later event proves that the duplicate has been consumed by then (same partition, in order)
-        marker = submitted(idea_id)
+        marker = submitted(idea_id, per)
         await producer.send_and_wait(topics.submitted, marker.to_bytes(), key=idea_id.encode())
         await routed.wait_count(2)
 

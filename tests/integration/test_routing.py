@@ -1,5 +1,6 @@
 """Routing on the real Kafka and Redis: multi-organisation routing, triage, odd input, re-routing and learning,
-and the catalogue reloaded without a restart."""
+the catalogue reloaded without a restart, and a named idea (its submitter sealed, on ideas.submitted.v2) routed
+without a trace of who submitted it."""
 
 from __future__ import annotations
 
@@ -13,18 +14,20 @@ from services.routing.app import create_app as routing_app
 from services.routing.settings import RoutingSettings
 from shared.catalogue import DEFAULT_CATALOGUE_PATH
 from shared.events import AreaMatch, Envelope, IdeaSubmitted, RerouteIdea, RoutingTarget
+from tests.integration.test_analytics_projections import people_keyring
 from tests.support.apps import running
-from tests.support.identity import MARIA, bearer
+from tests.support.identity import ANNA, EMAIL, MARIA, bearer
 from tests.support.kafka import eventually, probe, raw_producer
 
 pytestmark = pytest.mark.kafka
 
 
-def submitted(title: str, description: str = "", idea_id: str | None = None) -> Envelope:
-    return Envelope.wrap(
-        IdeaSubmitted(idea_id=idea_id or str(uuid.uuid4()), title=title, description=description, anonymous=True),
-        source="/tests",
+def submitted(title: str, description: str = "", idea_id: str | None = None, submitter=None) -> Envelope:
+    idea_id = idea_id or str(uuid.uuid4())
+    idea = IdeaSubmitted(
+        idea_id=idea_id, title=title, description=description, submitter=submitter, anonymous=submitter is None
     )
+    return Envelope.wrap(idea, source="/tests")
 
 
 def routed_for(records, idea_id: str) -> list[dict]:
@@ -171,3 +174,39 @@ async def test_what_routing_learnt_is_rebuilt_from_the_topics(service_settings, 
     assert [(e["idea_id"], e["title"], e["organisations"][0]["unit"]) for e in entries] == [
         (idea.subject, "Gratis bad för nyanlända familjer", "socialtjanst")
     ]
+
+
+async def test_a_named_idea_is_routed_without_a_trace_of_its_submitter(service_settings, topics, kafka_settings):
+    from redis.asyncio import Redis
+
+    settings = service_settings(RoutingSettings)
+    async with people_keyring(settings) as keyring:
+        anna, _ = await keyring.person_ref(EMAIL[ANNA], "Anna Svensson", organisation="kiruna-kommun")
+    idea = submitted(
+        "Fjärrvärme till det nya badhuset", "Anslut badhuset till fjärrvärmenätet när det byggs om.", submitter=anna
+    )
+    async with (
+        running(routing_app(settings)),
+        probe(kafka_settings, topics.routed) as routed,
+        probe(kafka_settings, topics.organisation("tekniska-verken")) as energy,
+        raw_producer(kafka_settings) as producer,
+    ):
+        assert topics.submitted.endswith("ideas.submitted.v2")
+        await producer.send_and_wait(topics.submitted, idea.to_bytes(), key=idea.subject.encode())
+        [decision] = routed_for(await routed.wait_for(lambda rs: routed_for(rs, idea.subject)), idea.subject)
+        await energy.wait_for(lambda rs: routed_for(rs, idea.subject))
+        assert "tekniska-verken" in {t["organisation"] for t in decision["organisations"]}
+        published = json.dumps([r.value.decode() for r in [*routed.records, *energy.records]])
+        for trace in (EMAIL[ANNA], "Anna", "Svensson", anna.pseudonym, anna.sealed.box, "submitter"):
+            assert trace not in published, trace
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        held = []
+        async for key in redis.scan_iter(match=f"{settings.redis_prefix}:routing*", count=1000):
+            kind = await redis.type(key)
+            held.append(f"{key} {await redis.hgetall(key) if kind == 'hash' else kind}")
+    finally:
+        await redis.aclose()
+    assert any(idea.subject in line for line in held)  # routing keeps the idea's text (to learn from re-routes)
+    for trace in (EMAIL[ANNA], "Anna", "Svensson", anna.pseudonym):
+        assert trace not in "\n".join(held), trace

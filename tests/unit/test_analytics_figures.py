@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from services.analytics import charts, figures
-from services.analytics.domain import fold, next_states, summarise, timeline_entry
+from services.analytics.domain import fold, next_states, scrubbed, sealed_keys, summarise, timeline_entry
 from services.analytics.figures import Filters
 from shared.catalogue import load_catalogue
 from shared.events import (
@@ -24,8 +24,8 @@ from shared.events import (
     IdeaStatusChanged,
     IdeaSubmitted,
     RoutingTarget,
-    Submitter,
 )
+from tests.unit.test_analytics_handlers import KEYRING, person, sealed_text
 
 CATALOGUE = load_catalogue()
 T0 = datetime(2025, 3, 3, 8, 0, tzinfo=UTC)  # a Monday, 09:00 in Kiruna
@@ -35,15 +35,18 @@ def at(days: float = 0, hours: float = 0) -> datetime:
     return T0 + timedelta(days=days, hours=hours)
 
 
-def entry(payload, time: datetime, event_id: str | None = None) -> dict:
-    envelope = Envelope.wrap(payload, source="/tests", time=time, event_id=event_id)
-    return timeline_entry(envelope.model_dump(mode="json"))
+def entry(payload, time: datetime, event_id: str | None = None, *, live: bool = True) -> dict:
+    """The timeline entry of an event; ``live=False``: as when its person's key is gone (erased)."""
+    envelope = Envelope.wrap(payload, source="/tests", time=time, event_id=event_id).model_dump(mode="json")
+    return timeline_entry(envelope, sealed_keys(envelope) if live else set())
 
 
-def submitted(idea: str, time: datetime, *, email: str | None = "a@kiruna.se", org="kiruna-kommun", unit=None):
-    submitter = Submitter(name="Anna Svensson", email=email, organisation=org, unit=unit) if email else None
+def submitted(
+    idea: str, time: datetime, *, email: str | None = "a@kiruna.se", org="kiruna-kommun", unit=None, live=True
+):
+    submitter = person(email, "Anna Svensson", organisation=org, unit=unit) if email else None
     payload = IdeaSubmitted(idea_id=idea, title="Idé", description="Text", submitter=submitter, anonymous=not email)
-    return entry(payload, time)
+    return entry(payload, time, live=live)
 
 
 def routed(idea: str, time: datetime, *orgs: str, areas=("klimat-och-energi",)):
@@ -59,8 +62,9 @@ def status(idea: str, time: datetime, to: str, reason: str | None = None, **extr
     return entry(payload, time)
 
 
-def engage(idea: str, time: datetime, kind: str, person: str, text: str | None = None):
-    return entry(IdeaEngagement(idea_id=idea, kind=EngagementKind(kind), person=person, text=text), time)
+def engage(idea: str, time: datetime, kind: str, email: str, text: str | None = None):
+    sealed = sealed_text(email, text) if text is not None else None
+    return entry(IdeaEngagement(idea_id=idea, kind=EngagementKind(kind), person=person(email), text=sealed), time)
 
 
 def new_id() -> str:
@@ -70,14 +74,22 @@ def new_id() -> str:
 # --- folding ---------------------------------------------------------------------------------------------------
 
 
-def test_timeline_entry_keeps_no_name_or_email_only_a_pseudonymous_key():
+def test_timeline_entry_keeps_no_name_or_email_only_the_pseudonym_and_the_sealed_submitter():
     idea = new_id()
     kept = submitted(idea, T0, email="Anna.Svensson@Kiruna.se")
     text = json.dumps(kept)
     assert "Anna" not in text and "kiruna.se" not in text.lower()
-    assert (
-        kept["data"]["submitter_key"] == submitted(idea, T0, email="anna.svensson@kiruna.se")["data"]["submitter_key"]
-    )
+    same = submitted(idea, T0, email="anna.svensson@kiruna.se")["data"]
+    assert kept["data"]["submitter_key"] == same["submitter_key"] == KEYRING.pseudonym("anna.svensson@kiruna.se")
+    assert kept["data"]["submitter_sealed"]["key"].startswith(kept["data"]["submitter_key"] + ".")
+    assert "submitter_erased" not in kept["data"]
+
+    gone = submitted(idea, T0, email="anna.svensson@kiruna.se", live=False)["data"]  # the key is erased
+    assert gone["submitter_erased"] is True and "submitter_sealed" not in gone
+    assert gone["submitter_key"] == kept["data"]["submitter_key"]  # still counted as the same submitter
+
+    comment = engage(idea, T0, "comment", "per@kiruna.se", "Ring mig")["data"]
+    assert "Ring mig" not in json.dumps(comment) and comment["text_sealed"]["key"].startswith(comment["person_key"])
 
 
 def test_any_arrival_order_gives_the_same_projection():
@@ -172,9 +184,10 @@ def test_percentiles_interpolate_between_ranks():
 A, B, C, D, E = (f"00000000-0000-4000-8000-00000000000{n}" for n in range(1, 6))
 
 
-def history() -> list:
+def history(erased: str | None = None) -> list:
     """Five ideas. A: full path to spread. B: declined after acknowledgement. C: merged while routed.
-    D: acknowledged late (8 working days). E: routed, still waiting (anonymous)."""
+    D: acknowledged late (8 working days). E: routed, still waiting (anonymous). ``erased``: that person's sealed
+    values dropped from the events, as an erasure does."""
     per_idea = {
         A: [
             submitted(A, at(0), email="a@kiruna.se", unit="samhallsbyggnad"),
@@ -204,6 +217,8 @@ def history() -> list:
         ],
         E: [submitted(E, at(31), email=None), routed(E, at(31, 1), "innovationsplattformen", areas=())],
     }
+    if erased:
+        per_idea = {i: [scrubbed(e, KEYRING.pseudonym(erased)) for e in entries] for i, entries in per_idea.items()}
     return [fold(idea, entries)[1] for idea, entries in per_idea.items()]
 
 
@@ -285,6 +300,19 @@ def test_filters_and_the_overview():
     tv = next(r for r in overview["by_organisation"] if r["id"] == "tekniska-verken")
     assert tv["total"] == 3 and tv["by_state"]["acknowledged"] == 1 and tv["by_state"]["merged"] == 1
     assert overview["submitters"] == 3 and overview["anonymous_ideas"] == 1
+
+
+def test_an_erased_submitter_changes_no_figure():
+    now = datetime(2025, 5, 2, tzinfo=UTC)
+    before, after = history(), history(erased="a@kiruna.se")  # a@ submitted A and C
+    assert [i.submitter_status for i in after if i.idea_id in (A, C)] == ["former-employee"] * 2
+    assert [i.index_keys() for i in before if i.idea_id == A] != [i.index_keys() for i in after if i.idea_id == A]
+    assert figures.overview(after, CATALOGUE, now=now) == figures.overview(before, CATALOGUE, now=now)
+    assert figures.participation(after, CATALOGUE) == figures.participation(before, CATALOGUE)
+    assert figures.funnel(after) == figures.funnel(before)
+    assert figures.response_times(after, CATALOGUE.targets, now=now) == figures.response_times(
+        before, CATALOGUE.targets, now=now
+    )
 
 
 def test_csv_rows_flatten_every_figure():

@@ -1,6 +1,8 @@
-"""Analytics' handlers and read model on the in-memory fake of the projection store (tests/fakes/analytics.py):
-folding an idea's events in any arrival order, duplicates, re-routes, status changes, engagement, the submitter
-index ("my ideas") and who sees which view of an idea (services/analytics/access.py). No Kafka, no Redis."""
+"""Analytics' handlers and read model on the in-memory fake of the projection store (tests/fakes/analytics.py) and
+of the people's keyring (tests/fakes/common.py FakeKeyring, with the real sealing): folding an idea's events in
+any arrival order, duplicates, re-routes, status changes, engagement, the submitter index ("my ideas", by
+pseudonym), who sees which view of an idea (services/analytics/access.py), and erasure: the person's name, address
+and comments' texts gone, "en tidigare medarbetare", every count and figure unchanged. No Kafka, no Redis."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import pytest
 
 from services.analytics import access
 from services.analytics.handlers import AnalyticsHandlers
-from services.analytics.queries import ReadModel, check_scope
+from services.analytics.queries import FIGURES, ReadModel, check_scope
 from shared.catalogue import load_catalogue
 from shared.events import (
     AreaMatch,
@@ -28,17 +30,23 @@ from shared.events import (
     IdeaStatusChanged,
     IdeaSubmitted,
     NotificationSent,
+    PersonErasureRequested,
+    PersonRef,
     RoutingTarget,
-    Submitter,
+    Sealed,
 )
 from shared.metrics import ServiceMetrics
 from shared.principal import Principal, Role
+from shared.sealing import DataKey
 from tests.fakes.analytics import FakeProjectionStore
+from tests.fakes.common import FakeKeyring
 
 CATALOGUE = load_catalogue()
 TZ = ZoneInfo("Europe/Stockholm")
 T0 = datetime(2025, 3, 3, 8, 0, tzinfo=UTC)  # a Monday
-TOPIC = "ideas.any.v1"
+TOPIC = "ideas.any.v2"
+KEYRING = FakeKeyring()
+"""The people's keys of these tests (and of those that import the event builders below)."""
 
 ERIK = Principal("erik", "erik@tekniskaverken.se", organisation="tekniska-verken", roles=frozenset({Role.OFFICER}))
 MARIA = Principal("maria", "maria@kirunabostader.se", organisation="kirunabostader", roles=frozenset({Role.OFFICER}))
@@ -56,9 +64,32 @@ def event(payload, time: datetime) -> Envelope:
     return Envelope.wrap(payload, source="/tests", time=time)
 
 
-def submitted(idea: str, time: datetime, *, email: str | None = "anna.svensson@kiruna.se", title="Idé") -> Envelope:
-    submitter = Submitter(name="Anna Svensson", email=email, organisation="kiruna-kommun") if email else None
-    return event(IdeaSubmitted(idea_id=idea, title=title, description="Text", submitter=submitter), time)
+def data_key(email: str, keyring: FakeKeyring = KEYRING) -> DataKey:
+    """The person's data key, made if they have none (``keyring.key_for``; the fake keeps its keys in a dict, so
+    the event builders below need not be coroutines)."""
+    pseudonym = keyring.pseudonym(email)
+    if pseudonym not in keyring.keys:
+        keyring.keys[pseudonym] = DataKey.new(pseudonym)
+    return keyring.keys[pseudonym]
+
+
+def person(email: str, name: str | None = "Anna Svensson", organisation: str | None = "kiruna-kommun", unit=None):
+    """A person as an event names them (``keyring.person_ref``): the pseudonym, and name and address sealed."""
+    key = data_key(email)
+    sealed = key.seal_json({"name": name, "email": email.strip().lower()})
+    return PersonRef(pseudonym=key.pseudonym, sealed=sealed, organisation=organisation, unit=unit)
+
+
+def sealed_text(email: str, text: str) -> Sealed:
+    return data_key(email).seal(text)
+
+
+def submitted(
+    idea: str, time: datetime, *, email: str | None = "anna.svensson@kiruna.se", title="Idé", name="Anna Svensson"
+) -> Envelope:
+    submitter = person(email, name) if email else None
+    payload = IdeaSubmitted(idea_id=idea, title=title, description="Text", submitter=submitter, anonymous=not email)
+    return event(payload, time)
 
 
 def routed(idea: str, time: datetime, *targets: str, by: str | None = None, areas=("klimat-och-energi",)):
@@ -78,19 +109,31 @@ def status(idea: str, time: datetime, to: str, **extra) -> Envelope:
     return event(IdeaStatusChanged(idea_id=idea, to_state=IdeaState(to), changed_by="erik", **extra), time)
 
 
-def engage(idea: str, time: datetime, kind: str, person: str, text: str | None = None) -> Envelope:
-    return event(IdeaEngagement(idea_id=idea, kind=EngagementKind(kind), person=person, text=text), time)
+def engage(idea: str, time: datetime, kind: str, email: str, text: str | None = None) -> Envelope:
+    payload = IdeaEngagement(
+        idea_id=idea,
+        kind=EngagementKind(kind),
+        person=person(email, name=f"Namn {email.split('@')[0]}", organisation=None),
+        text=sealed_text(email, text) if text is not None else None,
+    )
+    return event(payload, time)
 
 
 def notified(idea: str, time: datetime, outcome: str = "delivered") -> Envelope:
     payload = NotificationSent(
         idea_id=idea,
         cause_event_id=str(uuid.uuid4()),
-        recipient="anna.svensson@kiruna.se",
+        recipient=KEYRING.pseudonym("anna.svensson@kiruna.se"),
         channel="email",
         outcome=DeliveryOutcome(outcome),
     )
     return event(payload, time)
+
+
+def erasure(email: str, time: datetime | None = None) -> Envelope:
+    return Envelope.wrap(
+        PersonErasureRequested(pseudonym=KEYRING.pseudonym(email), requested_by="person"), source="/tests", time=time
+    )
 
 
 def new_id() -> str:
@@ -103,8 +146,18 @@ class Analytics:
     def __init__(self) -> None:
         self.store = FakeProjectionStore()
         self.metrics = ServiceMetrics.create("analytics")
-        self.handlers = AnalyticsHandlers(self.store, self.metrics)
-        self.read = ReadModel(self.store, CATALOGUE, TZ, clock=lambda: at(days=30))
+        self.keyring = KEYRING
+        self.handlers = AnalyticsHandlers(self.store, self.metrics, self.keyring)
+        self.read = ReadModel(self.store, CATALOGUE, TZ, clock=lambda: at(days=30), keyring=self.keyring)
+
+    async def erase(self, email: str) -> None:
+        """What an erasure does: intake tombstones the key, every service gets the request."""
+        await self.keyring.erase(self.keyring.pseudonym(email))
+        await self.handlers.erased(erasure(email))
+
+    async def figures(self) -> dict:
+        scope = check_scope(CATALOGUE)
+        return {name: await self.read.figure(name, scope) for name in FIGURES}
 
     async def record(self, *events: Envelope, topic: str = TOPIC) -> None:
         for one in events:
@@ -243,8 +296,9 @@ async def test_engagement_counts_distinct_supporters_and_followers_and_every_com
     view = await analytics.read.idea(idea)
     assert (view.supporters, view.followers, view.comments) == (2, 1, 2)
     assert "notified" not in {entry["kind"] for entry in view.timeline}  # counted, not part of the story
-    stored = json.dumps(await analytics.store.entries(idea))
-    assert "per@kiruna.se" not in stored.lower() and "anna.svensson" not in stored.lower()
+    stored = json.dumps([await analytics.store.entries(idea), analytics.store.summary_documents[idea]])
+    for personal in ("per@kiruna.se", "anna.svensson", "Anna Svensson", "Namn per", "Bra idé", "Och billig"):
+        assert personal.lower() not in stored.lower(), personal  # pseudonyms and sealed values only
 
 
 async def test_my_ideas_are_the_named_ideas_of_the_address_in_any_case_newest_first(analytics):
@@ -294,6 +348,8 @@ async def test_the_public_view_names_no_one_and_shows_comments_only_as_counts(an
     text = json.dumps(document)
     assert document["view"] == "public" and document["comments"] == 1
     assert "changed_by" not in text and "rerouted_by" not in text and "070-123" not in text
+    assert document["submitter"] == {"status": "employee", "organisation": "kiruna-kommun"}  # "en medarbetare"
+    assert "Anna" not in text and "sealed" not in text and "box" not in text
     assert [entry.get("rerouted", False) for entry in document["timeline"]] == [False, False, True, False, False]
 
 
@@ -305,7 +361,9 @@ async def test_the_officer_view_is_for_the_organisations_it_is_routed_to_and_the
     timeline = document["timeline"]
     assert document["view"] == "officer"
     assert timeline[2]["rerouted_by"] == "sara" and timeline[3]["changed_by"] == "erik"
-    assert timeline[4]["summary"] == "Ring Per på 070-123 45 67"
+    assert timeline[4]["summary"] == "Ring Per på 070-123 45 67"  # opened for those who act on the idea
+    assert document["submitter"] == {"status": "employee", "organisation": "kiruna-kommun", "name": "Anna Svensson"}
+    assert "sealed" not in json.dumps(document) and "anna.svensson@" not in json.dumps(document)
 
 
 async def test_inboxes_are_for_their_organisations_officers_and_every_inbox_for_the_innovation_office():
@@ -314,3 +372,151 @@ async def test_inboxes_are_for_their_organisations_officers_and_every_inbox_for_
     assert "tekniska-verken" in access.inbox_refusal(MARIA, "tekniska-verken")
     assert access.inbox_refusal(ERIK, None) and access.inbox_refusal(ANNA, "kiruna-kommun")
     assert access.inbox_roles(None) == (Role.INNOVATION_OFFICE, Role.ADMIN)
+
+
+async def test_the_inbox_names_the_submitter_and_says_anonymous_for_anonymous_ideas(analytics):
+    named, anonymous, nameless = new_id(), new_id(), new_id()
+    await analytics.record(
+        submitted(named, at(0)),
+        submitted(anonymous, at(1), email=None),
+        submitted(nameless, at(2), email="utan.namn@kiruna.se", name=None),
+    )
+    items = {i["idea_id"]: i["submitter"] for i in (await analytics.read.inbox(check_scope(CATALOGUE)))["items"]}
+    assert items == {
+        named: {"status": "employee", "organisation": "kiruna-kommun", "name": "Anna Svensson"},
+        anonymous: {"status": "anonymous"},
+        nameless: {"status": "employee", "organisation": "kiruna-kommun", "name": None},  # "en medarbetare"
+    }
+
+
+# --- erasure ---------------------------------------------------------------------------------------------------
+
+
+async def erased_story(analytics: Analytics, kim: str) -> tuple[str, str]:
+    """Kim submits one idea and comments on, supports and follows another; others engage too."""
+    mine, other = new_id(), new_id()
+    await analytics.record(
+        submitted(mine, at(0), email=kim, name="Kim Kallio", title="Kims idé"),
+        routed(mine, at(0, 1), "tekniska-verken/energi"),
+        status(mine, at(1), "acknowledged"),
+        submitted(other, at(0, 2)),
+        routed(other, at(0, 3), "tekniska-verken/energi"),
+        engage(other, at(1), "comment", kim, "Ring Kim på 070-999"),
+        engage(other, at(1, 1), "support", kim),
+        engage(other, at(1, 2), "follow", kim),
+        engage(other, at(1, 3), "support", "per@kiruna.se"),
+        engage(other, at(1, 4), "comment", "per@kiruna.se", "Pers kommentar"),
+        engage(mine, at(2), "support", "per@kiruna.se"),
+        notified(mine, at(2)),
+    )
+    return mine, other
+
+
+async def test_an_erasure_forgets_the_person_and_leaves_every_count_and_figure_as_it_was(analytics):
+    kim = f"kim.{new_id()[:8]}@kiruna.se"
+    mine, other = await erased_story(analytics, kim)
+    pseudonym = KEYRING.pseudonym(kim)
+    assert [i["idea_id"] for i in await analytics.read.ideas_of(kim)] == [mine]
+    figures_before = await analytics.figures()
+    counts_before = [(s.supporters, s.followers, s.comments) for s in await analytics.store.summaries([mine, other])]
+
+    await analytics.erase(kim)
+
+    assert await analytics.figures() == figures_before  # distinct submitters, engagement, everything
+    assert [(s.supporters, s.followers, s.comments) for s in await analytics.store.summaries([mine, other])] == (
+        counts_before
+    )
+    view = await analytics.read.idea(mine)
+    for kind in ("public", "officer"):
+        assert access.idea_document(view, kind)["submitter"] == {"status": "former-employee"}
+    assert await analytics.read.ideas_of(kim) == [] and ("submitter", pseudonym) not in analytics.store.indexes
+    assert pseudonym not in analytics.store.held
+    item = next(i for i in (await analytics.read.inbox(check_scope(CATALOGUE)))["items"] if i["idea_id"] == mine)
+    assert item["submitter"] == {"status": "former-employee"}
+    comments = [
+        (c.get("summary"), c.get("removed", False))
+        for c in access.idea_document(await analytics.read.idea(other), "officer")["timeline"]
+        if c.get("engagement") == "comment"
+    ]
+    assert comments == [("", True), ("Pers kommentar", False)]  # Kim's removed; Per's still there
+    held = json.dumps([await analytics.store.entries(mine), await analytics.store.entries(other)])
+    assert f'"{pseudonym}.' not in held  # not one sealed value under Kim's key is kept
+
+    writes = analytics.store.writes
+    await analytics.handlers.erased(erasure(kim))  # a repeated request changes nothing
+    assert analytics.store.writes == writes and await analytics.figures() == figures_before
+
+
+async def test_events_whose_key_is_gone_make_no_person_state_and_read_as_erased(analytics):
+    """As in a replay after an erasure: the events still name the person's old key, which no longer exists."""
+    kim = f"kim.{new_id()[:8]}@kiruna.se"
+    idea, other = new_id(), new_id()
+    events = [
+        submitted(idea, at(0), email=kim, name="Kim Kallio"),
+        submitted(other, at(0, 1)),
+        engage(other, at(1), "comment", kim, "Hemligt"),
+    ]
+    await KEYRING.erase(KEYRING.pseudonym(kim))
+    await analytics.record(*events)
+    [summary] = await analytics.store.summaries([idea])
+    assert summary.submitter_status == "former-employee" and summary.submitter_key == KEYRING.pseudonym(kim)
+    assert ("submitter", KEYRING.pseudonym(kim)) not in analytics.store.indexes
+    assert KEYRING.pseudonym(kim) not in analytics.store.held
+    assert (await analytics.figures())["overview"]["submitters"] == 2  # still counted, by pseudonym
+    assert (await analytics.read.idea(idea)).submitter == {"status": "former-employee"}
+    [comment] = [i for i in (await analytics.read.idea(other)).timeline if i["kind"] == "engagement"]
+    assert comment["removed"] is True and comment["summary"] == ""
+
+
+async def test_a_person_who_comes_back_after_an_erasure_starts_from_nothing(analytics):
+    kim = f"kim.{new_id()[:8]}@kiruna.se"
+    before, after = new_id(), new_id()
+    await analytics.record(submitted(before, at(0), email=kim, name="Kim Kallio"))
+    request = erasure(kim)
+    await KEYRING.erase(KEYRING.pseudonym(kim))
+    await analytics.handlers.erased(request)
+    pseudonym = KEYRING.pseudonym(kim)
+    KEYRING.keys[pseudonym] = DataKey.new(pseudonym, now=request.time + timedelta(seconds=1))  # a fresh key
+    await analytics.record(submitted(after, at(1), email=kim, name="Kim Kallio"))
+    assert [i["idea_id"] for i in await analytics.read.ideas_of(kim)] == [after]
+    await analytics.handlers.erased(request)  # the old request again (redelivered, or a rebuild): theirs stays
+    assert [i["idea_id"] for i in await analytics.read.ideas_of(kim)] == [after]
+    assert (await analytics.read.idea(after)).submitter["name"] == "Kim Kallio"
+    assert (await analytics.read.idea(before)).submitter == {"status": "former-employee"}
+
+
+class RememberingKeyring(FakeKeyring):
+    """A keyring that remembers a person's absence until told to forget it, as the real one does for 30 s."""
+
+    def __init__(self) -> None:
+        super().__init__(KEYRING.pepper)
+        self.keys = KEYRING.keys  # the same people as the event builders
+        self.absent: set[str] = set()
+
+    async def current(self, pseudonym_: str) -> DataKey | None:
+        if pseudonym_ in self.absent:
+            return None
+        key = await super().current(pseudonym_)
+        if key is None:
+            self.absent.add(pseudonym_)
+        return key
+
+    async def key(self, key_id: str) -> DataKey | None:
+        return None if key_id.partition(".")[0] in self.absent else await super().key(key_id)
+
+    def forget_cached(self, pseudonym_: str) -> None:
+        self.absent.discard(pseudonym_)
+
+
+async def test_a_key_made_after_its_absence_was_remembered_is_not_taken_for_an_erasure():
+    """Kim looks at "my ideas" before she has a key (the keyring remembers: none), then submits her first idea:
+    it is hers, by name, not "en tidigare medarbetare"."""
+    analytics = Analytics()
+    analytics.keyring = keyring = RememberingKeyring()
+    analytics.handlers = AnalyticsHandlers(analytics.store, analytics.metrics, keyring)
+    analytics.read = ReadModel(analytics.store, CATALOGUE, TZ, clock=lambda: at(days=30), keyring=keyring)
+    kim, idea = f"kim.{new_id()[:8]}@kiruna.se", new_id()
+    assert await analytics.read.ideas_of(kim) == [] and keyring.absent == {keyring.pseudonym(kim)}
+    await analytics.record(submitted(idea, at(0), email=kim, name="Kim Kallio"))
+    assert [i["idea_id"] for i in await analytics.read.ideas_of(kim)] == [idea]
+    assert (await analytics.read.idea(idea)).submitter["name"] == "Kim Kallio"

@@ -10,13 +10,14 @@ import json
 import random
 
 from services.analytics.cache import FigureCache
-from services.analytics.domain import IdeaSummary, summarise, timeline_entry
+from services.analytics.domain import IdeaSummary, sealed_keys, summarise, timeline_entry
 from services.analytics.handlers import AnalyticsHandlers
 from services.analytics.queries import ReadModel, check_scope
 from shared.metrics import ServiceMetrics
 from tests.fakes.analytics import FakeProjectionStore
 from tests.unit.test_analytics_handlers import (
     CATALOGUE,
+    KEYRING,
     TZ,
     at,
     engage,
@@ -58,7 +59,8 @@ def random_history(rnd: random.Random, idea: str) -> list:
 
 
 def expected(idea: str, events: list) -> IdeaSummary:
-    return summarise(idea, [timeline_entry(e.model_dump(mode="json")) for e in events])
+    dumped = [e.model_dump(mode="json") for e in events]
+    return summarise(idea, [timeline_entry(e, sealed_keys(e)) for e in dumped])  # every key live
 
 
 async def deliver(store: FakeProjectionStore, rnd: random.Random, events: list) -> None:
@@ -66,7 +68,7 @@ async def deliver(store: FakeProjectionStore, rnd: random.Random, events: list) 
     running at the same time (as analytics' subscribers of different topics do)."""
     arrivals = events + rnd.sample(events, k=len(events) // 4)
     rnd.shuffle(arrivals)
-    handlers = AnalyticsHandlers(store, ServiceMetrics.create("analytics"))
+    handlers = AnalyticsHandlers(store, ServiceMetrics.create("analytics"), KEYRING)
     batches, start = [], 0
     while start < len(arrivals):
         size = rnd.randint(1, 4)
@@ -107,11 +109,11 @@ async def test_support_spam_on_one_idea_costs_constant_work_per_event():
     with an idea's history) read only the idea's few lifecycle events, so each engagement event costs O(1).
     Before: every event refolded every earlier one, about 4.5 million entries read for these 3,000."""
     store = FakeProjectionStore()
-    handlers = AnalyticsHandlers(store, ServiceMetrics.create("analytics"))
+    handlers = AnalyticsHandlers(store, ServiceMetrics.create("analytics"), KEYRING)
     idea = new_id()
     lifecycle = [submitted(idea, at(0)), routed(idea, at(0, 1), "tekniska-verken/energi")]
     for one in lifecycle:
-        await handlers.record("ideas.submitted.v1", [one])
+        await handlers.record("ideas.submitted.v2", [one])
     spam = []
     for n in range(3000):
         kind = ("support", "support", "follow", "comment")[n % 4]
@@ -121,7 +123,7 @@ async def test_support_spam_on_one_idea_costs_constant_work_per_event():
     spam += [notified(idea, at(2), "delivered") for _ in range(50)]
     before = store.refolded
     for one in spam:
-        await handlers.record("ideas.engagement.v1", [one])
+        await handlers.record("ideas.engagement.v2", [one])
     assert store.refolded == before  # not one refold: every one of them absorbed
     await handlers.record("ideas.status-changed.v1", [status(idea, at(3), "acknowledged")])
     assert store.refolded - before == len(lifecycle) + len(spam) + 1  # a status change refolds, once
@@ -137,7 +139,7 @@ async def test_support_spam_on_one_idea_costs_constant_work_per_event():
 
 async def test_engagement_before_the_submission_is_refolded_and_then_absorbed():
     store = FakeProjectionStore()
-    handlers = AnalyticsHandlers(store, ServiceMetrics.create("analytics"))
+    handlers = AnalyticsHandlers(store, ServiceMetrics.create("analytics"), KEYRING)
     idea = new_id()
     early = engage(idea, at(-1), "support", "early@kiruna.se")
     await handlers.record("e", [early])  # no submission yet: the earliest event is the idea's creation for now
@@ -158,7 +160,7 @@ async def test_a_projection_made_before_the_sets_of_people_is_refolded_once_then
     """A summary whose supporters are not in the set beside it (written by older code): the next engagement
     refolds the idea (filling the set) instead of counting from an empty set."""
     store = FakeProjectionStore()
-    handlers = AnalyticsHandlers(store, ServiceMetrics.create("analytics"))
+    handlers = AnalyticsHandlers(store, ServiceMetrics.create("analytics"), KEYRING)
     idea = new_id()
     events = [submitted(idea, at(0)), engage(idea, at(1), "support", "a@kiruna.se")]
     await handlers.record("e", events)
@@ -199,9 +201,9 @@ class Clock:
 
 async def cached_model(max_age_s=10.0, max_scopes=4):
     store, clock = CountingStore(), Clock()
-    handlers = AnalyticsHandlers(store, ServiceMetrics.create("analytics"))
+    handlers = AnalyticsHandlers(store, ServiceMetrics.create("analytics"), KEYRING)
     cache = FigureCache(max_age_s=max_age_s, max_scopes=max_scopes, monotonic=clock)
-    read = ReadModel(store, CATALOGUE, TZ, clock=lambda: at(30), figures_cache=cache)
+    read = ReadModel(store, CATALOGUE, TZ, clock=lambda: at(30), figures_cache=cache, keyring=KEYRING)
     idea = new_id()
     await handlers.record("e", [submitted(idea, at(0)), routed(idea, at(0, 1), "tekniska-verken/energi")])
     return store, clock, handlers, read, idea
@@ -251,7 +253,7 @@ async def test_the_cache_holds_a_bounded_number_of_scopes_and_shares_one_computa
 
 async def test_without_a_cache_every_request_computes():
     store = CountingStore()
-    read = ReadModel(store, CATALOGUE, TZ, clock=lambda: at(30))
+    read = ReadModel(store, CATALOGUE, TZ, clock=lambda: at(30), keyring=KEYRING)
     for _ in range(3):
         await read.figure("overview", check_scope(CATALOGUE))
     assert store.loads == 3

@@ -193,3 +193,30 @@ async def test_what_other_replicas_learnt_is_picked_up(routing):
     assert len(routing.memory) == 1
     await routing.handlers.submitted(submitted(BATH[0], BATH[1] + " Gärna på lördagar."))
     assert routing.routed()[-1].data.reason.startswith("Liknar en idé som omdirigerats")
+
+
+# --- people ----------------------------------------------------------------------------------------------------
+
+
+async def test_routing_ignores_the_submitter_and_has_nothing_to_forget_on_an_erasure(routing):
+    from shared.events import PersonErasureRequested
+    from tests.fakes.common import FakeKeyring
+
+    keyring = FakeKeyring()
+    anna, _ = await keyring.person_ref("anna.svensson@kiruna.se", "Anna Svensson", organisation="kiruna-kommun")
+    named = Envelope.wrap(
+        IdeaSubmitted(idea_id=str(uuid.uuid4()), title=BATH[0], description=BATH[1], submitter=anna),
+        source="/tests",
+    )
+    await routing.handlers.submitted(named)
+    [routed] = routing.routed()
+    held = repr((routing.store.ideas, routing.store.feedback, routing.store.pending_feedback))
+    published = repr([envelope.to_bytes() for envelope in routing.publisher.published[TOPICS.routed]])
+    for trace in ("anna", "Anna Svensson", anna.pseudonym, anna.sealed.box):
+        assert trace not in held and trace not in published, trace
+    assert routed.data.title == BATH[0]
+
+    before = (dict(routing.store.ideas), routing.publisher.count)
+    erasure = Envelope.wrap(PersonErasureRequested(pseudonym=anna.pseudonym, requested_by="person"), source="/t")
+    await routing.handlers.erased(erasure)
+    assert (dict(routing.store.ideas), routing.publisher.count) == before
