@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 
+from services.notifications.contacts import Contacts
 from services.notifications.delivery.model import DeliveryMetrics
 from services.notifications.delivery.outcomes import Reporter
 from services.notifications.delivery.queue import DeliveryQueue
@@ -45,6 +46,9 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     waiting_metrics = WaitingMetrics.create(runtime.metrics.registry)
     ttl = settings.effect_key_ttl_s  # effect marks expire, state does not (settings.py)
     store = NotificationStore(runtime.redis, settings.redis_prefix, settings.feed_length, effect_ttl_s=ttl)
+    assert runtime.keyring is not None  # made by Runtime.create from PEOPLE_KEK and PSEUDONYM_PEPPER
+    # people are pseudonyms here; their addresses are opened with the keyring only to send a mail
+    contacts = Contacts(store, runtime.keyring, lambda: live_catalogue.current)
     room = RedisWaitingRoom(runtime.redis, settings.redis_prefix)
     queue = DeliveryQueue(runtime.redis, settings.redis_prefix, effect_ttl_s=ttl)
     reporter = Reporter(
@@ -62,6 +66,7 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         outcomes=reporter,
         renderer=Renderer(settings.templates_dir),
         catalogue=live_catalogue.current,
+        contacts=contacts,
         settings=settings,
         done=Idempotency(runtime.redis, prefix=settings.redis_prefix, scope="notifications", ttl_s=ttl),
         clock=utc_now,
@@ -70,11 +75,12 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     live_catalogue.keep_current(handlers)
     worker = DeliveryWorker(
         queue=queue,
-        senders={"email": Mailer(settings), "webhook": WebhookPoster(settings)},
+        senders={"email": Mailer(settings, contacts), "webhook": WebhookPoster(settings)},
         reporter=reporter,
         settings=settings,
         metrics=metrics,
         logger=runtime.logger,
+        pseudonym=runtime.keyring.pseudonym,
     )
     register(runtime, handlers)
     streams = LiveStreams(
@@ -89,14 +95,16 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         topics.notifications_sent,
         NotificationSent,
         title="notifications.publishes.sent",
-        description="Every notification's outcome (delivered, failed, skipped) per recipient and channel",
+        description="Every notification's outcome (delivered, failed, skipped) per recipient (a pseudonym, or "
+        "webhook:<organisation>) and channel",
     )
     declare_publication(
         runtime.broker,
         topics.preferences,
         PreferencesChanged,
         title="notifications.publishes.preferences",
-        description="A person's new preferences, whole (the last event of a person is their preferences)",
+        description="A person's new preferences, whole (the last event of a person is their preferences), keyed by "
+        "their pseudonym, their address and name sealed under their data key",
     )
 
     app = service_app(
@@ -125,7 +133,7 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     app.state.streams = streams
 
     identity = app.state.identity
-    preferences = PersonPreferences(store, publisher, topics.preferences, lambda: live_catalogue.current)
+    preferences = PersonPreferences(store, publisher, topics.preferences, lambda: live_catalogue.current, contacts)
     zone = ZoneInfo(settings.timezone)
     retry_after_s = settings.retry_after_s
     app.include_router(

@@ -108,17 +108,16 @@ class Contacts:
         name = opened.get("name")
         return Address(opened["email"], name if isinstance(name, str) else None)
 
-    async def sealed_contact(self, person: str, *also: Sealed | None) -> Sealed | None:
+    async def sealed_contact(self, person: str) -> Sealed | None:
         """A live sealed contact of ``person`` for an event about them (their preferences changed by the unsubscribe
-        link): an officer's sealed anew from the catalogue, else the first live one of ``also`` and their stored
-        contact. None: the person was erased (or is unknown)."""
+        link): an officer's sealed anew from the catalogue, else their stored contact. None: the person was erased
+        (or is unknown)."""
         if await self.erased([person]):
             return None
         officer = self.directory().officer(person)
         if officer is not None:
             key = await self.keyring.key_for(officer.email)
             return key.seal_json({"email": officer.email.strip().lower(), "name": officer.name})
-        for sealed in (*also, await self.store.contact(person)):
-            if sealed is not None and sealed.key.startswith(f"{person}.") and await self.live_key(sealed):
-                return sealed
-        return None
+        sealed = await self.store.contact(person)
+        key = await self.live_key(sealed)
+        return sealed if key is not None and key.pseudonym == person else None

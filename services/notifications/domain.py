@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
+from typing import ClassVar
 
 from shared.catalogue import TRIAGE_ORGANISATION, Catalogue, Officer, display_name
 from shared.events import PreferencesChanged, RoutingTarget, Sealed, derived_event_id
@@ -181,6 +182,8 @@ class News:
     actor: str | None = None
     comment: str | None = None
     """A comment's text; None when it was removed (its writer was erased)."""
+    by: str | None = None
+    """The pseudonym of a comment's writer."""
     merged_into: str | None = None
     due: datetime | None = None
     rerouted: bool = False
@@ -205,6 +208,13 @@ class FeedItem:
     text: str
     link: str
     time: str = ""
+    by: str | None = None
+    """The pseudonym of the person whose words ``text`` quotes (a comment's writer); kept, not shown."""
+    removed: str | None = None
+    """``text`` as it reads once that person is erased (the comment removed); kept, not shown."""
+
+    PRIVATE: ClassVar[tuple[str, ...]] = ("by", "removed")
+    """What a feed keeps of an item but never shows (the API, the pages, the live streams)."""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,11 @@
 """Notifications' effects: decide who hears what (domain), render it (templates), and deliver each
 (event, recipient, channel) once: in-app at once, e-mail and webhooks through the retry queue.
 
+A person is their pseudonym throughout. Person-state (a submitter's or follower's contact, a follow, preferences)
+is made only from a value sealed under a live key (``contacts.py``): an event of someone erased is handled all the
+same (an idea stays, a comment is told as removed), it only makes nothing of that person. An erasure
+(``people.erasures.v1``) forgets what is kept about the person, and nothing more is sent to them.
+
 An event about an idea whose submission has not been seen yet waits until it has (services/notifications/
 waiting.py). A redelivered event is skipped by its id; and should a crash fall between the effects and that mark,
 every effect is keyed by its notification id anyway.
@@ -14,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -21,10 +27,11 @@ from zoneinfo import ZoneInfo
 from prometheus_client import Counter
 
 from services.notifications import domain
-from services.notifications.delivery.model import Delivery
+from services.notifications.contacts import Contacts
+from services.notifications.delivery.model import WEBHOOK, Delivery
 from services.notifications.delivery.outcomes import Outcomes
 from services.notifications.delivery.queue import Deliveries
-from services.notifications.domain import Audience, Contact, FeedItem, News, Recipient, Rendered, UnknownPerson
+from services.notifications.domain import ERASED_DETAIL, Audience, Contact, FeedItem, News, Recipient, Rendered
 from services.notifications.rendering import Renderer, TemplateFailure
 from services.notifications.settings import NotificationsSettings
 from services.notifications.store import NotificationStore
@@ -36,16 +43,19 @@ from shared.events import (
     EngagementEvent,
     EngagementKind,
     Envelope,
+    ErasureRequestedEvent,
     IdeaEngagement,
     IdeaRouted,
     IdeaStatusChanged,
     PreferencesChangedEvent,
     RoutedEvent,
+    Sealed,
     StatusChangedEvent,
     SubmittedEvent,
     derived_event_id,
 )
 from shared.lifecycle import target_days
+from shared.sealing import is_pseudonym, mask_email
 from shared.workdays import add_working_days
 
 SERVICE = "notifications"
@@ -72,12 +82,15 @@ class NotificationHandlers:
         outcomes: Outcomes,
         renderer: Renderer,
         catalogue: Catalogue,
+        contacts: Contacts,
         settings: NotificationsSettings,
         done: Done,
         clock: Clock,
         repeats: Counter,
     ) -> None:
         self.store = store
+        self.contacts = contacts
+        """Who is there (live keys, erasures), officers by pseudonym, opening comments."""
         self.waiting = waiting
         self.queue = deliveries
         self.outcomes = outcomes
@@ -94,7 +107,12 @@ class NotificationHandlers:
 
     async def submitted(self, event: SubmittedEvent) -> None:
         idea = event.data
-        contact = Contact.of_submitter(idea.submitter, idea.language)
+        contact = None
+        ref = idea.submitter
+        if ref is not None and await self._live(ref.pseudonym, ref.sealed):
+            await self.store.remember_contact(ref.pseudonym, ref.sealed)
+            contact = Contact(person=ref.pseudonym, language=idea.language)
+        # an erased submitter's idea is remembered all the same, with nobody to tell
         await self.store.remember_submission(idea.idea_id, contact, title=idea.title, language=idea.language)
         await self.waiting.submission_seen(idea.idea_id, owner=event.id, handle=self._released)
 
@@ -107,7 +125,6 @@ class NotificationHandlers:
             await self._status_changed(event)
 
     async def engagement(self, event: EngagementEvent) -> None:
-        self._person(event.data)  # an unknown person is dead-lettered at once rather than kept waiting
         if await self.waiting.admitted(event, self._released):
             await self._engagement(event)
 
@@ -131,7 +148,7 @@ class NotificationHandlers:
             areas=areas,
             rerouted=routed.rerouted_by is not None,
         )
-        await self.notify(news, domain.routed_audience(facts, news, self.catalogue, subscribers))
+        await self.notify(news, domain.routed_audience(facts, news, self.contacts.directory(), subscribers))
         await self._finish(event)
 
     async def _status_changed(self, event: StatusChangedEvent) -> None:
@@ -154,23 +171,19 @@ class NotificationHandlers:
             merged_into=change.merged_into,
         )
         subscribers = await self.store.subscribers(facts.areas, tuple(t.organisation for t in facts.organisations))
-        audience = domain.status_audience(facts, news, change.changed_by, self.catalogue, subscribers)
+        audience = domain.status_audience(facts, news, change.changed_by, self.contacts.directory(), subscribers)
         await self.notify(news, audience)
         await self._finish(event)
 
-    def _person(self, engagement: IdeaEngagement) -> str:
-        try:
-            return domain.person_id(engagement.person, self.catalogue)
-        except UnknownPerson as exc:
-            raise PermanentError(str(exc)) from exc
-
     async def _engagement(self, event: EngagementEvent) -> None:
         engagement: IdeaEngagement = event.data
-        person = self._person(engagement)
+        person = engagement.person.pseudonym
         if await self._seen(event, "engagement"):
             return
+        live = await self._live(person, engagement.person.sealed)
         if engagement.kind == EngagementKind.COMMENT:
             facts = await self.store.facts(engagement.idea_id)
+            officer = self.contacts.directory().officer(person)
             news = News(
                 kind="comment",
                 cause_event_id=event.id,
@@ -179,16 +192,36 @@ class NotificationHandlers:
                 title=facts.title,
                 organisations=facts.organisations,
                 areas=facts.areas,
-                actor=domain.officer_name(engagement.person, self.catalogue),
-                comment=engagement.text or "",
+                actor=officer.name if officer else None,
+                comment=(await self.contacts.open(engagement.text)) if live else None,  # None: told as removed
+                by=person,
             )
             await self.notify(news, domain.comment_audience(facts, person))
-        # supporters, commenters and whoever clicked follow hear what happens to the idea from now on
-        await self.store.add_follower(engagement.idea_id, person)
+        if live:
+            # supporters, commenters and whoever clicked follow hear what happens to the idea from now on
+            await self.store.remember_contact(person, engagement.person.sealed)
+            await self.store.add_follower(engagement.idea_id, person)
         await self._finish(event)
 
     async def preferences_changed(self, event: PreferencesChangedEvent) -> None:
-        await self.store.apply_preferences(event.data, event.time)
+        """Keep a person's new preferences (and their sealed contact), unless they were erased since."""
+        changed = event.data
+        if await self._live(changed.person, changed.contact):
+            await self.store.apply_preferences(changed, event.time)
+
+    async def person_erased(self, event: ErasureRequestedEvent) -> None:
+        """Forget everything kept about the person: their feed, contact, preferences and subscriptions, their place
+        among followers and as submitter (the ideas stay), their queued digests and deliveries, their open live
+        streams and the keyring's cached key. Idempotent: a repeat forgets nothing more."""
+        person = event.data.pseudonym
+        await self.store.forget_person(person, event.time.timestamp())
+        await self.queue.drop_to(person)
+        self.contacts.keyring.forget_cached(person)
+
+    async def _live(self, person: str, sealed: Sealed) -> bool:
+        """Whether person-state may be made from a value of ``person``'s sealed under their live key."""
+        key = await self.contacts.live_key(sealed)
+        return key is not None and key.pseudonym == person
 
     # --- periodic tasks ---------------------------------------------------------------------------
 
@@ -224,9 +257,9 @@ class NotificationHandlers:
                 due=add_working_days(routed_at.astimezone(self.zone), target),
             )
             if state == "warning":
-                audience = domain.deadline_warning_audience(facts, self.catalogue)
+                audience = domain.deadline_warning_audience(facts, self.contacts.directory())
             else:
-                audience = domain.deadline_missed_audience(self.catalogue)
+                audience = domain.deadline_missed_audience(self.contacts.directory())
             await self.notify(news, audience)
             await self.done.mark(cause)
             notices += 1
@@ -236,10 +269,12 @@ class NotificationHandlers:
         """One e-mail per person who chose the daily digest, with everything that happened on ``day``
         (local time). Safe to run again: each digest's id derives from (day, person)."""
         sent = 0
-        for person in await self.store.digest_people(day):
+        people = await self.store.digest_people(day)
+        erased = await self.contacts.erased(people)
+        for person in people:
             items = await self.store.digest_items(day, person)
             preferences = await self.store.preferences(person)
-            if not items or "email" not in preferences.channels:
+            if not items or "email" not in preferences.channels or person in erased:
                 continue
             language = preferences.language or items[-1].get("language") or "sv"
             digest_id = domain.digest_id(day, person)
@@ -263,14 +298,25 @@ class NotificationHandlers:
     # --- who hears what, and how ------------------------------------------------------------------
 
     async def notify(self, news: News, audience: Audience) -> None:
-        """Render everything first (a template error dead-letters the event before any effect), then deliver."""
+        """Render everything first (a template error dead-letters the event before any effect), then deliver.
+        Someone erased hears nothing (reported skipped, "erased")."""
+        # a person is a pseudonym; anything else is a leftover of the state before pseudonyms (the rebuild forgets
+        # it) and hears nothing
+        audience = replace(audience, recipients=tuple(r for r in audience.recipients if is_pseudonym(r.person)))
         people = [r.person for r in audience.recipients]
-        preferences = await self.store.preferences_of(people)
-        rendered: list[tuple[Recipient, str, Rendered]] = []
+        preferences, erased = await asyncio.gather(self.store.preferences_of(people), self.contacts.erased(people))
+        rendered: list[tuple[Recipient, str, Rendered, str | None]] = []
+        skipped = [told for r in audience.recipients if r.person in erased for told in self._skipped_erased(news, r)]
         for recipient in audience.recipients:
+            if recipient.person in erased:
+                continue
             language = domain.language_of(recipient, preferences[recipient.person])
             context = domain.template_context(news, recipient, language, self.catalogue, self.settings.public_base_url)
-            rendered.append((recipient, language, self._render(news.kind, language, context, recipient.person)))
+            message = self._render(news.kind, language, context, recipient.person)
+            removed = None  # a comment's words are shown until its writer is erased, then this
+            if news.by is not None and news.comment is not None:
+                removed = self._render(news.kind, language, {**context, "comment": None}, recipient.person).summary
+            rendered.append((recipient, language, message, removed))
         webhooks = [org for org in audience.organisations if org in self.settings.webhooks]
         webhook_text = {}
         if webhooks:
@@ -284,16 +330,31 @@ class NotificationHandlers:
         # their order does not matter, and their Redis commands share round trips.
         reports = await asyncio.gather(
             *(
-                self._carry_out(news, recipient, language, message, plan)
-                for recipient, language, message in rendered
+                self._carry_out(news, recipient, language, message, removed, plan)
+                for recipient, language, message, removed in rendered
                 for plan in domain.plan(preferences[recipient.person])
             ),
             *(self.queue.enqueue(self._webhook(news, org, webhook_text)) for org in webhooks),
         )
-        await asyncio.gather(*(self.outcomes.outcome(**r) for r in reports if isinstance(r, dict)))
+        await asyncio.gather(*(self.outcomes.outcome(**r) for r in [*skipped, *reports] if isinstance(r, dict)))
+
+    def _skipped_erased(self, news: News, recipient: Recipient) -> list[dict[str, Any]]:
+        person = recipient.person
+        return [
+            {
+                "notification_id": domain.notification_id(news.cause_event_id, news.kind, person, channel),
+                "idea_id": news.idea_id,
+                "cause_event_id": news.cause_event_id,
+                "recipient": person,
+                "channel": channel,
+                "outcome": DeliveryOutcome.SKIPPED,
+                "detail": ERASED_DETAIL,
+            }
+            for channel in domain.CHANNELS
+        ]
 
     async def _carry_out(
-        self, news: News, recipient: Recipient, language: str, message: Rendered, plan: domain.Plan
+        self, news: News, recipient: Recipient, language: str, message: Rendered, removed: str | None, plan: domain.Plan
     ) -> dict[str, Any] | None:
         person = recipient.person
         nid = domain.notification_id(news.cause_event_id, news.kind, person, plan.channel)
@@ -313,6 +374,8 @@ class NotificationHandlers:
             text=message.summary,
             link=f"{self.settings.public_base_url}/ideas/{news.idea_id}",
             time=news.time.astimezone(UTC).isoformat(),
+            by=news.by if removed is not None else None,
+            removed=removed,
         )
         if plan.action == "skip":
             return {**report, "outcome": DeliveryOutcome.SKIPPED, "detail": plan.detail}
@@ -352,8 +415,7 @@ class NotificationHandlers:
             idea_id=idea_id,
             cause_event_id=cause,
             kind=kind,
-            message={
-                "to": person,
+            message={  # no address: the mailer opens the recipient's sealed contact when it sends
                 "subject": message.subject,
                 "text": message.text,
                 "html": message.html,
@@ -364,9 +426,9 @@ class NotificationHandlers:
 
     def _webhook(self, news: News, org: str, text: dict[str, str]) -> Delivery:
         return Delivery(
-            id=domain.notification_id(news.cause_event_id, news.kind, f"webhook:{org}", "webhook"),
+            id=domain.notification_id(news.cause_event_id, news.kind, f"{WEBHOOK}{org}", "webhook"),
             channel="webhook",
-            recipient=org,
+            recipient=f"{WEBHOOK}{org}",
             idea_id=news.idea_id,
             cause_event_id=news.cause_event_id,
             kind=news.kind,
@@ -375,7 +437,7 @@ class NotificationHandlers:
 
     def _webhook_body(self, news: News, org: str, text: dict[str, str]) -> dict[str, Any]:
         body = {
-            "id": domain.notification_id(news.cause_event_id, news.kind, f"webhook:{org}", "webhook"),
+            "id": domain.notification_id(news.cause_event_id, news.kind, f"{WEBHOOK}{org}", "webhook"),
             "type": f"se.kiruna.innovation.notification.{news.kind}.v1",
             "time": news.time.astimezone(UTC).isoformat(),
             "organisation": org,
@@ -419,5 +481,5 @@ async def periodically(
             try:
                 await task()
             except Exception as exc:  # Redis or Kafka away for a moment: try again next round
-                logger.warning("periodic task failed", extra={"task": name, "error": repr(exc)})
+                logger.warning("periodic task failed", extra={"task": name, "error": mask_email(repr(exc))})
         await asyncio.sleep(interval_s)

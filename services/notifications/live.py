@@ -1,6 +1,7 @@
 """People's live streams (server-sent events) of new feed items, and the one Redis subscription that feeds them.
 
-A delivered in-app item is announced on ``<prefix>:notifications:live:<person>`` (store.py). Each process holds ONE
+A delivered in-app item is announced on ``<prefix>:notifications:live:<pseudonym>`` (store.py); a person's erasure
+is announced there too, and ends their open streams in every process. Each process holds ONE
 pattern subscription to those channels, on a Redis connection of its own (not from the pool that the handlers
 share), and fans every message out in-process to the open streams of its person through bounded queues: a stream
 costs a queue, not a Redis connection, so open browser tabs cannot starve the handlers. A client too slow to take
@@ -26,9 +27,11 @@ from redis.exceptions import RedisError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Receive, Scope, Send
 
+from services.notifications.store import END_OF_STREAM
 from services.notifications.tasks import stop
 
 END = None  # put on a stream's queue: the stream ends (dropped, or the service stops)
+ERASED = END_OF_STREAM  # announced on the channel of a person erased (store.py)
 
 
 class TooManyStreams(Exception):
@@ -41,7 +44,7 @@ class TooManyStreams(Exception):
 
 @dataclass(eq=False)
 class LiveStream:
-    """One open stream: its person and the items waiting to be sent (JSON text; ``END`` ends it)."""
+    """One open stream: its person (pseudonym) and the items waiting to be sent (JSON text; ``END`` ends it)."""
 
     person: str
     queue: asyncio.Queue[str | None]
@@ -59,7 +62,7 @@ class LiveMetrics:
             open=Gauge("kiruna_notification_live_streams", "Open live streams (server-sent events)", registry=registry),
             ended=Counter(
                 "kiruna_notification_live_streams_refused_or_dropped",
-                "Live streams refused (cap-person, cap-all) or dropped (slow client, subscription lost)",
+                "Live streams refused (cap-person, cap-all) or dropped (slow client, subscription lost, erased)",
                 ["reason"],
                 registry=registry,
             ),
@@ -136,8 +139,13 @@ class LiveStreams:
         is ended (its client is too slow). Returns how many streams took it."""
         if not channel.startswith(self.channel_prefix):
             return 0
+        person = channel[len(self.channel_prefix) :]
+        if data == ERASED:  # the person was erased: their streams end, in every process
+            for stream in list(self._by_person.get(person, ())):
+                self._end(stream, "erased")
+            return 0
         taken = 0
-        for stream in list(self._by_person.get(channel[len(self.channel_prefix) :], ())):
+        for stream in list(self._by_person.get(person, ())):
             try:
                 stream.queue.put_nowait(data)
                 taken += 1

@@ -188,7 +188,8 @@ def page_router(
             principal, refused = await signed_in(request, lang)
             if refused:
                 return refused
-            items = await store.feed(principal.email.lower(), FEED_ON_PAGE)
+            me = preferences.me(principal, None, "feed")
+            items = await store.feed(me.pseudonym, FEED_ON_PAGE)
             return render(request, lang, "feed.html", principal, items=items)
 
         @router.get(f"{prefix}/my/preferences", response_class=HTMLResponse)
@@ -196,7 +197,7 @@ def page_router(
             principal, refused = await signed_in(request, lang)
             if refused:
                 return refused
-            current = await preferences.of(principal.email.lower())
+            current = await preferences.of(preferences.me(principal, None, "preferences").pseudonym)
             values = {
                 "channels": sorted(current.channels),
                 "frequency": current.frequency,
@@ -221,7 +222,7 @@ def page_router(
             }
             try:
                 body = PreferencesBody.model_validate({**values, "language": values["language"] or None})
-                await preferences.change(principal.email.lower(), body)
+                await preferences.change(preferences.me(principal, None, "preferences"), body)
             except ValidationError as exc:
                 errors = {str(e["loc"][0]): t["unknown"] for e in exc.errors() if e["loc"] and e["loc"][0] in FIELDS}
                 return preferences_page(request, lang, principal, values, 422, errors=errors)

@@ -3,12 +3,13 @@ one-click unsubscribe link of every e-mail, and the administrators' endpoint tha
 
 Access: a person sees and changes only their own feed and preferences (``/api/v1/people/me/...``), named by the
 e-mail address of their verified token or session; ``/api/v1/people/{person}/...`` stays for old clients and
-answers only when ``person`` is the caller's own address.
+answers only when ``person`` is the caller's own address. Inside, the person is the pseudonym of that address
+(``keyring.pseudonym``); a change of preferences records their address and name sealed under their data key.
 """
 
 import pathlib
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 from urllib.parse import urlencode
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sse_starlette import EventSourceResponse
 
 from services.notifications import domain
+from services.notifications.contacts import Contacts
 from services.notifications.handlers import NotificationHandlers
 from services.notifications.live import LiveStreams, TooManyStreams
 from services.notifications.store import NotificationStore
@@ -32,6 +34,7 @@ from shared.identity import Identity
 from shared.kafka import KafkaUnavailable
 from shared.principal import Principal, Role
 from shared.publishing import Publisher
+from shared.sealing import mask_email
 
 SOURCE = "/services/notifications"
 PERSON = Path(max_length=320, description="The person's e-mail address: only one's own (use `me`)")
@@ -71,20 +74,42 @@ class InvalidPreference(ValueError):
         self.field, self.message = field, message
 
 
+@dataclass(frozen=True)
+class Me:
+    """The signed-in person as notifications knows them: their address (only to answer them, and to seal), their
+    name, and their pseudonym (what everything here is kept under)."""
+
+    email: str
+    name: str | None
+    pseudonym: str
+
+
 class PersonPreferences:
     """Reading and changing a person's preferences: the one way the API, the page and the unsubscribe link take.
     A change is stored first as an event on its topic (the system of record), then applied, so a rebuild gives
-    the same state."""
+    the same state. The event names the person by pseudonym, with their address and name sealed under their key."""
 
     def __init__(
-        self, store: NotificationStore, publisher: Publisher, topic: str, catalogue: Callable[[], Catalogue]
+        self,
+        store: NotificationStore,
+        publisher: Publisher,
+        topic: str,
+        catalogue: Callable[[], Catalogue],
+        contacts: Contacts,
     ) -> None:
         self.store = store
         self.publisher = publisher
         self.topic = topic
         self.catalogue = catalogue
+        self.contacts = contacts
+
+    def me(self, principal: Principal, person: str | None, what: str) -> Me:
+        """The caller (their own address only, see :func:`own_address`) and their pseudonym."""
+        email = own_address(principal, person, what)
+        return Me(email=email, name=principal.name, pseudonym=self.contacts.pseudonym(email))
 
     async def of(self, person: str) -> domain.Preferences:
+        """The preferences of ``person`` (a pseudonym)."""
         return await self.store.preferences(person)
 
     def check(self, body: PreferencesBody) -> domain.Preferences:
@@ -104,10 +129,13 @@ class PersonPreferences:
             language=body.language,
         )
 
-    async def change(self, person: str, body: PreferencesBody) -> domain.Preferences:
-        """Check and record; raises :class:`InvalidPreference` or ``KafkaUnavailable`` (then nothing is stored)."""
+    async def change(self, me: Me, body: PreferencesBody) -> domain.Preferences:
+        """Check and record; raises :class:`InvalidPreference` or ``KafkaUnavailable`` (then nothing is stored).
+        The person's data key is made (and recorded in Kafka) if they have none yet."""
         preferences = self.check(body)
-        await self.record(preferences.as_event(person))
+        key = await self.contacts.keyring.key_for(me.email)
+        contact = key.seal_json({"email": me.email, "name": me.name})
+        await self.record(preferences.as_event(key.pseudonym, contact))
         return preferences
 
     async def record(self, changed: PreferencesChanged) -> None:
@@ -148,29 +176,29 @@ def people_router(
     router = APIRouter()
     signed_in = Annotated[Principal, Depends(identity.required)]
 
-    def routes(person_path: bool, what: str) -> Callable[..., str]:
+    def routes(person_path: bool, what: str) -> Callable[..., Me]:
         """A dependency giving the person a route is about: the caller (``me``), or the path's, when it is theirs."""
         if person_path:
 
-            async def named(principal: signed_in, person: str = PERSON) -> str:
-                return own_address(principal, person, what)
+            async def named(principal: signed_in, person: str = PERSON) -> Me:
+                return preferences.me(principal, person, what)
 
             return named
 
-        async def me(principal: signed_in) -> str:
-            return own_address(principal, None, what)
+        async def me(principal: signed_in) -> Me:
+            return preferences.me(principal, None, what)
 
         return me
 
     for prefix, person_path in (("/api/v1/people/me", False), ("/api/v1/people/{person}", True)):
         old = {"deprecated": True, "description": "Only one's own address; use `me`."} if person_path else {}
-        feed_of = Annotated[str, Depends(routes(person_path, "feed"))]
-        stream_of = Annotated[str, Depends(routes(person_path, "stream"))]
-        prefs_of = Annotated[str, Depends(routes(person_path, "preferences"))]
+        feed_of = Annotated[Me, Depends(routes(person_path, "feed"))]
+        stream_of = Annotated[Me, Depends(routes(person_path, "stream"))]
+        prefs_of = Annotated[Me, Depends(routes(person_path, "preferences"))]
 
         @router.get(f"{prefix}/feed", tags=["feed"], summary="My in-app notifications, newest first", **old)
         async def feed(person: feed_of, limit: int = Query(50, ge=1, le=500)) -> dict:
-            return {"person": person, "items": await store.feed(person, limit)}
+            return {"person": person.email, "items": await store.feed(person.pseudonym, limit)}
 
         @router.get(
             f"{prefix}/stream",
@@ -193,13 +221,13 @@ def people_router(
             ),
         ) -> Response:
             try:
-                opened = streams.open(person)
+                opened = streams.open(person.pseudonym)
             except TooManyStreams as exc:
                 refused = problem(429, exc.detail, setting=exc.setting, retry_after_s=retry_after_s)
                 refused.headers["Retry-After"] = str(retry_after_s)
                 return refused
             try:  # the stream is registered first: what arrives while the backlog is read is not missed
-                backlog = await store.feed_after(person, last_event_id) if last_event_id else []
+                backlog = await store.feed_after(person.pseudonym, last_event_id) if last_event_id else []
             except BaseException:
                 streams.close(opened)
                 raise
@@ -209,7 +237,7 @@ def people_router(
 
         @router.get(f"{prefix}/preferences", tags=["preferences"], summary="My preferences", **old)
         async def get_preferences(person: prefs_of) -> dict:
-            return preferences_body(person, await preferences.of(person))
+            return preferences_body(person.email, await preferences.of(person.pseudonym))
 
         @router.put(f"{prefix}/preferences", tags=["preferences"], summary="Change my preferences", **old)
         async def put_preferences(body: PreferencesBody, person: prefs_of) -> JSONResponse:
@@ -219,7 +247,7 @@ def people_router(
                 return invalid(exc.field, exc.message)
             except KafkaUnavailable:
                 return unavailable(retry_after_s, "Kafka is unavailable; nothing was stored. Try again shortly.")
-            return JSONResponse(preferences_body(person, changed))
+            return JSONResponse(preferences_body(person.email, changed))
 
     unsubscribe_page = Environment(
         loader=FileSystemLoader(UNSUBSCRIBE_TEMPLATES), autoescape=select_autoescape(["html"])
@@ -258,9 +286,15 @@ def people_router(
             state="confirm",
             title_sv="Avsluta e-post",
             title_en="Unsubscribe",
-            person=person,
+            person=await shown(person),
             action=f"/api/v1/unsubscribe?{urlencode({'token': token})}",
         )
+
+    async def shown(person: str) -> str:
+        """Whom a link is for, as the page may show it: the address masked (``a***@kiruna.se``); nothing when the
+        person was erased."""
+        address = await preferences.contacts.address(person)
+        return mask_email(address.email) if address else ""
 
     @router.post(
         "/api/v1/unsubscribe",
@@ -275,13 +309,16 @@ def people_router(
         if isinstance(person, HTMLResponse):
             return person
         current = await store.preferences(person)
+        whom = await shown(person)
         if "email" in current.channels:
             changed = replace(current, channels=current.channels - {"email"})
             try:
-                await preferences.record(changed.as_event(person, via="unsubscribe"))
+                # None: the person was erased; nothing is sent to them any more, and nothing is recorded
+                if (contact := await preferences.contacts.sealed_contact(person)) is not None:
+                    await preferences.record(changed.as_event(person, contact, via="unsubscribe"))
             except KafkaUnavailable:
                 return unavailable(retry_after_s, "Kafka is unavailable; e-mail is still on. Try again shortly.")
-        return page(200, state="done", title_sv="Avslutad", title_en="Unsubscribed", person=person)
+        return page(200, state="done", title_sv="Avslutad", title_en="Unsubscribed", person=whom)
 
     return router
 
@@ -310,7 +347,15 @@ def digest_router(identity: Identity, handlers: NotificationHandlers, zone: Zone
 
 
 def preferences_body(person: str, preferences: domain.Preferences) -> dict:
-    return {"person": person, **preferences.as_event(person).model_dump(mode="json", exclude={"person", "via"})}
+    """What the API answers: the person (the caller's own address) and their choices."""
+    return {
+        "person": person,
+        "channels": [c for c in domain.CHANNELS if c in preferences.channels],
+        "frequency": preferences.frequency,
+        "areas": list(preferences.areas),
+        "organisations": list(preferences.organisations),
+        "language": preferences.language,
+    }
 
 
 UNSUBSCRIBE_TEMPLATES = pathlib.Path(__file__).resolve().parent / "templates" / "unsubscribe"

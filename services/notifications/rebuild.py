@@ -1,11 +1,16 @@
 """Rebuild notifications' Redis state from Kafka: ``python -m services.notifications.rebuild``.
 
-Stop notifications first, run this, start it again. It forgets what it rebuilds (everything of notifications in
-Redis except the queue of deliveries still to make), then reads from the beginning of the topics up to where they
-end at start:
+Stop notifications first, run this, start it again. It fills the people's keyring from ``people.keys.v1`` first
+(``Keyring.restore``: a key tombstoned there is gone here too), forgets what it rebuilds (everything of
+notifications in Redis except the queue of deliveries still to make), then reads from the beginning of the topics
+up to where they end at start:
 
-1. ``notifications.preferences.v1``: everyone's preferences and the areas and organisations they follow;
-2. ``notifications.sent.v1``: the outcome of every notification ever decided (its event id is the notification
+0. ``people.erasures.v1``: who was erased, and when. Person-state (contacts, follows, preferences, a submitter) is
+   made only from values sealed under a live key made after the person's last erasure, so an erased person stays
+   erased; a person who came back (a fresh key) has what they did since. Whatever else the replay brought back of
+   someone still erased (an officer's feed) is forgotten at the end, as the live erasure forgets it;
+1. ``notifications.preferences.v2``: everyone's preferences and the areas and organisations they follow;
+2. ``notifications.sent.v2``: the outcome of every notification ever decided (its event id is the notification
    id), so that nothing reported there is sent again: its e-mail or webhook is marked settled, and an in-app
    item is put back in its feed only if it had been delivered;
 3. the idea topics, through the live handlers in the order things happened (every submission first, so that no
@@ -30,6 +35,7 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
+from services.notifications.contacts import Contacts
 from services.notifications.delivery.queue import DeliveryQueue
 from services.notifications.domain import DIGEST_SUBJECT_PREFIX
 from services.notifications.handlers import NotificationHandlers
@@ -42,6 +48,7 @@ from shared.deadletter import PermanentError
 from shared.events import (
     DeliveryOutcome,
     Envelope,
+    ErasureRequestedEvent,
     IdeaEngagement,
     IdeaRouted,
     IdeaStatusChanged,
@@ -67,6 +74,8 @@ class Outcome:
 @dataclass
 class RebuildResult:
     forgotten_keys: int = 0
+    erasures: int = 0
+    erased_people: int = 0
     preferences: int = 0
     outcomes: int = 0
     events: Counter[str] = field(default_factory=Counter)
@@ -80,8 +89,9 @@ class RebuildResult:
         per_topic = ", ".join(f"{topic}: {n}" for topic, n in sorted(self.events.items())) or "none"
         return "\n".join(
             (
-                f"notifications rebuild: {self.preferences} preference changes, {self.outcomes} notification "
-                f"outcomes, {sum(self.events.values())} idea events ({per_topic})",
+                f"notifications rebuild: {self.erasures} erasures, {self.preferences} preference changes, "
+                f"{self.outcomes} notification outcomes, {sum(self.events.values())} idea events ({per_topic})",
+                f"still erased: {self.erased_people} of them (nothing of theirs kept; the others came back since)",
                 f"{self.feed_items} in-app items back in people's feeds; {self.queued_again} deliveries that no "
                 "outcome mentions queued again (sent when notifications starts)",
                 f"{sum(self.refused.values())} events refused as when they arrived and "
@@ -92,7 +102,7 @@ class RebuildResult:
 
 
 class Unreported:
-    """The rebuild's ``Outcomes``: tells nobody, for every outcome the rebuild meets is on notifications.sent.v1
+    """The rebuild's ``Outcomes``: tells nobody, for every outcome the rebuild meets is on notifications.sent.v2
     already, or is reported by the delivery worker once the delivery it queued again is made. It counts the
     in-app items put back in people's feeds."""
 
@@ -127,13 +137,17 @@ async def rebuild(
     done = Idempotency(runtime.redis, prefix=settings.redis_prefix, scope="notifications", ttl_s=ttl)
     room = RedisWaitingRoom(runtime.redis, settings.redis_prefix)
     reporter = Unreported()
+    catalogue = load_catalogue(settings.catalogue_path)
+    assert runtime.keyring is not None
+    contacts = Contacts(store, runtime.keyring, lambda: catalogue)
     handlers = NotificationHandlers(
         store=store,
         waiting=Waiting.of_idea_events(room, runtime.dead_letters, runtime.topics),
         deliveries=queue,
         outcomes=reporter,
         renderer=Renderer(settings.templates_dir),
-        catalogue=load_catalogue(settings.catalogue_path),
+        catalogue=catalogue,
+        contacts=contacts,
         settings=settings,
         done=done,
         clock=utc_now,
@@ -158,10 +172,20 @@ async def rebuild(
 
     try:
         await topic_partitions(settings.kafka, [topics.submitted])  # Kafka answers before anything is forgotten
+        await runtime.keyring.restore()  # the keys of people.keys.v1, and none that was tombstoned there
         result.forgotten_keys = await _forget(store, queue, done)
+        secret = settings.unsubscribe_secret.get_secret_value()
+        await queue.remove_addresses(runtime.keyring.pseudonym, secret)  # deliveries queued before pseudonyms
+
+        erased: dict[str, float] = {}
+        async for _, envelope in events_of({topics.people_erasures: ErasureRequestedEvent}):
+            person, at = envelope.data.pseudonym, envelope.time.timestamp()
+            erased[person] = max(at, erased.get(person, at))
+            result.erasures += 1
+        await _in_chunks(store.mark_erased(person, at) for person, at in erased.items())
 
         async for _, envelope in events_of({topics.preferences: PreferencesChangedEvent}):
-            await store.apply_preferences(envelope.data, envelope.time)
+            await handlers.preferences_changed(envelope)  # only those of people not erased since
             result.preferences += 1
 
         outcomes: dict[str, Outcome] = {}
@@ -192,6 +216,13 @@ async def rebuild(
         await _in_chunks(done.mark(cause) for cause in {o.cause_event_id for o in outcomes.values()})
         days = {day for o in outcomes.values() if (day := _digest_day(o)) is not None}
         await _in_chunks(store.mark_digest_done(day) for day in days)
+
+        # Someone still erased keeps nothing: what the replay made of them without a key of theirs (an officer's
+        # feed, their pending deliveries) goes, as the live erasure makes it go.
+        for person in await contacts.erased(list(erased)):
+            await store.forget_person(person, erased[person])
+            await queue.drop_to(person)
+            result.erased_people += 1
     finally:
         await runtime.redis.aclose()
     result.seconds = time.monotonic() - started

@@ -35,19 +35,49 @@ from shared.events import IdeaRouted, PreferencesChanged, RoutingTarget, Sealed
 from shared.idempotency import EFFECT_KEY_TTL_S
 from shared.lifecycle import AWAITING_ACKNOWLEDGEMENT
 
-# Deliver once: the delivery key is set, the item pushed and announced in one step, or none of it.
+# Deliver once: the delivery key is set, the item pushed and announced (as shown: ARGV[4]) in one step, or none.
 _DELIVER_ONCE = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', tonumber(ARGV[3])) then
   redis.call('LPUSH', KEYS[2], ARGV[1])
   redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
-  redis.call('PUBLISH', KEYS[3], ARGV[1])
+  redis.call('PUBLISH', KEYS[3], ARGV[4])
   return 1
 end
 return 0
 """
 
+# A person erased: the items of other people's feeds and digests (KEYS: lists and hashes) that quote their words
+# (item.by == ARGV[1]) read as removed from now on.
+_UNQUOTE = """
+local changed = 0
+local function unquoted(raw)
+  local item = cjson.decode(raw)
+  if item['by'] ~= ARGV[1] then return nil end
+  item['text'] = item['removed']
+  item['by'] = nil
+  item['removed'] = nil
+  return cjson.encode(item)
+end
+for _, key in ipairs(KEYS) do
+  local kind = redis.call('TYPE', key)['ok']
+  if kind == 'list' then
+    for i, raw in ipairs(redis.call('LRANGE', key, 0, -1)) do
+      local again = unquoted(raw)
+      if again then redis.call('LSET', key, i - 1, again); changed = changed + 1 end
+    end
+  elseif kind == 'hash' then
+    local all = redis.call('HGETALL', key)
+    for i = 1, #all, 2 do
+      local again = unquoted(all[i + 1])
+      if again then redis.call('HSET', key, all[i], again); changed = changed + 1 end
+    end
+  end
+end
+return changed
+"""
+
 # Preferences: the newest state wins (replays and the API may apply the same event twice, in any order);
-# the subscriber sets of areas and organisations follow.
+# the subscriber sets of areas and organisations follow, and so does the person's sealed contact.
 _APPLY_PREFERENCES = """
 local current = redis.call('HGET', KEYS[1], 'version')
 if current and tonumber(current) > tonumber(ARGV[1]) then return 0 end
@@ -61,6 +91,7 @@ local n = cjson.decode(ARGV[2])
 for _, a in ipairs(n['areas']) do redis.call('SADD', ARGV[3] .. 'subs:area:' .. a, ARGV[4]) end
 for _, g in ipairs(n['organisations']) do redis.call('SADD', ARGV[3] .. 'subs:org:' .. g, ARGV[4]) end
 redis.call('HSET', KEYS[1], 'version', ARGV[1], 'prefs', ARGV[2])
+redis.call('SET', ARGV[3] .. 'contact:' .. ARGV[4], ARGV[5])
 return 1
 """
 
@@ -104,6 +135,7 @@ class NotificationStore:
         self._deliver = redis.register_script(_DELIVER_ONCE)
         self._apply_preferences = redis.register_script(_APPLY_PREFERENCES)
         self._forget_person = redis.register_script(_FORGET_PERSON)
+        self._unquote = redis.register_script(_UNQUOTE)
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -192,11 +224,17 @@ class NotificationStore:
         values = await self.redis.mget([self.key("erased", person) for person in people])
         return {person: float(value) for person, value in zip(people, values, strict=True) if value}
 
+    async def mark_erased(self, person: str, at: float) -> None:
+        """Remember when the person was erased (the rebuild, before it replays anything of theirs)."""
+        await self.redis.set(self.key("erased", person), f"{at:.6f}")
+
     async def forget_person(self, person: str, at: float) -> int:
         """Forget everything about the person (erased at ``at``): feed, contact, preferences and their place in
         the subscriber sets, their place among followers and as submitter (the ideas stay), their queued digests;
-        their open live streams end. Returns how many keys and memberships went."""
+        their open live streams end; their comments quoted in other people's feeds and digests read as removed.
+        Returns how many keys, memberships and items went."""
         prefix = self.key("")
+        audience = await self._heard_them(person)
         keys = [
             self.key("erased", person),
             self.key("feed", person),
@@ -205,23 +243,45 @@ class NotificationStore:
             self.key("person", person, "ideas"),
         ]
         forgotten = int(await self._forget_person(keys=keys, args=[prefix, person, f"{at:.6f}", END_OF_STREAM]))
+        quoting = [self.key("feed", other) for other in audience]
         async for key in self.redis.scan_iter(match=self.key("digest", "*"), count=1000):
             day = key.removeprefix(self.key("digest", ""))
             if day.endswith(f":{person}"):
                 forgotten += await self.redis.delete(key)
             elif ":" not in day:
                 forgotten += await self.redis.srem(key, person)
+            elif day.split(":", 1)[1] in audience:
+                quoting.append(key)
+        for start in range(0, len(quoting), 100):
+            forgotten += int(await self._unquote(keys=quoting[start : start + 100], args=[person]))
         return forgotten
+
+    async def _heard_them(self, person: str) -> set[str]:
+        """Who may have heard the person's words: the submitters and followers of the ideas they follow (a
+        commenter follows the idea they comment on)."""
+        ideas = list(await self.redis.smembers(self.key("person", person, "ideas")))
+        audience: set[str] = set()
+        for idea in ideas:
+            submitter, followers = await asyncio.gather(
+                self.redis.get(self.key("idea", idea, "submitter")),
+                self.redis.smembers(self.key("idea", idea, "followers")),
+            )
+            audience |= set(followers)
+            if submitter:
+                audience.add(json.loads(submitter)["person"])
+        audience.discard(person)
+        return audience
 
     # --- preferences ------------------------------------------------------------------------------
 
     async def apply_preferences(self, changed: PreferencesChanged, at: datetime) -> bool:
         """Apply one preferences event unless a newer one has been applied already."""
         state = json.dumps(changed.model_dump(mode="json"))
+        contact = changed.contact.model_dump_json()
         return bool(
             await self._apply_preferences(
                 keys=[self.key("prefs", changed.person)],
-                args=[f"{at.timestamp():.6f}", state, self.key(""), changed.person],
+                args=[f"{at.timestamp():.6f}", state, self.key(""), changed.person, contact],
             )
         )
 
@@ -253,12 +313,13 @@ class NotificationStore:
             self.key("feed", item.recipient),
             self.live_channel(item.recipient),
         ]
-        return bool(
-            await self._deliver(keys=keys, args=[json.dumps(asdict(item)), self.feed_length, self.effect_ttl_s])
-        )
+        kept = asdict(item)
+        shown = json.dumps(_shown(kept))
+        return bool(await self._deliver(keys=keys, args=[json.dumps(kept), self.feed_length, self.effect_ttl_s, shown]))
 
     async def feed(self, person: str, limit: int) -> list[dict]:
-        return [json.loads(raw) for raw in await self.redis.lrange(self.key("feed", person), 0, limit - 1)]
+        """The person's feed, newest first, as it may be shown."""
+        return [_shown(json.loads(raw)) for raw in await self.redis.lrange(self.key("feed", person), 0, limit - 1)]
 
     async def feed_after(self, person: str, notification_id: str) -> list[dict]:
         """The person's feed items newer than ``notification_id``, oldest first (what a stream resumed with
@@ -295,3 +356,8 @@ class NotificationStore:
 
     async def mark_digest_done(self, day: date) -> None:
         await self.redis.set(self.key("digest", day.isoformat(), "done"), 1, ex=self.effect_ttl_s)
+
+
+def _shown(item: dict) -> dict:
+    """A feed item as the person sees it: without what it keeps about whose words it quotes."""
+    return {name: value for name, value in item.items() if name not in FeedItem.PRIVATE}

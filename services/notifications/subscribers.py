@@ -2,7 +2,14 @@
 
 from services.notifications.handlers import NotificationHandlers
 from shared.batch import subscribe_batch
-from shared.events import EngagementEvent, PreferencesChangedEvent, RoutedEvent, StatusChangedEvent, SubmittedEvent
+from shared.events import (
+    EngagementEvent,
+    ErasureRequestedEvent,
+    PreferencesChangedEvent,
+    RoutedEvent,
+    StatusChangedEvent,
+    SubmittedEvent,
+)
 from shared.service import Runtime
 
 
@@ -52,4 +59,13 @@ def register(runtime: Runtime, handlers: NotificationHandlers) -> None:
         title="notifications.preferences",
         description="Keeps everyone's preferences (the rebuild reads them again from this topic)",
         each=handlers.preferences_changed,
+    )
+
+    subscribe_batch(
+        runtime,
+        topics.people_erasures,
+        ErasureRequestedEvent,
+        title="notifications.people-erasures",
+        description="Forgets everything kept about a person who asked to be erased, and sends them nothing more",
+        each=handlers.person_erased,
     )

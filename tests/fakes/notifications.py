@@ -7,8 +7,9 @@ stands still until told to move.
 Every method yields to the event loop once before it reads or writes, as a Redis round trip would; each is atomic
 after that yield, as each Lua script and command is.
 
-``notifications()`` wires the real handlers to these fakes (and the real reporter, renderer and catalogue), as the
-app's factory wires them to Redis and Kafka.
+``notifications()`` wires the real handlers to these fakes (and the real reporter, renderer, catalogue and
+contacts, with the in-memory keyring of ``tests/fakes/common.py``), as the app's factory wires them to Redis and
+Kafka. A person is their pseudonym everywhere in these fakes, as in Redis.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from services.notifications.contacts import Contacts
 from services.notifications.delivery.model import Delivery, DeliveryMetrics
 from services.notifications.delivery.outcomes import Reporter
 from services.notifications.domain import Contact, FeedItem, IdeaFacts, Preferences
@@ -31,11 +33,12 @@ from services.notifications.settings import NotificationsSettings
 from services.notifications.waiting import RELEASER_LEASE_S, Admission, Waiting
 from shared.catalogue import Catalogue, load_catalogue
 from shared.deadletter import DeadLetters
-from shared.events import Envelope, IdeaRouted, PreferencesChanged, RoutingTarget
+from shared.events import Envelope, IdeaRouted, PreferencesChanged, RoutingTarget, Sealed
 from shared.lifecycle import AWAITING_ACKNOWLEDGEMENT
 from shared.metrics import ServiceMetrics
 from shared.topics import Topics
-from tests.fakes.common import FakePublisher, FixedClock
+from tests.fakes.common import FakeKeyring, FakePublisher, FixedClock
+from tests.support.notifications import People
 
 
 async def _round_trip() -> None:
@@ -83,6 +86,13 @@ class FakeDeliveryQueue:
         self.queued[delivery.id] = delivery
         return True
 
+    async def drop_to(self, person: str) -> int:
+        await _round_trip()
+        dropped = [d.id for d in self.queued.values() if d.recipient == person]
+        for delivery_id in dropped:
+            del self.queued[delivery_id]
+        return len(dropped)
+
     @property
     def deliveries(self) -> list[Delivery]:
         """Everything queued, in order."""
@@ -116,6 +126,9 @@ class InMemoryNotificationStore:
         self.feeds: dict[str, list[dict]] = defaultdict(list)
         self.digests: dict[str, dict[str, dict[str, dict]]] = defaultdict(lambda: defaultdict(dict))
         self.digests_done: set[str] = set()
+        self.contacts: dict[str, Sealed] = {}
+        self.erased: dict[str, float] = {}
+        self.ideas_of: dict[str, set[str]] = defaultdict(set)
 
     # --- ideas --------------------------------------------------------------------------------------
 
@@ -125,6 +138,8 @@ class InMemoryNotificationStore:
         await _round_trip()
         self.ideas[idea_id].fields.update(title=title, language=language)
         self.submitters[idea_id] = contact
+        if contact is not None:
+            self.ideas_of[contact.person].add(idea_id)
 
     async def record_routing(self, idea_id: str, routed: IdeaRouted, event_id: str, at: datetime) -> None:
         await _round_trip()
@@ -148,6 +163,7 @@ class InMemoryNotificationStore:
     async def add_follower(self, idea_id: str, person: str) -> None:
         await _round_trip()
         self.ideas[idea_id].followers.add(person)
+        self.ideas_of[person].add(idea_id)
 
     async def facts(self, idea_id: str) -> IdeaFacts:
         await _round_trip()
@@ -173,6 +189,53 @@ class InMemoryNotificationStore:
         await _round_trip()
         return [idea for idea, _ in sorted(self.open.items(), key=lambda item: (item[1], item[0]))][:limit]
 
+    # --- people: contacts and erasures -----------------------------------------------------------------
+
+    async def remember_contact(self, person: str, sealed: Sealed) -> None:
+        await _round_trip()
+        self.contacts[person] = sealed
+
+    async def contact(self, person: str) -> Sealed | None:
+        await _round_trip()
+        return self.contacts.get(person)
+
+    async def erased_at(self, people: list[str]) -> dict[str, float]:
+        await _round_trip()
+        return {person: self.erased[person] for person in people if person in self.erased}
+
+    async def mark_erased(self, person: str, at: float) -> None:
+        await _round_trip()
+        self.erased[person] = at
+
+    async def forget_person(self, person: str, at: float) -> int:
+        await _round_trip()
+        self.erased[person] = max(at, self.erased.get(person, at))
+        forgotten = sum(
+            1 for found in (self.feeds.pop(person, None), self.contacts.pop(person, None)) if found is not None
+        )
+        if (current := self.prefs.pop(person, None)) is not None:
+            forgotten += 1
+            for key in self._subscriptions(current[1]):
+                self.subs[key].discard(person)
+        for idea_id in self.ideas_of.pop(person, set()):
+            self.ideas[idea_id].followers.discard(person)
+            if (submitter := self.submitters.get(idea_id)) is not None and submitter.person == person:
+                self.submitters[idea_id] = None
+            forgotten += 1
+        for people in self.digests.values():
+            forgotten += people.pop(person, None) is not None
+        # their words quoted in other people's feeds and digests read as removed
+        quoting = [
+            *self.feeds.values(),
+            *(items.values() for people in self.digests.values() for items in people.values()),
+        ]
+        for items in quoting:
+            for item in items:
+                if item.get("by") == person:
+                    item.update(text=item["removed"], by=None, removed=None)
+                    forgotten += 1
+        return forgotten
+
     # --- preferences ----------------------------------------------------------------------------------
 
     async def apply_preferences(self, changed: PreferencesChanged, at: datetime) -> bool:
@@ -187,6 +250,7 @@ class InMemoryNotificationStore:
         for key in self._subscriptions(changed):
             self.subs[key].add(changed.person)
         self.prefs[changed.person] = (version, changed)
+        self.contacts[changed.person] = changed.contact
         return True
 
     @staticmethod
@@ -222,7 +286,8 @@ class InMemoryNotificationStore:
 
     async def feed(self, person: str, limit: int) -> list[dict]:
         await _round_trip()
-        return list(self.feeds.get(person, ()))[:limit]
+        shown = [{k: v for k, v in item.items() if k not in FeedItem.PRIVATE} for item in self.feeds.get(person, ())]
+        return shown[:limit]
 
     # --- daily digests --------------------------------------------------------------------------------
 
@@ -326,14 +391,22 @@ class Notifications:
     clock: FixedClock
     topics: Topics
     metrics: ServiceMetrics
+    keyring: FakeKeyring
+    contacts: Contacts
+    people: People
+    """Events naming people, sealed with ``keyring``."""
 
     def sent(self) -> list[Envelope[Any]]:
         """The NotificationSent events published, in order."""
         return self.publisher.on(self.topics.notifications_sent)
 
+    def p(self, person: str) -> str:
+        """The pseudonym of a person named by their address (a pseudonym stays itself)."""
+        return self.keyring.pseudonym(person) if "@" in person else person
+
     def feed(self, person: str) -> list[dict]:
-        """A person's in-app feed, newest first."""
-        return list(self.store.feeds.get(person, ()))
+        """A person's in-app feed (by address or pseudonym), newest first."""
+        return list(self.store.feeds.get(self.p(person), ()))
 
 
 def notifications(
@@ -350,6 +423,9 @@ def notifications(
     store = InMemoryNotificationStore(config.feed_length)
     room = InMemoryWaitingRoom(store, lambda: clock().timestamp())
     queue, publisher, dead_letters, done = FakeDeliveryQueue(), FakePublisher(), RecordingDeadLetters(), FakeDone()
+    keyring = FakeKeyring()
+    current = catalogue or load_catalogue(config.catalogue_path)
+    contacts = Contacts(store, keyring, lambda: handlers.catalogue)  # type: ignore[arg-type]
     reporter = Reporter(
         publisher,
         sent_topic=topics.notifications_sent,
@@ -366,10 +442,25 @@ def notifications(
         deliveries=queue,
         outcomes=reporter,
         renderer=Renderer(config.templates_dir),
-        catalogue=catalogue or load_catalogue(config.catalogue_path),
+        catalogue=current,
+        contacts=contacts,
         settings=config,
         done=done,
         clock=clock,
         repeats=metrics.idempotent_skips,
     )
-    return Notifications(handlers, store, room, queue, publisher, dead_letters, done, clock, topics, metrics)
+    return Notifications(
+        handlers,
+        store,
+        room,
+        queue,
+        publisher,
+        dead_letters,
+        done,
+        clock,
+        topics,
+        metrics,
+        keyring,
+        contacts,
+        People(keyring),
+    )

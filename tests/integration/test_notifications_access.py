@@ -20,11 +20,12 @@ from fastapi import FastAPI, HTTPException
 
 from services.notifications.app import create_app
 from services.notifications.people import own_address
+from shared.events import PreferencesChanged
 from shared.principal import Principal, Role
 from tests.support.apps import running
 from tests.support.identity import ADMIN, ANNA, EMAIL, ISSUER, PASSWORD, PER, bearer
 from tests.support.kafka import eventually, probe, raw_producer
-from tests.support.notifications import free_port, publish, routed, submitted
+from tests.support.notifications import free_port, publish, routed, sealing
 
 pytestmark = pytest.mark.kafka
 
@@ -59,8 +60,8 @@ async def signed_in(app: FastAPI, username: str) -> AsyncIterator[httpx.AsyncCli
 async def anna_has_news(app: FastAPI, api: httpx.AsyncClient, topics, kafka_settings, title: str) -> str:
     """An idea of Anna's is routed; she hears of it in her feed. Returns its id."""
     idea_id = str(uuid.uuid4())
-    async with raw_producer(kafka_settings) as producer:
-        await publish(producer, topics.submitted, submitted(idea_id, title, email=ANNAS))
+    async with raw_producer(kafka_settings) as producer, sealing(app.state.runtime.settings) as people:
+        await publish(producer, topics.submitted, await people.submitted(idea_id, title, email=ANNAS))
         await publish(producer, topics.routed, routed(idea_id, title, [("kirunabostader", None)], ["boende"]))
 
     async def in_feed():
@@ -108,14 +109,22 @@ async def test_a_persons_feed_stream_and_preferences_are_their_own(settings_for,
                 assert answer.status_code == 401, (path, headers, answer.text)
                 assert answer.headers["www-authenticate"].startswith("Bearer")
 
-        # Per's own preferences, changed and read back; the change is recorded under his address
+        # Per's own preferences, changed and read back; the change is recorded under his pseudonym, his address
+        # and name sealed under his key
         prefs = {"channels": ["in-app"], "frequency": "daily", "areas": ["boende"], "language": "en"}
         changed = await api.put("/api/v1/people/me/preferences", headers=bearer(PER), json=prefs)
         assert changed.status_code == 200, changed.text
         read = (await api.get("/api/v1/people/me/preferences", headers=bearer(PER))).json()
         assert read == changed.json() == {**prefs, "person": PERS, "organisations": []}
         [record] = await recorded.wait_count(1)
-        assert record.key == PERS.encode() and json.loads(record.value)["data"]["via"] == "api"
+        keyring = app.state.runtime.keyring
+        event = json.loads(record.value)
+        assert record.key == keyring.pseudonym(PERS).encode() and event["data"]["via"] == "api"
+        assert PERS.encode() not in record.value and b"Per Niemi" not in record.value
+        assert await keyring.open_json(PreferencesChanged.model_validate(event["data"]).contact) == {
+            "email": PERS,
+            "name": "Per Niemi",
+        }
         unknown = await api.put("/api/v1/people/me/preferences", headers=bearer(PER), json={"areas": ["månen"]})
         assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "areas"
         huge = await api.put("/api/v1/people/me/preferences", headers=bearer(PER), json={"areas": ["boende"] * 5000})

@@ -1,5 +1,7 @@
 """Notifications on the real Kafka and Redis, with a real SMTP server (aiosmtpd) and a real HTTP receiver
-started inside each test: the right people hear each event, once, in their language, by their channels."""
+started inside each test: the right people hear each event, once, in their language, by their channels. People in
+the events are sealed with a real keyring of the service's Redis prefix (``tests/support/notifications.sealing``),
+as intake seals them; the mail server sees their addresses, Kafka's outcomes and dead letters only pseudonyms."""
 
 from __future__ import annotations
 
@@ -38,13 +40,12 @@ from tests.support.notifications import (
     JOHN,
     OFFICE,
     SARA,
-    engaged,
     free_port,
     publish,
     routed,
+    sealing,
     smtp_server,
     status,
-    submitted,
 )
 
 pytestmark = pytest.mark.kafka
@@ -110,6 +111,19 @@ async def http_receiver(app) -> AsyncIterator[str]:
         await task
 
 
+def pseudonym_of(app, email: str) -> str:
+    return app.state.runtime.keyring.pseudonym(email)
+
+
+def outcomes_of(records) -> list[dict]:
+    return [json.loads(r.value)["data"] for r in records]
+
+
+def addresses_in(raw: bytes | str, *addresses: str) -> list[str]:
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    return [a for a in addresses if a.lower() in text.lower()]
+
+
 # --- the tests ------------------------------------------------------------------------------------
 
 
@@ -117,8 +131,10 @@ async def test_each_event_reaches_the_right_people_once_in_their_language(settin
     idea_id = str(uuid.uuid4())
     title = "Fjärrvärme till <b>badhuset</b> & hyreshusen"
     with smtp_server() as mail:
+        settings = settings_for(mail.port)
         async with (
-            running(create_app(settings_for(mail.port))) as api,
+            running(create_app(settings)) as api,
+            sealing(settings) as people,
             raw_producer(kafka_settings) as producer,
             probe(kafka_settings, topics.notifications_sent) as sent,
         ):
@@ -140,7 +156,7 @@ async def test_each_event_reaches_the_right_people_once_in_their_language(settin
                     ["klimat-och-energi", "boende"],
                 ),
             )
-            await publish(producer, topics.submitted, submitted(idea_id, title))  # the routing overtook it
+            await publish(producer, topics.submitted, await people.submitted(idea_id, title))  # the routing overtook it
 
             # routed: the submitter, the responsible officers (by organisation/unit and area), the subscriber
             expected = {ANNA, ERIK, SARA, JOHN, SUBSCRIBER}
@@ -170,9 +186,9 @@ async def test_each_event_reaches_the_right_people_once_in_their_language(settin
             await publish(
                 producer,
                 topics.engagement,
-                engaged(idea_id, EngagementKind.SUPPORT, "per@kiruna.se"),
-                engaged(idea_id, EngagementKind.FOLLOW, "Kim@Kiruna.se"),
-                engaged(idea_id, EngagementKind.COMMENT, "lisa@kiruna.se", "Bra idé, <script>x</script>"),
+                await people.engaged(idea_id, EngagementKind.SUPPORT, "per@kiruna.se"),
+                await people.engaged(idea_id, EngagementKind.FOLLOW, "Kim@Kiruna.se"),
+                await people.engaged(idea_id, EngagementKind.COMMENT, "lisa@kiruna.se", "Bra idé, <script>x</script>"),
             )
             await eventually(lambda: set(mail.of_kind("comment")) == {ANNA, "per@kiruna.se", "kim@kiruna.se"})
             assert "<script>" not in body(mail.of_kind("comment")[ANNA], "html")
@@ -187,16 +203,18 @@ async def test_each_event_reaches_the_right_people_once_in_their_language(settin
             assert "är nu avböjd" in declined and "Erik Lindberg skriver: Finns redan i planen" in declined
             assert "is now declined" in body(mail.of_kind("status-changed")[SUBSCRIBER], "plain")
 
-            await asyncio.sleep(1.0)  # nothing else comes
+            # every outcome reported (each mail's once it was delivered): nothing else was sent
+            records = await sent.wait_for(lambda rs: len(rs) >= 2 * 14, timeout=30)
             assert len(mail.received) == 5 + 3 + 6
-            records = await sent.wait_for(
-                lambda rs: sum(json.loads(r.value)["data"]["channel"] == "email" for r in rs) >= 14
-            )
-            outcomes = [json.loads(r.value)["data"] for r in records]
+            outcomes = outcomes_of(records)
             assert {(o["channel"], o["outcome"]) for o in outcomes} == {("email", "delivered"), ("in-app", "delivered")}
             assert len({(o["cause_event_id"], o["recipient"], o["channel"]) for o in outcomes}) == len(outcomes)
+            everyone = {ANNA, ERIK, SARA, JOHN, SUBSCRIBER, "per@kiruna.se", "kim@kiruna.se", "lisa@kiruna.se"}
+            assert {o["recipient"] for o in outcomes} == {people.pseudonym(person) for person in everyone}
+            assert not [r for r in records if addresses_in(r.value, *everyone)]  # pseudonyms only
             metrics = (await api.get("/metrics")).text
             assert 'kiruna_notifications_total{channel="email",outcome="delivered"} 14.0' in metrics
+            assert not addresses_in(metrics, *everyone)
 
 
 async def test_the_same_event_twice_and_a_restart_before_the_commit_send_no_second_mail(
@@ -206,12 +224,16 @@ async def test_the_same_event_twice_and_a_restart_before_the_commit_send_no_seco
     title = "Solceller på förskolan"
     event = routed(idea_id, title, [("tekniska-verken", "energi")], ["klimat-och-energi"])
     with smtp_server() as mail:
-        async with raw_producer(kafka_settings) as producer:
-            await publish(producer, topics.submitted, submitted(idea_id, title))
+        settings = settings_for(mail.port)
+        async with raw_producer(kafka_settings) as producer, sealing(settings) as people:
+            await publish(producer, topics.submitted, await people.submitted(idea_id, title))
             await publish(producer, topics.routed, event, event)  # the same event, twice
-            async with running(create_app(settings_for(mail.port))):
+            async with (
+                running(create_app(settings)),
+                probe(kafka_settings, topics.notifications_sent) as told,
+            ):
                 await eventually(lambda: len(mail.received) >= 2, timeout=30)
-                await asyncio.sleep(1.0)
+                await told.wait_count(4)  # in-app and e-mail of both: the events handled
             assert sorted(r for r, _ in mail.received) == sorted([ANNA, ERIK])
             # A consumer that crashed before committing reads the same events again: a new consumer group on the
             # same Redis sees exactly what it would see.
@@ -219,11 +241,10 @@ async def test_the_same_event_twice_and_a_restart_before_the_commit_send_no_seco
                 running(create_app(settings_for(mail.port, group_id=f"again-{test_id}"))) as again,
                 probe(kafka_settings, topics.notifications_sent) as sent,
             ):
-                marker = submitted(str(uuid.uuid4()), "Markör", email="marker@kiruna.se")
+                marker = await people.submitted(str(uuid.uuid4()), "Markör", email="marker@kiruna.se")
                 await publish(producer, topics.submitted, marker)
                 await publish(producer, topics.routed, routed(marker.subject, "Markör", [("kirunabostader", None)], []))
                 await eventually(lambda: mail.to("marker@kiruna.se"), timeout=30)  # so the replay is done
-                await asyncio.sleep(0.5)
                 metrics = (await again.get("/metrics")).text
             assert sorted(r for r, m in mail.received if m["X-Kiruna-Idea"] == idea_id) == sorted([ANNA, ERIK])
             message_ids = [m["Message-ID"] for _, m in mail.received]
@@ -236,13 +257,17 @@ async def test_the_same_event_twice_and_a_restart_before_the_commit_send_no_seco
 async def test_smtp_down_then_up_delivers_everything_exactly_once(settings_for, topics, kafka_settings):
     port = free_port()  # nothing listens here yet
     ideas = [str(uuid.uuid4()) for _ in range(5)]
-    app = create_app(settings_for(port))
+    settings = settings_for(port)
+    app = create_app(settings)
     async with (
         running(app) as api,
+        sealing(settings) as people,
         raw_producer(kafka_settings) as producer,
+        probe(kafka_settings, topics.notifications_sent) as sent,
     ):
         for number, idea_id in enumerate(ideas):
-            await publish(producer, topics.submitted, submitted(idea_id, f"Idé {number}", email=f"p{number}@kiruna.se"))
+            submission = await people.submitted(idea_id, f"Idé {number}", email=f"p{number}@kiruna.se")
+            await publish(producer, topics.submitted, submission)
             await publish(producer, topics.routed, routed(idea_id, f"Idé {number}", [("kirunabostader", None)], []))
 
         async def retried() -> bool:
@@ -260,7 +285,7 @@ async def test_smtp_down_then_up_delivers_everything_exactly_once(settings_for, 
         await eventually(all_pending)
         with smtp_server(port) as mail:
             await eventually(lambda: len(mail.received) >= 15, timeout=30)
-            await asyncio.sleep(1.5)
+            await sent.wait_for(lambda rs: sum(b'"email"' in r.value for r in rs) >= 15, timeout=30)
         pairs = [(m["X-Kiruna-Event"], r) for r, m in mail.received]
         assert len(pairs) == len(set(pairs)) == 15
         assert {r for r, _ in mail.received} == {f"p{n}@kiruna.se" for n in range(5)} | {SARA, JOHN}
@@ -272,11 +297,14 @@ async def test_a_webhook_is_signed_retried_and_delivered_once(settings_for, topi
     with smtp_server() as mail:
         async with http_receiver(receiver) as url:
             webhooks = {"tekniska-verken": {"url": url, "secret": "webhook-secret"}}
+            settings = settings_for(mail.port, webhooks=webhooks)
             async with (
-                running(create_app(settings_for(mail.port, webhooks=webhooks))),
+                running(create_app(settings)),
+                sealing(settings) as people,
                 raw_producer(kafka_settings) as producer,
+                probe(kafka_settings, topics.notifications_sent) as sent,
             ):
-                await publish(producer, topics.submitted, submitted(idea_id, "Värmepump i ishallen"))
+                await publish(producer, topics.submitted, await people.submitted(idea_id, "Värmepump i ishallen"))
                 await publish(
                     producer,
                     topics.routed,
@@ -285,7 +313,9 @@ async def test_a_webhook_is_signed_retried_and_delivered_once(settings_for, topi
                     ),
                 )
                 await eventually(lambda: receiver.verified, timeout=30)
-                await asyncio.sleep(1.0)
+                await sent.wait_for(lambda rs: any(b'"webhook"' in r.value for r in rs), timeout=30)
+                hook = [r for r in sent.records if b'"webhook"' in r.value]
+                assert len(hook) == 1 and json.loads(hook[0].value)["data"]["recipient"] == "webhook:tekniska-verken"
     assert len(receiver.calls) == 2  # the first answered 500 and was retried
     assert len(receiver.verified) == 1  # kirunabostader has no webhook configured
     call = receiver.verified[0]
@@ -298,29 +328,38 @@ async def test_a_delivery_that_keeps_failing_goes_to_the_dlq_and_is_reported_fai
     settings_for, topics, kafka_settings
 ):
     idea_id = str(uuid.uuid4())
+    settings = settings_for(free_port(), delivery_attempts=2, retry_base_s=0.05)
+    app = create_app(settings)
     async with (
-        running(create_app(settings_for(free_port(), delivery_attempts=2, retry_base_s=0.05))),
+        running(app),
+        sealing(settings) as people,
         raw_producer(kafka_settings) as producer,
         probe(kafka_settings, topics.notifications_dlq) as dlq,
         probe(kafka_settings, topics.notifications_sent) as sent,
     ):
-        await publish(producer, topics.submitted, submitted(idea_id, "Ingen når fram"))
+        await publish(producer, topics.submitted, await people.submitted(idea_id, "Ingen når fram"))
         await publish(producer, topics.routed, routed(idea_id, "Ingen når fram", [("kirunabostader", None)], []))
         records = await dlq.wait_count(3, timeout=30)
         headers = {k: v.decode() for k, v in records[0].headers}
         assert headers["x-dlq-reason"] == "delivery-failed" and headers["x-dlq-attempts"] == "2"
-        assert "Error" in headers["x-dlq-error"] and json.loads(records[0].value)["channel"] == "email"
+        assert "Error" in headers["x-dlq-error"] and headers["x-dlq-kind"] == "routed"
+        letters = [json.loads(r.value) for r in records]
+        expected = {pseudonym_of(app, person) for person in (ANNA, SARA, JOHN)}
+        assert {letter["recipient"] for letter in letters} == expected
+        for letter in letters:  # what identifies the delivery, not the mail
+            assert letter["channel"] == "email" and letter["idea_id"] == idea_id and letter["kind"] == "routed"
+            assert letter["cause_event_id"] and letter["attempts"] == 2 and "Error" in letter["error"]
+            assert not {"message", "text", "html", "subject", "to"} & set(letter)
         failed = await sent.wait_for(
             lambda rs: sum(json.loads(r.value)["data"]["outcome"] == "failed" for r in rs) >= 3
         )
-        assert {json.loads(r.value)["data"]["recipient"] for r in failed if b'"failed"' in r.value} == {
-            ANNA,
-            SARA,
-            JOHN,
-        }
+        assert {o["recipient"] for o in outcomes_of(failed) if o["outcome"] == "failed"} == expected
+        for record in [*dlq.records, *sent.records]:
+            raw = record.value + b"".join(v for _, v in record.headers or ())
+            assert not addresses_in(raw, ANNA, SARA, JOHN) and b"Ingen n" not in record.value
 
 
-async def test_an_unknown_person_or_a_broken_template_is_dead_lettered_and_the_consumer_carries_on(
+async def test_a_broken_template_is_dead_lettered_and_the_consumer_carries_on(
     settings_for, topics, kafka_settings, tmp_path
 ):
     templates = tmp_path / "templates"
@@ -334,42 +373,54 @@ async def test_an_unknown_person_or_a_broken_template_is_dead_lettered_and_the_c
         )
     first, second = str(uuid.uuid4()), str(uuid.uuid4())
     with smtp_server() as mail:
+        settings = settings_for(mail.port, templates_dir=templates)
         async with (
-            running(create_app(settings_for(mail.port, templates_dir=templates))),
+            running(create_app(settings)),
+            sealing(settings) as people,
             raw_producer(kafka_settings) as producer,
-            probe(kafka_settings, topics.dlq(topics.engagement)) as engagement_dlq,
             probe(kafka_settings, topics.dlq(topics.status_changed)) as status_dlq,
         ):
-            await publish(producer, topics.submitted, submitted(first, "Första"), submitted(second, "Andra"))
-            await publish(producer, topics.engagement, engaged(first, EngagementKind.COMMENT, "nobody", "hej"))
+            submissions = [await people.submitted(first, "Första"), await people.submitted(second, "Andra")]
+            await publish(producer, topics.submitted, *submissions)
             await publish(producer, topics.status_changed, status(first, IdeaState.ACKNOWLEDGED, None))
-            await publish(producer, topics.engagement, engaged(first, EngagementKind.FOLLOW, "bo@kiruna.se"))
-            await publish(producer, topics.engagement, engaged(first, EngagementKind.COMMENT, "lisa@kiruna.se", "Ja!"))
-            rejected = await engagement_dlq.wait_count(1)
-            headers = {k: v.decode() for k, v in rejected[0].headers}
-            assert headers["x-dlq-reason"] == "rejected" and "unknown person 'nobody'" in headers["x-dlq-error"]
+            await publish(
+                producer, topics.engagement, await people.engaged(first, EngagementKind.FOLLOW, "bo@kiruna.se")
+            )
+            comment = await people.engaged(first, EngagementKind.COMMENT, "lisa@kiruna.se", "Ja!")
+            await publish(producer, topics.engagement, comment)
             broken = await status_dlq.wait_count(1)
             assert "no_such_thing" in {k: v.decode() for k, v in broken[0].headers}["x-dlq-error"]
             # and the consumer carried on
             await eventually(lambda: {r for r, _ in mail.received} == {ANNA, "bo@kiruna.se"})
 
 
-async def test_an_event_after_one_waiting_for_its_submission_does_not_overtake_it(settings_for, topics):
+async def remember_submitter(store, submission) -> None:
+    """What the submission's handler does before it releases the waiting events (the test stops there)."""
+    ref = submission.data.submitter
+    await store.remember_contact(ref.pseudonym, ref.sealed)
+    await store.remember_submission(submission.subject, Contact(ref.pseudonym), title=submission.data.title)
+
+
+async def test_an_event_after_one_waiting_for_its_submission_does_not_overtake_it(settings_for, topics, kafka_settings):
     """bo follows an idea before its submission is seen; lisa comments just after the submission landed, before
     its releaser ran: the comment waits behind the follow, so bo hears of it, and nobody hears twice."""
     idea = str(uuid.uuid4())
-    submission = submitted(idea, "Snöröjning vid busshållplatsen")
     with smtp_server() as mail:
-        app = create_app(settings_for(mail.port))
-        async with running(app):
+        settings = settings_for(mail.port)
+        app = create_app(settings)
+        async with (
+            running(app),
+            sealing(settings) as people,
+            probe(kafka_settings, topics.notifications_sent) as sent,
+        ):
+            submission = await people.submitted(idea, "Snöröjning vid busshållplatsen")
             handlers, store, room = app.state.handlers, app.state.handlers.store, app.state.waiting_room
-            await handlers.engagement(engaged(idea, EngagementKind.FOLLOW, "bo@kiruna.se"))
+            await handlers.engagement(await people.engaged(idea, EngagementKind.FOLLOW, "bo@kiruna.se"))
             assert len(await room.held(idea)) == 1  # no submission yet: it waits
             count, since = await room.waiting_ideas()
             assert count >= 1 and since is not None and since <= time.time()  # what the operators' gauges show
-            contact = Contact.of_submitter(submission.data.submitter, "sv")
-            await store.remember_submission(idea, contact, title=submission.data.title)  # its releaser not yet run
-            await handlers.engagement(engaged(idea, EngagementKind.COMMENT, "lisa@kiruna.se", "Bra idé!"))
+            await remember_submitter(store, submission)  # its releaser not yet run
+            await handlers.engagement(await people.engaged(idea, EngagementKind.COMMENT, "lisa@kiruna.se", "Bra idé!"))
             await handlers.submitted(submission)  # nothing is left for it to release
 
             await eventually(lambda: {r for r, _ in mail.received} == {ANNA, "bo@kiruna.se"})
@@ -377,28 +428,33 @@ async def test_an_event_after_one_waiting_for_its_submission_does_not_overtake_i
             assert await room.redis.exists(room.key("idea", idea, "releaser")) == 0
             assert idea not in await room.redis.zrange(room.key("waiting"), 0, -1)
             # a later event is handled at once (lisa follows the idea since she commented)
-            await handlers.engagement(engaged(idea, EngagementKind.COMMENT, "bo@kiruna.se", "Håller med"))
+            await handlers.engagement(await people.engaged(idea, EngagementKind.COMMENT, "bo@kiruna.se", "Håller med"))
             await eventually(lambda: [r for r, _ in mail.received].count(ANNA) == 2)
-            await asyncio.sleep(1)
+            await sent.wait_for(lambda rs: sum(b'"email"' in r.value for r in rs) >= 4)  # every mail reported
             assert sorted(r for r, _ in mail.received) == sorted([ANNA, ANNA, "bo@kiruna.se", "lisa@kiruna.se"])
 
 
 async def test_events_left_waiting_by_a_releaser_that_died_are_released_by_the_next_event(settings_for, topics):
     idea = str(uuid.uuid4())
-    submission = submitted(idea, "Belysning i gångtunneln")
     with smtp_server() as mail:
-        app = create_app(settings_for(mail.port))
-        async with running(app):
+        settings = settings_for(mail.port)
+        app = create_app(settings)
+        async with running(app), sealing(settings) as people:
+            submission = await people.submitted(idea, "Belysning i gångtunneln")
             handlers, store, room = app.state.handlers, app.state.handlers.store, app.state.waiting_room
-            await handlers.engagement(engaged(idea, EngagementKind.FOLLOW, "bo@kiruna.se"))
-            contact = Contact.of_submitter(submission.data.submitter, "sv")
-            await store.remember_submission(idea, contact, title=submission.data.title)
+            await handlers.engagement(await people.engaged(idea, EngagementKind.FOLLOW, "bo@kiruna.se"))
+            await remember_submitter(store, submission)
             assert await room.start_release(idea, owner=submission.id)  # ... and the process dies here
-            await room.redis.expire(room.key("idea", idea, "releaser"), 1)
-            await handlers.engagement(engaged(idea, EngagementKind.COMMENT, "lisa@kiruna.se", "Bra idé!"))
+            releaser = room.key("idea", idea, "releaser")
+            await room.redis.expire(releaser, 1)
+            await handlers.engagement(await people.engaged(idea, EngagementKind.COMMENT, "lisa@kiruna.se", "Bra idé!"))
             assert len(await room.held(idea)) == 2  # the releaser's lease still runs: the comment waits too
-            await asyncio.sleep(1.2)
-            await handlers.engagement(engaged(idea, EngagementKind.SUPPORT, "lisa@kiruna.se"))
+
+            async def lease_ran_out() -> bool:
+                return not await room.redis.exists(releaser)
+
+            await eventually(lease_ran_out, timeout=5)
+            await handlers.engagement(await people.engaged(idea, EngagementKind.SUPPORT, "lisa@kiruna.se"))
 
             await eventually(lambda: {r for r, _ in mail.received} == {ANNA, "bo@kiruna.se"})
             assert await room.held(idea) == {}
@@ -409,23 +465,27 @@ async def test_a_digest_groups_a_days_events_per_person(settings_for, topics, ka
     at = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
     ideas = [str(uuid.uuid4()) for _ in range(3)]
     with smtp_server() as mail:
+        settings = settings_for(mail.port)
         async with (
-            running(create_app(settings_for(mail.port))) as api,
+            running(create_app(settings)) as api,
+            sealing(settings) as people,
             raw_producer(kafka_settings) as producer,
+            probe(kafka_settings, topics.notifications_sent) as sent,
         ):
             prefs = {"frequency": "daily", "language": "en"}
             answer = await api.put("/api/v1/people/me/preferences", json=prefs, headers=bearer(ANNA_USER))
             assert answer.status_code == 200
             for number, idea_id in enumerate(ideas):
                 moment = at + timedelta(hours=number)
-                await publish(producer, topics.submitted, submitted(idea_id, f"Idé {number}", time=moment))
+                await publish(producer, topics.submitted, await people.submitted(idea_id, f"Idé {number}", time=moment))
                 await publish(
                     producer,
                     topics.routed,
                     routed(idea_id, f"Idé {number}", [("kirunabostader", None)], [], time=moment),
                 )
             next_day = str(uuid.uuid4())
-            await publish(producer, topics.submitted, submitted(next_day, "Nästa dag", time=at + timedelta(days=1)))
+            later = await people.submitted(next_day, "Nästa dag", time=at + timedelta(days=1))
+            await publish(producer, topics.submitted, later)
             await publish(
                 producer,
                 topics.routed,
@@ -441,7 +501,7 @@ async def test_a_digest_groups_a_days_events_per_person(settings_for, topics, ka
             await eventually(lambda: mail.to(ANNA))
             again = await api.post(f"/api/v1/digests/{day.isoformat()}", headers=bearer(ADMIN))
             assert again.json()["queued"] == 0  # once
-            await asyncio.sleep(0.5)
+            await sent.wait_for(lambda rs: any(b"digest-2026-03-02" in r.value for r in rs))
     [digest] = mail.to(ANNA)
     assert digest["Subject"] == "Your daily news about ideas, 2026-03-02 (3)"
     text = body(digest, "plain")
@@ -457,10 +517,17 @@ async def test_response_time_targets_warn_the_officers_then_the_innovation_offic
     while not all(is_working_day((monday + timedelta(days=n)).date()) for n in (0, 1, 2, 3, 4, 7)):
         monday += timedelta(days=7)  # a week without holidays, so that the working days below are plain weekdays
     with smtp_server() as mail:
-        app = create_app(settings_for(mail.port))
-        async with running(app), raw_producer(kafka_settings) as producer:
+        settings = settings_for(mail.port)
+        app = create_app(settings)
+        async with (
+            running(app),
+            sealing(settings) as people,
+            raw_producer(kafka_settings) as producer,
+            probe(kafka_settings, topics.notifications_sent) as sent,
+        ):
             for idea in (idea_id, acknowledged):
-                await publish(producer, topics.submitted, submitted(idea, "Snabbare felanmälan", time=monday))
+                submission = await people.submitted(idea, "Snabbare felanmälan", time=monday)
+                await publish(producer, topics.submitted, submission)
                 await publish(
                     producer,
                     topics.routed,
@@ -476,7 +543,7 @@ async def test_response_time_targets_warn_the_officers_then_the_innovation_offic
             assert await handlers.check_deadlines(monday + timedelta(days=7, hours=1)) == 1  # next Monday: missed
             await eventually(lambda: set(mail.of_kind("deadline-missed")) == {OFFICE})
             assert await handlers.check_deadlines(monday + timedelta(days=20)) == 0
-            await asyncio.sleep(0.5)
+            await sent.wait_for(lambda rs: sum(b'"email"' in r.value for r in rs) >= 7 + 2 + 1)
     assert (
         f"senast {(monday + timedelta(days=7)).date().isoformat()}" in mail.of_kind("deadline-warning")[SARA]["Subject"]
     )
@@ -489,13 +556,16 @@ async def test_unsubscribe_link_turns_off_email_and_preferences_rebuild_from_the
 ):
     idea_id = str(uuid.uuid4())
     with smtp_server() as mail:
-        app = create_app(settings_for(mail.port))
+        settings = settings_for(mail.port)
+        app = create_app(settings)
         async with (
             running(app) as api,
+            sealing(settings) as people,
             raw_producer(kafka_settings) as producer,
             probe(kafka_settings, topics.preferences) as preference_events,
+            probe(kafka_settings, topics.notifications_sent) as sent,
         ):
-            await publish(producer, topics.submitted, submitted(idea_id, "Cykelbana"))
+            await publish(producer, topics.submitted, await people.submitted(idea_id, "Cykelbana"))
             await publish(producer, topics.routed, routed(idea_id, "Cykelbana", [("kirunabostader", None)], []))
             await eventually(lambda: mail.to(ANNA))
             link = mail.to(ANNA)[0]["List-Unsubscribe"].strip("<>").replace("https://notifications.kiruna.se", "")
@@ -511,6 +581,7 @@ async def test_unsubscribe_link_turns_off_email_and_preferences_rebuild_from_the
                 assert page.text.index("<h1>Avsluta e-post") < page.text.index("<h2>Stop e-mail")
                 assert '<form method="post"' in page.text and "<script" not in page.text and "style=" not in page.text
                 assert page.headers["referrer-policy"] == "no-referrer"
+                assert "a***@kiruna.se får i dag e-post" in page.text and ANNA not in page.text  # masked
             prefs = (await api.get("/api/v1/people/me/preferences", headers=bearer(ANNA_USER))).json()
             assert prefs["channels"] == ["email", "in-app"]
             answer = await api.post(link, content="List-Unsubscribe=One-Click")  # RFC 8058 one-click
@@ -518,13 +589,15 @@ async def test_unsubscribe_link_turns_off_email_and_preferences_rebuild_from_the
             prefs = (await api.get("/api/v1/people/me/preferences", headers=bearer(ANNA_USER))).json()
             assert prefs["channels"] == ["in-app"]
             [record] = await preference_events.wait_count(1)
-            event = json.loads(record.value)
-            assert record.key == ANNA.encode() and event["subject"] == ANNA and event["data"]["via"] == "unsubscribe"
+            event, anna = json.loads(record.value), pseudonym_of(app, ANNA)
+            assert record.key == anna.encode() and event["subject"] == anna and event["data"]["via"] == "unsubscribe"
+            assert event["data"]["person"] == anna and not addresses_in(record.value, ANNA)  # the contact sealed
 
             await publish(producer, topics.status_changed, status(idea_id, IdeaState.IN_ASSESSMENT, None))
             feed = await eventually(lambda: _items(app, ANNA, 2))
             assert feed[0]["kind"] == "status-changed"
-            await asyncio.sleep(0.5)
+            off = await sent.wait_for(lambda rs: any(b"e-mail off" in r.value for r in rs))
+            assert [o["recipient"] for o in outcomes_of(off) if o.get("detail") == "preference: e-mail off"] == [anna]
             assert len(mail.to(ANNA)) == 1  # the in-app feed got the news, e-mail did not
             bad = await api.put("/api/v1/people/me/preferences", json={"areas": ["månen"]}, headers=bearer(ANNA_USER))
             assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "areas"
@@ -545,7 +618,8 @@ async def test_unsubscribe_link_turns_off_email_and_preferences_rebuild_from_the
 
 async def test_an_expired_or_old_unsubscribe_link_gets_a_clear_page_and_changes_nothing(settings_for, topics):
     app = create_app(settings_for(free_port()))
-    past = domain.unsubscribe_token(ANNA, "test-secret", datetime.now(UTC) - timedelta(seconds=1))
+    anna = pseudonym_of(app, ANNA)
+    past = domain.unsubscribe_token(anna, "test-secret", datetime.now(UTC) - timedelta(seconds=1))
     person = past.split(".")[0]
     old = f"{person}.{past.split('.')[2]}"  # the first format: no expiry (those links never expired)
     async with running(app) as api:
@@ -555,25 +629,27 @@ async def test_an_expired_or_old_unsubscribe_link_gets_a_clear_page_and_changes_
                 assert answer.status_code == 400, (method, answer.text)
                 assert answer.headers["content-type"].startswith("text/html") and says in answer.text
                 assert answer.text.index("Länken fungerar inte") < answer.text.index("This link does not work")
-        assert (await app.state.handlers.store.preferences(ANNA)).channels == {"email", "in-app"}  # not changed
+        assert (await app.state.handlers.store.preferences(anna)).channels == {"email", "in-app"}  # not changed
 
 
 async def _items(app, person: str, count: int):
-    """A person's feed, read from the store: people who only receive mail have no sign-in to read it with."""
-    items = await app.state.handlers.store.feed(person, 50)
+    """A person's feed (by address), read from the store: people who only receive mail have no sign-in to read it
+    with."""
+    items = await app.state.handlers.store.feed(pseudonym_of(app, person), 50)
     return items if len(items) >= count else None
 
 
 async def test_new_feed_items_stream_as_server_sent_events(settings_for, topics, kafka_settings):
     idea_id = str(uuid.uuid4())
     with smtp_server() as mail:
-        app = create_app(settings_for(mail.port))
-        async with running(app) as api, raw_producer(kafka_settings) as producer:
+        settings = settings_for(mail.port)
+        app = create_app(settings)
+        async with running(app) as api, sealing(settings) as people, raw_producer(kafka_settings) as producer:
             stream = asyncio.create_task(
                 api.get("/api/v1/people/me/stream", params={"limit": 1}, headers=bearer(ANNA_USER))
             )
             await eventually(lambda: app.state.streams.count == 1)  # the stream is open, on the one subscription
-            await publish(producer, topics.submitted, submitted(idea_id, "Strömmad"))
+            await publish(producer, topics.submitted, await people.submitted(idea_id, "Strömmad"))
             await publish(producer, topics.routed, routed(idea_id, "Strömmad", [("kirunabostader", None)], []))
             answer = await asyncio.wait_for(stream, timeout=30)
     assert answer.headers["content-type"].startswith("text/event-stream")
@@ -594,8 +670,8 @@ async def test_effect_marks_expire_after_the_redelivery_window_and_rebuildable_s
         settings = settings_for(mail.port)
         ttl = settings.effect_key_ttl_s
         app = create_app(settings)
-        async with running(app) as api, raw_producer(kafka_settings) as producer:
-            await publish(producer, topics.submitted, submitted(idea_id, "Utgående nycklar"))
+        async with running(app) as api, sealing(settings) as people, raw_producer(kafka_settings) as producer:
+            await publish(producer, topics.submitted, await people.submitted(idea_id, "Utgående nycklar"))
             await publish(producer, topics.routed, routed(idea_id, "Utgående nycklar", [("kirunabostader", None)], []))
             await eventually(lambda: mail.to(ANNA))
             await eventually(lambda: _items(app, ANNA, 1))
@@ -621,7 +697,7 @@ async def test_effect_marks_expire_after_the_redelivery_window_and_rebuildable_s
                 for key, left in keys.items():
                     assert 0 < left <= ttl and left > ttl - 600, (kind, key, left)
             state = {
-                **await ttls(f"notifications:feed:{ANNA}"),
+                **await ttls(f"notifications:feed:{pseudonym_of(app, ANNA)}"),
                 **await ttls(f"notifications:idea:{idea_id}*"),
             }
             assert state and all(left == -1 for left in state.values()), state

@@ -20,7 +20,7 @@ from services.notifications.app import create_app
 from tests.support.http_server import serving
 from tests.support.identity import ADMIN, ANNA, EMAIL, ERIK, INNOVATION_OFFICE, MARIA, PER, SARA, token
 from tests.support.kafka import eventually, raw_producer
-from tests.support.notifications import free_port, publish, routed, submitted
+from tests.support.notifications import free_port, publish, routed, sealing
 
 pytestmark = pytest.mark.kafka
 
@@ -93,10 +93,10 @@ async def test_300_open_streams_leave_redis_to_the_handlers(settings_for, topics
     async with serving(app) as base_url, httpx.AsyncClient(base_url=base_url, timeout=30) as api:
         await eventually(app.state.runtime.kafka_connected.is_set, timeout=30)
         anna = {"Authorization": f"Bearer {token(ANNA)}"}
-        async with raw_producer(kafka_settings) as producer:
+        async with raw_producer(kafka_settings) as producer, sealing(settings) as people:
             # a first idea makes sure the consumers have their partitions before the clock runs
             warm = str(uuid.uuid4())
-            await publish(producer, topics.submitted, submitted(warm, "Uppvärmning", email=ANNAS))
+            await publish(producer, topics.submitted, await people.submitted(warm, "Uppvärmning", email=ANNAS))
             await publish(producer, topics.routed, routed(warm, "Uppvärmning", [("kirunabostader", None)], []))
 
             async def in_feed(idea_id: str):
@@ -118,7 +118,8 @@ async def test_300_open_streams_leave_redis_to_the_handlers(settings_for, topics
                 assert feed.status_code == 200 and feed_s < 1.0
 
                 idea_id = str(uuid.uuid4())
-                await publish(producer, topics.submitted, submitted(idea_id, "Trehundra strömmar", email=ANNAS))
+                submission = await people.submitted(idea_id, "Trehundra strömmar", email=ANNAS)
+                await publish(producer, topics.submitted, submission)
                 started = time.monotonic()
                 await publish(
                     producer, topics.routed, routed(idea_id, "Trehundra strömmar", [("tekniska-verken", None)], [])
@@ -168,17 +169,18 @@ async def test_streams_are_capped_per_person_and_in_all(settings_for):
 
 
 async def test_a_stream_resumes_after_the_last_event_id(settings_for, topics, kafka_settings):
-    app = create_app(settings_for(free_port()))
-    async with serving(app) as base_url, raw_producer(kafka_settings) as producer:
+    settings = settings_for(free_port())
+    app = create_app(settings)
+    async with serving(app) as base_url, raw_producer(kafka_settings) as producer, sealing(settings) as people:
         await eventually(app.state.runtime.kafka_connected.is_set, timeout=30)
         store = app.state.handlers.store
         ideas = [str(uuid.uuid4()) for _ in range(3)]
         for n, idea_id in enumerate(ideas):
-            await publish(producer, topics.submitted, submitted(idea_id, f"Idé {n}", email=ANNAS))
+            await publish(producer, topics.submitted, await people.submitted(idea_id, f"Idé {n}", email=ANNAS))
             await publish(producer, topics.routed, routed(idea_id, f"Idé {n}", [("kirunabostader", None)], []))
 
         async def all_three():
-            items = [i for i in await store.feed(ANNAS, 50) if i["idea_id"] in ideas]
+            items = [i for i in await store.feed(people.pseudonym(ANNAS), 50) if i["idea_id"] in ideas]
             return items if len(items) == 3 else None
 
         newest_first = await eventually(all_three, timeout=30)

@@ -1,13 +1,15 @@
-"""Notifications' tests' helpers: a real SMTP server, the events they publish, the service's settings."""
+"""Notifications' tests' helpers: a real SMTP server, the events they publish (people in them sealed with a
+keyring: :class:`People`), and a real keyring for the service under test (:func:`sealing`)."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from typing import Any, Literal, Protocol
 
 from aiosmtpd.controller import Controller
 
@@ -20,9 +22,16 @@ from shared.events import (
     IdeaState,
     IdeaStatusChanged,
     IdeaSubmitted,
+    PersonErasureRequested,
+    PersonRef,
+    PreferencesChanged,
     RoutingTarget,
-    Submitter,
 )
+from shared.keyring import Keyring
+from shared.sealing import DataKey
+from shared.service import redis_client
+from shared.settings import ServiceSettings
+from shared.topics import Topics
 
 ANNA = "anna.svensson@kiruna.se"
 ERIK = "erik.lindberg@tekniskaverken.kiruna.se"
@@ -87,20 +96,100 @@ def smtp_server(port: int | None = None) -> Iterator[MailBox]:
         controller.stop()
 
 
-# --- events ---------------------------------------------------------------------------------------
+# --- people, sealed -------------------------------------------------------------------------------
+
+NAMES = {ANNA: "Anna Svensson", "bo@kiruna.se": "Bo Stenlund", "lisa@kiruna.se": "Lisa Kuoksu"}
 
 
-def submitted(idea_id: str, title: str, email: str | None = ANNA, language: str = "sv", **kw) -> Envelope:
-    submitter = Submitter(name="Anna Svensson", email=email) if email else None
-    idea = IdeaSubmitted(
-        idea_id=idea_id,
-        title=title,
-        description="Beskrivning.",
-        language=language,
-        submitter=submitter,
-        anonymous=submitter is None,
-    )
-    return Envelope.wrap(idea, source="/tests", **kw)
+def name_of(email: str) -> str:
+    """A person's name for the tests: known ones, else made from the address ('per.mattsson@' -> 'Per Mattsson')."""
+    return NAMES.get(email.lower()) or " ".join(p.capitalize() for p in email.split("@")[0].split("."))
+
+
+class Sealer(Protocol):
+    """A keyring that seals people: ``shared.keyring.Keyring`` or ``tests.fakes.common.FakeKeyring``."""
+
+    def pseudonym(self, person: str) -> str: ...
+
+    async def key_for(self, person: str) -> DataKey: ...
+
+    async def person_ref(
+        self, email: str, name: str | None, *, organisation: str | None = None, unit: str | None = None
+    ) -> tuple[PersonRef, DataKey]: ...
+
+    async def erase(self, pseudonym_: str) -> bool: ...
+
+
+class People:
+    """The events that name people, as intake writes them: the person a pseudonym, their name and address (and a
+    comment's text) sealed under their data key, made by ``keyring`` when they have none."""
+
+    def __init__(self, keyring: Sealer) -> None:
+        self.keyring = keyring
+
+    def pseudonym(self, email: str) -> str:
+        return self.keyring.pseudonym(email)
+
+    async def ref(self, email: str, name: str | None = None) -> PersonRef:
+        ref, _ = await self.keyring.person_ref(email, name or name_of(email))
+        return ref
+
+    async def submitted(
+        self, idea_id: str, title: str, email: str | None = ANNA, language: str = "sv", **kw: Any
+    ) -> Envelope:
+        submitter = await self.ref(email) if email else None
+        idea = IdeaSubmitted(
+            idea_id=idea_id,
+            title=title,
+            description="Beskrivning.",
+            language=language,  # type: ignore[arg-type]
+            submitter=submitter,
+            anonymous=submitter is None,
+        )
+        return Envelope.wrap(idea, source="/tests", **kw)
+
+    async def engaged(
+        self, idea_id: str, kind: EngagementKind, email: str, text: str | None = None, **kw: Any
+    ) -> Envelope:
+        ref, key = await self.keyring.person_ref(email, name_of(email))
+        sealed = key.seal(text) if text is not None else None
+        return Envelope.wrap(IdeaEngagement(idea_id=idea_id, kind=kind, person=ref, text=sealed), source="/tests", **kw)
+
+    async def preferences(self, email: str, *, via: Literal["api", "unsubscribe"] = "api", **choices: Any) -> Envelope:
+        """A PreferencesChanged event of the person, as the service records it (the person a pseudonym, their
+        address and name sealed)."""
+        at = choices.pop("time", None)
+        key = await self.keyring.key_for(email)
+        contact = key.seal_json({"email": email.lower(), "name": name_of(email)})
+        changed = PreferencesChanged(person=key.pseudonym, contact=contact, via=via, **choices)
+        return Envelope.wrap(changed, source="/tests", time=at)
+
+    async def erase(self, email: str, **kw: Any) -> Envelope:
+        """What intake does when the person asks to be erased: their key tombstoned (and dropped), and the
+        erasure event it then publishes on people.erasures.v1."""
+        pseudonym = self.pseudonym(email)
+        await self.keyring.erase(pseudonym)
+        return erasure(pseudonym, **kw)
+
+
+def erasure(pseudonym: str, **kw: Any) -> Envelope:
+    return Envelope.wrap(PersonErasureRequested(pseudonym=pseudonym, requested_by="person"), source="/tests", **kw)
+
+
+@contextlib.asynccontextmanager
+async def sealing(settings: ServiceSettings) -> AsyncIterator[People]:
+    """People sealed with a real keyring of the service under test (its Redis prefix, its people.keys.v1), as
+    intake seals them; closed at the end."""
+    redis = redis_client(settings)
+    keyring = Keyring.from_settings(redis, settings, Topics(settings.kafka.topic_prefix).people_keys)
+    try:
+        yield People(keyring)
+    finally:
+        await keyring.close()
+        await redis.aclose()
+
+
+# --- events without people ------------------------------------------------------------------------
 
 
 def routed(idea_id: str, title: str, targets: list[tuple[str, str | None]], areas: list[str], **kw) -> Envelope:
@@ -119,10 +208,35 @@ def status(idea_id: str, to_state: IdeaState, reason: str | None, changed_by: st
     return Envelope.wrap(change, source="/tests")
 
 
-def engaged(idea_id: str, kind: EngagementKind, person: str, text: str | None = None) -> Envelope:
-    return Envelope.wrap(IdeaEngagement(idea_id=idea_id, kind=kind, person=person, text=text), source="/tests")
-
-
 async def publish(producer, topic: str, *events: Envelope) -> None:
     for event in events:
         await producer.send_and_wait(topic, event.to_bytes(), key=event.subject.encode())
+
+
+# --- what Redis holds -----------------------------------------------------------------------------
+
+
+async def redis_mentions(redis: Any, prefix: str, *needles: str) -> list[tuple[str, str]]:
+    """Every (key, needle) where a needle (an address, a name, a pseudonym; any case) is in a key under ``prefix``
+    or in its value: a SCAN over the keys, and every value read whole, whatever its type."""
+    found = []
+    lowered = [n.lower() for n in needles]
+    async for raw_key in redis.scan_iter(match=f"{prefix}:*", count=1000):
+        key = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
+        kind = await redis.type(key)
+        kind = kind.decode() if isinstance(kind, bytes) else kind
+        if kind == "string":
+            value: Any = await redis.get(key)
+        elif kind == "hash":
+            value = await redis.hgetall(key)
+        elif kind == "list":
+            value = await redis.lrange(key, 0, -1)
+        elif kind == "set":
+            value = await redis.smembers(key)
+        elif kind == "zset":
+            value = await redis.zrange(key, 0, -1)
+        else:
+            value = ""
+        text = f"{key} {value!r}".lower()
+        found += [(key, needle) for needle, low in zip(needles, lowered, strict=True) if low in text]
+    return found

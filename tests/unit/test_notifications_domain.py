@@ -8,17 +8,27 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.notifications import domain
-from services.notifications.domain import Contact, IdeaFacts, News, Preferences, Recipient
+from services.notifications.domain import Contact, Directory, IdeaFacts, News, Preferences, Recipient
 from services.notifications.rendering import Renderer, TemplateFailure
 from services.notifications.settings import TEMPLATES_DIR
 from shared.catalogue import load_catalogue
 from shared.events import RoutingTarget
+from shared.sealing import pseudonym
 
 CATALOGUE = load_catalogue()
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
-ERIK = "erik.lindberg@tekniskaverken.kiruna.se"
-SARA = "sara.pekkari@kirunabostader.se"
-ANNA = "anna@kiruna.se"
+PEPPER = b"test-pseudonym-pepper"
+
+
+def p(email: str) -> str:
+    """A person as the domain knows them: their pseudonym."""
+    return pseudonym(PEPPER, email)
+
+
+PEOPLE = Directory.of(CATALOGUE, p)
+ERIK = p("erik.lindberg@tekniskaverken.kiruna.se")
+SARA = p("sara.pekkari@kirunabostader.se")
+ANNA, PER, LISA, OLLE = p("anna@kiruna.se"), p("per@kiruna.se"), p("lisa@kiruna.se"), p("olle@kiruna.se")
 
 
 def news(**overrides) -> News:
@@ -36,49 +46,55 @@ def news(**overrides) -> News:
 
 
 def facts(**overrides) -> IdeaFacts:
-    values = dict(idea_id="i1", title="T", submitter=Contact(ANNA), followers=frozenset({"per@kiruna.se"}))
+    values = dict(idea_id="i1", title="T", submitter=Contact(ANNA), followers=frozenset({PER}))
     values.update(overrides)
     return IdeaFacts(**values)
 
 
 def test_routed_reaches_submitter_officers_by_organisation_and_area_and_subscribers_once_each():
-    audience = domain.routed_audience(facts(), news(), CATALOGUE, subscribers={SARA, ANNA, "olle@kiruna.se"})
-    assert [(r.person, r.role) for r in audience.recipients] == [
-        (ANNA, "submitter"),  # also a subscriber: heard once, as the submitter
-        (ERIK, "officer"),  # Tekniska Verken / energi
-        (SARA, "officer"),  # the area 'boende'; also a subscriber
-        ("olle@kiruna.se", "subscriber"),
-    ]
+    audience = domain.routed_audience(facts(), news(), PEOPLE, subscribers={SARA, ANNA, OLLE})
+    assert sorted((r.person, r.role) for r in audience.recipients) == sorted(
+        [
+            (ANNA, "submitter"),  # also a subscriber: heard once, as the submitter
+            (ERIK, "officer"),  # Tekniska Verken / energi
+            (SARA, "officer"),  # the area 'boende'; also a subscriber
+            (OLLE, "subscriber"),
+        ]
+    )
+    assert [r.role for r in audience.recipients] == ["submitter", "officer", "officer", "subscriber"]
     assert audience.organisations == ("tekniska-verken",)
 
 
 def test_anonymous_ideas_have_no_submitter_to_tell():
-    audience = domain.routed_audience(facts(submitter=None), news(areas=()), CATALOGUE, subscribers=())
+    audience = domain.routed_audience(facts(submitter=None), news(areas=()), PEOPLE, subscribers=())
     assert [r.person for r in audience.recipients] == [ERIK]
 
 
 def test_status_changes_reach_submitter_and_followers_but_not_the_officer_who_made_them():
-    f = facts(followers=frozenset({"per@kiruna.se", ERIK}))
-    audience = domain.status_audience(f, news(kind="status-changed"), "erik.lindberg", CATALOGUE, subscribers=())
-    assert [r.person for r in audience.recipients] == [ANNA, "per@kiruna.se"]
+    f = facts(followers=frozenset({PER, ERIK}))
+    for changed_by in ("erik.lindberg", "Erik.Lindberg@TekniskaVerken.Kiruna.se"):
+        audience = domain.status_audience(f, news(kind="status-changed"), changed_by, PEOPLE, subscribers=())
+        assert [r.person for r in audience.recipients] == [ANNA, PER]
 
 
 def test_comments_reach_the_followers_but_not_the_commenter():
-    audience = domain.comment_audience(
-        facts(followers=frozenset({"per@kiruna.se", "lisa@kiruna.se"})), "lisa@kiruna.se"
-    )
-    assert [r.person for r in audience.recipients] == [ANNA, "per@kiruna.se"]
+    audience = domain.comment_audience(facts(followers=frozenset({PER, LISA})), LISA)
+    assert [r.person for r in audience.recipients] == [ANNA, PER]
 
 
-def test_people_are_e_mail_addresses_or_officers_of_the_catalogue():
+def test_people_are_pseudonyms_and_officers_are_found_by_theirs():
     assert domain.person_id(" Per@Kiruna.SE ", CATALOGUE) == "per@kiruna.se"
-    assert domain.person_id("erik.lindberg", CATALOGUE) == ERIK
+    assert domain.person_id("erik.lindberg", CATALOGUE) == "erik.lindberg@tekniskaverken.kiruna.se"
     with pytest.raises(domain.UnknownPerson, match="nobody"):
         domain.person_id("nobody", CATALOGUE)
+    assert PEOPLE.person("erik.lindberg") == ERIK and PEOPLE.person(" Per@Kiruna.SE ") == PER
+    assert PEOPLE.person("nobody") is None and PEOPLE.person(None) is None
+    assert PEOPLE.officer(ERIK).name == "Erik Lindberg" and PEOPLE.officer(ANNA) is None
+    assert len(ERIK) == 32 and "@" not in ERIK
 
 
 def test_the_innovation_office_hears_of_missed_targets():
-    assert [r.person for r in domain.deadline_missed_audience(CATALOGUE).recipients] == ["innovation@kiruna.se"]
+    assert [r.person for r in domain.deadline_missed_audience(PEOPLE).recipients] == [p("innovation@kiruna.se")]
 
 
 def test_channels_follow_the_preferences():
@@ -133,7 +149,7 @@ def test_unsubscribe_tokens_are_signed_for_one_person_and_expire():
     assert refused(token, expires) == "expired"
     assert refused(domain.unsubscribe_token(ANNA, "other", expires)) == "bad signature"
     person, at, mac = token.split(".")
-    other = domain.unsubscribe_token("per@kiruna.se", "s3cret", expires).split(".")[0]
+    other = domain.unsubscribe_token(PER, "s3cret", expires).split(".")[0]
     assert refused(f"{other}.{at}.{mac}") == "bad signature"  # another person
     assert refused(f"{person}.{int(at) + 86400 * 365}.{mac}") == "bad signature"  # a longer life: the expiry is signed
     assert refused("garbage") == "malformed"
@@ -167,6 +183,15 @@ def test_every_template_renders_in_both_languages_and_html_escapes_the_ideas_tex
         assert rendered.subject and rendered.summary and "https://x/ideas/i1" in rendered.text
         assert "<till>" not in rendered.html and "&lt;till&gt;" in rendered.html
         assert "<b>nej" not in rendered.html and "https://u" in rendered.html
+
+
+@pytest.mark.parametrize(("language", "says"), [("sv", "Kommentaren är borttagen"), ("en", "The comment was removed")])
+def test_a_comment_whose_writer_was_erased_is_told_as_removed(language, says):
+    context = domain.template_context(
+        news(kind="comment", comment=None), Recipient(ANNA, "submitter"), language, CATALOGUE, "https://x"
+    )
+    rendered = Renderer(TEMPLATES_DIR).render("comment", language, context, unsubscribe_url="https://u")
+    assert says in rendered.summary and says in rendered.text and "None" not in rendered.text
 
 
 def test_a_broken_template_is_a_template_failure(tmp_path):

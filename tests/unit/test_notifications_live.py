@@ -1,5 +1,6 @@
 """The in-process fan-out of live streams (services/notifications/live.py), without Redis: caps, a slow client
-dropped without holding up the others, places freed on close."""
+dropped without holding up the others, places freed on close, a person's streams ended when they are erased.
+People are their pseudonyms here, as in the channel names."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import json
 
 import pytest
 
-from services.notifications.live import END, LiveStreams, TooManyStreams, _glob_escape
+from services.notifications.live import END, ERASED, LiveStreams, TooManyStreams, _glob_escape
+from shared.sealing import pseudonym
 
 PREFIX = "kiruna:notifications:live:"
+ANNA, PER, ERIK = (pseudonym(b"test-pseudonym-pepper", f"{who}@kiruna.se") for who in ("anna", "per", "erik"))
 
 
 def hub(per_person: int = 3, max_streams: int = 5, queue_size: int = 2) -> LiveStreams:
@@ -23,8 +26,8 @@ def item(n: int) -> str:
 
 async def test_items_go_to_every_stream_of_their_person_only():
     streams = hub()
-    anna1, anna2, per = streams.open("anna@x"), streams.open("anna@x"), streams.open("per@x")
-    assert streams.dispatch(PREFIX + "anna@x", item(1)) == 2
+    anna1, anna2, per = streams.open(ANNA), streams.open(ANNA), streams.open(PER)
+    assert streams.dispatch(PREFIX + ANNA, item(1)) == 2
     assert streams.dispatch("other:channel", item(2)) == 0
     assert anna1.queue.get_nowait() == anna2.queue.get_nowait() == item(1)
     assert per.queue.empty()
@@ -32,37 +35,45 @@ async def test_items_go_to_every_stream_of_their_person_only():
 
 async def test_a_slow_client_is_dropped_and_the_others_go_on():
     streams = hub(queue_size=2)
-    slow, quick = streams.open("anna@x"), streams.open("anna@x")
+    slow, quick = streams.open(ANNA), streams.open(ANNA)
     for n in range(3):
-        streams.dispatch(PREFIX + "anna@x", item(n))
+        streams.dispatch(PREFIX + ANNA, item(n))
         quick.queue.get_nowait()  # the quick client takes each item at once
     assert slow.queue.get_nowait() is END and slow.queue.empty()  # its backlog dropped, told to end
     assert streams.count == 1 and slow.closed and not quick.closed
-    assert streams.dispatch(PREFIX + "anna@x", item(4)) == 1
+    assert streams.dispatch(PREFIX + ANNA, item(4)) == 1
 
 
 async def test_streams_are_capped_per_person_and_in_all_and_closing_frees_a_place():
     streams = hub(per_person=2, max_streams=3)
-    first = streams.open("anna@x")
-    streams.open("anna@x")
+    first = streams.open(ANNA)
+    streams.open(ANNA)
     with pytest.raises(TooManyStreams) as person_cap:
-        streams.open("anna@x")
+        streams.open(ANNA)
     assert person_cap.value.setting == "streams_per_person"
-    streams.open("per@x")
+    streams.open(PER)
     with pytest.raises(TooManyStreams) as all_cap:
-        streams.open("erik@x")
+        streams.open(ERIK)
     assert all_cap.value.setting == "streams_max" and "NOTIFICATIONS_STREAMS_MAX" in all_cap.value.detail
     streams.close(first)
     streams.close(first)  # twice is harmless
     assert streams.count == 2
-    streams.open("erik@x")
+    streams.open(ERIK)
 
 
 async def test_ending_all_streams_ends_each_one():
     streams = hub()
-    opened = [streams.open("anna@x"), streams.open("per@x")]
+    opened = [streams.open(ANNA), streams.open(PER)]
     streams.end_all("service-stopping")
     assert [await asyncio.wait_for(s.queue.get(), 1) for s in opened] == [END, END] and streams.count == 0
+
+
+async def test_an_erased_persons_streams_end_and_the_others_go_on():
+    streams = hub()
+    annas, per = [streams.open(ANNA), streams.open(ANNA)], streams.open(PER)
+    assert streams.dispatch(PREFIX + ANNA, ERASED) == 0
+    assert [s.queue.get_nowait() for s in annas] == [END, END] and all(s.closed for s in annas)
+    assert streams.count == 1 and not per.closed and streams.dispatch(PREFIX + PER, item(1)) == 1
 
 
 def test_the_pattern_matches_only_the_prefix():

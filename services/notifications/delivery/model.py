@@ -4,10 +4,15 @@ by pseudonym (or ``webhook:<organisation>``): the address is looked up (and unse
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from services.notifications.domain import unsubscribe_token
+from shared.sealing import mask_email
 
 
 class DeliveryRejected(Exception):
@@ -70,6 +75,34 @@ class Delivery:
             "attempts": self.attempts,
             "error": error,
         }
+
+
+def without_address(delivery: Delivery, pseudonym: Callable[[str], str], unsubscribe_secret: str) -> Delivery | None:
+    """A delivery queued before people were pseudonyms (its recipient an address, its mail's ``to`` too, its
+    unsubscribe link naming the address; a webhook's recipient the bare organisation), made as one queued now:
+    the recipient's pseudonym, no address, a link for the pseudonym with the same expiry. None when it is not such
+    a one."""
+    if delivery.channel == "webhook":
+        if delivery.recipient.startswith(WEBHOOK):
+            return None
+        return replace(delivery, recipient=f"{WEBHOOK}{delivery.recipient}")
+    if "@" not in delivery.recipient and "to" not in delivery.message:
+        return None
+    person = pseudonym(delivery.recipient) if "@" in delivery.recipient else delivery.recipient
+    message = {name: value for name, value in delivery.message.items() if name != "to"}
+    old_url = str(message.get("unsubscribe_url") or "")
+    if "token=" in old_url:
+        try:
+            expires = datetime.fromtimestamp(int(old_url.rsplit("token=", 1)[1].split(".")[1]), UTC)
+        except (IndexError, ValueError):
+            expires = None
+        if expires is not None:
+            new_url = old_url.rsplit("token=", 1)[0] + "token=" + unsubscribe_token(person, unsubscribe_secret, expires)
+            for part in ("text", "html", "unsubscribe_url"):
+                if isinstance(message.get(part), str):
+                    message[part] = message[part].replace(old_url, new_url)
+    error = mask_email(delivery.last_error) if delivery.last_error else None
+    return replace(delivery, recipient=person, message=message, last_error=error)
 
 
 @dataclass(frozen=True)

@@ -5,18 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from redis.asyncio import Redis
 
-from services.notifications.delivery.model import Delivery
+from services.notifications.delivery.model import Delivery, without_address
 from shared.idempotency import EFFECT_KEY_TTL_S
 
 
 class Deliveries(Protocol):
-    """What the handlers need of the queue: put a delivery in it, once."""
+    """What the handlers need of the queue: put a delivery in it, once; forget those to a person erased."""
 
     async def enqueue(self, delivery: Delivery, *, at: float | None = None) -> bool: ...
+
+    async def drop_to(self, person: str) -> int: ...
 
 
 _ENQUEUE = """
@@ -102,6 +105,21 @@ class DeliveryQueue:
             chunk = dropped[start : start + 500]
             await asyncio.gather(self.redis.zrem(self.due, *chunk), self.redis.hdel(self.jobs, *chunk))
         return len(dropped)
+
+    async def remove_addresses(self, pseudonym: Callable[[str], str], unsubscribe_secret: str) -> int:
+        """Rewrite the deliveries queued before people were pseudonyms without their addresses
+        (:func:`without_address`); the rebuild does it. Returns how many were rewritten."""
+        rewritten = 0
+        async for delivery_id, raw in self.redis.hscan_iter(self.jobs, count=500):
+            try:
+                delivery = Delivery.from_json(raw)
+            except (ValueError, TypeError):
+                continue
+            upgraded = without_address(delivery, pseudonym, unsubscribe_secret)
+            if upgraded is not None:
+                await self.redis.hset(self.jobs, delivery_id, upgraded.to_json())
+                rewritten += 1
+        return rewritten
 
     async def size(self) -> int:
         return int(await self.redis.zcard(self.due))

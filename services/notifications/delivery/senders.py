@@ -47,7 +47,8 @@ class SMTPFailure(Exception):
 def _rejection(exc: BaseException) -> DeliveryRejected | None:
     """A permanent refusal by the mail server (5xx): retrying cannot help. Addresses in its text are masked."""
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and all(error.code >= 500 for error in exc.recipients):
-        return DeliveryRejected(mask_email(f"SMTP refused the recipient: {exc.recipients[0].message}"))
+        refused = exc.recipients[0]
+        return DeliveryRejected(mask_email(f"SMTP refused the recipient: {refused.code} {refused.message}"))
     if isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code >= 500:
         return DeliveryRejected(mask_email(f"SMTP {exc.code}: {exc.message}"))
     return None
@@ -74,7 +75,8 @@ class Mailer:
         mail = delivery.message
         message = EmailMessage(policy=MAIL_POLICY)
         message["From"] = self.settings.smtp_from
-        message["To"] = formataddr((to.name, to.email)) if to.name else to.email
+        name = " ".join((to.name or "").split())  # one line, whatever the name holds
+        message["To"] = formataddr((name, to.email)) if name else to.email
         message["Subject"] = mail["subject"]
         message["Date"] = format_datetime(utc_now())
         message["Message-ID"] = message_id(delivery.id, parseaddr(self.settings.smtp_from)[1])

@@ -10,14 +10,20 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from services.notifications.delivery.model import Delivery, DeliveryMetrics, DeliveryRejected, RecipientErased
+from services.notifications.delivery.model import (
+    Delivery,
+    DeliveryMetrics,
+    DeliveryRejected,
+    RecipientErased,
+    without_address,
+)
 from services.notifications.delivery.outcomes import Reporter, describe
-from services.notifications.domain import ERASED_DETAIL
 from services.notifications.delivery.queue import DeliveryQueue
 from services.notifications.delivery.senders import Sender
+from services.notifications.domain import ERASED_DETAIL
 from services.notifications.settings import NotificationsSettings
 from services.notifications.tasks import stop
 from shared.events import DeliveryOutcome
@@ -31,6 +37,8 @@ class DeliveryWorker:
     settings: NotificationsSettings
     metrics: DeliveryMetrics
     logger: logging.Logger
+    pseudonym: Callable[[str], str] | None = None
+    """A person's pseudonym from their address (the keyring's), for deliveries queued before there were any."""
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _in_flight: set[asyncio.Task] = field(default_factory=set)
 
@@ -87,6 +95,9 @@ class DeliveryWorker:
 
     async def attempt(self, delivery: Delivery) -> None:
         """One try of one delivery. Whatever goes wrong here, the delivery stays in Redis until settled."""
+        if self.pseudonym is not None:  # one queued before people were pseudonyms: made as one queued now
+            secret = self.settings.unsubscribe_secret.get_secret_value()
+            delivery = without_address(delivery, self.pseudonym, secret) or delivery
         try:
             if not await self.queue.is_delivered(delivery.id):  # else: sent before a crash, only its report is missing
                 try:
@@ -96,7 +107,7 @@ class DeliveryWorker:
                     return
                 except DeliveryRejected as exc:
                     delivery.attempts += 1
-                    await self.give_up(delivery, exc, describe(exc))
+                    await self.give_up(delivery, exc)
                     return
                 except Exception as exc:
                     await self.failed_try(delivery, exc)
@@ -126,7 +137,7 @@ class DeliveryWorker:
         delivery.attempts += 1
         delivery.last_error = describe(exc)
         if delivery.attempts >= self.settings.delivery_attempts:
-            await self.give_up(delivery, exc, delivery.last_error)
+            await self.give_up(delivery, exc)
             return
         delay = self.backoff(delivery.attempts)
         await self.queue.reschedule(delivery, time.time() + delay)
@@ -143,10 +154,10 @@ class DeliveryWorker:
             },
         )
 
-    async def give_up(self, delivery: Delivery, error: BaseException, reason: str) -> None:
+    async def give_up(self, delivery: Delivery, error: BaseException) -> None:
         await self.reporter.dead_letter(delivery, error)
         await self.queue.mark_given_up(delivery.id)
-        await self.reporter.delivery(delivery, DeliveryOutcome.FAILED, describe(error) if reason is None else reason)
+        await self.reporter.delivery(delivery, DeliveryOutcome.FAILED, describe(error))
         await self.queue.complete(delivery.id)
         self.logger.error(
             "delivery given up",
