@@ -217,28 +217,39 @@ class Keyring:
                 await self.restore()
 
     async def restore(self) -> tuple[int, int]:
-        """Make Redis hold exactly the live keys of people.keys.v1 (keys made here but not yet recorded stay).
-        Returns (keys restored, keys removed)."""
+        """Make Redis hold exactly the live keys of people.keys.v1: keys made here but not yet recorded stay, and
+        so do keys made while the topic was being read (by another service meanwhile). Returns (keys restored,
+        keys removed)."""
+        started = utc_now()
         records = await self.source.last_records()
         restored = removed = 0
         for name, record in records.items():
             redis_key = self._key("key", name)
-            if record is None:
-                removed += await self.redis.delete(redis_key)
-                self.forget_cached(name)
+            held = await self._held(redis_key)
+            if record is None:  # tombstoned: gone, unless made anew while the topic was being read
+                if held is not None and held.created < started:
+                    removed += await self.redis.delete(redis_key)
+                    self.forget_cached(name)
                 continue
             self.kek.unwrap(record)  # a wrong key-encryption key stops here, naming the setting
-            await self.redis.hset(redis_key, mapping={"record": record.model_dump_json(), "recorded": "1"})
+            if held is None or held.created <= record.created:  # a newer key held here is the person's now
+                await self.redis.hset(redis_key, mapping={"record": record.model_dump_json(), "recorded": "1"})
             restored += 1
         async for raw in self.redis.scan_iter(match=self._key("key", "*"), count=500):
             name = _text(raw).rsplit(":", 1)[-1]
-            if name not in records and _text(await self.redis.hget(raw, "recorded") or "") == "1":
+            recorded = _text(await self.redis.hget(raw, "recorded") or "") == "1"
+            held = await self._held(raw)
+            if name not in records and recorded and held is not None and held.created < started:
                 removed += await self.redis.delete(raw)  # tombstoned, and the tombstone compacted away since
                 self.forget_cached(name)
         await self.redis.set(self._key("keyring-restored"), "1")
         self._restored = True
         self.logger.info("people's keys restored from Kafka", extra={"restored": restored, "removed": removed})
         return restored, removed
+
+    async def _held(self, redis_key: str) -> PersonKey | None:
+        raw = await self.redis.hget(redis_key, "record")
+        return PersonKey.model_validate_json(_text(raw)) if raw else None
 
     async def close(self) -> None:
         close = getattr(self.writer, "close", None)
