@@ -181,6 +181,11 @@ class NotificationHandlers:
         if await self._seen(event, "engagement"):
             return
         live = await self._live(person, engagement.person.sealed)
+        if live:
+            # supporters, commenters and whoever clicked follow hear what happens to the idea from now on (first:
+            # an erasure must find the idea among theirs before anyone is told their words)
+            await self.store.remember_contact(person, engagement.person.sealed)
+            await self.store.add_follower(engagement.idea_id, person)
         if engagement.kind == EngagementKind.COMMENT:
             facts = await self.store.facts(engagement.idea_id)
             officer = self.contacts.directory().officer(person)
@@ -197,10 +202,11 @@ class NotificationHandlers:
                 by=person,
             )
             await self.notify(news, domain.comment_audience(facts, person))
-        if live:
-            # supporters, commenters and whoever clicked follow hear what happens to the idea from now on
-            await self.store.remember_contact(person, engagement.person.sealed)
-            await self.store.add_follower(engagement.idea_id, person)
+            if news.comment is not None and not await self._live(person, engagement.person.sealed):
+                # erased while their words were being told: what was told reads as removed after all
+                at = (await self.store.erased_at([person])).get(person, self.clock().timestamp())
+                await self.store.forget_person(person, at)
+                await self.queue.redact_by(person)
         await self._finish(event)
 
     async def preferences_changed(self, event: PreferencesChangedEvent) -> None:
@@ -216,6 +222,7 @@ class NotificationHandlers:
         person = event.data.pseudonym
         await self.store.forget_person(person, event.time.timestamp())
         await self.queue.drop_to(person)
+        await self.queue.redact_by(person)  # mails and webhook calls still to make that quote their words
         self.contacts.keyring.forget_cached(person)
 
     async def _live(self, person: str, sealed: Sealed) -> bool:
@@ -305,7 +312,7 @@ class NotificationHandlers:
         audience = replace(audience, recipients=tuple(r for r in audience.recipients if is_pseudonym(r.person)))
         people = [r.person for r in audience.recipients]
         preferences, erased = await asyncio.gather(self.store.preferences_of(people), self.contacts.erased(people))
-        rendered: list[tuple[Recipient, str, Rendered, str | None]] = []
+        rendered: list[tuple[Recipient, str, Rendered, Rendered | None]] = []
         skipped = [told for r in audience.recipients if r.person in erased for told in self._skipped_erased(news, r)]
         for recipient in audience.recipients:
             if recipient.person in erased:
@@ -315,16 +322,20 @@ class NotificationHandlers:
             message = self._render(news.kind, language, context, recipient.person)
             removed = None  # a comment's words are shown until its writer is erased, then this
             if news.by is not None and news.comment is not None:
-                removed = self._render(news.kind, language, {**context, "comment": None}, recipient.person).summary
+                removed = self._render(news.kind, language, {**context, "comment": None}, recipient.person)
             rendered.append((recipient, language, message, removed))
         webhooks = [org for org in audience.organisations if org in self.settings.webhooks]
-        webhook_text = {}
+        webhook_text: dict[str, str] = {}
+        webhook_removed: dict[str, str] = {}
         if webhooks:
             for language in ("sv", "en"):
                 context = domain.template_context(
                     news, Recipient("", "officer"), language, self.catalogue, self.settings.public_base_url
                 )
                 webhook_text[language] = self._render(news.kind, language, context, "").summary
+                if news.by is not None and news.comment is not None:
+                    without = {**context, "comment": None}
+                    webhook_removed[language] = self._render(news.kind, language, without, "").summary
 
         # Every recipient's and organisation's delivery at once: each is keyed by its own notification id, so
         # their order does not matter, and their Redis commands share round trips.
@@ -334,7 +345,7 @@ class NotificationHandlers:
                 for recipient, language, message, removed in rendered
                 for plan in domain.plan(preferences[recipient.person])
             ),
-            *(self.queue.enqueue(self._webhook(news, org, webhook_text)) for org in webhooks),
+            *(self.queue.enqueue(self._webhook(news, org, webhook_text, webhook_removed)) for org in webhooks),
         )
         await asyncio.gather(*(self.outcomes.outcome(**r) for r in [*skipped, *reports] if isinstance(r, dict)))
 
@@ -354,7 +365,13 @@ class NotificationHandlers:
         ]
 
     async def _carry_out(
-        self, news: News, recipient: Recipient, language: str, message: Rendered, removed: str | None, plan: domain.Plan
+        self,
+        news: News,
+        recipient: Recipient,
+        language: str,
+        message: Rendered,
+        removed: Rendered | None,
+        plan: domain.Plan,
     ) -> dict[str, Any] | None:
         person = recipient.person
         nid = domain.notification_id(news.cause_event_id, news.kind, person, plan.channel)
@@ -375,7 +392,7 @@ class NotificationHandlers:
             link=f"{self.settings.public_base_url}/ideas/{news.idea_id}",
             time=news.time.astimezone(UTC).isoformat(),
             by=news.by if removed is not None else None,
-            removed=removed,
+            removed=removed.summary if removed is not None else None,
         )
         if plan.action == "skip":
             return {**report, "outcome": DeliveryOutcome.SKIPPED, "detail": plan.detail}
@@ -387,9 +404,13 @@ class NotificationHandlers:
         if plan.action == "digest":
             await self.store.add_to_digest(domain.local_day(news.time, self.zone), item, language)
             return {**report, "outcome": DeliveryOutcome.SKIPPED, "detail": plan.detail}
-        await self.queue.enqueue(
-            self._email(nid, person, news.idea_id, news.cause_event_id, news.kind, language, message)
-        )
+        email = self._email(nid, person, news.idea_id, news.cause_event_id, news.kind, language, message)
+        if removed is not None:  # the same mail without the words, should their writer be erased before it goes
+            email.by = news.by
+            email.removed = self._email(
+                nid, person, news.idea_id, news.cause_event_id, news.kind, language, removed
+            ).message
+        await self.queue.enqueue(email)
         return None  # reported by the delivery worker once it is delivered (or given up)
 
     def _unsubscribe_url(self, person: str) -> str:
@@ -424,7 +445,7 @@ class NotificationHandlers:
             },
         )
 
-    def _webhook(self, news: News, org: str, text: dict[str, str]) -> Delivery:
+    def _webhook(self, news: News, org: str, text: dict[str, str], removed: dict[str, str]) -> Delivery:
         return Delivery(
             id=domain.notification_id(news.cause_event_id, news.kind, f"{WEBHOOK}{org}", "webhook"),
             channel="webhook",
@@ -433,6 +454,8 @@ class NotificationHandlers:
             cause_event_id=news.cause_event_id,
             kind=news.kind,
             message=self._webhook_body(news, org, text),
+            by=news.by if removed else None,
+            removed=self._webhook_body(news, org, removed) if removed else None,
         )
 
     def _webhook_body(self, news: News, org: str, text: dict[str, str]) -> dict[str, Any]:

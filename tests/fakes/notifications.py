@@ -93,6 +93,13 @@ class FakeDeliveryQueue:
             del self.queued[delivery_id]
         return len(dropped)
 
+    async def redact_by(self, person: str) -> int:
+        await _round_trip()
+        quoting = [d for d in self.queued.values() if d.by == person]
+        for delivery in quoting:
+            self.queued[delivery.id] = delivery.redacted()
+        return len(quoting)
+
     @property
     def deliveries(self) -> list[Delivery]:
         """Everything queued, in order."""

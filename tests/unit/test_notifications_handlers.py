@@ -219,6 +219,20 @@ async def test_an_erased_persons_comments_read_as_removed_in_the_feeds_that_quot
     assert n.feed(ANNA)[0]["text"].endswith("(Kommentaren är borttagen)")
 
 
+async def test_mails_still_waiting_that_quote_an_erased_commenter_go_without_their_words(n):
+    idea = await a_routed_idea(n)  # Anna's: she hears of comments by e-mail, at once
+    await follow(n, idea, LISA, EngagementKind.COMMENT, "Jag har en skottkärra")
+    waiting = [d for d in n.queue.deliveries if d.kind == "comment"]
+    assert waiting and all("skottkärra" in json.dumps(d.message, ensure_ascii=False) for d in waiting)
+
+    await n.handlers.person_erased(await n.people.erase(LISA))
+
+    after = [d for d in n.queue.deliveries if d.kind == "comment"]
+    assert {d.id for d in after} == {d.id for d in waiting}  # still sent, to the same people
+    assert "skottkärra" not in json.dumps([d.message for d in after], ensure_ascii=False)
+    assert all(d.by is None and d.removed is None for d in after)
+
+
 async def test_an_erased_submitters_idea_stays_and_they_hear_nothing_of_it(n):
     idea = await a_routed_idea(n)
     await follow(n, idea, BO)

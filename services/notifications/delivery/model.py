@@ -48,6 +48,14 @@ class Delivery:
     message: dict[str, Any]  # e-mail: subject, text, html, language, unsubscribe_url (no address); webhook: body
     attempts: int = 0
     last_error: str | None = None  # masked (shared.sealing.mask_email)
+    by: str | None = None  # the pseudonym of the person whose words the message quotes (a comment), if any
+    removed: dict[str, Any] | None = None  # the message without their words: what is sent once they are erased
+
+    def redacted(self) -> Delivery:
+        """The delivery as it goes once the person it quotes was erased."""
+        if self.removed is None:
+            return self
+        return replace(self, message=self.removed, by=None, removed=None)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)

@@ -21,6 +21,8 @@ class Deliveries(Protocol):
 
     async def drop_to(self, person: str) -> int: ...
 
+    async def redact_by(self, person: str) -> int: ...
+
 
 _ENQUEUE = """
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
@@ -105,6 +107,20 @@ class DeliveryQueue:
             chunk = dropped[start : start + 500]
             await asyncio.gather(self.redis.zrem(self.due, *chunk), self.redis.hdel(self.jobs, *chunk))
         return len(dropped)
+
+    async def redact_by(self, person: str) -> int:
+        """Every delivery still to make that quotes ``person``'s words (an erased commenter) goes without them.
+        Returns how many were rewritten."""
+        rewritten = 0
+        async for delivery_id, raw in self.redis.hscan_iter(self.jobs, count=500):
+            try:
+                delivery = Delivery.from_json(raw)
+            except (ValueError, TypeError):
+                continue
+            if delivery.by == person:
+                await self.redis.hset(self.jobs, delivery_id, delivery.redacted().to_json())
+                rewritten += 1
+        return rewritten
 
     async def remove_addresses(self, pseudonym: Callable[[str], str], unsubscribe_secret: str) -> int:
         """Rewrite the deliveries queued before people were pseudonyms without their addresses
