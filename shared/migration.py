@@ -50,7 +50,8 @@ from shared.sealing import DataKey
 from shared.settings import ServiceSettings
 from shared.topics import Topics, TopicSpec
 
-PLATFORM_GROUP_PREFIXES = ("intake", "routing", "notifications", "analytics")
+PLATFORM_GROUPS = ("intake", "routing", "notifications", "analytics")
+"""The services' consumer group ids (their <SERVICE>_GROUP_ID settings, by default their names)."""
 
 
 @dataclass
@@ -76,6 +77,7 @@ class MigrationReport:
     configs_aligned: list[str] = field(default_factory=list)
     groups_moved: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    delete_asked: bool = False
 
     def describe(self) -> str:
         lines = ["migration .v1 -> .v2:"]
@@ -87,6 +89,8 @@ class MigrationReport:
             lines.append(f"  consumer groups set to the end of the .v2 topics: {', '.join(self.groups_moved)}")
         if self.deleted:
             lines.append(f"  deleted (held people in the clear): {', '.join(self.deleted)}")
+        elif self.delete_asked:
+            lines.append("  no .v1 topic is left")
         else:
             lines.append("  the .v1 topics are still there: re-run with --delete-v1 once the services run on .v2")
         return "\n".join(lines)
@@ -161,6 +165,7 @@ async def migrate(
     progress: bool = True,
     delete_v1: bool = False,
     groups_to_end: bool = False,
+    group_ids: tuple[str, ...] = PLATFORM_GROUPS,
     organisation_ids: tuple[str, ...] | None = None,
 ) -> MigrationReport:
     from aiokafka import AIOKafkaProducer
@@ -229,8 +234,9 @@ async def migrate(
         await keyring.close()
         await redis.aclose()
     if groups_to_end:
-        report.groups_moved = await move_groups_to_end(settings, [target for _, target, _, _ in plans])
+        report.groups_moved = await move_groups_to_end(settings, topics, group_ids)
     if delete_v1:
+        report.delete_asked = True
         report.deleted = await delete_v1_topics(settings, topics, report)
     return report
 
@@ -280,8 +286,12 @@ async def align_configs(settings: ServiceSettings, specs: list[TopicSpec]) -> li
     return changed
 
 
-async def move_groups_to_end(settings: ServiceSettings, targets: list[str]) -> list[str]:
-    """Commit the end offsets of the .v2 topics for every consumer group of the platform that reads them."""
+async def move_groups_to_end(
+    settings: ServiceSettings, topics: Topics, group_ids: tuple[str, ...] = PLATFORM_GROUPS
+) -> list[str]:
+    """Every subscription of the platform has its own consumer group, ``<service group>.<topic>``
+    (shared/kafka.py). For each one that read a .v1 topic, start its .v2 counterpart at the end of the .v2 topic:
+    what the .v1 group had read is what was copied, and the services' state was rebuilt from it."""
     from aiokafka import AIOKafkaConsumer
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.structs import OffsetAndMetadata
@@ -292,22 +302,26 @@ async def move_groups_to_end(settings: ServiceSettings, targets: list[str]) -> l
     admin = AIOKafkaAdminClient(**client_options(settings.kafka))
     await admin.start()
     try:
-        groups = [g[0] for g in await admin.list_consumer_groups()]
+        existing = {g[0] for g in await admin.list_consumer_groups()}
     finally:
         await admin.close()
-    prefix = settings.kafka.topic_prefix
-    ours = sorted(g for g in groups if g.startswith(tuple(f"{prefix}{p}" for p in PLATFORM_GROUP_PREFIXES)))
-    partitions = await topic_partitions(settings.kafka, targets)
     moved = []
-    for group in ours:
-        consumer = AIOKafkaConsumer(**client_options(settings.kafka), group_id=group, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            ends = await consumer.end_offsets(partitions)
-            await consumer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in ends.items()})
-            moved.append(group)
-        finally:
-            await consumer.stop()
+    for group in group_ids:
+        for old, new in topics.migrated().items():
+            if f"{group}.{old}" not in existing:
+                continue
+            partitions = await topic_partitions(settings.kafka, [new])
+            consumer = AIOKafkaConsumer(
+                **client_options(settings.kafka), group_id=f"{group}.{new}", enable_auto_commit=False
+            )
+            await consumer.start()
+            try:
+                consumer.assign(partitions)
+                ends = await consumer.end_offsets(partitions)
+                await consumer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in ends.items()})
+                moved.append(f"{group}.{new}")
+            finally:
+                await consumer.stop()
     return moved
 
 
@@ -343,6 +357,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--groups-to-end", action="store_true", help="set the platform's consumer groups to the end of the .v2 topics"
     )
+    parser.add_argument(
+        "--group-ids",
+        default=",".join(PLATFORM_GROUPS),
+        help="the services' consumer group ids, comma-separated (default: %(default)s)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     args = parser.parse_args(argv)
     settings = ServiceSettings()
@@ -358,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
                 progress=not args.no_progress,
                 delete_v1=args.delete_v1,
                 groups_to_end=args.groups_to_end,
+                group_ids=tuple(g.strip() for g in args.group_ids.split(",") if g.strip()),
             )
         )
     except Exception as exc:  # one readable line, no traceback

@@ -35,6 +35,7 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
+from services.notifications import domain
 from services.notifications.contacts import Contacts
 from services.notifications.delivery.queue import DeliveryQueue
 from services.notifications.domain import DIGEST_SUBJECT_PREFIX
@@ -191,7 +192,16 @@ async def rebuild(
         outcomes: dict[str, Outcome] = {}
         async for _, envelope in events_of({topics.notifications_sent: NotificationSentEvent}):
             sent = envelope.data
-            outcomes[envelope.id] = Outcome(sent.channel, sent.outcome, sent.idea_id, sent.cause_event_id)
+            outcome = Outcome(sent.channel, sent.outcome, sent.idea_id, sent.cause_event_id)
+            outcomes[envelope.id] = outcome
+            # An outcome copied from .v1 by shared.migration keeps its id, which was derived from the address: the
+            # notification it reports has another id now (from the pseudonym). Settle that one too, or its mail
+            # would be sent a second time.
+            now_named = {domain.notification_id(sent.cause_event_id, k, sent.recipient, sent.channel) for k in KINDS}
+            if (day := _digest_day(outcome)) is not None:
+                now_named.add(domain.digest_id(day, sent.recipient))
+            if envelope.id not in now_named:
+                outcomes.update(dict.fromkeys(now_named, outcome))
         result.outcomes = len(outcomes)
         await _in_chunks(_settle(notification_id, outcome, queue) for notification_id, outcome in outcomes.items())
 
@@ -244,6 +254,10 @@ async def _settle(notification_id: str, outcome: Outcome, queue: DeliveryQueue) 
         await queue.mark_given_up(notification_id)
     elif outcome.outcome is not DeliveryOutcome.DELIVERED:
         await queue.mark_delivered(notification_id)
+
+
+KINDS = ("routed", "status-changed", "comment", "deadline-warning", "deadline-missed", "digest")
+"""Every kind of notification (the templates but the layouts): what a notification id is derived with."""
 
 
 def _digest_day(outcome: Outcome) -> date | None:

@@ -8,8 +8,9 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import OffsetAndMetadata
 from redis.asyncio import Redis
 
 from shared.events import Envelope
@@ -203,7 +204,28 @@ async def test_a_v1_history_moves_to_v2_sealed_and_the_v1_topics_go_when_asked(s
         await keyring.close()
         await redis.aclose()
 
-    again = await migrate(settings, progress=False, organisation_ids=organisations, delete_v1=True)
+    # a service had read the .v1 topic (its group <service group>.<topic>): its .v2 group starts at the end
+    old_group = AIOKafkaConsumer(**client_options(kafka_settings), group_id=f"svc.{topics.submitted_v1}")
+    await old_group.start()
+    try:
+        v1_partition = TopicPartition(topics.submitted_v1, 0)
+        old_group.assign([v1_partition])
+        await old_group.commit({v1_partition: OffsetAndMetadata(1, "")})
+    finally:
+        await old_group.stop()
+    again = await migrate(
+        settings, progress=False, organisation_ids=organisations, delete_v1=True, groups_to_end=True, group_ids=("svc",)
+    )
+    assert again.groups_moved == [f"svc.{topics.submitted}"]
+    new_group = AIOKafkaConsumer(**client_options(kafka_settings), group_id=f"svc.{topics.submitted}")
+    await new_group.start()
+    try:
+        partitions = [TopicPartition(topics.submitted, p) for p in (0, 1)]
+        new_group.assign(partitions)
+        ends = await new_group.end_offsets(partitions)
+        assert {tp: await new_group.committed(tp) for tp in partitions} == ends
+    finally:
+        await new_group.stop()
     assert [t.copied for t in again.topics] == [0, 0, 0, 0]
     assert [t.already_there for t in again.topics] == [3, 3, 1, 2]
     assert again.keys_made == 0
@@ -215,3 +237,74 @@ async def test_a_v1_history_moves_to_v2_sealed_and_the_v1_topics_go_when_asked(s
         await admin.close()
     assert not {t for t in left if ".v1" in t and any(n in t for n in events)}, sorted(left)
     assert topics.submitted in left
+
+
+async def test_mails_sent_before_the_move_are_not_sent_again_after_the_rebuild(
+    service_settings, settings, kafka_settings, topics
+):
+    """A .v1 outcome's id was derived from the recipient's address; after the move the same notification's id
+    derives from the pseudonym. The notifications rebuild must still see that Anna's mail about her idea's routing
+    went out, and queue nothing of hers again."""
+    from services.notifications.domain import notification_id
+    from services.notifications.rebuild import rebuild
+    from services.notifications.settings import NotificationsSettings
+    from shared.events import IdeaRouted, RoutingTarget
+
+    idea = "1dea0000-0000-4000-8000-0000000000aa"
+    submitted = v1(
+        IdeaSubmittedV1(
+            idea_id=idea,
+            title="Laddplatser vid stadshuset",
+            description="...",
+            submitter=Submitter(name="Anna Svensson", email=ANNA, organisation="kiruna-kommun"),
+        ),
+        idea,
+        1,
+    )
+    routed = Envelope.wrap(
+        IdeaRouted(
+            idea_id=idea,
+            title="Laddplatser",
+            organisations=(RoutingTarget(organisation="kiruna-kommun"),),
+            reason="test",
+        ),
+        source="/services/routing",
+        time=T0 + timedelta(minutes=2),
+    )
+    told = [
+        Envelope[NotificationSentV1](
+            id=notification_id(routed.id, "routed", ANNA, channel),  # as the code before the move named it
+            source="/services/notifications",
+            type=V1_TYPES[NotificationSentV1],
+            time=T0 + timedelta(minutes=3),
+            subject=idea,
+            data=NotificationSentV1(
+                idea_id=idea, cause_event_id=routed.id, recipient=ANNA, channel=channel, outcome="delivered"
+            ),
+        )
+        for channel in ("email", "in-app")
+    ]
+    await write_v1(kafka_settings, {"ideas.submitted.v1": [submitted], "notifications.sent.v1": told})
+    producer = AIOKafkaProducer(**client_options(kafka_settings), acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topics.routed, routed.to_bytes(), key=idea.encode())
+    finally:
+        await producer.stop()
+    organisations = ("kiruna-kommun", "tekniska-verken", "kirunabostader", "innovationsplattformen")
+    await migrate(settings, progress=False, organisation_ids=organisations)
+
+    notifications = service_settings(NotificationsSettings)
+    await rebuild(notifications, progress=False)
+
+    redis = Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        anna = Keyring.from_settings(redis, settings, topics.people_keys).pseudonym(ANNA)
+        queued = [
+            json.loads(v)
+            for v in (await redis.hgetall(f"{notifications.redis_prefix}:notifications:deliveries")).values()
+        ]
+        assert queued, "the officers' mails (no outcome on record) are queued again: the rebuild did replay"
+        assert [d for d in queued if d["recipient"] == anna] == []
+    finally:
+        await redis.aclose()
