@@ -204,6 +204,7 @@ async def rebuild(
                 outcomes.update(dict.fromkeys(now_named, outcome))
         result.outcomes = len(outcomes)
         await _in_chunks(_settle(notification_id, outcome, queue) for notification_id, outcome in outcomes.items())
+        await queue.drop_settled()  # queued before, told since (or by an earlier rebuild): not again
 
         events = []
         async for topic, envelope in events_of(topics.idea_events()):

@@ -306,5 +306,24 @@ async def test_mails_sent_before_the_move_are_not_sent_again_after_the_rebuild(
         ]
         assert queued, "the officers' mails (no outcome on record) are queued again: the rebuild did replay"
         assert [d for d in queued if d["recipient"] == anna] == []
+
+        # one left in the queue by an earlier rebuild that did not know better: the next rebuild drops it
+        from services.notifications.delivery.model import Delivery
+        from services.notifications.delivery.queue import DeliveryQueue
+
+        leftover = Delivery(
+            notification_id(routed.id, "routed", anna, "email"),
+            "email",
+            anna,
+            idea,
+            routed.id,
+            "routed",
+            message={"subject": "x", "text": "x", "html": "x"},
+        )
+        queue = DeliveryQueue(redis, notifications.redis_prefix)
+        await redis.hset(queue.jobs, leftover.id, leftover.to_json())
+        await redis.zadd(queue.due, {leftover.id: 0})
+        await rebuild(notifications, progress=False)
+        assert not await redis.hexists(queue.jobs, leftover.id) and not await redis.zscore(queue.due, leftover.id)
     finally:
         await redis.aclose()

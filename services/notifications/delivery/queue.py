@@ -23,6 +23,8 @@ class Deliveries(Protocol):
 
     async def redact_by(self, person: str) -> int: ...
 
+    async def drop_settled(self) -> int: ...
+
 
 _ENQUEUE = """
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
@@ -102,6 +104,18 @@ class DeliveryQueue:
             except ValueError:
                 continue
             if recipient == person:
+                dropped.append(delivery_id)
+        for start in range(0, len(dropped), 500):
+            chunk = dropped[start : start + 500]
+            await asyncio.gather(self.redis.zrem(self.due, *chunk), self.redis.hdel(self.jobs, *chunk))
+        return len(dropped)
+
+    async def drop_settled(self) -> int:
+        """Forget queued deliveries whose outcome is on record (delivered or given up): the rebuild does it once
+        it has settled the outcomes of notifications.sent, so nothing already told goes out again."""
+        dropped = []
+        async for delivery_id, _ in self.redis.hscan_iter(self.jobs, count=500):
+            if await self.redis.exists(self.delivered_key(delivery_id), self.settled_key(delivery_id)):
                 dropped.append(delivery_id)
         for start in range(0, len(dropped), 500):
             chunk = dropped[start : start + 500]
