@@ -18,6 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
@@ -117,12 +118,13 @@ class Keyring:
 
     # --- keys -----------------------------------------------------------------------------------------------
 
-    async def key_for(self, person: str) -> DataKey:
-        """The person's current data key, made (and recorded in Kafka) if they have none. Use it to seal."""
+    async def key_for(self, person: str, *, since: datetime | None = None) -> DataKey:
+        """The person's current data key, made (and recorded in Kafka) if they have none. Use it to seal.
+        ``since``: when a key made now counts from (its ``created``; now unless the migration says otherwise)."""
         await self.restore_if_lost()
         name = self.pseudonym(person)
         redis_key = self._key("key", name)
-        made = DataKey.new(name, now=utc_now())
+        made = DataKey.new(name, now=since or utc_now())
         record = self.kek.wrap(made)
         if await self.redis.hsetnx(redis_key, "record", record.model_dump_json()):
             await self._record(redis_key, record)

@@ -27,6 +27,7 @@ import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.events import (
@@ -50,6 +51,9 @@ from shared.sealing import DataKey
 from shared.settings import ServiceSettings
 from shared.topics import Topics, TopicSpec
 
+HISTORY_BEGINS = datetime(1970, 1, 1, tzinfo=UTC)
+"""A key made by the migration counts from the beginning: everything the .v1 history holds of the person is theirs
+(the export includes the notifications they were sent before the move; nobody had been erased before it)."""
 PLATFORM_GROUPS = ("intake", "routing", "notifications", "analytics")
 """The services' consumer group ids (their <SERVICE>_GROUP_ID settings, by default their names)."""
 
@@ -110,7 +114,7 @@ class Sealer:
             self._known.add(name)
             if await self.keyring.current(name) is None:
                 self.made += 1
-        return await self.keyring.key_for(email)
+        return await self.keyring.key_for(email, since=HISTORY_BEGINS)
 
     async def person(
         self, email: str, name: str | None, organisation: str | None = None, unit: str | None = None

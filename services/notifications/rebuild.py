@@ -194,6 +194,7 @@ async def rebuild(
             sent = envelope.data
             outcome = Outcome(sent.channel, sent.outcome, sent.idea_id, sent.cause_event_id)
             outcomes[envelope.id] = outcome
+            result.outcomes += 1
             # An outcome copied from .v1 by shared.migration keeps its id, which was derived from the address: the
             # notification it reports has another id now (from the pseudonym). Settle that one too, or its mail
             # would be sent a second time.
@@ -202,7 +203,6 @@ async def rebuild(
                 now_named.add(domain.digest_id(day, sent.recipient))
             if envelope.id not in now_named:
                 outcomes.update(dict.fromkeys(now_named, outcome))
-        result.outcomes = len(outcomes)
         await _in_chunks(_settle(notification_id, outcome, queue) for notification_id, outcome in outcomes.items())
         await queue.drop_settled()  # queued before, told since (or by an earlier rebuild): not again
 

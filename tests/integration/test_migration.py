@@ -24,7 +24,7 @@ from shared.events_v1 import (
 )
 from shared.kafka import client_options
 from shared.keyring import Keyring
-from shared.migration import migrate
+from shared.migration import HISTORY_BEGINS, migrate
 from shared.replay import read_topics
 from shared.settings import ServiceSettings
 from shared.topics import FOREVER, TopicSpec, ensure_topics
@@ -192,6 +192,8 @@ async def test_a_v1_history_moves_to_v2_sealed_and_the_v1_topics_go_when_asked(s
             if b'"comment"' in r.value
         )
         assert await keyring.open(Sealed(**comment["text"])) == "Snöröjningen borde börja 05"
+        # a key made by the move counts from the beginning: all of the .v1 history is the person's (their export)
+        assert (await keyring.current(keyring.pseudonym(ANNA))).created == HISTORY_BEGINS
         prefs = [r for r in await records(kafka_settings, topics.preferences) if r.value != b"not json"]
         assert prefs[0].key.decode() == keyring.pseudonym(ANNA)  # keyed by the pseudonym now
         sent = [
