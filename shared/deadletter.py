@@ -33,6 +33,30 @@ MALFORMED = (ValidationError, json.JSONDecodeError, UnicodeDecodeError)
 """Errors that no retry can cure: the message goes to the dead-letter topic at once."""
 
 MAX_ERROR_HEADER = 2000
+OUTAGE_MAX_BACKOFF_S = 10.0
+"""Longest wait between two tries while Kafka or Redis is away."""
+
+
+def dependency_away(exc: BaseException) -> str | None:
+    """``"redis"`` or ``"kafka"`` when ``exc`` says that dependency is unreachable or not answering (not the
+    message's fault), else None. Looks through the exception's causes (a handler may wrap the error)."""
+    from redis.exceptions import BusyLoadingError, TryAgainError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from shared.kafka import KafkaUnavailable
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (RedisConnectionError, RedisTimeoutError, BusyLoadingError, TryAgainError)):
+            return "redis"
+        if isinstance(current, KafkaUnavailable):
+            return "kafka"
+        current = current.__cause__ or current.__context__
+    return None
+
 
 T = TypeVar("T")
 
@@ -47,9 +71,17 @@ class DeadLetters:
     ``PermanentError``) is dead-lettered at once."""
 
     def __init__(
-        self, *, service: str, attempts: int, backoff_s: float, metrics: ServiceMetrics, logger: logging.Logger
+        self,
+        *,
+        service: str,
+        attempts: int,
+        backoff_s: float,
+        metrics: ServiceMetrics,
+        logger: logging.Logger,
+        outage_max_backoff_s: float = OUTAGE_MAX_BACKOFF_S,
     ) -> None:
         self.service = service
+        self.outage_max_backoff_s = outage_max_backoff_s
         self.attempts = attempts
         self.backoff_s = backoff_s
         self.metrics = metrics
@@ -61,18 +93,46 @@ class DeadLetters:
 
     async def handle(self, record: Any, call: Callable[[], Awaitable[T]]) -> T | None:
         """``await call()`` for ``record`` under the policy; ``None`` when the record was dead-lettered.
-        Raises only what must stop the commit: a failed dead-letter write (or FastStream's own exceptions)."""
+        Raises only what must stop the commit: a failed dead-letter write (or FastStream's own exceptions).
+
+        A failure because Kafka or Redis is away (:func:`dependency_away`) is not the message's fault: the handler
+        waits for the dependency (backing off up to ``OUTAGE_MAX_BACKOFF_S``, for as long as the outage lasts,
+        the consumer paused meanwhile) and those tries are not counted against the message. Only a message that
+        fails on its own merits uses up its attempts and is dead-lettered."""
         delay = self.backoff_s
-        for attempt in range(1, self.attempts + 1):
+        outage_delay = self.backoff_s or 0.1
+        attempt = 0
+        waits = 0
+        while True:
             try:
-                return await call()
+                result = await call()
             except HandlerException:
                 raise
             except (*MALFORMED, PermanentError) as exc:
-                await self.dead_letter(record, exc, "malformed" if isinstance(exc, MALFORMED) else "rejected", attempt)
+                await self.dead_letter(
+                    record, exc, "malformed" if isinstance(exc, MALFORMED) else "rejected", attempt + 1
+                )
                 return None
             except Exception as exc:
-                if attempt == self.attempts:
+                if (dependency := dependency_away(exc)) is not None:
+                    waits += 1
+                    self.metrics.dependency_waits.labels(self.service, record.topic, dependency).inc()
+                    if waits == 1 or waits % 10 == 0:
+                        self.logger.warning(
+                            f"{dependency} away: waiting for it before handling the message again",
+                            extra={
+                                "topic": record.topic,
+                                "partition": record.partition,
+                                "offset": record.offset,
+                                "waits": waits,
+                                "error": masked(repr(exc))[:300],
+                            },
+                        )
+                    await asyncio.sleep(outage_delay * (0.5 + random.random()))
+                    outage_delay = min(outage_delay * 2, self.outage_max_backoff_s)
+                    continue
+                attempt += 1
+                if attempt >= self.attempts:
                     await self.dead_letter(record, exc, "failed", attempt)
                     return None
                 self.metrics.handler_retries.labels(self.service, record.topic).inc()
@@ -88,7 +148,13 @@ class DeadLetters:
                 )
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay *= 2
-        return None
+            else:
+                if waits:
+                    self.logger.info(
+                        "dependency back: message handled",
+                        extra={"topic": record.topic, "offset": record.offset, "waits": waits},
+                    )
+                return result
 
     async def dead_letter(self, record: Any, exc: BaseException, reason: str, attempts: int) -> None:
         """Republish a consumed record to ``<topic>.dlq``, with where it was read."""

@@ -13,6 +13,7 @@ class ServiceMetrics:
     dead_letters: Counter
     idempotent_skips: Counter
     handler_retries: Counter
+    dependency_waits: Counter
     ready: Gauge
     consumer_lag: Gauge
 
@@ -38,6 +39,12 @@ class ServiceMetrics:
                 "kiruna_handler_retries",
                 "Handler attempts that failed and were retried",
                 ["service", "topic"],
+                registry=registry,
+            ),
+            dependency_waits=Counter(
+                "kiruna_dependency_waits",
+                "Handler attempts that found Kafka or Redis away and waited for it (not counted against the message)",
+                ["service", "topic", "dependency"],
                 registry=registry,
             ),
             ready=Gauge(
