@@ -21,7 +21,7 @@ class Publisher(Protocol):
 class KafkaPublisher:
     """Publishes through the service's broker and waits for Kafka's acknowledgement (``publish_event``).
 
-    Given ``connected`` (the runtime's ``kafka_connected``), it refuses at once while the broker is not connected
+    Given ``connected`` (the runtime's ``kafka_writable``), it refuses at once while the producer is not connected
     yet, as a front door must (an HTTP request would otherwise wait for a broker that is still starting).
     Subscribers' handlers need no such check: they only run once the broker is started."""
 

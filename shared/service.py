@@ -83,6 +83,9 @@ class Runtime:
     tracer: TracerProvider | None = None
     lag: LagMonitor | None = None
     kafka_connected: asyncio.Event = field(default_factory=asyncio.Event)
+    kafka_writable: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the producer is connected: writes may go, even while the consumers still join their groups
+    (a restarted process's consumers wait for the dead one's session to expire; its front door need not)."""
     keyring: Keyring | None = None
 
     @classmethod
@@ -195,6 +198,8 @@ class Runtime:
         delay = 0.5
         while True:
             try:
+                await self.broker.connect()  # the producer first: a front door may take writes from here on
+                self.kafka_writable.set()
                 await self.broker.start()
             except Exception as exc:  # Kafka not reachable yet: say so, and try again
                 self.logger.warning(
@@ -205,6 +210,7 @@ class Runtime:
                         "retry_in_s": delay,
                     },
                 )
+                self.kafka_writable.clear()
                 with contextlib.suppress(Exception):
                     await self.broker.stop()
                 await asyncio.sleep(delay)
@@ -218,7 +224,7 @@ class Runtime:
 
     async def readiness(self) -> dict[str, str]:
         checks = {}
-        if not self.kafka_connected.is_set():
+        if not self.kafka_writable.is_set():
             checks["kafka"] = "connecting"
         else:
             checks["kafka"] = "ok" if await self.broker.ping(timeout=2.0) else "unreachable"

@@ -1,8 +1,8 @@
 """Intake: the front door. Every write is answered only after Kafka has acknowledged it.
 
-The factory wires, and nothing else: adapters (Redis store, Kafka publisher), the use cases (handlers.py), the
-subscriptions (subscribers.py), the doors (api.py, web.py, mail.py) and the refusals (problems.py). Tests may give
-it in-memory adapters (tests/fakes/intake.py), as a composition root does."""
+The factory wires, and nothing else: adapters (Redis store, Kafka publisher), the use cases (handlers.py,
+people.py), the subscriptions (subscribers.py), the doors (api.py, web.py, mail.py, people.py, my_data.py) and the
+refusals (problems.py). Tests may give it in-memory adapters (tests/fakes/intake.py), as a composition root does."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from services.intake import problems
 from services.intake.api import api_router
 from services.intake.handlers import Intake
 from services.intake.mail import smtp_listener
+from services.intake.my_data import my_data_router
 from services.intake.people import People, closing_key_segments, people_router
 from services.intake.settings import IntakeSettings
 from services.intake.store import IntakeStore
@@ -38,7 +39,7 @@ def create_app(
         store = IntakeStore(runtime.redis, settings.redis_prefix)
     if publisher is None:
         publisher = KafkaPublisher(
-            runtime.broker, timeout_s=settings.kafka.publish_timeout_s, connected=runtime.kafka_connected
+            runtime.broker, timeout_s=settings.kafka.publish_timeout_s, connected=runtime.kafka_writable
         )
     live_catalogue = LiveCatalogue(runtime, settings.catalogue_path)
     keyring = runtime.keyring
@@ -94,6 +95,7 @@ def create_app(
     app.include_router(api_router(intake, identity, anonymous_without_sign_in=settings.anonymous_without_sign_in))
     app.include_router(people_router(people, identity))
     app.include_router(web_router(intake, identity, settings))
+    app.include_router(my_data_router(people, identity, settings))
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
