@@ -16,6 +16,7 @@ TEXT = {
         "my_ideas": "Mina idéer",
         "feed": "Mitt flöde",
         "preferences": "Inställningar",
+        "my_data": "Mina uppgifter",
         "inbox": "Inkorg",
         "dashboard": "Översikt",
         "sign_in": "Logga in",
@@ -29,6 +30,7 @@ TEXT = {
         "my_ideas": "My ideas",
         "feed": "My feed",
         "preferences": "Settings",
+        "my_data": "My data",
         "inbox": "Inbox",
         "dashboard": "Dashboard",
         "sign_in": "Sign in",
@@ -38,7 +40,7 @@ TEXT = {
     },
 }
 
-MY_PAGES = (("ideas", "my_ideas"), ("feed", "feed"), ("preferences", "preferences"))
+MY_PAGES = (("ideas", "my_ideas"), ("feed", "feed"), ("preferences", "preferences"), ("data", "my_data"))
 # The header's look is in shared/static/site.css, served by every service at /static/site.css (no inline style:
 # the pages' Content-Security-Policy, shared/csp.py, allows none).
 STYLE = '<link rel="stylesheet" href="/static/site.css">'

@@ -124,8 +124,12 @@ FIELD_OF = {
 
 
 class CsrfGuard:
-    def __init__(self, secret: str) -> None:
+    """A signed double-submit token: a random cookie, and in the form the cookie signed with the server's secret.
+    Intake's form posts (the idea form, "Mina uppgifter") share the cookie and the secret (``INTAKE_FORM_SECRET``)."""
+
+    def __init__(self, secret: str, *, secure_cookie: bool = True) -> None:
         self._key = secret.encode()
+        self.secure_cookie = secure_cookie
 
     def issue(self, cookie: str | None) -> tuple[str, str]:
         """(cookie value, form token) — the token is the cookie value signed with the server's secret."""
@@ -138,13 +142,23 @@ class CsrfGuard:
         expected = hmac.new(self._key, cookie.encode(), hashlib.sha256).hexdigest()
         return hmac.compare_digest(expected, token)
 
+    def set_cookie(self, response: Response, cookie: str) -> None:
+        response.set_cookie(
+            CSRF_COOKIE, cookie, httponly=True, samesite="strict", max_age=8 * 3600, secure=self.secure_cookie
+        )
+
+
+def csrf_guard(settings: IntakeSettings) -> CsrfGuard:
+    """Intake's guard of its form posts (the same for every page, so that one cookie serves them all)."""
+    return CsrfGuard(settings.form_secret.get_secret_value(), secure_cookie=settings.environment != "development")
+
 
 def web_router(intake: Intake, identity: Identity, settings: IntakeSettings) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     templates = Environment(
         loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"])
     )
-    csrf = CsrfGuard(settings.form_secret.get_secret_value())
+    csrf = csrf_guard(settings)
     policy = csp.page_policy(sign_out_to=identity.oidc.issuer_url)  # shared/csp.py: no inline script or style
     serve(router, "/static/intake", files_in(STATIC))  # the form's stylesheet
 
@@ -174,14 +188,7 @@ def web_router(intake: Intake, identity: Identity, settings: IntakeSettings) -> 
             **context,
         )
         response = HTMLResponse(page, status_code=status)
-        response.set_cookie(
-            CSRF_COOKIE,
-            cookie,
-            httponly=True,
-            samesite="strict",
-            max_age=8 * 3600,
-            secure=settings.environment != "development",
-        )
+        csrf.set_cookie(response, cookie)
         response.headers[csp.HEADER] = policy
         response.headers["X-Frame-Options"] = "DENY"
         return response

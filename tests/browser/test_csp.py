@@ -2,10 +2,10 @@
 it: the four services behind the nginx proxy, sign-in on Keycloak's own page, the real Kafka and Redis.
 
 Every page of every service (the form, a status page, the dashboard, an officer's inbox, "my ideas", the feed, the
-preferences and each service's /docs) answers with the policy, which allows no inline script or style, loads with
-no violation of it, and its scripts and stylesheets work: the inbox's actions are offered and change a state, the
-dashboard's charts are drawn, the feed's live script connects, Swagger UI renders from the site's own files, and
-no request leaves 127.0.0.1. Signing out (a form whose post ends at the identity provider) still works."""
+preferences, "my data" and each service's /docs) answers with the policy, which allows no inline script or style,
+loads with no violation of it, and its scripts and stylesheets work: the inbox's actions are offered and change a
+state, the dashboard's charts are drawn, the feed's live script connects, Swagger UI renders from the site's own
+files, and no request leaves 127.0.0.1. Signing out (a form whose post ends at the identity provider) still works."""
 
 from __future__ import annotations
 
@@ -170,7 +170,14 @@ async def test_every_page_keeps_to_the_policy_and_still_works(
             assert await page.get_attribute(f"#idea-{idea} .state", "data-state") == "acknowledged"
             await page.screenshot(path=str(artifacts / "csp-inbox.png"))
 
-            for path in ("/my/ideas", "/en/my/ideas", "/my/preferences", "/en/my/preferences"):
+            for path in (
+                "/my/ideas",
+                "/en/my/ideas",
+                "/my/preferences",
+                "/en/my/preferences",
+                "/my/data",
+                "/en/my/data",
+            ):
                 await visit(page, watch, site + path)
             await visit(page, watch, site + "/my/feed")
             await page.wait_for_selector("#feed-live", state="visible")  # live.js ran and its stream is open

@@ -4,14 +4,9 @@ to come, and the pages ``/my/feed`` and ``/my/preferences`` work for a person si
 
 from __future__ import annotations
 
-import contextlib
-import html
 import json
-import re
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -23,38 +18,13 @@ from services.notifications.people import own_address
 from shared.events import PreferencesChanged
 from shared.principal import Principal, Role
 from tests.support.apps import running
-from tests.support.identity import ADMIN, ANNA, EMAIL, ISSUER, PASSWORD, PER, bearer
+from tests.support.identity import ADMIN, ANNA, EMAIL, ORIGIN, PER, bearer, signed_in
 from tests.support.kafka import eventually, probe, raw_producer
 from tests.support.notifications import free_port, publish, routed, sealing
 
 pytestmark = pytest.mark.kafka
 
-ORIGIN = "http://127.0.0.1:8002"  # a redirect URI of the realm's web client: the sign-in comes back here
 ANNAS, PERS = EMAIL[ANNA], EMAIL[PER]
-
-
-@contextlib.asynccontextmanager
-async def signed_in(app: FastAPI, username: str) -> AsyncIterator[httpx.AsyncClient]:
-    """A browser's session with the app (running), signed in at the real Keycloak: the login form filled in."""
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        httpx.AsyncClient(transport=transport, base_url=ORIGIN) as browser,
-        httpx.AsyncClient(timeout=30) as keycloak,
-    ):
-        start = await browser.get("/auth/login", params={"next": "/my/feed"})
-        assert start.status_code in (302, 303) and start.headers["location"].startswith(ISSUER)
-        form = await keycloak.get(start.headers["location"])
-        action = html.unescape(re.search(r'<form[^>]*id="kc-form-login"[^>]*action="([^"]+)"', form.text)[1])
-        # Keycloak's cookies are Secure; a browser sends them to 127.0.0.1 over http, httpx does not by itself
-        cookies = "; ".join(c.split(";", 1)[0] for c in form.headers.get_list("set-cookie"))
-        answer = await keycloak.post(
-            action, headers={"Cookie": cookies}, data={"username": username, "password": PASSWORD}
-        )
-        assert answer.status_code == 302, answer.text[:500]
-        back = urlsplit(answer.headers["location"])
-        done = await browser.get(f"{back.path}?{back.query}")
-        assert done.status_code == 303 and done.headers["location"] == "/my/feed", done.text
-        yield browser
 
 
 async def anna_has_news(app: FastAPI, api: httpx.AsyncClient, topics, kafka_settings, title: str) -> str:

@@ -1,16 +1,24 @@
 """Real tokens from the local Keycloak (realm ``kiruna``, client ``kiruna-cli``, direct access grants), for the
-tests' API calls. ``make test`` starts Keycloak when none answers (deploy/keycloak/keycloak.sh)."""
+tests' API calls, and a browser's signed-in session with a service's pages (:func:`signed_in`). ``make test`` starts
+Keycloak when none answers (deploy/keycloak/keycloak.sh)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import html
 import os
+import re
 import time
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 ISSUER = os.environ.get("OIDC_ISSUER_URL", "http://127.0.0.1:8180/realms/kiruna")
 PASSWORD = "kiruna-local"  # every local user's (deploy/keycloak/realm.py); local realm only
+ORIGIN = "http://127.0.0.1:8002"  # a redirect URI of the realm's web client: the sign-in comes back here
 
 ANNA = "anna.svensson"  # employee, kiruna-kommun / kultur-och-fritid
 PER = "per.niemi"  # employee, kirunabostader / forvaltning
@@ -59,3 +67,28 @@ def token(username: str) -> str:
 
 def bearer(username: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token(username)}"}
+
+
+@contextlib.asynccontextmanager
+async def signed_in(app: Any, username: str, next: str = "/my/feed") -> AsyncIterator[httpx.AsyncClient]:
+    """A browser's session with the app (running) at :data:`ORIGIN`, signed in at the real Keycloak (its login form
+    filled in) and sent back to ``next``. A form post of the session must say it comes from ``ORIGIN``."""
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        httpx.AsyncClient(transport=transport, base_url=ORIGIN) as browser,
+        httpx.AsyncClient(timeout=30) as keycloak,
+    ):
+        start = await browser.get("/auth/login", params={"next": next})
+        assert start.status_code in (302, 303) and start.headers["location"].startswith(ISSUER)
+        form = await keycloak.get(start.headers["location"])
+        action = html.unescape(re.search(r'<form[^>]*id="kc-form-login"[^>]*action="([^"]+)"', form.text)[1])
+        # Keycloak's cookies are Secure; a browser sends them to 127.0.0.1 over http, httpx does not by itself
+        cookies = "; ".join(c.split(";", 1)[0] for c in form.headers.get_list("set-cookie"))
+        answer = await keycloak.post(
+            action, headers={"Cookie": cookies}, data={"username": username, "password": PASSWORD}
+        )
+        assert answer.status_code == 302, answer.text[:500]
+        back = urlsplit(answer.headers["location"])
+        done = await browser.get(f"{back.path}?{back.query}")
+        assert done.status_code == 303 and done.headers["location"] == next, done.text
+        yield browser
