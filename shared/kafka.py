@@ -156,8 +156,15 @@ def event_headers(envelope: Envelope[Any]) -> dict[str, str]:
     return headers
 
 
-async def publish_event(broker: KafkaBroker, topic: str, envelope: Envelope[Contract], *, timeout_s: float) -> None:
-    """Publish one event keyed by its idea id and wait until Kafka has acknowledged it (acks=all)."""
+async def publish_event(
+    broker: KafkaBroker, topic: str, envelope: Envelope[Contract], *, timeout_s: float | None
+) -> None:
+    """Publish one event keyed by its idea id and wait until Kafka has acknowledged it (acks=all).
+
+    ``timeout_s``: how long to wait before answering "not stored" (a front door must answer). ``None``: wait for
+    the producer's own verdict (acknowledged, or given up), as a handler must. A send abandoned by an outer timeout
+    may still be written once the broker answers; a handler that then tried again would write the event twice
+    (an organisation's system reading its topic would see it twice)."""
     try:
         async with asyncio.timeout(timeout_s):
             await broker.publish(

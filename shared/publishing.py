@@ -23,9 +23,11 @@ class KafkaPublisher:
 
     Given ``connected`` (the runtime's ``kafka_writable``), it refuses at once while the producer is not connected
     yet, as a front door must (an HTTP request would otherwise wait for a broker that is still starting).
-    Subscribers' handlers need no such check: they only run once the broker is started."""
+    Subscribers' handlers need no such check: they only run once the broker is started. They publish with
+    ``timeout_s=None`` (:func:`shared.kafka.publish_event`): each send waits for the producer's verdict, so a
+    stalled broker never makes them write an event twice."""
 
-    def __init__(self, broker: KafkaBroker, *, timeout_s: float, connected: asyncio.Event | None = None) -> None:
+    def __init__(self, broker: KafkaBroker, *, timeout_s: float | None, connected: asyncio.Event | None = None) -> None:
         self.broker = broker
         self.timeout_s = timeout_s
         self.connected = connected

@@ -40,7 +40,7 @@ def create_app(
     if store is None:
         store = RoutingStore(runtime.redis, settings.redis_prefix, effect_ttl_s=settings.effect_key_ttl_s)
     if publisher is None:
-        publisher = KafkaPublisher(runtime.broker, timeout_s=settings.kafka.publish_timeout_s)
+        publisher = KafkaPublisher(runtime.broker, timeout_s=None)  # a handler waits for the verdict
 
     async def create_topics_of(catalogue: Catalogue) -> None:
         """A new organisation in the catalogue gets its topic before any idea is routed to it."""
