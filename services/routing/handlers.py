@@ -190,8 +190,16 @@ class RoutingHandlers:
 
     @contextlib.asynccontextmanager
     async def learning(self, interval_s: float) -> AsyncIterator[None]:
-        """What was learnt before this start, then every ``interval_s`` what other replicas learn meanwhile."""
-        await self.refresh_feedback()
+        """What was learnt before this start, then every ``interval_s`` what other replicas learn meanwhile.
+        Redis away (or hung) at start does not stop the start: routing works without what it learnt, says so, and
+        learns it at the next refresh."""
+        try:
+            await self.refresh_feedback()
+        except Exception as exc:
+            self.logger.warning(
+                "could not read learned re-routes at start; routing without them until the next refresh",
+                extra={"error": repr(exc), "retry_in_s": interval_s},
+            )
 
         async def keep_learning() -> None:
             while True:

@@ -220,3 +220,29 @@ async def test_routing_ignores_the_submitter_and_has_nothing_to_forget_on_an_era
     erasure = Envelope.wrap(PersonErasureRequested(pseudonym=anna.pseudonym, requested_by="person"), source="/t")
     await routing.handlers.erased(erasure)
     assert (dict(routing.store.ideas), routing.publisher.count) == before
+
+
+# --- starting while Redis is away -------------------------------------------------------------------------------
+
+
+class RedisAwayAtStart(FakeRoutingStore):
+    """Redis refuses at first (restarting, or hung past the socket timeout), then answers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refusals = 1
+
+    async def feedback_count(self) -> int:
+        if self.refusals:
+            self.refusals -= 1
+            from redis.exceptions import ConnectionError as RedisConnectionError
+
+            raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+        return await super().feedback_count()
+
+
+async def test_routing_starts_and_routes_while_redis_cannot_say_what_it_learnt():
+    routing = Routing(RedisAwayAtStart())
+    async with routing.handlers.learning(interval_s=3600):  # the start does not fail ...
+        await routing.handlers.submitted(submitted(*BATH))  # ... and ideas are routed meanwhile
+    assert len(routing.routed()) == 1
