@@ -216,11 +216,14 @@ class Identity:
             log.info("signed in", extra={"roles": sorted(principal.roles)})  # who: in no log (issue 13)
             return RedirectResponse(next_url, status_code=303)
 
-        @router.api_route(
+        signed_out = {303: {"description": "To the identity provider's sign-out, then back home"}}
+
+        @router.get("/logout", operation_id="auth_logout_link", summary="Sign out (a link)", responses=signed_out)
+        @router.post(
             "/logout",
-            methods=["GET", "POST"],
+            operation_id="auth_logout",
             summary="Sign out here and at the identity provider",
-            responses={303: {"description": "To the identity provider's sign-out, then back home"}},
+            responses=signed_out,
         )
         async def logout(request: Request) -> Response:
             id_token = request.session.get("id_token")
