@@ -149,10 +149,11 @@ async def ensure_topics(settings: KafkaSettings, specs: list[TopicSpec], *, wait
                 )
                 failures = [
                     (t[0], t[1], t[2] if len(t) > 2 else "") for t in response.topic_errors if t[1] not in (0, 36)
-                ]  # 36: TOPIC_ALREADY_EXISTS (a concurrent creator won)
+                ]  # 36: TOPIC_ALREADY_EXISTS (a concurrent creator won, or the listing lagged behind)
                 if failures:
                     raise RuntimeError(f"could not create topics: {failures}")
-            return [spec.name for spec in missing]
+                return [t[0] for t in response.topic_errors if t[1] == 0]  # made by this call, no other
+            return []
         except Exception:
             if time.monotonic() > deadline:
                 raise
