@@ -179,10 +179,16 @@ class Keyring:
         return open_json(await self.key(sealed.key), sealed)
 
     async def person_ref(
-        self, email: str, name: str | None, *, organisation: str | None = None, unit: str | None = None
+        self,
+        email: str,
+        name: str | None,
+        *,
+        organisation: str | None = None,
+        unit: str | None = None,
+        since: datetime | None = None,
     ) -> tuple[PersonRef, DataKey]:
         """A person as an event names them (pseudonym, and name and address sealed), with the key used."""
-        key = await self.key_for(email)
+        key = await self.key_for(email, since=since)
         sealed = key.seal_json({"name": name, "email": email.strip().lower()})
         return PersonRef(pseudonym=key.pseudonym, sealed=sealed, organisation=organisation, unit=unit), key
 

@@ -108,20 +108,23 @@ class Sealer:
         self.made = 0
         self._known: set[str] = set()
 
-    async def _key(self, email: str) -> DataKey:
+    async def _count(self, email: str) -> None:
+        """Count a person whose key the move makes (they had none)."""
         name = self.keyring.pseudonym(email)
         if name not in self._known:
             self._known.add(name)
             if await self.keyring.current(name) is None:
                 self.made += 1
+
+    async def _key(self, email: str) -> DataKey:
+        await self._count(email)
         return await self.keyring.key_for(email, since=HISTORY_BEGINS)
 
     async def person(
         self, email: str, name: str | None, organisation: str | None = None, unit: str | None = None
     ) -> tuple[PersonRef, DataKey]:
-        key = await self._key(email)
-        sealed = key.seal_json({"name": name, "email": email.strip().lower()})
-        return PersonRef(pseudonym=key.pseudonym, sealed=sealed, organisation=organisation, unit=unit), key
+        await self._count(email)
+        return await self.keyring.person_ref(email, name, organisation=organisation, unit=unit, since=HISTORY_BEGINS)
 
     async def submitted(self, old: Envelope[Any]) -> tuple[Contract, str | None]:
         data = old.data

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from services.analytics.domain import timeline_entry
-from services.analytics.people import Keys, current_key, live_keys
+from services.analytics.people import Keys, live_keys
 from services.analytics.store import Projections
 from shared.events import Envelope, ErasureRequestedEvent
 from shared.metrics import ServiceMetrics
@@ -55,7 +55,7 @@ async def forget(store: Projections, keyring: Keys, event: ErasureRequestedEvent
     made after it) keeps what they did since. Returns the ideas changed."""
     pseudonym = event.data.pseudonym
     keyring.forget_cached(pseudonym)
-    current = await current_key(keyring, pseudonym)
+    current = await keyring.current(pseudonym)
     keep = current.key_id if current is not None and current.created > event.time else None
     changed = await store.forget_person(pseudonym, keep_key=keep)
     keyring.forget_cached(pseudonym)

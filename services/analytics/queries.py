@@ -19,7 +19,7 @@ from services.analytics import figures
 from services.analytics.cache import FigureCache
 from services.analytics.domain import IdeaSummary, IdeaView, next_states, project_idea, submitter_of
 from services.analytics.figures import Filters
-from services.analytics.people import Keys, current_key, open_person, open_text
+from services.analytics.people import Keys, open_person, open_text
 from services.analytics.store import Projections
 from shared.catalogue import Catalogue
 
@@ -153,7 +153,7 @@ class ReadModel:
         their pseudonym whose sealed submitter is under their current data key (a person who was erased and came
         back starts from nothing)."""
         pseudonym = self.keyring.pseudonym(email)
-        key = await current_key(self.keyring, pseudonym)
+        key = await self.keyring.current(pseudonym)
         if key is None:
             return []
         ids = await self.store.submitted_by(pseudonym)

@@ -65,6 +65,24 @@ async def test_concurrent_first_uses_make_one_key(keyring):
     assert len({k.key_id for k in keys}) == 1
 
 
+async def test_a_key_made_in_another_process_is_seen_at_once_where_its_absence_was_asked(redis, settings, topics):
+    """An absence is never remembered: Kim's first idea, sealed by intake's keyring, reads by her name in
+    analytics' keyring, which had found no key of hers a moment before (the key, once found, is kept 30 s)."""
+    here = Keyring.from_settings(redis, settings, topics.people_keys)
+    there = Keyring.from_settings(redis, settings, topics.people_keys)
+    try:
+        kim = "kim.kallio@kiruna.se"
+        assert await here.current(here.pseudonym(kim)) is None
+        ref, _ = await there.person_ref(kim, "Kim Kallio")
+        assert (await here.open_json(ref.sealed)) == {"name": "Kim Kallio", "email": kim}
+        await there.erase(ref.pseudonym)
+        back, _ = await there.person_ref(kim, "Kim Kallio")  # she comes back: a new key, also seen at once
+        assert (await here.open_json(back.sealed))["name"] == "Kim Kallio"
+    finally:
+        await here.close()
+        await there.close()
+
+
 async def test_erasure_tombstones_the_key_and_sealed_values_read_as_erased(keyring, redis, kafka_settings, topics):
     ref, key = await keyring.person_ref(ANNA, "Anna Svensson")
     assert await keyring.open_json(ref.sealed) == {"name": "Anna Svensson", "email": ANNA.lower()}
