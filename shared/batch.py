@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
     from shared.events import Envelope
     from shared.service import Runtime
+    from shared.transactions import Transactions
 
 EventHandler = Callable[["Envelope[Any]"], Awaitable[None]]
 IdeaHandler = Callable[[Sequence["Envelope[Any]"]], Awaitable[None]]
@@ -70,6 +71,7 @@ def subscribe_batch(
     description: str = "",
     each: EventHandler | None = None,
     per_idea: IdeaHandler | None = None,
+    transactions: Transactions | None = None,
 ) -> Any:
     """Subscribe ``topic`` in batches with the platform's delivery rules. Give exactly one of:
 
@@ -77,15 +79,19 @@ def subscribe_batch(
     - ``per_idea(events)``: called once per idea with all its events of the batch, in order (for handlers
       that can save round trips by taking them together). If it fails, its events are handled again one at a
       time — ``per_idea([event])`` under the retry policy — so that only the failing one is dead-lettered.
+
+    With ``transactions`` (shared/transactions.py) what the batch's handlers publish is committed with the
+    batch's offsets in one Kafka transaction.
     """
     if (each is None) == (per_idea is None):
         raise TypeError("subscribe_batch takes exactly one of each= or per_idea=")
     kafka = runtime.settings.kafka
     consumer = BatchConsumer(runtime, topic, model, each=each, per_idea=per_idea, concurrency=kafka.batch_concurrency)
 
+    options = subscriber_options(runtime.settings.group_id, topic)
     subscriber = runtime.broker.subscriber(
         topic,
-        **subscriber_options(runtime.settings.group_id, topic),
+        **options,
         batch=True,
         max_records=kafka.batch_max_records,
         batch_timeout_ms=kafka.batch_wait_ms,
@@ -96,7 +102,11 @@ def subscribe_batch(
 
     @subscriber
     async def on_batch(message: KafkaMessage) -> None:
-        await consumer.handle(message.raw_message)
+        if transactions is None:
+            await consumer.handle(message.raw_message)
+            return
+        async with transactions.batch(message.raw_message, options["group_id"], message.consumer):
+            await consumer.handle(message.raw_message)
 
     document_payload(subscriber, model)
     return subscriber

@@ -129,11 +129,13 @@ def create_broker(
 def subscriber_options(group_id: str, topic: str) -> dict[str, Any]:
     """Every subscriber: its own consumer group ``<service group>.<topic>`` (one group per subscription, so
     that adding a subscriber never rebalances the others), offsets committed only after the handler's
-    effects, and a new group starts from the beginning of the topic."""
+    effects, a new group starts from the beginning of the topic, and only committed transactions are read (a
+    routing decision whose transaction was aborted is never seen: shared/transactions.py)."""
     return {
         "group_id": f"{group_id}.{topic}",
         "ack_policy": AckPolicy.NACK_ON_ERROR,
         "auto_offset_reset": "earliest",
+        "isolation_level": "read_committed",
         "parser": parse_records,
     }
 

@@ -66,13 +66,17 @@ class Principal:
         return "KAFKA_PASSWORD_" + re.sub(r"[^A-Z0-9]", "_", self.user.upper())
 
 
-def _grants(user: str, *, reads=(), writes=(), groups=(), prefixed_writes=(), prefixed_creates=()) -> Principal:
+def _grants(
+    user: str, *, reads=(), writes=(), groups=(), prefixed_writes=(), prefixed_creates=(), transactional_ids=()
+) -> Principal:
     name = f"User:{user}"
     acls = {Acl(name, "topic", "literal", topic, "READ") for topic in reads}
     acls |= {Acl(name, "topic", "literal", topic, "WRITE") for topic in writes}
     acls |= {Acl(name, "topic", "prefixed", prefix, "WRITE") for prefix in prefixed_writes}
     acls |= {Acl(name, "topic", "prefixed", prefix, "CREATE") for prefix in prefixed_creates}
     acls |= {Acl(name, "group", "prefixed", prefix, "READ") for prefix in groups}  # READ implies DESCRIBE
+    # WRITE on a transactional id implies DESCRIBE: begin, send, add offsets and commit transactions under it
+    acls |= {Acl(name, "transactional_id", "prefixed", prefix, "WRITE") for prefix in transactional_ids}
     return Principal(user, tuple(sorted(acls)))
 
 
@@ -88,7 +92,8 @@ def plan(topics: Topics, catalogue: Catalogue, groups: Mapping[str, str] | None 
     data write ``people.keys.v1`` (a key is made on first need: intake for submitters, commenters and supporters,
     notifications for a person's preferences); intake alone writes ``people.erasures.v1`` and the keys' tombstones.
     No organisation reads either: a data key or a pseudonym is never theirs to see."""
-    groups = {service: f"{(groups or {}).get(service) or service}." for service in SERVICES}
+    group_ids = {service: (groups or {}).get(service) or service for service in SERVICES}
+    groups = {service: f"{group}." for service, group in group_ids.items()}
     dlq = Topics.dlq
     ideas = tuple(topics.idea_events())  # submitted, routed, status-changed, engagement
     people = (topics.people_erasures,)  # what every service subscribes to about people
@@ -125,6 +130,8 @@ def plan(topics: Topics, catalogue: Catalogue, groups: Mapping[str, str] | None 
             prefixed_writes=[topics.organisation("")[: -len(".ideas.v1")]],
             prefixed_creates=[topics.organisation("")[: -len(".ideas.v1")]],
             groups=[groups["routing"]],
+            # its transactions (shared/transactions.py): transactional.id <group>-<ROUTING_INSTANCE>
+            transactional_ids=[f"{group_ids['routing']}-"],
         ),
         _grants(
             "notifications",
@@ -185,7 +192,7 @@ def local_password(user: str) -> str:
 
 # --- Kafka's admin protocol, through aiokafka's protocol layer ------------------------------------------------
 
-_RESOURCE = {"topic": 2, "group": 3}
+_RESOURCE = {"topic": 2, "group": 3, "transactional_id": 5}
 _PATTERN = {"literal": 3, "prefixed": 4}
 _OPERATION = {"READ": 3, "WRITE": 4, "CREATE": 5, "DESCRIBE": 8}
 _ALLOW = 3

@@ -4,6 +4,7 @@ one (the service's broker, acks=all); tests give handlers an in-memory fake with
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from faststream.kafka import KafkaBroker
@@ -15,6 +16,12 @@ from shared.kafka import KafkaUnavailable, publish_event
 class Publisher(Protocol):
     async def publish(self, topic: str, envelope: Envelope[Any]) -> None:
         """Return once the event is stored; raise :class:`shared.kafka.KafkaUnavailable` when it is not."""
+        ...
+
+    async def after_stored(self, effect: Callable[[], Awaitable[None]]) -> None:
+        """Run ``effect`` once everything published before is stored: at once here; at the commit of the batch's
+        transaction for :class:`shared.transactions.TransactionalPublisher` (marking an event handled before
+        then would lose its effects if the transaction were aborted)."""
         ...
 
 
@@ -36,3 +43,6 @@ class KafkaPublisher:
         if self.connected is not None and not self.connected.is_set():
             raise KafkaUnavailable("not connected to Kafka yet")
         await publish_event(self.broker, topic, envelope, timeout_s=self.timeout_s)
+
+    async def after_stored(self, effect: Callable[[], Awaitable[None]]) -> None:
+        await effect()  # publish returned: it is stored

@@ -40,6 +40,7 @@ from shared.settings import ServiceSettings, refuse_development_secrets
 from shared.static import static_router
 from shared.topics import Topics
 from shared.tracing import tracer_provider
+from shared.transactions import Transactions
 
 
 def redis_options(settings: ServiceSettings, *, blocking_reads: bool = False) -> dict[str, Any]:
@@ -87,6 +88,9 @@ class Runtime:
     """Set once the producer is connected: writes may go, even while the consumers still join their groups
     (a restarted process's consumers wait for the dead one's session to expire; its front door need not)."""
     keyring: Keyring | None = None
+    transactions: Transactions | None = None
+    """The transactional producer of a service whose handlers publish in Kafka transactions (routing): started
+    beside the broker, closed after it (the batches in flight commit with it)."""
 
     @classmethod
     def create(cls, service: str, settings: ServiceSettings) -> Runtime:
@@ -159,21 +163,26 @@ class Runtime:
         lag_task = asyncio.create_task(
             lag.run(self.kafka_connected, self.ops.consumer_lag_interval_s), name=f"{self.service}-consumer-lag"
         )
+        transactional = self.transactions.running() if self.transactions is not None else contextlib.nullcontext()
+        started = time.monotonic()
         try:
-            yield
+            async with transactional:  # closed after the broker: the batches in flight commit with it
+                try:
+                    yield
+                finally:
+                    started = time.monotonic()
+                    self.logger.info(
+                        "stopping: finishing the messages in flight", extra={"timeout_s": self.ops.shutdown_timeout_s}
+                    )
+                    for task in (connector, lag_task):
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
+                    try:
+                        await asyncio.wait_for(self.broker.stop(), timeout=self.ops.shutdown_timeout_s * 0.9)
+                    except TimeoutError:
+                        self.logger.error("kafka clients did not close in time; uncommitted messages will come again")
         finally:
-            started = time.monotonic()
-            self.logger.info(
-                "stopping: finishing the messages in flight", extra={"timeout_s": self.ops.shutdown_timeout_s}
-            )
-            for task in (connector, lag_task):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            try:
-                await asyncio.wait_for(self.broker.stop(), timeout=self.ops.shutdown_timeout_s * 0.9)
-            except TimeoutError:
-                self.logger.error("kafka clients did not close in time; uncommitted messages will come again")
             if self.keyring is not None:
                 with contextlib.suppress(Exception):
                     await self.keyring.close()

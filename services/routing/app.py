@@ -20,9 +20,10 @@ from shared.catalogue import Catalogue
 from shared.events import IdeaRouted
 from shared.live_catalogue import LiveCatalogue
 from shared.principal import Role
-from shared.publishing import KafkaPublisher, Publisher
+from shared.publishing import Publisher
 from shared.service import Runtime, service_app
 from shared.topics import ensure_topics
+from shared.transactions import Transactions
 
 
 def create_app(
@@ -33,14 +34,24 @@ def create_app(
     publisher: Publisher | None = None,
 ) -> FastAPI:
     """Build routing from settings; tests may pass their own router, and in-memory ``store`` and ``publisher``
-    instead of the Redis and Kafka adapters."""
+    instead of the Redis and Kafka adapters. With Kafka's, what each consumed batch publishes is committed with
+    its offsets in one Kafka transaction (shared/transactions.py): an organisation reading its topic with
+    ``isolation_level=read_committed`` sees each routing decision once, whatever was killed or stalled."""
     settings = settings or RoutingSettings()
     runtime = Runtime.create("routing", settings)
     memory = FeedbackMemory()
     if store is None:
         store = RoutingStore(runtime.redis, settings.redis_prefix, effect_ttl_s=settings.effect_key_ttl_s)
     if publisher is None:
-        publisher = KafkaPublisher(runtime.broker, timeout_s=None)  # a handler waits for the verdict
+        runtime.transactions = Transactions(
+            settings.kafka,
+            transactional_id=settings.transactional_id,
+            service="routing",
+            metrics=runtime.metrics,
+            logger=runtime.logger,
+            transaction_timeout_s=settings.transaction_timeout_s,
+        )
+        publisher = runtime.transactions.publisher
 
     async def create_topics_of(catalogue: Catalogue) -> None:
         """A new organisation in the catalogue gets its topic before any idea is routed to it."""
@@ -54,13 +65,14 @@ def create_app(
     handlers = RoutingHandlers(
         publisher, live, store, memory, topics=runtime.topics, metrics=runtime.metrics, logger=runtime.logger
     )
-    register(runtime, handlers)
+    register(runtime, handlers, runtime.transactions)
     declare_publication(
         runtime.broker,
         runtime.topics.routed,
         IdeaRouted,
         title="routing.publishes.routed",
-        description="Every routing decision and re-route: organisations, units and areas, with the reason",
+        description="Every routing decision and re-route: organisations, units and areas, with the reason "
+        "(written in transactions: read with isolation.level=read_committed)",
     )
     for org in live_catalogue.current.organisation_ids:  # the organisations' topics at start
         declare_publication(
@@ -68,7 +80,8 @@ def create_app(
             runtime.topics.organisation(org),
             IdeaRouted,
             title=f"routing.publishes.org.{org}",
-            description=f"The ideas routed to {org}, for its own systems: subscribe to this topic only",
+            description=f"The ideas routed to {org}, for its own systems: subscribe to this topic only, with "
+            "isolation.level=read_committed (written in transactions: each routing decision is seen once)",
         )
 
     app = service_app(

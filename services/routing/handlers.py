@@ -124,7 +124,7 @@ class RoutingHandlers:
                     "triage": decision.triage,
                 },
             )
-        await self.store.mark_handled(event.id)
+        await self.handled(event.id)
 
     async def erased(self, event: ErasureRequestedEvent) -> None:
         """A person asked to be forgotten. Routing keeps ideas' titles and texts, re-routes and what it learnt from
@@ -163,7 +163,7 @@ class RoutingHandlers:
             await self._learn(feedback_entry(command, *text))
         else:
             await self.store.hold_feedback(order.idea_id, feedback_entry(command, "", ""))
-        await self.store.mark_handled(command.id)
+        await self.handled(command.id)
         self.logger.info(
             "idea re-routed",
             extra={
@@ -174,6 +174,11 @@ class RoutingHandlers:
                 "requested_by": order.requested_by,
             },
         )
+
+    async def handled(self, event_id: str) -> None:
+        """Remember ``event_id`` as handled once what it published is stored: in a transaction, at its commit
+        (remembered before, an aborted transaction would leave the event skipped when it comes again)."""
+        await self.publisher.after_stored(lambda: self.store.mark_handled(event_id))
 
     async def _learn(self, entry: dict[str, Any]) -> None:
         await self.store.save_feedback(entry["idea_id"], entry)

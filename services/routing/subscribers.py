@@ -1,13 +1,19 @@
-"""Every subscription of routing, in one place."""
+"""Every subscription of routing, in one place. Given ``transactions``, what a consumed batch (or command)
+publishes is committed with its offsets in one Kafka transaction (shared/transactions.py)."""
+
+import contextlib
+
+from faststream.kafka.annotations import KafkaMessage
 
 from services.routing.handlers import RoutingHandlers
 from shared.batch import subscribe_batch
 from shared.events import ErasureRequestedEvent, RerouteCommand, SubmittedEvent
-from shared.kafka import subscribe
+from shared.kafka import subscribe, subscriber_options
 from shared.service import Runtime
+from shared.transactions import Transactions
 
 
-def register(runtime: Runtime, handlers: RoutingHandlers) -> None:
+def register(runtime: Runtime, handlers: RoutingHandlers, transactions: Transactions | None = None) -> None:
     topics = runtime.topics
     group = runtime.settings.group_id
 
@@ -18,6 +24,7 @@ def register(runtime: Runtime, handlers: RoutingHandlers) -> None:
         title="routing.submitted",
         description="Routes every new idea to the organisations and areas that can act on it",
         each=handlers.submitted,
+        transactions=transactions,
     )
 
     @subscribe(
@@ -28,8 +35,14 @@ def register(runtime: Runtime, handlers: RoutingHandlers) -> None:
         description="RerouteIdea from the innovation office: replaces the routing and teaches the router "
         "(one command at a time, in order: the router learns from each)",
     )
-    async def on_reroute(command: RerouteCommand) -> None:
-        await handlers.reroute(command)
+    async def on_reroute(command: RerouteCommand, message: KafkaMessage) -> None:
+        if transactions is None:
+            scope = contextlib.nullcontext()
+        else:
+            commands_group = subscriber_options(group, topics.routing_commands)["group_id"]
+            scope = transactions.batch([message.raw_message], commands_group, message.consumer)
+        async with scope:
+            await handlers.reroute(command)
 
     @subscribe(
         runtime.broker,

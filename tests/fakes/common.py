@@ -25,6 +25,9 @@ class FakePublisher:
             raise KafkaUnavailable(f"Kafka did not acknowledge {envelope.type} on {topic}: fake outage")
         self.published[topic].append(envelope)
 
+    async def after_stored(self, effect) -> None:
+        await effect()
+
     def on(self, topic: str) -> list[Envelope[Any]]:
         """What was published on ``topic``, in order."""
         return list(self.published.get(topic, ()))

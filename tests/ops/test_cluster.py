@@ -5,7 +5,6 @@ service as its own principal."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections import defaultdict
@@ -29,7 +28,7 @@ from shared.topics import Topics, ensure_topics
 from tests.integration import test_slice as slice_tests
 from tests.ops.conftest import cluster_settings
 from tests.support.apps import running
-from tests.support.kafka import eventually, probe, raw_producer
+from tests.support.kafka import eventually, group_done, probe, raw_producer
 
 pytestmark = [pytest.mark.kafka, pytest.mark.ops, pytest.mark.cluster]
 
@@ -128,7 +127,7 @@ async def test_two_replicas_of_routing_share_the_partitions_and_route_every_idea
     service_settings, topics, kafka_settings
 ):
     settings = service_settings(RoutingSettings)  # one group for both replicas, as in a deployment
-    first, second = routing_app(settings), routing_app(settings)
+    first, second = (routing_app(settings.model_copy(update={"instance": f"routing-{n}"})) for n in (1, 2))
     ideas = [
         Envelope.wrap(
             IdeaSubmitted(idea_id=str(uuid.uuid4()), title=f"Fjärrvärme i kvarter {i}", description="", anonymous=True),
@@ -148,14 +147,24 @@ async def test_two_replicas_of_routing_share_the_partitions_and_route_every_idea
                 )
         sent = {idea.subject for idea in ideas}
         await routed.wait_for(lambda rs: sent <= {r.key.decode() for r in rs}, timeout=60)
-        await asyncio.sleep(1.0)  # a second routing of any idea would show up now
+        # every submission handled and what it caused committed, and all of that read: a second routing would be here
+        group = f"{settings.group_id}.{topics.submitted}"
+        await eventually(lambda: group_done(kafka_settings, group, topics.submitted), timeout=60, interval=0.5)
+        await eventually(routed.caught_up, timeout=30)
         handled = [handled_count(app, topics.submitted) for app in (first, second)]
+        retried = [transactions_retried(app) for app in (first, second)]
     ids_by_idea: dict[str, list[str]] = defaultdict(list)
     for record in routed.records:
         ids_by_idea[record.key.decode()].append(json.loads(record.value)["id"])
     assert set(ids_by_idea) == sent
     assert all(len(ids) == 1 for ids in ids_by_idea.values()), "an idea was routed twice"
     assert all(count > 0 for count in handled) and sum(handled) == len(ideas), handled
+    assert retried == [0, 0], "a replica's transaction failed (two replicas with one transactional.id fence each other)"
+
+
+def transactions_retried(app) -> float:
+    registry = app.state.runtime.metrics.registry
+    return registry.get_sample_value("kiruna_kafka_transactions_total", {"service": "routing", "outcome": "retried"})
 
 
 def handled_count(app, topic: str) -> float:

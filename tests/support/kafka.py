@@ -16,13 +16,18 @@ from shared.settings import KafkaSettings
 
 
 class TopicProbe:
-    """Reads one topic from the beginning (no consumer group) and keeps every record it saw."""
+    """Reads one topic from the beginning (no consumer group) and keeps every record it saw. It reads as the
+    platform tells every reader to (``read_committed``: records of aborted transactions are not seen);
+    ``isolation_level="read_uncommitted"`` sees them too."""
 
-    def __init__(self, settings: KafkaSettings, topic: str) -> None:
+    def __init__(self, settings: KafkaSettings, topic: str, isolation_level: str = "read_committed") -> None:
         self.topic = topic
         self.records: list[Any] = []
         self._consumer = AIOKafkaConsumer(
-            **client_options(settings), enable_auto_commit=False, auto_offset_reset="earliest"
+            **client_options(settings),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level=isolation_level,
         )
         self._task: asyncio.Task | None = None
 
@@ -65,13 +70,22 @@ class TopicProbe:
             await asyncio.sleep(0.05)
         return self.records
 
+    async def caught_up(self) -> bool:
+        """Whether it has read everything the topic holds now (read_committed: every committed record). With
+        :func:`group_done` of the writer's input, "nothing more will come" without sleeping."""
+        partitions = list(self._consumer.assignment())
+        ends = await self._consumer.end_offsets(partitions)
+        return all([await self._consumer.position(tp) >= end for tp, end in ends.items()])
+
     async def wait_count(self, count: int, timeout: float = 20.0) -> list[Any]:
         return await self.wait_for(lambda records: len(records) >= count, timeout)
 
 
 @contextlib.asynccontextmanager
-async def probe(settings: KafkaSettings, topic: str) -> AsyncIterator[TopicProbe]:
-    reader = await TopicProbe(settings, topic).start()
+async def probe(
+    settings: KafkaSettings, topic: str, isolation_level: str = "read_committed"
+) -> AsyncIterator[TopicProbe]:
+    reader = await TopicProbe(settings, topic, isolation_level).start()
     try:
         yield reader
     finally:
@@ -87,6 +101,21 @@ async def raw_producer(settings: KafkaSettings) -> AsyncIterator[AIOKafkaProduce
         yield producer
     finally:
         await producer.stop()
+
+
+async def group_done(settings: KafkaSettings, group: str, topic: str) -> bool:
+    """Whether consumer group ``group`` has committed the end of every partition of ``topic`` (all handled; for a
+    transactional writer, everything it wrote for them is committed too)."""
+    from shared.replay import topic_partitions
+
+    partitions = await topic_partitions(settings, [topic])
+    consumer = AIOKafkaConsumer(**client_options(settings), group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(partitions)
+        return all([(await consumer.committed(tp) or 0) >= ends[tp] for tp in partitions])
+    finally:
+        await consumer.stop()
 
 
 async def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1) -> Any:
