@@ -81,6 +81,7 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         metrics=metrics,
         logger=runtime.logger,
         pseudonym=runtime.keyring.pseudonym,
+        dependency_waits=runtime.metrics.dependency_waits,
     )
     register(runtime, handlers)
     streams = LiveStreams(

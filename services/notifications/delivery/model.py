@@ -19,6 +19,11 @@ class DeliveryRejected(Exception):
     """The receiving side refused for good (5xx from SMTP, 4xx from a webhook): no retry can help."""
 
 
+class ServerAway(Exception):
+    """The mail server could not be reached (refused, timed out, gone, 421 closing): not the mail's fault. The
+    delivery waits for the server, for as long as the outage lasts, without using up its tries."""
+
+
 class RecipientErased(Exception):
     """The recipient was erased (their key is gone, or they were erased since): the delivery is skipped."""
 
@@ -48,6 +53,7 @@ class Delivery:
     message: dict[str, Any]  # e-mail: subject, text, html, language, unsubscribe_url (no address); webhook: body
     attempts: int = 0
     last_error: str | None = None  # masked (shared.sealing.mask_email)
+    waits: int = 0  # tries that found the mail server away (not counted in attempts)
     by: str | None = None  # the pseudonym of the person whose words the message quotes (a comment), if any
     removed: dict[str, Any] | None = None  # the message without their words: what is sent once they are erased
 

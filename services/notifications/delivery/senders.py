@@ -1,6 +1,7 @@
 """How a delivery leaves: e-mail over SMTP (``Mailer``), JSON over HTTP to an organisation's system
 (``WebhookPoster``). A sender raises ``DeliveryRejected`` when no retry can help, ``RecipientErased`` when the
-person is gone (the delivery is skipped), anything else when a retry may help.
+person is gone (the delivery is skipped), ``ServerAway`` when the mail server cannot be reached (the delivery waits
+for it without using up its tries), anything else when a retry may help.
 
 The mailer learns the recipient's address only here, at the moment of sending (``Addresses``: the catalogue for
 officers, the person's sealed contact opened with the keyring for everyone else), and keeps it nowhere; a mail
@@ -19,7 +20,7 @@ from typing import Protocol
 import aiosmtplib
 import httpx
 
-from services.notifications.delivery.model import Address, Delivery, DeliveryRejected, RecipientErased
+from services.notifications.delivery.model import Address, Delivery, DeliveryRejected, RecipientErased, ServerAway
 from services.notifications.domain import message_id, webhook_signature
 from services.notifications.settings import NotificationsSettings
 from shared.events import utc_now
@@ -51,6 +52,23 @@ def _rejection(exc: BaseException) -> DeliveryRejected | None:
         return DeliveryRejected(mask_email(f"SMTP refused the recipient: {refused.code} {refused.message}"))
     if isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code >= 500:
         return DeliveryRejected(mask_email(f"SMTP {exc.code}: {exc.message}"))
+    return None
+
+
+SERVER_AWAY = (
+    aiosmtplib.SMTPConnectError,
+    aiosmtplib.SMTPConnectTimeoutError,
+    aiosmtplib.SMTPServerDisconnected,
+    aiosmtplib.SMTPTimeoutError,
+    OSError,
+    TimeoutError,
+)
+
+
+def _server_away(exc: BaseException) -> ServerAway | None:
+    """The mail server unreachable (refused, timed out, hung up, or 421: it is closing): not the mail's fault."""
+    if isinstance(exc, SERVER_AWAY) or (isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code == 421):
+        return ServerAway(mask_email(f"mail server away: {type(exc).__name__}: {exc}"))
     return None
 
 
@@ -112,6 +130,8 @@ class Mailer:
                 self._discard(client)
             if (rejected := _rejection(exc)) is not None:
                 raise rejected from None
+            if (away := _server_away(exc)) is not None:
+                raise away from None
             if isinstance(exc, Exception) and (masked := _masked(exc)) is not exc:
                 raise masked from None
             raise

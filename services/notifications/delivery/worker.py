@@ -13,11 +13,14 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+from prometheus_client import Counter
+
 from services.notifications.delivery.model import (
     Delivery,
     DeliveryMetrics,
     DeliveryRejected,
     RecipientErased,
+    ServerAway,
     without_address,
 )
 from services.notifications.delivery.outcomes import Reporter, describe
@@ -26,7 +29,11 @@ from services.notifications.delivery.senders import Sender
 from services.notifications.domain import ERASED_DETAIL
 from services.notifications.settings import NotificationsSettings
 from services.notifications.tasks import stop
+from shared.deadletter import OUTAGE_MAX_BACKOFF_S
 from shared.events import DeliveryOutcome
+
+SERVER_AWAY_MAX_S = 6 * OUTAGE_MAX_BACKOFF_S
+"""Longest wait of one delivery between two looks at a mail server that is away (a minute)."""
 
 
 @dataclass
@@ -39,6 +46,8 @@ class DeliveryWorker:
     logger: logging.Logger
     pseudonym: Callable[[str], str] | None = None
     """A person's pseudonym from their address (the keyring's), for deliveries queued before there were any."""
+    dependency_waits: Counter | None = None
+    """``kiruna_dependency_waits_total`` (the service's): a delivery that found the mail server away."""
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _in_flight: set[asyncio.Task] = field(default_factory=set)
 
@@ -109,6 +118,9 @@ class DeliveryWorker:
                     delivery.attempts += 1
                     await self.give_up(delivery, exc)
                     return
+                except ServerAway as exc:
+                    await self.wait_for_server(delivery, exc)
+                    return
                 except Exception as exc:
                     await self.failed_try(delivery, exc)
                     return
@@ -132,6 +144,30 @@ class DeliveryWorker:
             "notification skipped: its recipient was erased",
             extra={"idea_id": delivery.idea_id, "event_id": delivery.cause_event_id, "channel": delivery.channel},
         )
+
+    async def wait_for_server(self, delivery: Delivery, exc: ServerAway) -> None:
+        """The mail server is away: not this mail's fault. It is looked at again with backoff (at most
+        ``SERVER_AWAY_MAX_S`` apart) for as long as the outage lasts; its tries are kept for its own failures."""
+        delivery.waits += 1
+        delivery.last_error = describe(exc)
+        delay = min(self.settings.retry_base_s * 2 ** min(delivery.waits - 1, 20), self.settings.retry_max_s)
+        delay = min(delay, SERVER_AWAY_MAX_S) * (0.5 + random.random())
+        await self.queue.reschedule(delivery, time.time() + delay)
+        self.metrics.retries.labels(delivery.channel).inc()
+        if self.dependency_waits is not None:
+            self.dependency_waits.labels("notifications", "deliveries", "smtp").inc()
+        if delivery.waits == 1 or delivery.waits % 10 == 0:
+            self.logger.warning(
+                "mail server away; the delivery waits for it",
+                extra={
+                    "idea_id": delivery.idea_id,
+                    "event_id": delivery.cause_event_id,
+                    "channel": delivery.channel,
+                    "waits": delivery.waits,
+                    "retry_in_s": round(delay, 2),
+                    "error": delivery.last_error,
+                },
+            )
 
     async def failed_try(self, delivery: Delivery, exc: Exception) -> None:
         delivery.attempts += 1
