@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Every Python package `make run` and `make test` install, pinned with hashes (`make lock` regenerates it).
 LOCK   := requirements.lock
 
-.PHONY: install run stop status test test-unit lint topics bench clean cluster-up cluster-down lock
+.PHONY: install run stop status test test-unit lint topics bench chaos clean cluster-up cluster-down lock
 
 $(BIN)/.installed: pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required")'
@@ -51,14 +51,18 @@ test-unit: $(BIN)/.installed
 	$(BIN)/pytest -q tests/unit
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check shared services tests bench
-	$(BIN)/ruff format --check shared services tests bench
+	$(BIN)/ruff check shared services tests bench chaos
+	$(BIN)/ruff format --check shared services tests bench chaos
 
 topics: install
 	$(BIN)/python -m shared.topics create
 
 bench: install  ## start (or reuse) Kafka and Redis, benchmark the four services on throwaway topics, print the table
 	$(BIN)/python -m bench.run
+
+# SCENARIOS=kill-routing,redis-flush,... runs a subset; CHAOS_ARGS passes more (--ideas 500 --smtp-down-s 10 ...).
+chaos: install  ## the fault suite: kill -9, broker failover, Redis and SMTP outages under load; invariants checked (~35 min)
+	$(BIN)/python -m chaos.run $(if $(SCENARIOS),--scenarios $(SCENARIOS)) $(CHAOS_ARGS)
 
 fuzz: install  ## schemathesis on the four APIs, bad records into every consumed topic, XSS in Chromium (~3-5 min)
 	deploy/browser.sh

@@ -22,7 +22,8 @@ from aiosmtpd.smtp import SMTP
 
 
 class EmlWriter:
-    """aiosmtpd handler: one .eml file per recipient of every message, named by time and Message-ID."""
+    """aiosmtpd handler: one .eml file per recipient of every message, named by time and Message-ID (a repeat
+    within the same second gets its own file, numbered)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -34,11 +35,23 @@ class EmlWriter:
         ident = re.sub(r"[^A-Za-z0-9._-]+", "_", str(message.get("Message-ID", "")).strip("<> ")) or "no-id"
         stamp = time.strftime("%Y%m%dT%H%M%S")
         for rcpt in envelope.rcpt_tos:
-            name = f"{stamp}-{ident}-{re.sub(r'[^A-Za-z0-9._@-]+', '_', rcpt)}.eml"
-            path = self.directory / name
+            name = f"{stamp}-{ident}-{re.sub(r'[^A-Za-z0-9._@-]+', '_', rcpt)}"
             header = f"X-Mailsink-Envelope-From: {envelope.mail_from}\r\nX-Mailsink-Envelope-To: {rcpt}\r\n".encode()
-            await asyncio.to_thread(path.write_bytes, header + content)
+            await asyncio.to_thread(self._write_new, name, header + content)
         return "250 Message accepted for delivery"
+
+    def _write_new(self, name: str, data: bytes) -> Path:
+        """Never over an earlier file: the same message delivered twice in one second (a retry, a duplicate) is
+        two files, so that counting them (make chaos) sees the repeat."""
+        for copy in range(1, 10_000):
+            path = self.directory / (f"{name}.eml" if copy == 1 else f"{name}-{copy}.eml")
+            try:
+                with path.open("xb") as out:
+                    out.write(data)
+                return path
+            except FileExistsError:
+                continue
+        raise FileExistsError(f"{name}: too many copies")
 
 
 async def serve(host: str, port: int, directory: Path, stop: asyncio.Event | None = None) -> None:
