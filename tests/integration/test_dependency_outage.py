@@ -4,12 +4,6 @@ submissions, whose submitters never heard of them). Real Kafka, a real redis-ser
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import shutil
-import socket
-from collections.abc import AsyncIterator
-
 import pytest
 
 from services.routing.app import create_app as routing_app
@@ -17,38 +11,9 @@ from services.routing.settings import RoutingSettings
 from shared.events import Envelope, IdeaSubmitted
 from tests.support.apps import running
 from tests.support.kafka import eventually, probe, raw_producer
+from tests.support.redis_server import free_port, redis_server
 
 pytestmark = pytest.mark.kafka
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.asynccontextmanager
-async def redis_server(port: int) -> AsyncIterator[asyncio.subprocess.Process]:
-    server = await asyncio.create_subprocess_exec(
-        shutil.which("redis-server") or "redis-server",
-        *("--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        await eventually(lambda: _answers(port), timeout=20)
-        yield server
-    finally:
-        if server.returncode is None:
-            server.kill()
-            await server.wait()
-
-
-def _answers(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-        s.sendall(b"PING\r\n")
-        return s.recv(16).startswith(b"+PONG")
-    return False
 
 
 def idea(n: int) -> Envelope:

@@ -85,8 +85,8 @@ class MailBox:
 
 
 @contextlib.contextmanager
-def smtp_server(port: int | None = None) -> Iterator[MailBox]:
-    box = MailBox()
+def smtp_server(port: int | None = None, handler: MailBox | None = None) -> Iterator[MailBox]:
+    box = handler or MailBox()
     controller = Controller(box, hostname="127.0.0.1", port=port or free_port())
     controller.start()
     box.port = controller.port  # type: ignore[attr-defined]

@@ -29,7 +29,7 @@ from services.notifications.delivery.senders import Sender
 from services.notifications.domain import ERASED_DETAIL
 from services.notifications.settings import NotificationsSettings
 from services.notifications.tasks import stop
-from shared.deadletter import OUTAGE_MAX_BACKOFF_S
+from shared.deadletter import OUTAGE_MAX_BACKOFF_S, dependency_away
 from shared.events import DeliveryOutcome
 
 SERVER_AWAY_MAX_S = 6 * OUTAGE_MAX_BACKOFF_S
@@ -50,6 +50,9 @@ class DeliveryWorker:
     """``kiruna_dependency_waits_total`` (the service's): a delivery that found the mail server away."""
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _in_flight: set[asyncio.Task] = field(default_factory=set)
+    _sending: set[str] = field(default_factory=set)
+    """Ids of the deliveries being tried here: one claimed again (its lease ran out while Redis was away) is not
+    tried a second time at once."""
 
     def backoff(self, attempts: int) -> float:
         """Exponential backoff with jitter: base * 2^(tries-1), at most retry_max_s, times 0.5-1.5."""
@@ -96,6 +99,8 @@ class DeliveryWorker:
         free = self.settings.delivery_concurrency - len(self._in_flight)
         claimed = await self.queue.claim(time.time(), free, self.settings.delivery_lease_s) if free > 0 else []
         for delivery in claimed:
+            if delivery.id in self._sending:
+                continue
             task = asyncio.create_task(self.attempt(delivery), name=f"deliver-{delivery.id}")
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
@@ -107,6 +112,7 @@ class DeliveryWorker:
         if self.pseudonym is not None:  # one queued before people were pseudonyms: made as one queued now
             secret = self.settings.unsubscribe_secret.get_secret_value()
             delivery = without_address(delivery, self.pseudonym, secret) or delivery
+        self._sending.add(delivery.id)
         try:
             if not await self.queue.is_delivered(delivery.id):  # else: sent before a crash, only its report is missing
                 try:
@@ -124,7 +130,7 @@ class DeliveryWorker:
                 except Exception as exc:
                     await self.failed_try(delivery, exc)
                     return
-                await self.queue.mark_delivered(delivery.id)
+                await self.remember_sent(delivery)
             await self.reporter.delivery(delivery, DeliveryOutcome.DELIVERED)
             await self.queue.complete(delivery.id)
             self.logger.info(
@@ -135,6 +141,29 @@ class DeliveryWorker:
             raise
         except Exception as exc:  # Kafka or Redis failed mid-way: the lease expires and the delivery comes back
             self.logger.warning("delivery not settled, will come back", extra={"error": describe(exc)})
+        finally:
+            self._sending.discard(delivery.id)
+
+    async def remember_sent(self, delivery: Delivery) -> None:
+        """The mail is out: remember that before anything else, waiting for Redis while it is away. Forgotten,
+        the delivery's lease would bring it back and it would go out a second time (make chaos, redis-kill: five
+        mails twice, 120 s apart)."""
+        delay = 0.1
+        while True:
+            try:
+                await self.queue.mark_delivered(delivery.id)
+                return
+            except Exception as exc:
+                if dependency_away(exc) != "redis" or self.stopping.is_set():
+                    raise
+                if self.dependency_waits is not None:
+                    self.dependency_waits.labels("notifications", "deliveries", "redis").inc()
+                self.logger.warning(
+                    "sent, but redis is away: waiting to remember it",
+                    extra={"idea_id": delivery.idea_id, "error": describe(exc), "retry_in_s": round(delay, 2)},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, OUTAGE_MAX_BACKOFF_S)
 
     async def skip_erased(self, delivery: Delivery) -> None:
         """The recipient was erased while their delivery waited: reported skipped, and forgotten."""
