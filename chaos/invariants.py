@@ -98,6 +98,8 @@ class Outcome:
     """One scenario's figures (a row of the table) and the sentences of what failed."""
 
     scenario: str
+    rate: float | None = None
+    """Ideas per second the load achieved (first attempts)."""
     accepted: int = 0
     unavailable: int = 0
     gave_up: int = 0

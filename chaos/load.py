@@ -43,6 +43,13 @@ class LoadState:
     last_accepted_at: float = 0.0
     submissions: list[Submission] = field(default_factory=list)
     done: bool = False
+    sending_s: float | None = None
+    """How long sending every first attempt took: at the rate asked, ``total / rate``; longer when the
+    generator (it shares the cores) fell behind."""
+
+    @property
+    def achieved_rate(self) -> float | None:
+        return self.total / self.sending_s if self.sending_s else None
 
     @property
     def gave_up(self) -> list[Submission]:
@@ -85,6 +92,7 @@ class Load:
             for i, submission in enumerate(self.state.submissions):
                 await asyncio.sleep(max(0.0, start + i / self.rate - time.monotonic()))
                 tasks.append(asyncio.create_task(self.submit(http, submission)))
+            self.state.sending_s = time.monotonic() - start
             await asyncio.gather(*tasks)
         self.state.done = True
         return self.state

@@ -8,6 +8,7 @@ from chaos.invariants import Outcome
 
 COLUMNS = (
     ("scenario", "scenario"),
+    ("ideas/s", "rate"),
     ("accepted", "accepted"),
     ("503s", "unavailable"),
     ("gave up", "gave_up"),
@@ -29,6 +30,8 @@ def _cell(outcome: Outcome, attribute: str | None) -> str:
     if attribute is None:
         return "ok" if outcome.passed else "FAIL"
     value = getattr(outcome, attribute)
+    if value is None:
+        return "-"
     return f"{value:.1f}" if isinstance(value, float) else str(value)
 
 

@@ -106,6 +106,7 @@ async def verdict(scene: Scene, recovery_s: float) -> Outcome:
     accepted = load.accepted_ideas()
     outcome = Outcome(
         scenario=scene.name,
+        rate=round(load.achieved_rate, 1) if load.achieved_rate else None,
         accepted=len(accepted),
         unavailable=load.unavailable,
         gave_up=len(load.gave_up),

@@ -206,8 +206,16 @@ class Transactions:
                     await producer.stop()
 
     async def close(self) -> None:
-        async with self._lock:
+        """Close the producer once the transaction in progress (if any) is done, or after 5 s regardless: what it
+        left open is completed by the next start with the same transactional.id."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                await self._lock.acquire()
+        try:
             await self._close_producer()
+        finally:
+            if self._lock.locked():
+                self._lock.release()
         self.ready.clear()
 
     @contextlib.asynccontextmanager
@@ -237,6 +245,8 @@ class Transactions:
         await self.ready.wait()
         delay = 0.1
         async with self._lock:
+            if not self._still_ours(offsets, consumer):
+                return False
             while True:
                 started = time.perf_counter()
                 try:
@@ -258,12 +268,7 @@ class Transactions:
                     )
                     if await self._committed_meanwhile(offsets, consumer, delay):
                         break
-                    if not offsets.keys() <= consumer.assignment():
-                        self.metrics.transactions.labels(self.service, "abandoned").inc()
-                        self.logger.warning(
-                            "partitions moved to another consumer during the retries; it handles the batch",
-                            extra={"partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in offsets)},
-                        )
+                    if not self._still_ours(offsets, consumer):
                         return False
                     delay = min(delay * 2, OUTAGE_MAX_BACKOFF_S)
                 else:
@@ -271,6 +276,20 @@ class Transactions:
                     break
         self.metrics.transactions.labels(self.service, "committed").inc()
         return True
+
+    def _still_ours(self, offsets: dict[TopicPartition, int], consumer: AIOKafkaConsumer) -> bool:
+        """Whether the consumer still holds every partition of the batch. If a rebalance gave one to another
+        consumer, that one handles the batch from the last committed offset: committing it here too would write
+        its events twice (Kafka cannot fence a consumer that lost its partitions through aiokafka, which sends
+        no group generation with the offsets; this narrows that window to the moment of the commit)."""
+        if offsets.keys() <= consumer.assignment():
+            return True
+        self.metrics.transactions.labels(self.service, "abandoned").inc()
+        self.logger.warning(
+            "partitions moved to another consumer; it handles the batch",
+            extra={"partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in offsets)},
+        )
+        return False
 
     async def _transaction(self, outbox: Outbox, offsets: dict[TopicPartition, int], group_id: str) -> None:
         producer = self._producer
