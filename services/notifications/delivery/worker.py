@@ -32,6 +32,8 @@ from services.notifications.tasks import stop
 from shared.deadletter import OUTAGE_MAX_BACKOFF_S, dependency_away
 from shared.events import DeliveryOutcome
 
+STOP_GRACE_S = 5.0
+"""How long a stopping worker lets the deliveries in flight finish."""
 SERVER_AWAY_MAX_S = 6 * OUTAGE_MAX_BACKOFF_S
 """Longest wait of one delivery between two looks at a mail server that is away (a minute)."""
 
@@ -62,12 +64,14 @@ class DeliveryWorker:
     @contextlib.asynccontextmanager
     async def running(self, ready: asyncio.Event) -> AsyncIterator[None]:
         """The worker as a background task of the app: works the queue once ``ready`` (Kafka connected); on the
-        way out stops claiming, cancels what is in flight (its leases bring it back) and closes the senders."""
+        way out stops claiming, lets what is in flight finish (``STOP_GRACE_S``; what is cut off after that comes
+        back when its lease runs out) and closes the senders."""
         task = asyncio.create_task(self.run(ready), name="notifications-deliveries")
         try:
             yield
         finally:
             self.stopping.set()
+            await asyncio.wait({task}, timeout=STOP_GRACE_S + 1)  # the loop ends by itself, its deliveries done
             await stop([task])
             await self.stop()
 
@@ -90,6 +94,11 @@ class DeliveryWorker:
                 for waiter in waiters - self._in_flight:
                     waiter.cancel()
         finally:
+            # A delivery in flight is finished (sent, remembered, reported) rather than cut off: one cut off after
+            # its mail went out comes back when its lease runs out and, were Redis emptied and rebuilt meanwhile,
+            # would go out again (make chaos, redis-flush: an officer's mail twice, 54 s apart).
+            if self._in_flight and self.stopping.is_set():
+                await asyncio.wait(list(self._in_flight), timeout=STOP_GRACE_S)
             for task in list(self._in_flight):
                 task.cancel()
             if self._in_flight:
