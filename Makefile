@@ -61,7 +61,7 @@ bench: install  ## start (or reuse) Kafka and Redis, benchmark the four services
 	$(BIN)/python -m bench.run
 
 # SCENARIOS=kill-routing,redis-flush,... runs a subset; CHAOS_ARGS passes more (--ideas 500 --smtp-down-s 10 ...).
-chaos: install  ## the fault suite: kill -9, broker failover, Redis and SMTP outages under load; invariants checked (~35 min)
+chaos: install  ## the fault suite: kill -9, broker failover, Redis and SMTP outages under load; invariants checked (~25 min)
 	$(BIN)/python -m chaos.run $(if $(SCENARIOS),--scenarios $(SCENARIOS)) $(CHAOS_ARGS)
 
 fuzz: install  ## schemathesis on the four APIs, bad records into every consumed topic, XSS in Chromium (~3-5 min)
