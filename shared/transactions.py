@@ -208,13 +208,15 @@ class Transactions:
     async def close(self) -> None:
         """Close the producer once the transaction in progress (if any) is done, or after 5 s regardless: what it
         left open is completed by the next start with the same transactional.id."""
+        acquired = False
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5):
                 await self._lock.acquire()
+                acquired = True
         try:
             await self._close_producer()
         finally:
-            if self._lock.locked():
+            if acquired:  # never the lock of the transaction still in progress
                 self._lock.release()
         self.ready.clear()
 
