@@ -75,6 +75,12 @@ async def test_a_lost_redis_comes_back_from_the_topics_and_nothing_is_sent_twice
             )
             await publish(producer, topics.engagement, await people.engaged(idea, EngagementKind.FOLLOW, BO))
             await eventually(lambda: len(mail.received) >= 3)  # Anna, and Kirunabostäder's officers Sara and John
+            store, bo = app.state.handlers.store, app.state.runtime.keyring.pseudonym(BO)
+
+            async def bo_follows() -> bool:  # engagement and status changes: two consumers (CI: he missed it)
+                return bo in (await store.facts(idea)).followers
+
+            await eventually(bo_follows)
             await publish(producer, topics.status_changed, status(idea, IdeaState.ACKNOWLEDGED, None, "sara.pekkari"))
             await eventually(lambda: len(mail.to(ANNA)) == 2 and mail.to(BO))
             # every outcome published: routed to Anna, Sara, John, Per (in-app and e-mail, Per's e-mail skipped);
