@@ -53,6 +53,7 @@ class IdeaState(StrEnum):
     IMPLEMENTED = "implemented"
     SPREAD = "spread"
     MERGED = "merged"
+    WITHDRAWN = "withdrawn"
 
 
 class Sealed(Contract):
@@ -85,6 +86,9 @@ class IdeaSubmitted(Contract):
     anonymous: bool = Field(default=False, description="True when no personal data is kept")
     submitter: PersonRef | None = Field(default=None, description="The submitter; null for anonymous ideas")
     channel: str = Field(default="api", description="Front end the idea came through: api, web, email, kafka")
+    challenge_id: str | None = Field(
+        default=None, description="The challenge (ChallengeOpened.challenge_id) this idea answers, if any"
+    )
 
 
 class RoutingTarget(Contract):
@@ -121,8 +125,13 @@ class IdeaStatusChanged(Contract):
     idea_id: str = Field(description="Id of the idea")
     from_state: IdeaState | None = Field(default=None, description="State before the change, when known")
     to_state: IdeaState = Field(description="State after the change")
-    reason: str | None = Field(default=None, description="Reason the submitter can read (required for declined)")
-    changed_by: str = Field(description="Person (officer id) who made the change")
+    reason: str | None = Field(
+        default=None,
+        description="Reason the submitter can read (required for declined and merged; optional for withdrawn)",
+    )
+    changed_by: str = Field(
+        description="Who made the change: an officer's id, or for withdrawn the submitter's pseudonym"
+    )
     organisation: str | None = Field(default=None, description="Organisation of the officer")
     merged_into: str | None = Field(default=None, description="Target idea id when to_state is merged")
 
@@ -140,6 +149,64 @@ class IdeaEngagement(Contract):
     kind: EngagementKind = Field(description="comment, support or follow")
     person: PersonRef = Field(description="The person engaging")
     text: Sealed | None = Field(default=None, description="Comment text (for comments), sealed under the person's key")
+    anonymous: bool = Field(
+        default=False, description="The person chose to be shown as 'anonym' (their name is never shown with it)"
+    )
+    official: str | None = Field(
+        default=None,
+        description="A comment written as an officer of this organisation (one of the idea's, or the innovation "
+        "office's): an officer's answer, shown as such",
+    )
+
+
+class IdeaEdited(Contract):
+    """The submitter corrected the title or description of their idea before an officer acknowledged it. The
+    history keeps both versions: the earlier one is in the idea's earlier events. Routing places the idea anew."""
+
+    idea_id: str = Field(description="Id of the idea")
+    title: str = Field(description="The new title (3-200 characters)")
+    description: str = Field(description="The new description (up to 10,000 characters)")
+    language: Literal["sv", "en"] = Field(default="sv", description="Language of the new text")
+    edited_by: str = Field(description="Pseudonym of the submitter who edited it")
+
+
+class IdeaAssigned(Contract):
+    """An officer gave the idea to one named officer of an organisation that owns it (or took it back): "who has
+    this?" has one answer per organisation. A reassignment is a new event; the timeline keeps each."""
+
+    idea_id: str = Field(description="Id of the idea")
+    organisation: str = Field(description="The organisation (of the idea's) the assignment is for")
+    assignee: str | None = Field(description="Id of the officer (from the catalogue's officers) or null: unassigned")
+    previous: str | None = Field(default=None, description="Who had it before, when known")
+    assigned_by: str = Field(description="Id of the officer who assigned it")
+
+
+class ChallengeAudience(Contract):
+    """Who a challenge asks: an organisation, or one unit of it."""
+
+    organisation: str = Field(description="Organisation id from the catalogue")
+    unit: str | None = Field(default=None, description="Unit id within the organisation, or null for all of it")
+
+
+class ChallengeOpened(Contract):
+    """An officer (for their organisation) or the innovation office (for the group) asks the staff for ideas on a
+    question. The challenge takes answers until ``closes_at`` and closes by itself then (no event: the time is the
+    rule). Its ideas carry ``IdeaSubmitted.challenge_id``. Keyed by the challenge id."""
+
+    subject_field: ClassVar[str] = "challenge_id"
+
+    challenge_id: str = Field(description="Id of the challenge (UUID); also the Kafka key and the envelope subject")
+    question: str = Field(description="The question asked (3-300 characters)")
+    description: str = Field(default="", description="What the asking organisation wants to know (up to 5,000)")
+    organisation: str = Field(description="The organisation that asks (innovationsplattformen for the group)")
+    audience: tuple[ChallengeAudience, ...] = Field(
+        default=(), description="Who is asked (organisations or units); empty: the whole group"
+    )
+    areas: tuple[str, ...] = Field(default=(), description="Areas from the catalogue the question is about")
+    opens_at: datetime = Field(description="When it opened (UTC)")
+    closes_at: datetime = Field(description="When it stops taking answers (UTC)")
+    opened_by: str = Field(description="Id of the officer who opened it")
+    language: Literal["sv", "en"] = Field(default="sv", description="Language of the question")
 
 
 class DeliveryOutcome(StrEnum):
@@ -273,6 +340,9 @@ _TYPE_NAMES: dict[type[Contract], str] = {
     PreferencesChanged: "se.kiruna.innovation.notification.preferences-changed.v2",
     PersonKey: "se.kiruna.innovation.person.key.v1",
     PersonErasureRequested: "se.kiruna.innovation.person.erasure-requested.v1",
+    IdeaEdited: "se.kiruna.innovation.idea.edited.v1",
+    IdeaAssigned: "se.kiruna.innovation.idea.assigned.v1",
+    ChallengeOpened: "se.kiruna.innovation.challenge.opened.v1",
 }
 PAYLOAD_BY_TYPE: dict[str, type[Contract]] = {name: model for model, name in _TYPE_NAMES.items()}
 
@@ -290,3 +360,6 @@ RerouteCommand = Envelope[RerouteIdea]
 PreferencesChangedEvent = Envelope[PreferencesChanged]
 PersonKeyEvent = Envelope[PersonKey]
 ErasureRequestedEvent = Envelope[PersonErasureRequested]
+EditedEvent = Envelope[IdeaEdited]
+AssignedEvent = Envelope[IdeaAssigned]
+ChallengeOpenedEvent = Envelope[ChallengeOpened]

@@ -95,12 +95,13 @@ def plan(topics: Topics, catalogue: Catalogue, groups: Mapping[str, str] | None 
     group_ids = {service: (groups or {}).get(service) or service for service in SERVICES}
     groups = {service: f"{group}." for service, group in group_ids.items()}
     dlq = Topics.dlq
-    ideas = tuple(topics.idea_events())  # submitted, routed, status-changed, engagement
+    ideas = tuple(topics.idea_events())  # submitted, routed, status-changed, engagement, edited, assignments
     people = (topics.people_erasures,)  # what every service subscribes to about people
-    intake_reads = (topics.intake_raw, *ideas, *people)
-    routing_reads = (topics.submitted, topics.routing_commands, *people)
-    notifications_consumes = (*ideas, topics.preferences, *people)
-    analytics_reads = (*ideas, topics.notifications_sent, *people)
+    challenges = (topics.challenges,)  # intake judges answers, notifications tells the audience, analytics shows
+    intake_reads = (topics.intake_raw, *ideas, *challenges, *people)
+    routing_reads = (topics.submitted, topics.edited, topics.routing_commands, *people)  # an edit is placed anew
+    notifications_consumes = (*ideas, *challenges, topics.preferences, *people)
+    analytics_reads = (*ideas, *challenges, topics.notifications_sent, *people)
     keys = (topics.people_keys,)  # read by every keyring: not a subscription, so no dead letters
 
     def made_keys(service: str) -> tuple[str, ...]:
@@ -115,6 +116,9 @@ def plan(topics: Topics, catalogue: Catalogue, groups: Mapping[str, str] | None 
                 topics.submitted,
                 topics.status_changed,
                 topics.engagement,
+                topics.edited,
+                topics.assignments,
+                topics.challenges,
                 topics.routing_commands,
                 topics.people_erasures,
                 *made_keys("intake"),

@@ -19,9 +19,11 @@ MAIN_LINE: tuple[S, ...] = (
 )
 """The main line, in order: the stages of the funnel."""
 EXITS: tuple[S, ...] = (S.DECLINED, S.MERGED)
-"""Where any open idea may leave the main line; final."""
-ALL_STATES: tuple[S, ...] = (*MAIN_LINE, *EXITS)
-TERMINAL = frozenset(EXITS)
+"""Where an officer may take any idea that is not final off the main line; final."""
+WITHDRAWN: S = S.WITHDRAWN
+"""The submitter took their idea back (only while it is open, :data:`WITHDRAWABLE`); final, counted apart."""
+ALL_STATES: tuple[S, ...] = (*MAIN_LINE, *EXITS, WITHDRAWN)
+TERMINAL = frozenset({*EXITS, WITHDRAWN})
 NEEDS_REASON = frozenset(EXITS)
 """Moves that need a reason the submitter can read (and ``merged_into`` for merged)."""
 
@@ -36,22 +38,34 @@ _FORWARD: dict[S, tuple[S, ...]] = {
     S.SPREAD: (S.SPREAD,),  # taken up by yet another organisation
     S.DECLINED: (),
     S.MERGED: (),
+    S.WITHDRAWN: (),
 }
 
 # The dashboard's three phases of an idea
 OPEN_PHASE: tuple[S, ...] = (S.SUBMITTED, S.ROUTED, S.ACKNOWLEDGED, S.IN_ASSESSMENT)
 PROGRESS_PHASE: tuple[S, ...] = (S.ACCEPTED, S.IN_PILOT, S.IMPLEMENTED, S.SPREAD)
-CLOSED_PHASE: tuple[S, ...] = EXITS
+CLOSED_PHASE: tuple[S, ...] = (*EXITS, WITHDRAWN)
 
 AWAITING_ACKNOWLEDGEMENT = frozenset({S.SUBMITTED, S.ROUTED})
 """No officer has acknowledged the idea yet: its acknowledgement target is still running."""
+EDITABLE = AWAITING_ACKNOWLEDGEMENT
+"""The submitter may correct the title and description until an officer acknowledges the idea."""
+WITHDRAWABLE = frozenset(OPEN_PHASE)
+"""The submitter may withdraw an idea that is still open (nothing decided yet)."""
 
-# Response-time stages: the states that show a stage was reached (a closed idea has been answered)
+# Response-time stages: the states that show a stage was reached (a closed idea has been answered). A withdrawn
+# idea reached no stage by an officer's hand: it is left out of the response times (the targets stop running).
 RESPONSE_STAGES: dict[str, frozenset[S]] = {
-    "acknowledged": frozenset(ALL_STATES) - AWAITING_ACKNOWLEDGEMENT,
-    "assessed": frozenset(ALL_STATES) - AWAITING_ACKNOWLEDGEMENT - {S.ACKNOWLEDGED},
+    "acknowledged": frozenset(ALL_STATES) - AWAITING_ACKNOWLEDGEMENT - {WITHDRAWN},
+    "assessed": frozenset(ALL_STATES) - AWAITING_ACKNOWLEDGEMENT - {S.ACKNOWLEDGED, WITHDRAWN},
     "decided": frozenset({S.ACCEPTED, S.IN_PILOT, S.IMPLEMENTED, S.SPREAD, *EXITS}),
 }
+STAGE_STATES: dict[str, frozenset[S]] = {
+    "acknowledged": AWAITING_ACKNOWLEDGEMENT,
+    "assessed": frozenset({*AWAITING_ACKNOWLEDGEMENT, S.ACKNOWLEDGED}),
+    "decided": frozenset({*AWAITING_ACKNOWLEDGEMENT, S.ACKNOWLEDGED, S.IN_ASSESSMENT}),
+}
+"""While an idea is in one of these states, the stage's target is still running (a deadline may be warned of)."""
 
 
 def allowed_transitions(current: S | str) -> tuple[S, ...]:

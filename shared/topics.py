@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from shared.events import EngagementEvent, Envelope, RoutedEvent, StatusChangedEvent, SubmittedEvent
+from shared.events import (
+    AssignedEvent,
+    EditedEvent,
+    EngagementEvent,
+    Envelope,
+    RoutedEvent,
+    StatusChangedEvent,
+    SubmittedEvent,
+)
 from shared.settings import KafkaSettings
 
 FOREVER = "-1"
@@ -48,6 +56,9 @@ class Topics:
         self.routed = f"{prefix}ideas.routed.v1"
         self.status_changed = f"{prefix}ideas.status-changed.v1"
         self.engagement = f"{prefix}ideas.engagement.v2"
+        self.edited = f"{prefix}ideas.edited.v1"
+        self.assignments = f"{prefix}ideas.assignments.v1"
+        self.challenges = f"{prefix}challenges.v1"
         self.routing_commands = f"{prefix}routing.commands.v1"
         self.notifications_sent = f"{prefix}notifications.sent.v2"
         self.preferences = f"{prefix}notifications.preferences.v2"
@@ -80,7 +91,16 @@ class Topics:
     @property
     def idea_topics(self) -> tuple[str, ...]:
         """Topics that record what happened to ideas: kept forever, Kafka is their system of record."""
-        return (self.submitted, self.routed, self.status_changed, self.engagement, self.routing_commands)
+        return (
+            self.submitted,
+            self.routed,
+            self.status_changed,
+            self.engagement,
+            self.edited,
+            self.assignments,
+            self.challenges,
+            self.routing_commands,
+        )
 
     def idea_events(self) -> dict[str, type[Envelope[Any]]]:
         """The topics of what happens to an idea, with the event each carries: what every service that follows
@@ -90,6 +110,8 @@ class Topics:
             self.routed: RoutedEvent,
             self.status_changed: StatusChangedEvent,
             self.engagement: EngagementEvent,
+            self.edited: EditedEvent,
+            self.assignments: AssignedEvent,
         }
 
     def specs(self, settings: KafkaSettings, organisation_ids: tuple[str, ...]) -> list[TopicSpec]:
@@ -113,6 +135,9 @@ class Topics:
             self.routed,
             self.status_changed,
             self.engagement,
+            self.edited,
+            self.assignments,
+            self.challenges,
             self.routing_commands,
             self.notifications_sent,
             self.people_erasures,

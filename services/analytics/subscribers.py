@@ -19,6 +19,8 @@ def register(runtime: Runtime, handlers: AnalyticsHandlers) -> None:
         topics.routed: "analytics.routed",
         topics.status_changed: "analytics.status-changed",
         topics.engagement: "analytics.engagement",
+        topics.edited: "analytics.edited",
+        topics.assignments: "analytics.assignments",
         topics.notifications_sent: "analytics.notifications-sent",
     }
     for topic, model in projected_topics(topics).items():

@@ -49,6 +49,8 @@ def register(runtime: Runtime, intake: Intake, people: People) -> None:
         topics.routed: ("intake.routed", "Which organisations own each idea (officers act only on their own)"),
         topics.status_changed: ("intake.status-changed", "Each idea's state, so that only allowed transitions pass"),
         topics.engagement: ("intake.engagement", "Who supports each idea (one support per person, by pseudonym)"),
+        topics.edited: ("intake.edited", "Corrections by the submitter (the text the idea now has)"),
+        topics.assignments: ("intake.assignments", "Which officer has each idea, per organisation"),
     }
     each = functools.partial(follow, intake.store, intake.keyring)
     for topic, model in topics.idea_events().items():

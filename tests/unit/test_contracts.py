@@ -271,3 +271,74 @@ def test_derived_ids_are_deterministic_per_cause_and_handler():
     assert derived_event_id("e1", "routing.route") == derived_event_id("e1", "routing.route")
     assert derived_event_id("e1", "routing.route") != derived_event_id("e2", "routing.route")
     assert derived_event_id("e1", "routing.route") != derived_event_id("e1", "notifications")
+
+
+# --- issue 18: challenges, edits, assignment, withdrawal, comments shown with their author ------------------------
+
+# As the v2 producers wrote them before issue 18: no challenge_id, no anonymous/official on a comment.
+V2_SUBMITTED_BEFORE_CHALLENGES = """{"specversion":"1.0","id":"b1","source":"/services/intake",
+"type":"se.kiruna.innovation.idea.submitted.v2","time":"2026-11-30T09:00:00Z","subject":"i3","data":{"idea_id":"i3",
+"title":"Snöröjning","description":"Tidigare","anonymous":true,"channel":"web"}}"""
+V2_COMMENT_BEFORE_AUTHORSHIP = """{"specversion":"1.0","id":"b2","source":"/services/intake",
+"type":"se.kiruna.innovation.idea.engagement.v2","time":"2026-11-30T10:00:00Z","subject":"i3","data":{"idea_id":"i3",
+"kind":"comment","person":{"pseudonym":"ab","sealed":{"key":"ab.000000000000","box":"x"}},
+"text":{"key":"ab.000000000000","box":"y"}}}"""
+
+
+def test_events_written_before_issue_18_still_parse_with_the_new_fields_at_their_defaults():
+    submitted = SubmittedEvent.parse(V2_SUBMITTED_BEFORE_CHALLENGES)
+    assert submitted.data.challenge_id is None
+    comment = EngagementEvent.parse(V2_COMMENT_BEFORE_AUTHORSHIP)
+    assert (comment.data.anonymous, comment.data.official) == (False, None)
+
+
+def test_a_withdrawal_is_a_status_change_to_a_final_state_officers_cannot_make():
+    from shared.events import IdeaState, IdeaStatusChanged
+    from shared.lifecycle import EDITABLE, TERMINAL, WITHDRAWABLE, allowed_transitions
+
+    change = IdeaStatusChanged(idea_id="i1", to_state="withdrawn", changed_by="ab12", reason=None)
+    assert StatusChangedEvent.parse(Envelope.wrap(change, source="/t").to_bytes()).data.to_state is IdeaState.WITHDRAWN
+    assert IdeaState.WITHDRAWN in TERMINAL
+    assert allowed_transitions(IdeaState.WITHDRAWN) == ()
+    assert all(IdeaState.WITHDRAWN not in allowed_transitions(s) for s in IdeaState)  # the submitter's alone
+    assert IdeaState.ACKNOWLEDGED in WITHDRAWABLE and IdeaState.ACKNOWLEDGED not in EDITABLE
+    assert IdeaState.ACCEPTED not in WITHDRAWABLE
+
+
+def test_the_new_events_round_trip_and_are_keyed_by_their_subject():
+    from datetime import UTC, datetime
+
+    from shared.events import (
+        AssignedEvent,
+        ChallengeAudience,
+        ChallengeOpened,
+        ChallengeOpenedEvent,
+        EditedEvent,
+        IdeaAssigned,
+        IdeaEdited,
+    )
+
+    challenge = ChallengeOpened(
+        challenge_id="c1",
+        question="Hur minskar vi energianvändningen i våra lokaler?",
+        organisation="tekniska-verken",
+        audience=(ChallengeAudience(organisation="tekniska-verken", unit="energi"),),
+        areas=("klimat-och-energi",),
+        opens_at=datetime(2026, 12, 1, tzinfo=UTC),
+        closes_at=datetime(2026, 12, 31, tzinfo=UTC),
+        opened_by="erik.lindberg",
+    )
+    for model, payload, subject in [
+        (ChallengeOpenedEvent, challenge, "c1"),
+        (EditedEvent, IdeaEdited(idea_id="i1", title="Ny titel", description="Rättad", edited_by="ab"), "i1"),
+        (
+            AssignedEvent,
+            IdeaAssigned(idea_id="i1", organisation="kirunabostader", assignee="maria", assigned_by="erik"),
+            "i1",
+        ),
+    ]:
+        envelope = Envelope.wrap(payload, source="/services/intake")
+        parsed = model.parse(envelope.to_bytes())
+        assert parsed.subject == subject
+        assert parsed.data == payload
+        assert parsed.type == event_type(type(payload))
