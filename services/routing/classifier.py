@@ -35,9 +35,7 @@ from dataclasses import dataclass
 
 from shared.catalogue import TRIAGE_ORGANISATION, Catalogue
 from shared.events import AreaMatch, RoutingTarget
-
-from .feedback import FeedbackMemory
-from .language import (
+from shared.language import (
     ENGLISH_STOP_WORDS,
     SWEDISH_MORPHEMES,
     SWEDISH_STOP_WORDS,
@@ -47,6 +45,8 @@ from .language import (
     normalise,
     tokenize,
 )
+
+from .feedback import FeedbackMemory
 
 TITLE_STRENGTH = 1.5
 DESCRIPTION_STRENGTH = 1.0

@@ -18,8 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.events import AreaMatch, RoutingTarget
-
-from .language import content_keys
+from shared.language import content_keys
 
 DEFAULT_THRESHOLD = 0.5
 MIN_KEYS = 3

@@ -23,8 +23,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from services.routing.language import bounded
 from shared.idempotency import EFFECT_KEY_TTL_S, Idempotency
+from shared.language import bounded
 from shared.redis_keys import delete_matching
 
 IDEA_TEXT_TTL_S = 400 * 86400

@@ -19,22 +19,24 @@ from tests.support.notifications import MailBox, publish, routed, sealing, smtp_
 pytestmark = pytest.mark.kafka
 
 
-class SlowToAccept(MailBox):
-    """Takes a second to accept each mail (a busy mail server), and says when the first one has begun."""
+class AcceptsOnceStopping(MailBox):
+    """Holds each mail until told to accept it (the service is stopping by then), and says when one has begun."""
 
     def __init__(self) -> None:
         super().__init__()
         self.began = threading.Event()
+        self.accept = threading.Event()
 
     async def handle_DATA(self, server, session, envelope) -> str:
         self.began.set()
-        await asyncio.sleep(1.0)  # the server's own slowness: the service stops meanwhile
+        if not await asyncio.to_thread(self.accept.wait, 60):
+            return "451 4.3.0 the test never said to accept"
         return await super().handle_DATA(server, session, envelope)
 
 
 async def test_a_mail_being_sent_when_the_service_stops_is_finished_and_reported(settings_for, topics, kafka_settings):
     idea_id = str(uuid.uuid4())
-    box = SlowToAccept()
+    box = AcceptsOnceStopping()
     with smtp_server(handler=box) as mail:
         settings = settings_for(mail.port, delivery_concurrency=1)
         async with (
@@ -42,10 +44,18 @@ async def test_a_mail_being_sent_when_the_service_stops_is_finished_and_reported
             raw_producer(kafka_settings) as producer,
             probe(kafka_settings, topics.notifications_sent) as sent,
         ):
-            async with running(create_app(settings)):
+            app = create_app(settings)
+
+            async def accept_once_stopping() -> None:  # the mail is accepted only after the stop has begun
+                await app.state.worker.stopping.wait()
+                box.accept.set()
+
+            async with running(app):
                 await publish(producer, topics.submitted, await people.submitted(idea_id, "Bastu i källaren"))
                 await publish(producer, topics.routed, routed(idea_id, "Bastu", [("kirunabostader", None)], []))
                 await eventually(box.began.is_set, timeout=60)
+                accepting = asyncio.create_task(accept_once_stopping())
+            await accepting
             # stopped: the mail it was handing over went out, and its outcome is on Kafka
 
             def delivered() -> list[dict]:

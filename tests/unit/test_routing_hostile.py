@@ -12,8 +12,8 @@ from collections.abc import Callable
 import pytest
 
 from services.routing.classifier import Router
-from services.routing.language import MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS, normalise, tokenize
 from shared.catalogue import TRIAGE_ORGANISATION, load_catalogue
+from shared.language import MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS, normalise, tokenize
 
 HOSTILE: dict[str, Callable[[int], str]] = {
     "digits": lambda n: "1" * n,

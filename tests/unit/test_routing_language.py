@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.routing.language import (
+from shared.language import (
     SWEDISH_MORPHEMES,
     Lexicon,
     active_languages,

@@ -1,4 +1,5 @@
-"""Language handling for routing: normalisation, tokens, stop words, stemming and Swedish compounds.
+"""Language handling for routing, search and similar ideas: normalisation, tokens, stop words, stemming and
+Swedish compounds.
 
 Pure, synchronous, no I/O. The router reads Swedish most of the time and English sometimes, so every token
 is looked at through both languages and the text's detected language decides which readings count.
