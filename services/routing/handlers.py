@@ -16,6 +16,7 @@ from services.routing.feedback import FeedbackMemory
 from services.routing.store import RoutingStore
 from shared.events import (
     AreaMatch,
+    EditedEvent,
     Envelope,
     ErasureRequestedEvent,
     IdeaRouted,
@@ -34,10 +35,10 @@ SOURCE = "/services/routing"
 SERVICE = "routing"
 
 
-def routed_event(idea: IdeaSubmitted, decision: RoutingDecision) -> IdeaRouted:
+def routed_event(idea: IdeaSubmitted, decision: RoutingDecision, title: str | None = None) -> IdeaRouted:
     return IdeaRouted(
         idea_id=idea.idea_id,
-        title=idea.title,
+        title=idea.title if title is None else title,
         organisations=decision.organisations,
         areas=decision.areas,
         reason=decision.reason,
@@ -95,19 +96,23 @@ class RoutingHandlers:
 
     async def submitted(self, event: SubmittedEvent) -> None:
         idea = event.data
-        seen, held, rerouted = await self.store.arrive(idea.idea_id, idea.title, idea.description, event_id=event.id)
+        hints = {"areas": list(idea.area_hints), "organisations": list(idea.organisation_hints)}
+        seen, held, rerouted, overtaken = await self.store.arrive(
+            idea.idea_id, idea.title, idea.description, event_id=event.id, hints=hints
+        )
         if seen:
             self.metrics.idempotent_skips.labels(SERVICE, self.topics.submitted).inc()
             return
+        title, description = overtaken or (idea.title, idea.description)  # an edit read first: route its text
         if held:
-            await self._learn({**held, "title": idea.title, "description": idea.description})
+            await self._learn({**held, "title": title, "description": description})
         if rerouted:
             # The innovation office placed it before this submission reached routing: its decision stands.
             self.logger.info("idea already re-routed; not routing it again", extra={"idea_id": idea.idea_id})
         else:
-            decision = self.router().route(idea.title, idea.description, idea.area_hints, idea.organisation_hints)
+            decision = self.router().route(title, description, idea.area_hints, idea.organisation_hints)
             envelope = Envelope.wrap(
-                routed_event(idea, decision),
+                routed_event(idea, decision, title),
                 source=SOURCE,
                 event_id=derived_event_id(event.id, "routing.route"),
                 correlation_id=event.correlationid or event.id,
@@ -124,6 +129,51 @@ class RoutingHandlers:
                     "triage": decision.triage,
                 },
             )
+        await self.handled(event.id)
+
+    async def edited(self, event: EditedEvent) -> None:
+        """The submitter corrected the text before an officer acknowledged it: route the new text (with the
+        submission's hints) and publish where it goes now. The innovation office's re-route stands; an edit that
+        overtook its submission is routed when the submission arrives."""
+        if await self.store.handled(event.id):
+            self.metrics.idempotent_skips.labels(SERVICE, self.topics.edited).inc()
+            return
+        edit = event.data
+        submitted, hints, rerouted = await self.store.edit(edit.idea_id, edit.title, edit.description)
+        if submitted and not rerouted:
+            decision = self.router().route(
+                edit.title, edit.description, tuple(hints.get("areas", ())), tuple(hints.get("organisations", ()))
+            )
+            routed = IdeaRouted(
+                idea_id=edit.idea_id,
+                title=edit.title,
+                organisations=decision.organisations,
+                areas=decision.areas,
+                reason=decision.reason,
+                triage=decision.triage,
+                catalogue_version=decision.catalogue_version,
+            )
+            envelope = Envelope.wrap(
+                routed,
+                source=SOURCE,
+                event_id=derived_event_id(event.id, "routing.route-edited"),
+                correlation_id=event.correlationid or event.id,
+                time=self.clock(),
+            )
+            await self.publish(envelope)
+            self.logger.info(
+                "edited idea routed again",
+                extra={
+                    "idea_id": edit.idea_id,
+                    "event_id": envelope.id,
+                    "cause_event_id": event.id,
+                    "organisations": list(decision.organisation_ids),
+                    "triage": decision.triage,
+                },
+            )
+        else:
+            why = "re-routed by the innovation office" if rerouted else "its submission has not arrived yet"
+            self.logger.info("edited idea not routed again: " + why, extra={"idea_id": edit.idea_id})
         await self.handled(event.id)
 
     async def erased(self, event: ErasureRequestedEvent) -> None:

@@ -2,7 +2,8 @@
 
 Routing keeps in Redis the text of each idea (to learn from a re-route), which ideas the innovation office
 re-routed, and what the router learnt from those re-routes. This reads routing.commands.v1 (the latest re-route of
-each idea counts), forgets those records, then reads ideas.submitted.v2 for the ideas' text, both from their
+each idea counts), forgets those records, then reads ideas.submitted.v2 for the ideas' text and hints and
+ideas.edited.v1 for the submitters' corrections, each from their
 beginning up to the end offsets found at start, with a progress bar, and learns every re-route again. The records
 of events already handled are left alone (a redelivered event still changes nothing).
 
@@ -24,7 +25,7 @@ from typing import TextIO
 from services.routing.handlers import feedback_entry
 from services.routing.settings import RoutingSettings
 from services.routing.store import RoutingStore
-from shared.events import RerouteCommand, SubmittedEvent
+from shared.events import EditedEvent, RerouteCommand, SubmittedEvent
 from shared.replay import read_event_batches, rebuild_command
 from shared.service import redis_client
 from shared.topics import Topics
@@ -36,6 +37,7 @@ class RebuildResult:
     """Re-routes learnt again (those whose idea's text was found)."""
     reroutes: int = 0
     ideas: int = 0
+    edits: int = 0
     malformed: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
 
@@ -43,8 +45,8 @@ class RebuildResult:
         return "\n".join(
             (
                 f"routing rebuild: {self.relearnt} re-routes learnt again ({self.reroutes} re-routed ideas, "
-                f"{self.ideas} ideas' text read); {sum(self.malformed.values())} unparseable records skipped "
-                "(they are in the .dlq topics)",
+                f"{self.ideas} ideas' text read, {self.edits} corrections); "
+                f"{sum(self.malformed.values())} unparseable records skipped (they are in the .dlq topics)",
                 f"took {self.seconds:.1f} s; restart routing (or wait for its next refresh) to use them",
             )
         )
@@ -69,10 +71,16 @@ async def rebuild(settings: RoutingSettings, *, progress: bool = True, stream: T
         async for batch in read_event_batches(settings.kafka, submitted, label="ideas' text", **reading):
             for _, event in batch:
                 idea = event.data
-                await store.remember_text(idea.idea_id, idea.title, idea.description)
+                hints = {"areas": list(idea.area_hints), "organisations": list(idea.organisation_hints)}
+                await store.remember_text(idea.idea_id, idea.title, idea.description, hints)
                 result.ideas += 1
                 if idea.idea_id in reroutes:
                     texts[idea.idea_id] = (idea.title, idea.description)
+        edits = {topics.edited: EditedEvent}  # the submitters' corrections: the text an idea has now
+        async for batch in read_event_batches(settings.kafka, edits, label="corrections", **reading):
+            for _, event in batch:
+                await store.edit(event.data.idea_id, event.data.title, event.data.description)
+                result.edits += 1
         for idea_id, command in reroutes.items():
             await store.mark_rerouted(idea_id)
             if idea_id in texts:

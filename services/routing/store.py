@@ -47,26 +47,49 @@ class RoutingStore:
             pipe.expire(self._key("idea", idea_id), IDEA_TEXT_TTL_S)
             await pipe.execute()
 
-    async def remember_text(self, idea_id: str, title: str, description: str) -> None:
+    async def remember_text(
+        self, idea_id: str, title: str, description: str, hints: dict[str, list[str]] | None = None
+    ) -> None:
+        """The rebuild's record of a submission: its text and hints (an edit read later replaces the text)."""
         title, description = bounded(title, description)
-        await self._write_idea(idea_id, {"title": title, "description": description})
+        mapping = {"title": title, "description": description, "submitted": "1", "hints": json.dumps(hints or {})}
+        await self._write_idea(idea_id, mapping)
 
     async def arrive(
-        self, idea_id: str, title: str, description: str, *, event_id: str
-    ) -> tuple[bool, dict[str, Any] | None, bool]:
-        """A submission arrives, in one round trip (shared with other events'): remember its text, and tell
-        whether its event ``event_id`` was already handled, the re-route held for it, and whether the
-        innovation office re-routed it. (On the services' auto-pipelined client the commands travel in this order,
-        so the text's TTL is set after it is written.)"""
+        self, idea_id: str, title: str, description: str, *, event_id: str, hints: dict[str, list[str]] | None = None
+    ) -> tuple[bool, dict[str, Any] | None, bool, tuple[str, str] | None]:
+        """A submission arrives, in one round trip (shared with other events'): remember its text and the
+        submitter's hints, and tell whether its event ``event_id`` was already handled, the re-route held for it,
+        whether the innovation office re-routed it, and the text of an edit that overtook it (the text to route:
+        ideas.edited.v1 is another topic, read by another consumer). (On the services' auto-pipelined client the
+        commands travel in this order, so the text's TTL is set after it is written.)"""
         title, description = bounded(title, description)
-        done, _, _, held, rerouted = await asyncio.gather(
+        key = self._key("idea", idea_id)
+        mapping = {"submitted": "1", "hints": json.dumps(hints or {})}
+        done, _, _, _, _, held, rerouted, edited = await asyncio.gather(
             self.redis.exists(self.done.key(event_id)),
-            self.redis.hset(self._key("idea", idea_id), mapping={"title": title, "description": description}),
-            self.redis.expire(self._key("idea", idea_id), IDEA_TEXT_TTL_S),
+            self.redis.hsetnx(key, "title", title),  # an edit that came first keeps its text
+            self.redis.hsetnx(key, "description", description),
+            self.redis.hset(key, mapping=mapping),
+            self.redis.expire(key, IDEA_TEXT_TTL_S),
             self.redis.hget(self._key("pending-feedback"), idea_id),
-            self.redis.hexists(self._key("idea", idea_id), "rerouted"),
+            self.redis.hexists(key, "rerouted"),
+            self.redis.hmget(key, "edited", "title", "description"),
         )
-        return bool(done), json.loads(held) if held else None, bool(rerouted)
+        overtaken = (edited[1] or "", edited[2] or "") if edited[0] else None
+        return bool(done), json.loads(held) if held else None, bool(rerouted), overtaken
+
+    async def edit(self, idea_id: str, title: str, description: str) -> tuple[bool, dict[str, list[str]], bool]:
+        """The submitter corrected the idea's text: remember it (marked edited), and tell whether the submission
+        was seen already, its hints, and whether the innovation office re-routed it."""
+        title, description = bounded(title, description)
+        key = self._key("idea", idea_id)
+        _, _, fields = await asyncio.gather(
+            self.redis.hset(key, mapping={"title": title, "description": description, "edited": "1"}),
+            self.redis.expire(key, IDEA_TEXT_TTL_S),
+            self.redis.hmget(key, "submitted", "hints", "rerouted"),
+        )
+        return bool(fields[0]), json.loads(fields[1]) if fields[1] else {}, bool(fields[2])
 
     async def handled(self, event_id: str) -> bool:
         """Whether the event was handled already (a redelivery)."""

@@ -7,7 +7,7 @@ from faststream.kafka.annotations import KafkaMessage
 
 from services.routing.handlers import RoutingHandlers
 from shared.batch import subscribe_batch
-from shared.events import ErasureRequestedEvent, RerouteCommand, SubmittedEvent
+from shared.events import EditedEvent, ErasureRequestedEvent, RerouteCommand, SubmittedEvent
 from shared.kafka import subscribe, subscriber_options
 from shared.service import Runtime
 from shared.transactions import Transactions
@@ -24,6 +24,16 @@ def register(runtime: Runtime, handlers: RoutingHandlers, transactions: Transact
         title="routing.submitted",
         description="Routes every new idea to the organisations and areas that can act on it",
         each=handlers.submitted,
+        transactions=transactions,
+    )
+
+    subscribe_batch(
+        runtime,
+        topics.edited,
+        EditedEvent,
+        title="routing.edited",
+        description="The submitter corrected an idea before it was acknowledged: routes the new text again",
+        each=handlers.edited,
         transactions=transactions,
     )
 

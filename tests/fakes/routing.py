@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 from typing import Any
 
 from tests.fakes.common import FakePublisher, FixedClock
@@ -26,14 +27,23 @@ class FakeRoutingStore:
         self.ideas.setdefault(idea_id, {}).update(title=title, description=description)
 
     async def arrive(
-        self, idea_id: str, title: str, description: str, *, event_id: str
-    ) -> tuple[bool, dict[str, Any] | None, bool]:
+        self, idea_id: str, title: str, description: str, *, event_id: str, hints: dict[str, list[str]] | None = None
+    ) -> tuple[bool, dict[str, Any] | None, bool, tuple[str, str] | None]:
         await asyncio.sleep(0)
         done = event_id in self.handled_events
         fields = self.ideas.setdefault(idea_id, {})
-        fields.update(title=title, description=description)
+        fields.setdefault("title", title)
+        fields.setdefault("description", description)
+        fields.update(submitted="1", hints=json.dumps(hints or {}))
         held = copy.deepcopy(self.pending_feedback.get(idea_id))
-        return done, held, "rerouted" in fields
+        overtaken = (fields["title"], fields["description"]) if "edited" in fields else None
+        return done, held, "rerouted" in fields, overtaken
+
+    async def edit(self, idea_id: str, title: str, description: str) -> tuple[bool, dict[str, list[str]], bool]:
+        await asyncio.sleep(0)
+        fields = self.ideas.setdefault(idea_id, {})
+        fields.update(title=title, description=description, edited="1")
+        return "submitted" in fields, json.loads(fields.get("hints", "{}")), "rerouted" in fields
 
     async def handled(self, event_id: str) -> bool:
         await asyncio.sleep(0)

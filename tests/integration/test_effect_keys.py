@@ -43,8 +43,8 @@ async def test_idempotency_marks_expire(redis, redis_prefix):
 
 async def test_routings_handled_marks_and_texts_expire_and_what_it_learnt_stays(redis, redis_prefix):
     store = RoutingStore(redis, redis_prefix, effect_ttl_s=7 * DAY)
-    seen, held, rerouted = await store.arrive("idea-1", "Fjärrvärme", "Till badhuset", event_id="event-1")
-    assert (seen, held, rerouted) == (False, None, False)
+    seen, held, rerouted, overtaken = await store.arrive("idea-1", "Fjärrvärme", "Till badhuset", event_id="event-1")
+    assert (seen, held, rerouted, overtaken) == (False, None, False, None)
     await store.mark_handled("event-1")
     assert await store.handled("event-1")
     assert 6 * DAY < await redis.ttl(store.done.key("event-1")) <= 7 * DAY

@@ -13,7 +13,7 @@ import pytest
 from services.routing.app import create_app as routing_app
 from services.routing.settings import RoutingSettings
 from shared.catalogue import DEFAULT_CATALOGUE_PATH
-from shared.events import AreaMatch, Envelope, IdeaSubmitted, RerouteIdea, RoutingTarget
+from shared.events import AreaMatch, Envelope, IdeaEdited, IdeaSubmitted, RerouteIdea, RoutingTarget
 from tests.integration.test_analytics_projections import people_keyring
 from tests.support.apps import running
 from tests.support.identity import ANNA, EMAIL, MARIA, bearer
@@ -142,6 +142,48 @@ async def test_the_catalogue_reloads_without_a_restart_and_a_broken_one_is_refus
             await routing.get("/api/v1/route", params={"title": "Snöröjning av cykelbanorna"}, headers=bearer(MARIA))
         ).json()
         assert tried["catalogue_version"] == new_version
+
+
+async def test_an_idea_corrected_by_its_submitter_is_routed_again_and_the_rebuild_keeps_the_correction(
+    service_settings, topics, kafka_settings
+):
+    from redis.asyncio import Redis
+
+    from services.routing.rebuild import rebuild
+    from services.routing.store import RoutingStore
+
+    settings = service_settings(RoutingSettings)
+    idea = submitted("Snöröjning vid skolan", "Gångbanorna vid skolan plogas för sent på morgonen.")
+    correction = Envelope.wrap(
+        IdeaEdited(
+            idea_id=idea.subject,
+            title="Fjärrvärme till badhuset",
+            description="Anslut badhuset till fjärrvärmenätet i stället för elpannan.",
+            edited_by="ab12",
+        ),
+        source="/tests",
+    )
+    async with (
+        running(routing_app(settings)),
+        probe(kafka_settings, topics.routed) as routed,
+        probe(kafka_settings, topics.organisation("tekniska-verken")) as energy,
+        raw_producer(kafka_settings) as producer,
+    ):
+        await producer.send_and_wait(topics.submitted, idea.to_bytes(), key=idea.subject.encode())
+        await routed.wait_for(lambda rs: routed_for(rs, idea.subject))
+        await producer.send_and_wait(topics.edited, correction.to_bytes(), key=idea.subject.encode())
+        decisions = await routed.wait_for(lambda rs: len(routed_for(rs, idea.subject)) >= 2)
+        first, again = routed_for(decisions, idea.subject)
+        assert "tekniska-verken" not in {t["organisation"] for t in first["organisations"]}
+        assert "tekniska-verken" in {t["organisation"] for t in again["organisations"]}
+        assert again["title"] == "Fjärrvärme till badhuset"
+        await energy.wait_for(lambda rs: routed_for(rs, idea.subject))  # the organisation's own topic too
+    assert (await rebuild(settings, progress=False)).edits >= 1
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        assert (await RoutingStore(redis, settings.redis_prefix).text(idea.subject))[0] == "Fjärrvärme till badhuset"
+    finally:
+        await redis.aclose()
 
 
 async def test_what_routing_learnt_is_rebuilt_from_the_topics(service_settings, topics, kafka_settings, capsys):

@@ -10,7 +10,7 @@ from services.routing.classifier import Router
 from services.routing.feedback import FeedbackMemory
 from services.routing.handlers import RoutingHandlers
 from shared.catalogue import TRIAGE_ORGANISATION, load_catalogue
-from shared.events import AreaMatch, Envelope, IdeaSubmitted, RerouteIdea, RoutingTarget, derived_event_id
+from shared.events import AreaMatch, Envelope, IdeaEdited, IdeaSubmitted, RerouteIdea, RoutingTarget, derived_event_id
 from shared.metrics import ServiceMetrics
 from shared.topics import Topics
 from tests.fakes.routing import FakePublisher, FakeRoutingStore, FixedClock
@@ -129,6 +129,55 @@ async def test_a_submission_is_marked_handled_only_after_it_was_published(routin
     routing.publisher.unavailable = False
     await routing.handlers.submitted(event)
     assert [e.id for e in routing.routed()] == [derived_event_id(event.id, "routing.route")]
+
+
+# --- an idea corrected by its submitter (issue 18) -------------------------------------------------------------
+
+
+def edited(idea_id: str, title: str, description: str = "") -> Envelope:
+    return Envelope.wrap(
+        IdeaEdited(idea_id=idea_id, title=title, description=description, edited_by="ab12"), source="/tests"
+    )
+
+
+SNOW = ("Snöröjning vid skolan", "Gångbanorna vid skolan plogas för sent på morgonen.")
+HEATING = ("Fjärrvärme till badhuset", "Anslut badhuset till fjärrvärmenätet i stället för elpannan.")
+
+
+async def test_an_edited_idea_is_routed_again_by_its_new_text_with_the_submissions_hints(routing):
+    idea = submitted(*SNOW, organisation_hints=("kirunabostader",))
+    await routing.handlers.submitted(idea)
+    first = routing.routed()[0].data
+    assert "tekniska-verken" not in {t.organisation for t in first.organisations}
+    correction = edited(idea.subject, *HEATING)
+    await routing.handlers.edited(correction)
+    await routing.handlers.edited(correction)  # redelivered: routed once
+    [_, again] = routing.routed()
+    assert again.id == derived_event_id(correction.id, "routing.route-edited")
+    organisations = {t.organisation for t in again.data.organisations}
+    assert {"tekniska-verken", "kirunabostader"} <= organisations  # the new text, and the submitter's hint kept
+    assert again.data.title == HEATING[0]
+    assert routing.store.ideas[idea.subject]["title"] == HEATING[0]  # a later re-route learns the corrected text
+    assert routing.skips(TOPICS.edited) == 1
+
+
+async def test_an_edit_that_overtakes_its_submission_is_routed_when_the_submission_arrives(routing):
+    idea = submitted(*SNOW)
+    await routing.handlers.edited(edited(idea.subject, *HEATING))
+    assert routing.routed() == []  # nothing to route yet: the submission has not arrived
+    await routing.handlers.submitted(idea)
+    [routed] = routing.routed()
+    assert routed.data.title == HEATING[0]
+    assert "tekniska-verken" in {t.organisation for t in routed.data.organisations}
+
+
+async def test_an_edit_leaves_the_innovation_offices_reroute_standing(routing):
+    idea = submitted(*SNOW)
+    await routing.handlers.submitted(idea)
+    await routing.handlers.reroute(reroute(idea.subject, ("kiruna-kommun", "samhallsbyggnad")))
+    await routing.handlers.edited(edited(idea.subject, *HEATING))
+    assert len(routing.routed()) == 2  # the routing and the re-route; the edit changed the text only
+    assert routing.store.ideas[idea.subject]["title"] == HEATING[0]
 
 
 # --- re-routes from the innovation office ---------------------------------------------------------------------
