@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from shared.csp import page_policy
-from tests.browser.test_sign_in_journey import shows, sign_in, the_site
 from tests.support.identity import PER, bearer
 from tests.support.kafka import probe
+from tests.support.site import shows, sign_in, the_site
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = sorted(ROOT.glob("services/*/templates/**/*.html"))

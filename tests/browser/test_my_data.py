@@ -15,9 +15,9 @@ from shared.events import ErasureRequestedEvent
 from shared.sealing import pseudonym
 from shared.settings import ServiceSettings
 from tests.browser.test_csp import RECORD_VIOLATIONS, Watch, visit
-from tests.browser.test_sign_in_journey import shows, sign_in, the_site
 from tests.support.identity import EMAIL, PER, bearer
 from tests.support.kafka import probe
+from tests.support.site import shows, sign_in, the_site
 
 pytestmark = pytest.mark.kafka
 
