@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Every Python package `make run` and `make test` install, pinned with hashes (`make lock` regenerates it).
 LOCK   := requirements.lock
 
-.PHONY: install run stop status test test-unit lint topics bench chaos clean cluster-up cluster-down lock
+.PHONY: install run stop status test test-unit lint topics bench chaos clean cluster-up cluster-down lock similar-eval
 
 $(BIN)/.installed: pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required")'
@@ -59,6 +59,11 @@ topics: install
 
 bench: install  ## start (or reuse) Kafka and Redis, benchmark the four services on throwaway topics, print the table
 	$(BIN)/python -m bench.run
+
+# FILE is JSON lines in submission order: {"title", "description", "duplicate_of": 0-based index of an earlier line or null}.
+similar-eval: $(BIN)/.installed  ## the similar-ideas engine on FILE=<jsonl>: prints its missed duplicates and false alarms, then last `duplicates_recall_at_3=<x> false_alarm_rate=<x> ideas=<n>`
+	@test -n "$(FILE)" || { echo "usage: make similar-eval FILE=<jsonl>, e.g. FILE=../shared/data/similar-sample.jsonl" >&2; exit 2; }
+	$(BIN)/python -m shared.similarity_eval $(FILE)
 
 # SCENARIOS=kill-routing,redis-flush,... runs a subset; CHAOS_ARGS passes more (--ideas 500 --smtp-down-s 10 ...).
 chaos: install  ## the fault suite: kill -9, broker failover, Redis and SMTP outages under load; invariants checked (~25 min)
