@@ -13,20 +13,37 @@ import base64
 import hashlib
 import hmac
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from typing import ClassVar
 
 from shared.catalogue import TRIAGE_ORGANISATION, Catalogue, Officer, display_name
-from shared.events import PreferencesChanged, RoutingTarget, Sealed, derived_event_id
-from shared.workdays import add_working_days
+from shared.events import IdeaState, PreferencesChanged, RoutingTarget, Sealed, derived_event_id
+from shared.lifecycle import STAGE_STATES
+from shared.sealing import is_pseudonym
+from shared.workdays import add_working_days, working_days_between
 
 CHANNELS = ("email", "in-app")
 """The channels a person chooses between; webhooks belong to organisations, not people."""
 
-ROLES = ("submitter", "officer", "office", "follower", "subscriber")
-"""In order of precedence: a person in several groups hears the news once, in the words of the first."""
+ROLES = ("submitter", "assignee", "officer", "office", "follower", "subscriber", "asked")
+"""In order of precedence: a person in several groups hears the news once, in the words of the first. An
+*assignee* is the officer an organisation gave the idea to; *asked* is someone a challenge asks (challenges.py)."""
+
+KINDS = (
+    "routed",
+    "status-changed",
+    "withdrawn",
+    "comment",
+    "assigned",
+    "deadline-warning",
+    "deadline-missed",
+    "challenge-opened",
+    "challenge-closing",
+    "digest",
+)
+"""Every kind of notification (a template each, but the layouts): what a notification id is derived with."""
 
 STATE_NAMES = {
     "sv": {
@@ -40,6 +57,7 @@ STATE_NAMES = {
         "implemented": "genomförd",
         "spread": "spridd till fler verksamheter",
         "merged": "sammanslagen med en annan idé",
+        "withdrawn": "tillbakadragen",
     },
     "en": {
         "submitted": "submitted",
@@ -52,6 +70,7 @@ STATE_NAMES = {
         "implemented": "implemented",
         "spread": "taken up by other organisations",
         "merged": "merged with another idea",
+        "withdrawn": "withdrawn",
     },
 }
 
@@ -98,11 +117,18 @@ class Directory:
         """The officer whose pseudonym ``person`` is, if any."""
         return self.officers.get(person)
 
+    def officer_by_id(self, officer_id: str | None) -> Officer | None:
+        """The catalogue's officer with this id (an assignee, a challenge's opener), if there is one."""
+        pseudonym_ = self.pseudonyms.get(officer_id or "")
+        return self.officers.get(pseudonym_) if pseudonym_ else None
+
     def person(self, raw: str | None) -> str | None:
-        """The pseudonym of someone named by an officer id or an e-mail address (``changed_by``); None when
-        neither."""
+        """The pseudonym of someone named by an officer id, an e-mail address or their pseudonym (``changed_by``:
+        the submitter who withdrew their idea is named by theirs); None when neither."""
         if not raw:
             return None
+        if is_pseudonym(raw):
+            return raw
         try:
             return self.pseudonym_of(person_id(raw, self.catalogue))
         except UnknownPerson:
@@ -164,13 +190,38 @@ class IdeaFacts:
     areas: tuple[str, ...] = ()
     followers: frozenset[str] = frozenset()
     state: str | None = None
+    assignees: Mapping[str, str] = field(default_factory=dict)
+    """organisation -> the id of the catalogue officer it gave the idea to (IdeaAssigned); unassigned: absent."""
+
+    @property
+    def current_state(self) -> IdeaState:
+        return current_state(self.state)
+
+
+def current_state(state: str | None) -> IdeaState:
+    """An idea's state as notifications keeps it: its last status change, else routed (it knows routed ideas)."""
+    try:
+        return IdeaState(state) if state else IdeaState.ROUTED
+    except ValueError:
+        return IdeaState.ROUTED
+
+
+@dataclass(frozen=True)
+class DeadlineClock:
+    """An idea's response-time clock: when it started (the submission, as analytics measures; the first routing
+    for an idea whose submission time was not kept), the event its notices are named by (the first routing,
+    :func:`deadline_cause`), and the idea's state (which targets still run)."""
+
+    start: float
+    event_id: str
+    state: IdeaState
 
 
 @dataclass(frozen=True)
 class News:
     """Something that happened to an idea that people should hear about."""
 
-    kind: str  # routed | status-changed | comment | deadline-warning | deadline-missed
+    kind: str  # one of KINDS
     cause_event_id: str
     idea_id: str
     time: datetime
@@ -186,7 +237,24 @@ class News:
     """The pseudonym of a comment's writer."""
     merged_into: str | None = None
     due: datetime | None = None
+    """A deadline's or a challenge's closing, in local time (its date is what is told)."""
     rerouted: bool = False
+    anonymous: bool = False
+    """A comment whose writer chose to be shown as 'anonym': never named."""
+    official: str | None = None
+    """A comment written as the answer of this organisation (an officer's)."""
+    target: str | None = None
+    """The response-time stage a deadline notice is about (shared.lifecycle.STAGE_STATES)."""
+    asker: str | None = None
+    """The organisation that asks a challenge's question."""
+    description: str | None = None
+    """A challenge's description."""
+    path: str | None = None
+    """The page the news links to, under the site's address; None: the idea's page (``/ideas/<id>``)."""
+
+    @property
+    def page(self) -> str:
+        return self.path or f"/ideas/{self.idea_id}"
 
 
 @dataclass(frozen=True)
@@ -212,6 +280,8 @@ class FeedItem:
     """The pseudonym of the person whose words ``text`` quotes (a comment's writer); kept, not shown."""
     removed: str | None = None
     """``text`` as it reads once that person is erased (the comment removed); kept, not shown."""
+    path: str = ""
+    """The page it links to under the site's address (``/challenges/<id>``); empty: the idea's page."""
 
     PRIVATE: ClassVar[tuple[str, ...]] = ("by", "removed")
     """What a feed keeps of an item but never shows (the API, the pages, the live streams)."""
@@ -328,13 +398,72 @@ def comment_audience(facts: IdeaFacts, commenter: str) -> Audience:
     return Audience(dedupe(recipients, exclude=[commenter]), _org_ids(facts.organisations))
 
 
+def assignees(facts: IdeaFacts, directory: Directory) -> dict[str, Officer]:
+    """organisation -> the officer it gave the idea to, for those assigned to an officer still in the catalogue
+    (an assignee no longer there counts as unassigned: the organisation's officers hear instead)."""
+    found = {}
+    for organisation, officer_id in facts.assignees.items():
+        officer = directory.officer_by_id(officer_id)
+        if officer is not None:
+            found[organisation] = officer
+    return found
+
+
+def in_charge(facts: IdeaFacts, directory: Directory) -> list[Recipient]:
+    """Who has the idea: per organisation its assignee if it gave the idea to one, else its responsible officers
+    (by organisation/unit, and the officers of the idea's areas, as for a new idea)."""
+    given = assignees(facts, directory)
+    officers = [
+        o
+        for o in responsible_officers(directory.catalogue, facts.organisations, facts.areas)
+        if o.organisation not in given
+    ]
+    return [*directory.recipients(given.values(), "assignee"), *directory.recipients(officers)]
+
+
 def deadline_warning_audience(facts: IdeaFacts, directory: Directory) -> Audience:
+    """A target about to be missed: the assignee of each organisation that gave the idea to one, else its
+    officers."""
+    return Audience(dedupe(in_charge(facts, directory)))
+
+
+def deadline_missed_audience(directory: Directory, facts: IdeaFacts | None = None) -> Audience:
+    """A target missed: the innovation office, and the assignees (they have the idea)."""
+    given = assignees(facts, directory).values() if facts is not None else ()
+    office = directory.recipients(innovation_office(directory.catalogue), "office")
+    return Audience(dedupe([*directory.recipients(given, "assignee"), *office]))
+
+
+def withdrawn_audience(
+    facts: IdeaFacts, withdrawn_by: str | None, directory: Directory, subscribers: Iterable[str]
+) -> Audience:
+    """The submitter withdrew the idea: its organisations' officers (every one of them: nobody needs to act on it
+    any more) and assignees hear it, with the reason, and so do its followers and subscribers; not the submitter
+    (they did it)."""
     officers = responsible_officers(directory.catalogue, facts.organisations, facts.areas)
-    return Audience(dedupe(directory.recipients(officers)))
+    recipients = [
+        *directory.recipients(assignees(facts, directory).values(), "assignee"),
+        *directory.recipients(officers),
+        *_others(facts.followers, "follower"),
+        *_others(subscribers, "subscriber"),
+    ]
+    changer = directory.person(withdrawn_by)
+    return Audience(dedupe(recipients, exclude=[changer] if changer else []), _org_ids(facts.organisations))
 
 
-def deadline_missed_audience(directory: Directory) -> Audience:
-    return Audience(dedupe(directory.recipients(innovation_office(directory.catalogue), "office")))
+def assigned_audience(assignee: str | None, assigned_by: str, directory: Directory) -> Audience:
+    """The officer an idea was given to hears it (a reassignment: the new one); nobody when it was taken back
+    (unassigned), nor when an officer took it themself."""
+    officer = directory.officer_by_id(assignee)
+    if officer is None or directory.person(assigned_by) == directory.pseudonyms[officer.id]:
+        return Audience(())
+    return Audience(tuple(directory.recipients([officer], "assignee")))
+
+
+def carried_over(facts: IdeaFacts) -> frozenset[str]:
+    """Who follows an idea merged into another: its followers (supporters and commenters follow) and its
+    submitter. They follow the idea it went into from then on."""
+    return facts.followers | ({facts.submitter.person} if facts.submitter else set())
 
 
 # --- how --------------------------------------------------------------------------------------------
@@ -414,6 +543,8 @@ def join(names: list[str], language: str) -> str:
 
 def template_context(news: News, recipient: Recipient, language: str, catalogue: Catalogue, base_url: str) -> dict:
     """Everything a template may say about the news, in the recipient's language."""
+    official = catalogue.organisation(news.official) if news.official else None
+    asker = catalogue.organisation(news.asker) if news.asker else None
     return {
         "kind": news.kind,
         "role": recipient.role,
@@ -430,23 +561,52 @@ def template_context(news: News, recipient: Recipient, language: str, catalogue:
         "comment": news.comment,
         "merged_into": news.merged_into,
         "merged_link": f"{base_url}/ideas/{news.merged_into}" if news.merged_into else None,
+        "follows_target": bool(news.merged_into) and recipient.role in ("submitter", "follower"),
         "due": news.due.date().isoformat() if news.due else None,
-        "link": f"{base_url}/ideas/{news.idea_id}",
+        "anonymous": news.anonymous,
+        "official": (display_name(official, language) if official else news.official) if news.official else None,
+        "target": news.target or "acknowledged",
+        "asker": (display_name(asker, language) if asker else news.asker) if news.asker else None,
+        "description": news.description,
+        "link": f"{base_url}{news.page}",
     }
 
 
 # --- when -----------------------------------------------------------------------------------------
 
 
-def deadline_state(routed_at: datetime, now: datetime, target_days: int, warning_days: int, zone: tzinfo) -> str:
-    """'ok', 'warning' (the target is about to be missed) or 'missed', counted in working days in ``zone``."""
-    local = routed_at.astimezone(zone)
-    due = add_working_days(local, target_days)
-    if now >= due:
+STAGES = tuple(STAGE_STATES)
+"""The response-time targets (acknowledged, assessed, decided), each warned of and told when missed."""
+
+
+def running_targets(state: IdeaState) -> tuple[str, ...]:
+    """The targets whose clock still runs for an idea in ``state`` (none for a final one: withdrawn, merged,
+    declined, or decided)."""
+    return tuple(stage for stage in STAGES if state in STAGE_STATES[stage])
+
+
+def deadline_state(start: datetime, now: datetime, target_days: int, warning_days: int, zone: tzinfo) -> str:
+    """'ok', 'warning' (the target is about to be missed) or 'missed', as analytics measures it
+    (services/analytics/figures.py, response times): whole working days in ``zone`` from the local date of
+    ``start`` (the submission) to today; met up to and including the day ``target_days`` working days after it,
+    missed from the next working day. The warning comes ``warning_days`` working days before that last day."""
+    elapsed = working_days_between(start.astimezone(zone).date(), now.astimezone(zone).date())
+    if elapsed > target_days:
         return "missed"
-    if warning_days and now >= add_working_days(local, max(target_days - warning_days, 0)):
+    if warning_days and elapsed >= max(target_days - warning_days, 0):
         return "warning"
     return "ok"
+
+
+def due_date(start: datetime, target_days: int, zone: tzinfo) -> datetime:
+    """The last day (local) on which the target is met."""
+    return add_working_days(start.astimezone(zone), target_days)
+
+
+def deadline_cause(clock_event_id: str, state: str, target: str) -> str:
+    """The cause id of a deadline notice: one per idea, target and notice, from the idea's first routing (the
+    acknowledgement's as before issue 18, so that no notice already sent goes out again)."""
+    return derived_event_id(clock_event_id, f"notifications.deadline-{state}.{target}")
 
 
 def local_day(moment: datetime, zone: tzinfo) -> date:

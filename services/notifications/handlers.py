@@ -6,6 +6,13 @@ is made only from a value sealed under a live key (``contacts.py``): an event of
 same (an idea stays, a comment is told as removed), it only makes nothing of that person. An erasure
 (``people.erasures.v1``) forgets what is kept about the person, and nothing more is sent to them.
 
+Besides the news of ideas: an edit changes what later news calls the idea (and tells nobody: routing places the
+edited idea anew, and that routing is told as any); an assignment tells the officer given the idea; a withdrawal
+tells the idea's officers and assignees; a merge carries the merged idea's followers over to the idea it went
+into; the response-time targets (acknowledged, assessed, decided) are warned of and told when missed, by a
+periodic check; a challenge is told to its audience when it opens and a week before it closes
+(services/notifications/challenges.py).
+
 An event about an idea whose submission has not been seen yet waits until it has (services/notifications/
 waiting.py). A redelivered event is skipped by its id; and should a crash fall between the effects and that mark,
 every effect is keyed by its notification id anyway.
@@ -26,7 +33,7 @@ from zoneinfo import ZoneInfo
 
 from prometheus_client import Counter
 
-from services.notifications import domain
+from services.notifications import challenges, domain
 from services.notifications.contacts import Contacts
 from services.notifications.delivery.model import WEBHOOK, Delivery
 from services.notifications.delivery.outcomes import Outcomes
@@ -39,24 +46,30 @@ from services.notifications.waiting import Waiting
 from shared.catalogue import Catalogue
 from shared.deadletter import PermanentError
 from shared.events import (
+    AssignedEvent,
+    ChallengeOpenedEvent,
     DeliveryOutcome,
+    EditedEvent,
     EngagementEvent,
     EngagementKind,
     Envelope,
     ErasureRequestedEvent,
+    IdeaAssigned,
+    IdeaEdited,
     IdeaEngagement,
     IdeaRouted,
+    IdeaState,
     IdeaStatusChanged,
+    PersonRef,
     PreferencesChangedEvent,
     RoutedEvent,
+    RoutingTarget,
     Sealed,
     StatusChangedEvent,
     SubmittedEvent,
-    derived_event_id,
 )
 from shared.lifecycle import target_days
 from shared.sealing import is_pseudonym, mask_email
-from shared.workdays import add_working_days
 
 SERVICE = "notifications"
 
@@ -111,9 +124,12 @@ class NotificationHandlers:
         ref = idea.submitter
         if ref is not None and await self._live(ref.pseudonym, ref.sealed):
             await self.store.remember_contact(ref.pseudonym, ref.sealed)
+            await self._remember_where(ref, event.time)
             contact = Contact(person=ref.pseudonym, language=idea.language)
         # an erased submitter's idea is remembered all the same, with nobody to tell
-        await self.store.remember_submission(idea.idea_id, contact, title=idea.title, language=idea.language)
+        await self.store.remember_submission(
+            idea.idea_id, contact, title=idea.title, language=idea.language, at=event.time
+        )
         await self.waiting.submission_seen(idea.idea_id, owner=event.id, handle=self._released)
 
     async def routed(self, event: RoutedEvent) -> None:
@@ -127,6 +143,14 @@ class NotificationHandlers:
     async def engagement(self, event: EngagementEvent) -> None:
         if await self.waiting.admitted(event, self._released):
             await self._engagement(event)
+
+    async def edited(self, event: EditedEvent) -> None:
+        if await self.waiting.admitted(event, self._released):
+            await self._edited(event)
+
+    async def assigned(self, event: AssignedEvent) -> None:
+        if await self.waiting.admitted(event, self._released):
+            await self._assigned(event)
 
     async def _routed(self, event: RoutedEvent) -> None:
         if await self._seen(event, "routed"):
@@ -157,8 +181,14 @@ class NotificationHandlers:
         change: IdeaStatusChanged = event.data
         await self.store.record_state(change.idea_id, change.to_state.value)
         facts = await self.store.facts(change.idea_id)
+        if change.to_state == IdeaState.MERGED and change.merged_into and change.merged_into != change.idea_id:
+            # its followers and submitter follow the idea it went into from now on (before they are told so)
+            await asyncio.gather(
+                *(self.store.add_follower(change.merged_into, person) for person in domain.carried_over(facts))
+            )
+        withdrawn = change.to_state == IdeaState.WITHDRAWN
         news = News(
-            kind="status-changed",
+            kind="withdrawn" if withdrawn else "status-changed",
             cause_event_id=event.id,
             idea_id=change.idea_id,
             time=event.time,
@@ -171,7 +201,11 @@ class NotificationHandlers:
             merged_into=change.merged_into,
         )
         subscribers = await self.store.subscribers(facts.areas, tuple(t.organisation for t in facts.organisations))
-        audience = domain.status_audience(facts, news, change.changed_by, self.contacts.directory(), subscribers)
+        directory = self.contacts.directory()
+        if withdrawn:
+            audience = domain.withdrawn_audience(facts, change.changed_by, directory, subscribers)
+        else:
+            audience = domain.status_audience(facts, news, change.changed_by, directory, subscribers)
         await self.notify(news, audience)
         await self._finish(event)
 
@@ -186,9 +220,12 @@ class NotificationHandlers:
             # an erasure must find the idea among theirs before anyone is told their words)
             await self.store.remember_contact(person, engagement.person.sealed)
             await self.store.add_follower(engagement.idea_id, person)
+            await self._remember_where(engagement.person, event.time)
         if engagement.kind == EngagementKind.COMMENT:
             facts = await self.store.facts(engagement.idea_id)
-            officer = self.contacts.directory().officer(person)
+            # a comment is never told with the name of a writer who chose 'anonym'; an officer's is named, and
+            # one written as an organisation's answer is told as that organisation's
+            officer = None if engagement.anonymous else self.contacts.directory().officer(person)
             news = News(
                 kind="comment",
                 cause_event_id=event.id,
@@ -200,6 +237,8 @@ class NotificationHandlers:
                 actor=officer.name if officer else None,
                 comment=(await self.contacts.open(engagement.text)) if live else None,  # None: told as removed
                 by=person,
+                anonymous=engagement.anonymous,
+                official=engagement.official,
             )
             await self.notify(news, domain.comment_audience(facts, person))
             if news.comment is not None and not await self._live(person, engagement.person.sealed):
@@ -207,6 +246,58 @@ class NotificationHandlers:
                 at = (await self.store.erased_at([person])).get(person, self.clock().timestamp())
                 await self.store.forget_person(person, at)
                 await self.queue.redact_by(person)
+        await self._finish(event)
+
+    async def _edited(self, event: EditedEvent) -> None:
+        """The submitter corrected their idea: later news calls it by its new title. Nobody is told of the edit
+        itself: routing places the edited idea anew, and its routing is told as any is."""
+        if await self._seen(event, "edited"):
+            return
+        edit: IdeaEdited = event.data
+        await self.store.record_edit(edit.idea_id, edit.title, edit.language)
+        await self._finish(event)
+
+    async def _assigned(self, event: AssignedEvent) -> None:
+        """An organisation gave the idea to one of its officers: they hear it (a reassignment: the new one), and
+        from now on the idea's deadline warnings go to them instead of the organisation's officers."""
+        if await self._seen(event, "assignments"):
+            return
+        assignment: IdeaAssigned = event.data
+        await self.store.record_assignment(assignment.idea_id, assignment.organisation, assignment.assignee)
+        facts = await self.store.facts(assignment.idea_id)
+        news = News(
+            kind="assigned",
+            cause_event_id=event.id,
+            idea_id=assignment.idea_id,
+            time=event.time,
+            title=facts.title,
+            organisations=(RoutingTarget(organisation=assignment.organisation),),
+            areas=facts.areas,
+            actor=domain.officer_name(assignment.assigned_by, self.catalogue),
+        )
+        directory = self.contacts.directory()
+        await self.notify(news, domain.assigned_audience(assignment.assignee, assignment.assigned_by, directory))
+        await self._finish(event)
+
+    async def challenge_opened(self, event: ChallengeOpenedEvent) -> None:
+        """Tell a new challenge's audience (services/notifications/challenges.py), and keep it until it closes for
+        its closing reminder."""
+        if await self._seen(event, "challenges"):
+            return
+        challenge = event.data
+        await self.store.remember_challenge(challenge, event.id)
+        directory = self.contacts.directory()
+        where = challenges.places(challenge, self.catalogue.organisation_ids)
+        known = await self.store.known_people(where, until=event.time)  # a rebuild finds the same people again
+        news = challenges.news(
+            challenge,
+            "challenge-opened",
+            event.id,
+            event.time,
+            self.zone,
+            opener=domain.officer_name(challenge.opened_by, self.catalogue),
+        )
+        await self._notify_many(news, challenges.audience(challenge, known, directory))
         await self._finish(event)
 
     async def preferences_changed(self, event: PreferencesChangedEvent) -> None:
@@ -230,47 +321,82 @@ class NotificationHandlers:
         key = await self.contacts.live_key(sealed)
         return key is not None and key.pseudonym == person
 
+    async def _remember_where(self, ref: PersonRef, at: datetime) -> None:
+        """Where a person (live) works, when their event says: who a challenge asks."""
+        if ref.organisation and self.catalogue.organisation(ref.organisation) is not None:
+            await self.store.remember_where(ref.pseudonym, ref.organisation, ref.unit, at)
+
     # --- periodic tasks ---------------------------------------------------------------------------
 
     async def check_deadlines(self, now: datetime | None = None) -> int:
-        """Warn the responsible officers when an idea's acknowledgement target is about to be missed, and the
-        innovation office once it is missed. Each notice is sent once per idea (its id derives from the idea's
-        first routing), however often this runs."""
+        """For every response-time target of the catalogue (acknowledged, assessed, decided) whose clock still
+        runs for an idea (``lifecycle.STAGE_STATES``): warn who has the idea (per organisation its assignee, else
+        its officers) when the target is about to be missed, and tell the innovation office (and the assignees)
+        once it is missed. A final idea (withdrawn, merged, declined) gets none. The clock starts at the
+        submission, as analytics measures (``domain.deadline_state``). Each notice is sent once per idea and target
+        (its id derives from the idea's first routing), however often this runs."""
         now = now or self.clock()
-        target = target_days(self.catalogue.targets, "acknowledged")
         notices = 0
         for idea_id in await self.store.open_ideas():
-            clock = await self.store.routing_clock(idea_id)
+            clock = await self.store.deadline_clock(idea_id)
             if clock is None:
                 continue
-            routed_at = datetime.fromtimestamp(clock[0], UTC)
-            state = domain.deadline_state(
-                routed_at, now, target, self.settings.deadline_warning_working_days, self.zone
-            )
-            if state == "ok":
+            start = datetime.fromtimestamp(clock.start, UTC)
+            facts: domain.IdeaFacts | None = None
+            for target in domain.running_targets(clock.state):  # none for a final idea
+                days = target_days(self.catalogue.targets, target)
+                state = domain.deadline_state(start, now, days, self.settings.deadline_warning_working_days, self.zone)
+                if state == "ok":
+                    continue
+                cause = domain.deadline_cause(clock.event_id, state, target)
+                if await self.done.seen(cause):
+                    continue
+                facts = facts or await self.store.facts(idea_id)
+                news = News(
+                    kind=f"deadline-{state}",
+                    cause_event_id=cause,
+                    idea_id=idea_id,
+                    time=now,
+                    title=facts.title,
+                    organisations=facts.organisations,
+                    areas=facts.areas,
+                    due=domain.due_date(start, days, self.zone),
+                    target=target,
+                )
+                directory = self.contacts.directory()
+                if state == "warning":
+                    audience = domain.deadline_warning_audience(facts, directory)
+                else:
+                    audience = domain.deadline_missed_audience(directory, facts)
+                await self.notify(news, audience)
+                await self.done.mark(cause)
+                notices += 1
+        return notices
+
+    async def remind_closing_challenges(self, now: datetime | None = None) -> int:
+        """Remind a challenge's audience ``challenge_reminder_days`` before it closes, once per challenge (the
+        reminder's id derives from its opening event), however often this runs; forget the closed ones."""
+        now = now or self.clock()
+        days = self.settings.challenge_reminder_days
+        reminded = 0
+        for challenge, opened_event_id in await self.store.open_challenges():
+            state = challenges.closing_state(challenge, now, days)
+            if state == "closed":
+                await self.store.challenge_closed(challenge.challenge_id)
                 continue
-            cause = derived_event_id(clock[1], f"notifications.deadline-{state}.acknowledged")
+            if state == "open":
+                continue
+            cause = challenges.closing_cause(opened_event_id)
             if await self.done.seen(cause):
                 continue
-            facts = await self.store.facts(idea_id)
-            news = News(
-                kind=f"deadline-{state}",
-                cause_event_id=cause,
-                idea_id=idea_id,
-                time=now,
-                title=facts.title,
-                organisations=facts.organisations,
-                areas=facts.areas,
-                due=add_working_days(routed_at.astimezone(self.zone), target),
-            )
-            if state == "warning":
-                audience = domain.deadline_warning_audience(facts, self.contacts.directory())
-            else:
-                audience = domain.deadline_missed_audience(self.contacts.directory())
-            await self.notify(news, audience)
+            where = challenges.places(challenge, self.catalogue.organisation_ids)
+            known = await self.store.known_people(where, until=now)
+            opener = domain.officer_name(challenge.opened_by, self.catalogue)
+            news = challenges.news(challenge, "challenge-closing", cause, now, self.zone, opener=opener)
+            await self._notify_many(news, challenges.audience(challenge, known, self.contacts.directory()))
             await self.done.mark(cause)
-            notices += 1
-        return notices
+            reminded += 1
+        return reminded
 
     async def send_digest(self, day: date) -> int:
         """One e-mail per person who chose the daily digest, with everything that happened on ``day``
@@ -349,6 +475,13 @@ class NotificationHandlers:
         )
         await asyncio.gather(*(self.outcomes.outcome(**r) for r in [*skipped, *reports] if isinstance(r, dict)))
 
+    async def _notify_many(self, news: News, audience: Audience, chunk: int = 500) -> None:
+        """:meth:`notify` a large audience (a group-wide challenge) ``chunk`` people at a time, so that one event
+        does not hold thousands of renderings and Redis commands at once. Each notice is keyed by its notification
+        id: a chunk done again (a retry) changes nothing."""
+        for start in range(0, max(len(audience.recipients), 1), chunk):
+            await self.notify(news, replace(audience, recipients=audience.recipients[start : start + chunk]))
+
     def _skipped_erased(self, news: News, recipient: Recipient) -> list[dict[str, Any]]:
         person = recipient.person
         return [
@@ -389,10 +522,11 @@ class NotificationHandlers:
             recipient=person,
             kind=news.kind,
             text=message.summary,
-            link=f"{self.settings.public_base_url}/ideas/{news.idea_id}",
+            link=f"{self.settings.public_base_url}{news.page}",
             time=news.time.astimezone(UTC).isoformat(),
             by=news.by if removed is not None else None,
             removed=removed.summary if removed is not None else None,
+            path=news.path or "",
         )
         if plan.action == "skip":
             return {**report, "outcome": DeliveryOutcome.SKIPPED, "detail": plan.detail}
@@ -470,7 +604,7 @@ class NotificationHandlers:
             "title": news.title,
             "text": text["sv"],
             "text_en": text["en"],
-            "link": f"{self.settings.public_base_url}/ideas/{news.idea_id}",
+            "link": f"{self.settings.public_base_url}{news.page}",
         }
         if news.to_state:
             body.update(state=news.to_state, reason=news.reason)
@@ -480,7 +614,13 @@ class NotificationHandlers:
 
     async def _released(self, event: Envelope[Any]) -> None:
         """Handle an event that waited for its submission (the waiting room lets it in)."""
-        handle = {IdeaRouted: self._routed, IdeaStatusChanged: self._status_changed, IdeaEngagement: self._engagement}
+        handle = {
+            IdeaRouted: self._routed,
+            IdeaStatusChanged: self._status_changed,
+            IdeaEngagement: self._engagement,
+            IdeaEdited: self._edited,
+            IdeaAssigned: self._assigned,
+        }
         await handle[type(event.data)](event)
 
     async def _seen(self, event: Envelope[Any], topic: str) -> bool:
@@ -496,11 +636,16 @@ class NotificationHandlers:
 async def periodically(
     handlers: NotificationHandlers, ready: asyncio.Event, interval_s: float, logger: logging.Logger
 ) -> None:
-    """Response-time targets and daily digests, checked on a timer once ``ready`` (Kafka connected). Both are
-    idempotent: running them twice, or in two replicas at once, sends nothing twice."""
+    """Response-time targets, challenges about to close and daily digests, checked on a timer once ``ready`` (Kafka
+    connected). Each is idempotent: running them twice, or in two replicas at once, sends nothing twice."""
     await ready.wait()
+    tasks = (
+        ("deadlines", handlers.check_deadlines),
+        ("challenges", handlers.remind_closing_challenges),
+        ("digest", handlers.send_due_digest),
+    )
     while True:
-        for name, task in (("deadlines", handlers.check_deadlines), ("digest", handlers.send_due_digest)):
+        for name, task in tasks:
             try:
                 await task()
             except Exception as exc:  # Redis or Kafka away for a moment: try again next round

@@ -13,10 +13,13 @@ up to where they end at start:
 2. ``notifications.sent.v2``: the outcome of every notification ever decided (its event id is the notification
    id), so that nothing reported there is sent again: its e-mail or webhook is marked settled, and an in-app
    item is put back in its feed only if it had been delivered;
-3. the idea topics, through the live handlers in the order things happened (every submission first, so that no
-   event has to wait for its own): each idea's facts, followers and routing clock, people's feeds and the daily
-   digests come back as they were. A delivery that no outcome mentions was still on its way when the state was
-   lost: it is queued again and the service sends it when it starts.
+3. the idea topics (submissions, routings, status changes, engagement, edits, assignments) and ``challenges.v1``,
+   through the live handlers in the order things happened (every submission first, so that no event has to wait
+   for its own): each idea's facts, followers (those a merge carried over too), assignees and response-time
+   clock, where people work, the challenges still open, people's feeds and the daily digests come back as they
+   were. A challenge's audience is the people known by the time it opened, as when it was told. A delivery that
+   no outcome mentions was still on its way when the state was lost: it is queued again and the service sends it
+   when it starts.
 
 Nothing is published and no e-mail is sent by the rebuild itself. Events that could not be handled when they
 arrived (an unknown person, a broken template) were dead-lettered then; the rebuild counts and skips them.
@@ -38,7 +41,7 @@ from tqdm import tqdm
 from services.notifications import domain
 from services.notifications.contacts import Contacts
 from services.notifications.delivery.queue import DeliveryQueue
-from services.notifications.domain import DIGEST_SUBJECT_PREFIX
+from services.notifications.domain import DIGEST_SUBJECT_PREFIX, KINDS
 from services.notifications.handlers import NotificationHandlers
 from services.notifications.rendering import Renderer
 from services.notifications.settings import NotificationsSettings
@@ -47,9 +50,13 @@ from services.notifications.waiting import RedisWaitingRoom, Waiting
 from shared.catalogue import load_catalogue
 from shared.deadletter import PermanentError
 from shared.events import (
+    ChallengeOpened,
+    ChallengeOpenedEvent,
     DeliveryOutcome,
     Envelope,
     ErasureRequestedEvent,
+    IdeaAssigned,
+    IdeaEdited,
     IdeaEngagement,
     IdeaRouted,
     IdeaStatusChanged,
@@ -159,6 +166,9 @@ async def rebuild(
         IdeaRouted: handlers.routed,
         IdeaStatusChanged: handlers.status_changed,
         IdeaEngagement: handlers.engagement,
+        IdeaEdited: handlers.edited,
+        IdeaAssigned: handlers.assigned,
+        ChallengeOpened: handlers.challenge_opened,
     }
     topics = runtime.topics
     stream = stream or sys.stderr
@@ -207,7 +217,7 @@ async def rebuild(
         await queue.drop_settled()  # queued before, told since (or by an earlier rebuild): not again
 
         events = []
-        async for topic, envelope in events_of(topics.idea_events()):
+        async for topic, envelope in events_of({**topics.idea_events(), topics.challenges: ChallengeOpenedEvent}):
             result.events[topic] += 1
             events.append(envelope)
         events.sort(key=lambda e: (not isinstance(e.data, IdeaSubmitted), e.time))
@@ -255,10 +265,6 @@ async def _settle(notification_id: str, outcome: Outcome, queue: DeliveryQueue) 
         await queue.mark_given_up(notification_id)
     elif outcome.outcome is not DeliveryOutcome.DELIVERED:
         await queue.mark_delivered(notification_id)
-
-
-KINDS = ("routed", "status-changed", "comment", "deadline-warning", "deadline-missed", "digest")
-"""Every kind of notification (the templates but the layouts): what a notification id is derived with."""
 
 
 def _digest_day(outcome: Outcome) -> date | None:

@@ -36,7 +36,12 @@ class Renderer:
                 name: "".join(template.blocks[name](template.new_context(context))).strip()
                 for name in ("subject", "summary", "body")
             }
-            layout = {"lang": language, "link": context.get("link"), "unsubscribe_url": unsubscribe_url}
+            layout = {
+                "lang": language,
+                "kind": context.get("kind", ""),
+                "link": context.get("link"),
+                "unsubscribe_url": unsubscribe_url,
+            }
             text = self.env.get_template(f"{language}/layout.txt.j2").render(body=blocks["body"], **layout)
             paragraphs = [p.splitlines() for p in blocks["body"].split("\n\n") if p.strip()]
             html = self.env.get_template(f"{language}/layout.html.j2").render(

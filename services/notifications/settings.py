@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -76,4 +76,12 @@ class NotificationsSettings(ServiceSettings):
     # response-time targets and digests
     deadline_check_interval_s: float = Field(900.0, gt=0, description="How often open ideas are checked")
     deadline_warning_working_days: int = Field(1, ge=0, description="Warn this many working days before the target")
+    challenge_reminder_days: int = Field(
+        7,
+        ge=0,
+        validation_alias=AliasChoices(
+            "challenge_reminder_days", "NOTIFICATIONS_CHALLENGE_REMINDER_DAYS", "CHALLENGE_REMINDER_DAYS"
+        ),
+        description="Remind a challenge's audience this many days before it closes (0: no reminder)",
+    )
     digest_hour: int = Field(7, ge=0, le=23, description="Local hour after which yesterday's digest is sent")

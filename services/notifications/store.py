@@ -1,13 +1,17 @@
 """Notifications' state in Redis: what it knows of each idea and its people, everyone's preferences, each
-person's in-app feed, the daily digests and the ideas that still wait to be acknowledged.
+person's in-app feed, the daily digests, the ideas whose response-time targets still run, where people work (the
+audiences of challenges) and the challenges still open.
 
 A person is their pseudonym in every key and value; no address or name is kept in the clear. How to reach a person
 is their sealed contact (``contact:<pseudonym>``, ``{"email", "name"}`` sealed under their data key), opened with
 the keyring only when a mail is sent. Keys under ``<prefix>:notifications:``::
 
-    idea:<id>                  hash: title, language, organisations, areas, state, routed_at, routed_event_id
+    idea:<id>                  hash: title, language, organisations, areas, state, submitted_at, routed_at,
+                               routed_event_id
     idea:<id>:submitter        {"person": <pseudonym>, "language"} or "" (anonymous, or the submitter was erased)
     idea:<id>:followers        set of pseudonyms
+    idea:<id>:assignees        hash: organisation -> the catalogue officer id it gave the idea to
+    open                       sorted set: the ideas whose response-time targets still run (by first routing)
     person:<pseudonym>:ideas   the ideas a person submitted or follows (what their erasure visits)
     contact:<pseudonym>        their sealed contact (the newest under a live key)
     prefs:<pseudonym>          hash: version, prefs (the PreferencesChanged JSON: channels ..., contact sealed)
@@ -16,6 +20,10 @@ the keyring only when a mail is sent. Keys under ``<prefix>:notifications:``::
     digest:<day>, digest:<day>:<pseudonym>   who gets a daily digest and its items
     erased:<pseudonym>         when the person was erased (epoch seconds): what was sealed under a key made
                                before it stays erased, even if the key outlived the event somewhere
+    person:<pseudonym>:where   hash: organisation, unit, at (the newest of their events that named them)
+    people:org:<org>, people:unit:<org>:<unit>   sorted sets: the people seen there, by when first seen there
+    challenge:<id>             hash: challenge (the ChallengeOpened JSON), event_id
+    challenges                 sorted set: the challenges not yet closed, by when they close
 
 Everything here but the queue of deliveries still to make is rebuilt from the topics by
 ``python -m services.notifications.rebuild``.
@@ -30,10 +38,14 @@ from datetime import date, datetime
 
 from redis.asyncio import Redis
 
-from services.notifications.domain import Contact, FeedItem, IdeaFacts, Preferences
-from shared.events import IdeaRouted, PreferencesChanged, RoutingTarget, Sealed
+from services.notifications.challenges import Place
+from services.notifications.domain import Contact, DeadlineClock, FeedItem, IdeaFacts, Preferences, current_state
+from shared.events import ChallengeOpened, IdeaRouted, PreferencesChanged, RoutingTarget, Sealed
 from shared.idempotency import EFFECT_KEY_TTL_S
-from shared.lifecycle import AWAITING_ACKNOWLEDGEMENT
+from shared.lifecycle import STAGE_STATES
+
+TARGETS_RUNNING = frozenset().union(*STAGE_STATES.values())
+"""While an idea is in one of these states, one of its response-time targets still runs: it is checked."""
 
 # Deliver once: the delivery key is set, the item pushed and announced (as shown: ARGV[4]) in one step, or none.
 _DELIVER_ONCE = """
@@ -96,13 +108,52 @@ return 1
 """
 
 
+# Where a person works, from one of their events (KEYS: their where-hash; ARGV: prefix, pseudonym, organisation,
+# unit or '', the event's time). The newest event says where they are now; an older one of the same place only
+# makes them known there since earlier (a replay reads the submissions first).
+_PLACE_KEYS = """
+local function place_keys(org, unit)
+  local keys = {ARGV[1] .. 'people:org:' .. org}
+  if unit and unit ~= '' then table.insert(keys, ARGV[1] .. 'people:unit:' .. org .. ':' .. unit) end
+  return keys
+end
+"""
+_REMEMBER_WHERE = (
+    _PLACE_KEYS
+    + """
+local old = redis.call('HMGET', KEYS[1], 'organisation', 'unit', 'at')
+local at = tonumber(ARGV[5])
+local same = old[1] == ARGV[3] and (old[2] or '') == ARGV[4]
+if old[3] and tonumber(old[3]) > at and not same then return 0 end
+if old[1] and not same then
+  for _, k in ipairs(place_keys(old[1], old[2])) do redis.call('ZREM', k, ARGV[2]) end
+end
+for _, k in ipairs(place_keys(ARGV[3], ARGV[4])) do
+  local since = redis.call('ZSCORE', k, ARGV[2])
+  if (not since) or tonumber(since) > at then redis.call('ZADD', k, ARGV[5], ARGV[2]) end
+end
+if (not old[3]) or tonumber(old[3]) <= at then
+  redis.call('HSET', KEYS[1], 'organisation', ARGV[3], 'unit', ARGV[4], 'at', ARGV[5])
+end
+return 1
+"""
+)
+
+
 # A person's erasure: their feed, contact, preferences (and their place in the subscriber sets), their place among
-# each idea's followers and as its submitter (the idea stays, the submitter becomes nobody), in one step.
-# KEYS: erased marker, feed, contact, prefs, person's ideas; ARGV: prefix, pseudonym, erased at, end-of-stream message
-_FORGET_PERSON = """
+# each idea's followers and as its submitter (the idea stays, the submitter becomes nobody), where they work, in
+# one step. KEYS: erased marker, feed, contact, prefs, person's ideas, where; ARGV: prefix, pseudonym, erased at,
+# end-of-stream message
+_FORGET_PERSON = (
+    _PLACE_KEYS
+    + """
 local at = tonumber(ARGV[3])
 local marked = redis.call('GET', KEYS[1])
 if (not marked) or tonumber(marked) < at then redis.call('SET', KEYS[1], ARGV[3]) end
+local where = redis.call('HMGET', KEYS[6], 'organisation', 'unit')
+if where[1] then
+  for _, k in ipairs(place_keys(where[1], where[2])) do redis.call('ZREM', k, ARGV[2]) end
+end
 local prefs = redis.call('HGET', KEYS[4], 'prefs')
 if prefs then
   local o = cjson.decode(prefs)
@@ -117,10 +168,11 @@ for _, idea in ipairs(ideas) do
     redis.call('SET', ARGV[1] .. 'idea:' .. idea .. ':submitter', '')
   end
 end
-local forgotten = redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+local forgotten = redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
 redis.call('PUBLISH', ARGV[1] .. 'live:' .. ARGV[2], ARGV[4])
 return forgotten + #ideas
 """
+)
 
 END_OF_STREAM = '{"end": "erased"}'
 """Announced on a person's live channel when they are erased: every process ends their open streams."""
@@ -135,6 +187,7 @@ class NotificationStore:
         self._deliver = redis.register_script(_DELIVER_ONCE)
         self._apply_preferences = redis.register_script(_APPLY_PREFERENCES)
         self._forget_person = redis.register_script(_FORGET_PERSON)
+        self._remember_where = redis.register_script(_REMEMBER_WHERE)
         self._unquote = redis.register_script(_UNQUOTE)
 
     def key(self, *parts: str) -> str:
@@ -143,20 +196,31 @@ class NotificationStore:
     # --- ideas ------------------------------------------------------------------------------------
 
     async def remember_submission(
-        self, idea_id: str, contact: Contact | None, *, title: str = "", language: str = "sv"
+        self,
+        idea_id: str,
+        contact: Contact | None,
+        *,
+        title: str = "",
+        language: str = "sv",
+        at: datetime | None = None,
     ) -> None:
-        """Record that the idea's submission has been seen, and who its submitter is (a pseudonym), if anyone. The
-        submitter key is what the waiting room asks (services/notifications/waiting.py)."""
+        """Record that the idea's submission has been seen (``at``: when it was submitted, where its response-time
+        clock starts), and who its submitter is (a pseudonym), if anyone. The submitter key is what the waiting
+        room asks (services/notifications/waiting.py)."""
         value = json.dumps(asdict(contact)) if contact else ""
+        fields = {"title": title, "language": language}
+        if at is not None:
+            fields["submitted_at"] = str(at.timestamp())
         # In this order (one pipeline): once the submitter key exists (what ``admit`` asks), the title is there too.
         await asyncio.gather(
-            self.redis.hset(self.key("idea", idea_id), mapping={"title": title, "language": language}),
+            self.redis.hset(self.key("idea", idea_id), mapping=fields),
             *([self.redis.sadd(self.key("person", contact.person, "ideas"), idea_id)] if contact else []),
             self.redis.set(self.key("idea", idea_id, "submitter"), value),
         )
 
     async def record_routing(self, idea_id: str, routed: IdeaRouted, event_id: str, at: datetime) -> None:
-        """The idea's current routing; the time and event of its first routing start the response-time clock."""
+        """The idea's current routing; its first routing (time and event) puts it among the ideas whose targets
+        are checked, and names their notices (``domain.deadline_cause``)."""
         idea = self.key("idea", idea_id)
         organisations = json.dumps([t.model_dump(mode="json") for t in routed.organisations])
         fields = {"organisations": organisations, "areas": json.dumps([a.area for a in routed.areas])}
@@ -168,13 +232,25 @@ class NotificationStore:
             self.redis.hsetnx(idea, "routed_event_id", event_id),
             self.redis.hget(idea, "state"),
         )
-        if state is None or state in AWAITING_ACKNOWLEDGEMENT:
+        if state is None or state in TARGETS_RUNNING:
             await self.redis.zadd(self.key("open"), {idea_id: at.timestamp()}, nx=True)
 
     async def record_state(self, idea_id: str, state: str) -> None:
         await self.redis.hset(self.key("idea", idea_id), "state", state)
-        if state not in AWAITING_ACKNOWLEDGEMENT:
+        if state not in TARGETS_RUNNING:
             await self.redis.zrem(self.key("open"), idea_id)
+
+    async def record_edit(self, idea_id: str, title: str, language: str) -> None:
+        """The submitter's corrected title (and its language): what later news calls the idea."""
+        await self.redis.hset(self.key("idea", idea_id), mapping={"title": title, "language": language})
+
+    async def record_assignment(self, idea_id: str, organisation: str, assignee: str | None) -> None:
+        """Who has the idea for ``organisation`` now (a catalogue officer id), or nobody (None)."""
+        key = self.key("idea", idea_id, "assignees")
+        if assignee is None:
+            await self.redis.hdel(key, organisation)
+        else:
+            await self.redis.hset(key, organisation, assignee)
 
     async def add_follower(self, idea_id: str, person: str) -> None:
         await asyncio.gather(
@@ -183,10 +259,11 @@ class NotificationStore:
         )
 
     async def facts(self, idea_id: str) -> IdeaFacts:
-        idea, submitter, followers = await asyncio.gather(
+        idea, submitter, followers, assignees = await asyncio.gather(
             self.redis.hgetall(self.key("idea", idea_id)),
             self.redis.get(self.key("idea", idea_id, "submitter")),
             self.redis.smembers(self.key("idea", idea_id, "followers")),
+            self.redis.hgetall(self.key("idea", idea_id, "assignees")),
         )
         return IdeaFacts(
             idea_id=idea_id,
@@ -197,15 +274,66 @@ class NotificationStore:
             areas=tuple(json.loads(idea.get("areas", "[]"))),
             followers=frozenset(followers),
             state=idea.get("state"),
+            assignees=dict(assignees),
         )
 
-    async def routing_clock(self, idea_id: str) -> tuple[float, str] | None:
-        routed_at, event_id = await self.redis.hmget(self.key("idea", idea_id), ["routed_at", "routed_event_id"])
-        return (float(routed_at), event_id) if routed_at and event_id else None
+    async def deadline_clock(self, idea_id: str) -> DeadlineClock | None:
+        """The idea's response-time clock; None before it was routed."""
+        submitted_at, routed_at, event_id, state = await self.redis.hmget(
+            self.key("idea", idea_id), ["submitted_at", "routed_at", "routed_event_id", "state"]
+        )
+        start = submitted_at or routed_at
+        return DeadlineClock(float(start), event_id, current_state(state)) if start and event_id else None
 
     async def open_ideas(self, limit: int = 10_000) -> list[str]:
-        """Ideas routed but not yet acknowledged, oldest first."""
+        """Ideas routed whose response-time targets still run, oldest first."""
         return list(await self.redis.zrange(self.key("open"), 0, limit - 1))
+
+    # --- challenges -----------------------------------------------------------------------------------
+
+    async def remember_challenge(self, challenge: ChallengeOpened, event_id: str) -> None:
+        """A challenge and its opening event, until it closes."""
+        await asyncio.gather(
+            self.redis.hset(
+                self.key("challenge", challenge.challenge_id),
+                mapping={"challenge": challenge.model_dump_json(), "event_id": event_id},
+            ),
+            self.redis.zadd(self.key("challenges"), {challenge.challenge_id: challenge.closes_at.timestamp()}),
+        )
+
+    async def open_challenges(self) -> list[tuple[ChallengeOpened, str]]:
+        """The challenges not yet closed (as far as the store knows), soonest closing first, with their events."""
+        found = []
+        for challenge_id in await self.redis.zrange(self.key("challenges"), 0, -1):
+            raw, event_id = await self.redis.hmget(self.key("challenge", challenge_id), ["challenge", "event_id"])
+            if raw and event_id:
+                found.append((ChallengeOpened.model_validate_json(raw), event_id))
+        return found
+
+    async def challenge_closed(self, challenge_id: str) -> None:
+        """A closed challenge is told of no more."""
+        await asyncio.gather(
+            self.redis.zrem(self.key("challenges"), challenge_id),
+            self.redis.delete(self.key("challenge", challenge_id)),
+        )
+
+    # --- where people work ------------------------------------------------------------------------------
+
+    async def remember_where(self, person: str, organisation: str, unit: str | None, at: datetime) -> None:
+        """Where ``person`` works, as an event of theirs at ``at`` names it (their newest event wins)."""
+        await self._remember_where(
+            keys=[self.key("person", person, "where")],
+            args=[self.key(""), person, organisation, unit or "", f"{at.timestamp():.6f}"],
+        )
+
+    async def known_people(self, places: tuple[Place, ...], until: datetime) -> set[str]:
+        """The people seen in those places (an organisation, or one unit of it) by ``until``."""
+        keys = [
+            self.key("people", "unit", p.organisation, p.unit) if p.unit else self.key("people", "org", p.organisation)
+            for p in places
+        ]
+        found = await asyncio.gather(*(self.redis.zrangebyscore(k, "-inf", until.timestamp()) for k in keys))
+        return set().union(*found) if found else set()
 
     # --- people: contacts and erasures ----------------------------------------------------------------
 
@@ -241,6 +369,7 @@ class NotificationStore:
             self.key("contact", person),
             self.key("prefs", person),
             self.key("person", person, "ideas"),
+            self.key("person", person, "where"),
         ]
         forgotten = int(await self._forget_person(keys=keys, args=[prefix, person, f"{at:.6f}", END_OF_STREAM]))
         quoting = [self.key("feed", other) for other in audience]

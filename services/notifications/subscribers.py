@@ -3,6 +3,9 @@
 from services.notifications.handlers import NotificationHandlers
 from shared.batch import subscribe_batch
 from shared.events import (
+    AssignedEvent,
+    ChallengeOpenedEvent,
+    EditedEvent,
     EngagementEvent,
     ErasureRequestedEvent,
     PreferencesChangedEvent,
@@ -50,6 +53,33 @@ def register(runtime: Runtime, handlers: NotificationHandlers) -> None:
         title="notifications.engagement",
         description="Tells the followers of comments; supporters, commenters and followers follow the idea",
         each=handlers.engagement,
+    )
+
+    subscribe_batch(
+        runtime,
+        topics.edited,
+        EditedEvent,
+        title="notifications.edited",
+        description="Keeps the submitter's corrected title for later news; tells nobody (the new routing is told)",
+        each=handlers.edited,
+    )
+
+    subscribe_batch(
+        runtime,
+        topics.assignments,
+        AssignedEvent,
+        title="notifications.assignments",
+        description="Tells the officer an idea was given to; their organisation's deadline warnings go to them",
+        each=handlers.assigned,
+    )
+
+    subscribe_batch(
+        runtime,
+        topics.challenges,
+        ChallengeOpenedEvent,
+        title="notifications.challenges",
+        description="Tells a challenge's audience that it opened (and, by a periodic check, a week before it closes)",
+        each=handlers.challenge_opened,
     )
 
     subscribe_batch(

@@ -31,7 +31,15 @@ from redis.asyncio import Redis
 
 from services.notifications.tasks import in_background
 from shared.deadletter import PermanentError
-from shared.events import PAYLOAD_BY_TYPE, Envelope, IdeaEngagement, IdeaRouted, IdeaStatusChanged
+from shared.events import (
+    PAYLOAD_BY_TYPE,
+    Envelope,
+    IdeaAssigned,
+    IdeaEdited,
+    IdeaEngagement,
+    IdeaRouted,
+    IdeaStatusChanged,
+)
 from shared.topics import Topics
 
 RELEASER_LEASE_S = 60
@@ -97,11 +105,18 @@ class Waiting:
 
     @classmethod
     def of_idea_events(cls, room: WaitingRoom, rejected: RejectedEvents, topics: Topics) -> Waiting:
-        """The events that may overtake their submission: routings, status changes and engagement."""
+        """The events that may overtake their submission: routings, status changes, engagement, edits and
+        assignments."""
         return cls(
             room,
             rejected,
-            {IdeaRouted: topics.routed, IdeaStatusChanged: topics.status_changed, IdeaEngagement: topics.engagement},
+            {
+                IdeaRouted: topics.routed,
+                IdeaStatusChanged: topics.status_changed,
+                IdeaEngagement: topics.engagement,
+                IdeaEdited: topics.edited,
+                IdeaAssigned: topics.assignments,
+            },
         )
 
     async def admitted(self, event: Envelope[Any], handle: Handle) -> bool:

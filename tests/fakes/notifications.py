@@ -23,18 +23,19 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from services.notifications.challenges import Place
 from services.notifications.contacts import Contacts
 from services.notifications.delivery.model import Delivery, DeliveryMetrics
 from services.notifications.delivery.outcomes import Reporter
-from services.notifications.domain import Contact, FeedItem, IdeaFacts, Preferences
+from services.notifications.domain import Contact, DeadlineClock, FeedItem, IdeaFacts, Preferences, current_state
 from services.notifications.handlers import NotificationHandlers
 from services.notifications.rendering import Renderer
 from services.notifications.settings import NotificationsSettings
+from services.notifications.store import TARGETS_RUNNING
 from services.notifications.waiting import RELEASER_LEASE_S, Admission, Waiting
 from shared.catalogue import Catalogue, load_catalogue
 from shared.deadletter import DeadLetters
-from shared.events import Envelope, IdeaRouted, PreferencesChanged, RoutingTarget, Sealed
-from shared.lifecycle import AWAITING_ACKNOWLEDGEMENT
+from shared.events import ChallengeOpened, Envelope, IdeaRouted, PreferencesChanged, RoutingTarget, Sealed
 from shared.metrics import ServiceMetrics
 from shared.topics import Topics
 from tests.fakes.common import FakeKeyring, FakePublisher, FixedClock
@@ -116,6 +117,7 @@ class FakeDeliveryQueue:
 class _Idea:
     fields: dict[str, str] = field(default_factory=dict)
     followers: set[str] = field(default_factory=set)
+    assignees: dict[str, str] = field(default_factory=dict)
 
 
 class InMemoryNotificationStore:
@@ -136,14 +138,27 @@ class InMemoryNotificationStore:
         self.contacts: dict[str, Sealed] = {}
         self.erased: dict[str, float] = {}
         self.ideas_of: dict[str, set[str]] = defaultdict(set)
+        self.where: dict[str, tuple[str, str | None, float]] = {}
+        """person -> (organisation, unit, the time of the newest event that said so)"""
+        self.places: dict[str, dict[str, float]] = defaultdict(dict)
+        """'org:<org>' or 'unit:<org>:<unit>' -> person -> since when they are known there"""
+        self.challenges: dict[str, tuple[ChallengeOpened, str]] = {}
 
     # --- ideas --------------------------------------------------------------------------------------
 
     async def remember_submission(
-        self, idea_id: str, contact: Contact | None, *, title: str = "", language: str = "sv"
+        self,
+        idea_id: str,
+        contact: Contact | None,
+        *,
+        title: str = "",
+        language: str = "sv",
+        at: datetime | None = None,
     ) -> None:
         await _round_trip()
         self.ideas[idea_id].fields.update(title=title, language=language)
+        if at is not None:
+            self.ideas[idea_id].fields["submitted_at"] = str(at.timestamp())
         self.submitters[idea_id] = contact
         if contact is not None:
             self.ideas_of[contact.person].add(idea_id)
@@ -158,14 +173,25 @@ class InMemoryNotificationStore:
         idea.setdefault("routed_at", str(at.timestamp()))
         idea.setdefault("routed_event_id", event_id)
         state = idea.get("state")
-        if state is None or state in AWAITING_ACKNOWLEDGEMENT:
+        if state is None or state in TARGETS_RUNNING:
             self.open.setdefault(idea_id, at.timestamp())
 
     async def record_state(self, idea_id: str, state: str) -> None:
         await _round_trip()
         self.ideas[idea_id].fields["state"] = state
-        if state not in AWAITING_ACKNOWLEDGEMENT:
+        if state not in TARGETS_RUNNING:
             self.open.pop(idea_id, None)
+
+    async def record_edit(self, idea_id: str, title: str, language: str) -> None:
+        await _round_trip()
+        self.ideas[idea_id].fields.update(title=title, language=language)
+
+    async def record_assignment(self, idea_id: str, organisation: str, assignee: str | None) -> None:
+        await _round_trip()
+        if assignee is None:
+            self.ideas[idea_id].assignees.pop(organisation, None)
+        else:
+            self.ideas[idea_id].assignees[organisation] = assignee
 
     async def add_follower(self, idea_id: str, person: str) -> None:
         await _round_trip()
@@ -184,17 +210,60 @@ class InMemoryNotificationStore:
             areas=tuple(json.loads(idea.fields.get("areas", "[]"))),
             followers=frozenset(idea.followers),
             state=idea.fields.get("state"),
+            assignees=dict(idea.assignees),
         )
 
-    async def routing_clock(self, idea_id: str) -> tuple[float, str] | None:
+    async def deadline_clock(self, idea_id: str) -> DeadlineClock | None:
         await _round_trip()
         idea = self.ideas.get(idea_id, _Idea()).fields
-        routed_at, event_id = idea.get("routed_at"), idea.get("routed_event_id")
-        return (float(routed_at), event_id) if routed_at and event_id else None
+        start = idea.get("submitted_at") or idea.get("routed_at")
+        event_id = idea.get("routed_event_id")
+        return DeadlineClock(float(start), event_id, current_state(idea.get("state"))) if start and event_id else None
 
     async def open_ideas(self, limit: int = 10_000) -> list[str]:
         await _round_trip()
         return [idea for idea, _ in sorted(self.open.items(), key=lambda item: (item[1], item[0]))][:limit]
+
+    # --- challenges -------------------------------------------------------------------------------------
+
+    async def remember_challenge(self, challenge: ChallengeOpened, event_id: str) -> None:
+        await _round_trip()
+        self.challenges[challenge.challenge_id] = (challenge, event_id)
+
+    async def open_challenges(self) -> list[tuple[ChallengeOpened, str]]:
+        await _round_trip()
+        return sorted(self.challenges.values(), key=lambda c: (c[0].closes_at, c[0].challenge_id))
+
+    async def challenge_closed(self, challenge_id: str) -> None:
+        await _round_trip()
+        self.challenges.pop(challenge_id, None)
+
+    # --- where people work ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _place_keys(organisation: str, unit: str | None) -> list[str]:
+        return [f"org:{organisation}", *([f"unit:{organisation}:{unit}"] if unit else [])]
+
+    async def remember_where(self, person: str, organisation: str, unit: str | None, at: datetime) -> None:
+        await _round_trip()
+        when = float(f"{at.timestamp():.6f}")
+        old = self.where.get(person)
+        same = old is not None and old[:2] == (organisation, unit or None)
+        if old is not None and old[2] > when and not same:
+            return
+        if old is not None and not same:
+            for key in self._place_keys(old[0], old[1]):
+                self.places[key].pop(person, None)
+        for key in self._place_keys(organisation, unit):
+            self.places[key][person] = min(self.places[key].get(person, when), when)
+        if old is None or old[2] <= when:
+            self.where[person] = (organisation, unit or None, when)
+
+    async def known_people(self, places: tuple[Place, ...], until: datetime) -> set[str]:
+        await _round_trip()
+        keys = [f"unit:{p.organisation}:{p.unit}" if p.unit else f"org:{p.organisation}" for p in places]
+        at = until.timestamp()
+        return {person for key in keys for person, since in self.places.get(key, {}).items() if since <= at}
 
     # --- people: contacts and erasures -----------------------------------------------------------------
 
@@ -231,6 +300,10 @@ class InMemoryNotificationStore:
             forgotten += 1
         for people in self.digests.values():
             forgotten += people.pop(person, None) is not None
+        if (where := self.where.pop(person, None)) is not None:
+            forgotten += 1
+            for key in self._place_keys(where[0], where[1]):
+                self.places[key].pop(person, None)
         # their words quoted in other people's feeds and digests read as removed
         quoting = [
             *self.feeds.values(),

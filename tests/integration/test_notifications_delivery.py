@@ -528,7 +528,7 @@ async def test_response_time_targets_warn_the_officers_then_the_innovation_offic
     idea_id, acknowledged = str(uuid.uuid4()), str(uuid.uuid4())
     today = datetime.now(UTC).replace(hour=8, minute=0, second=0, microsecond=0)
     monday = today + timedelta(days=7 - today.weekday())  # routed next Monday: the service's own timer finds it in time
-    while not all(is_working_day((monday + timedelta(days=n)).date()) for n in (0, 1, 2, 3, 4, 7)):
+    while not all(is_working_day((monday + timedelta(days=n)).date()) for n in (0, 1, 2, 3, 4, 7, 8)):
         monday += timedelta(days=7)  # a week without holidays, so that the working days below are plain weekdays
     with smtp_server() as mail:
         settings = settings_for(mail.port)
@@ -554,7 +554,8 @@ async def test_response_time_targets_warn_the_officers_then_the_innovation_offic
             assert await handlers.check_deadlines(monday + timedelta(days=4)) == 1  # Friday: one working day left
             await eventually(lambda: set(mail.of_kind("deadline-warning")) == {SARA, JOHN})
             assert await handlers.check_deadlines(monday + timedelta(days=4, hours=1)) == 0  # never twice
-            assert await handlers.check_deadlines(monday + timedelta(days=7, hours=1)) == 1  # next Monday: missed
+            assert await handlers.check_deadlines(monday + timedelta(days=7, hours=1)) == 0  # next Monday: last day
+            assert await handlers.check_deadlines(monday + timedelta(days=8)) == 1  # Tuesday: missed (as analytics)
             await eventually(lambda: set(mail.of_kind("deadline-missed")) == {OFFICE})
             assert await handlers.check_deadlines(monday + timedelta(days=20)) == 0
             await sent.wait_for(lambda rs: sum(b'"email"' in r.value for r in rs) >= 7 + 2 + 1)

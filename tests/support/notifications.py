@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any, Literal, Protocol
@@ -15,8 +17,12 @@ from aiosmtpd.controller import Controller
 
 from shared.events import (
     AreaMatch,
+    ChallengeAudience,
+    ChallengeOpened,
     EngagementKind,
     Envelope,
+    IdeaAssigned,
+    IdeaEdited,
     IdeaEngagement,
     IdeaRouted,
     IdeaState,
@@ -130,14 +136,26 @@ class People:
     def pseudonym(self, email: str) -> str:
         return self.keyring.pseudonym(email)
 
-    async def ref(self, email: str, name: str | None = None) -> PersonRef:
-        ref, _ = await self.keyring.person_ref(email, name or name_of(email))
+    async def ref(
+        self, email: str, name: str | None = None, *, organisation: str | None = None, unit: str | None = None
+    ) -> PersonRef:
+        ref, _ = await self.keyring.person_ref(email, name or name_of(email), organisation=organisation, unit=unit)
         return ref
 
     async def submitted(
-        self, idea_id: str, title: str, email: str | None = ANNA, language: str = "sv", **kw: Any
+        self,
+        idea_id: str,
+        title: str,
+        email: str | None = ANNA,
+        language: str = "sv",
+        *,
+        organisation: str | None = None,
+        unit: str | None = None,
+        challenge_id: str | None = None,
+        **kw: Any,
     ) -> Envelope:
-        submitter = await self.ref(email) if email else None
+        """A submission; ``organisation``/``unit``: where the submitter works, as their token says."""
+        submitter = await self.ref(email, organisation=organisation, unit=unit) if email else None
         idea = IdeaSubmitted(
             idea_id=idea_id,
             title=title,
@@ -145,15 +163,31 @@ class People:
             language=language,  # type: ignore[arg-type]
             submitter=submitter,
             anonymous=submitter is None,
+            challenge_id=challenge_id,
         )
         return Envelope.wrap(idea, source="/tests", **kw)
 
     async def engaged(
-        self, idea_id: str, kind: EngagementKind, email: str, text: str | None = None, **kw: Any
+        self,
+        idea_id: str,
+        kind: EngagementKind,
+        email: str,
+        text: str | None = None,
+        *,
+        anonymous: bool = False,
+        official: str | None = None,
+        organisation: str | None = None,
+        unit: str | None = None,
+        **kw: Any,
     ) -> Envelope:
-        ref, key = await self.keyring.person_ref(email, name_of(email))
+        """A comment, support or follow; ``anonymous``: shown as 'anonym'; ``official``: an officer's answer for
+        that organisation."""
+        ref, key = await self.keyring.person_ref(email, name_of(email), organisation=organisation, unit=unit)
         sealed = key.seal(text) if text is not None else None
-        return Envelope.wrap(IdeaEngagement(idea_id=idea_id, kind=kind, person=ref, text=sealed), source="/tests", **kw)
+        engagement = IdeaEngagement(
+            idea_id=idea_id, kind=kind, person=ref, text=sealed, anonymous=anonymous, official=official
+        )
+        return Envelope.wrap(engagement, source="/tests", **kw)
 
     async def preferences(self, email: str, *, via: Literal["api", "unsubscribe"] = "api", **choices: Any) -> Envelope:
         """A PreferencesChanged event of the person, as the service records it (the person a pseudonym, their
@@ -203,9 +237,66 @@ def routed(idea_id: str, title: str, targets: list[tuple[str, str | None]], area
     return Envelope.wrap(event, source="/tests", **kw)
 
 
-def status(idea_id: str, to_state: IdeaState, reason: str | None, changed_by: str = "erik.lindberg") -> Envelope:
-    change = IdeaStatusChanged(idea_id=idea_id, to_state=to_state, reason=reason, changed_by=changed_by)
-    return Envelope.wrap(change, source="/tests")
+def status(
+    idea_id: str,
+    to_state: IdeaState,
+    reason: str | None,
+    changed_by: str = "erik.lindberg",
+    *,
+    merged_into: str | None = None,
+    **kw: Any,
+) -> Envelope:
+    change = IdeaStatusChanged(
+        idea_id=idea_id, to_state=to_state, reason=reason, changed_by=changed_by, merged_into=merged_into
+    )
+    return Envelope.wrap(change, source="/tests", **kw)
+
+
+def edited(idea_id: str, title: str, edited_by: str, language: str = "sv", **kw: Any) -> Envelope:
+    """The submitter (``edited_by``: their pseudonym) corrected the idea."""
+    edit = IdeaEdited(
+        idea_id=idea_id,
+        title=title,
+        description="Rättad.",
+        language=language,
+        edited_by=edited_by,  # type: ignore[arg-type]
+    )
+    return Envelope.wrap(edit, source="/tests", **kw)
+
+
+def assigned(
+    idea_id: str, organisation: str, assignee: str | None, assigned_by: str, previous: str | None = None, **kw: Any
+) -> Envelope:
+    assignment = IdeaAssigned(
+        idea_id=idea_id, organisation=organisation, assignee=assignee, previous=previous, assigned_by=assigned_by
+    )
+    return Envelope.wrap(assignment, source="/tests", **kw)
+
+
+def challenge(
+    question: str,
+    *,
+    organisation: str = "tekniska-verken",
+    audience: tuple[tuple[str, str | None], ...] = (("tekniska-verken", None),),
+    opens_at: datetime,
+    closes_in: timedelta = timedelta(days=30),
+    opened_by: str = "erik.lindberg",
+    description: str = "",
+    challenge_id: str | None = None,
+    **kw: Any,
+) -> Envelope:
+    """A ChallengeOpened event, opened at ``opens_at`` (its envelope's time too) and closing ``closes_in`` later."""
+    opened = ChallengeOpened(
+        challenge_id=challenge_id or str(uuid.uuid4()),
+        question=question,
+        description=description,
+        organisation=organisation,
+        audience=tuple(ChallengeAudience(organisation=o, unit=u) for o, u in audience),
+        opens_at=opens_at,
+        closes_at=opens_at + closes_in,
+        opened_by=opened_by,
+    )
+    return Envelope.wrap(opened, source="/tests", time=opens_at, **kw)
 
 
 async def publish(producer, topic: str, *events: Envelope) -> None:

@@ -128,10 +128,13 @@ def test_notification_ids_are_one_per_event_recipient_and_channel_and_never_chan
 
 
 def test_working_days_skip_weekends_and_the_target_warns_a_day_before_it_is_missed():
+    """As analytics measures it: five working days from Monday the 2nd are met up to and including Monday the 9th
+    (the due date), missed from the next working day."""
     monday = datetime(2026, 3, 2, 9, tzinfo=UTC)
     assert domain.add_working_days(datetime(2026, 3, 6, 9, tzinfo=UTC), 1).weekday() == 0  # Friday -> Monday
     state = lambda day: domain.deadline_state(monday, datetime(2026, 3, day, 10, tzinfo=UTC), 5, 1, STOCKHOLM)  # noqa: E731
-    assert [state(d) for d in (2, 5, 6, 8, 9)] == ["ok", "ok", "warning", "warning", "missed"]
+    assert [state(d) for d in (2, 5, 6, 8, 9, 10)] == ["ok", "ok", "warning", "warning", "warning", "missed"]
+    assert domain.due_date(monday, 5, STOCKHOLM).date().isoformat() == "2026-03-09"
 
 
 def test_unsubscribe_tokens_are_signed_for_one_person_and_expire():
@@ -199,3 +202,47 @@ def test_a_broken_template_is_a_template_failure(tmp_path):
     (tmp_path / "sv" / "routed.txt.j2").write_text("{% block subject %}{{ missing }}{% endblock %}")
     with pytest.raises(TemplateFailure, match="missing"):
         Renderer(tmp_path).render("routed", "sv", {}, unsubscribe_url="u")
+
+
+TARGETS = ("acknowledged", "assessed", "decided")
+
+
+@pytest.mark.parametrize("language", ["sv", "en"])
+@pytest.mark.parametrize(
+    ("kind", "role", "extra"),
+    [
+        ("withdrawn", "officer", {"to_state": "withdrawn", "reason": "<b>fel</b>"}),
+        ("withdrawn", "follower", {"to_state": "withdrawn"}),
+        ("assigned", "assignee", {"actor": "Erik Lindberg"}),
+        ("comment", "submitter", {"official": "tekniska-verken", "actor": "Erik Lindberg", "comment": "<i>ja</i>"}),
+        ("comment", "follower", {"anonymous": True, "comment": "<i>ja</i>"}),
+        ("status-changed", "follower", {"to_state": "merged", "reason": "Samma", "merged_into": "i2"}),
+        *[("deadline-warning", role, {"target": t}) for t in TARGETS for role in ("officer", "assignee")],
+        *[("deadline-missed", role, {"target": t}) for t in TARGETS for role in ("office", "assignee")],
+        ("challenge-opened", "asked", {"asker": "kirunabostader", "description": "<b>Hur", "path": "/challenges/c"}),
+        ("challenge-closing", "asked", {"asker": "kirunabostader", "path": "/challenges/c"}),
+    ],
+)
+def test_the_kinds_of_issue_18_render_in_both_languages_escaped_and_linked(language, kind, role, extra):
+    n = news(kind=kind, due=news().time, **extra)
+    context = domain.template_context(n, Recipient(ANNA, role), language, CATALOGUE, "https://x")
+    rendered = Renderer(TEMPLATES_DIR).render(kind, language, context, unsubscribe_url="https://u")
+    assert rendered.subject and rendered.summary and "None" not in rendered.text
+    assert f"https://x{n.page}" in rendered.text and "&lt;till&gt;" in rendered.html and "<b>" not in rendered.html
+    if kind.startswith("challenge-"):
+        assert ("Svara på utmaningen" if language == "sv" else "Answer the challenge") in rendered.html
+        assert "Kirunabostäder" in rendered.summary
+    if kind == "status-changed":
+        follows = "Du följer nu den idén" if language == "sv" else "You now follow that idea"
+        assert follows in rendered.text and "https://x/ideas/i2" in rendered.text
+    if kind == "comment" and "anonymous" in extra:
+        assert "Erik" not in rendered.text and ("anonym" in rendered.summary)
+    if kind == "comment" and "official" in extra:
+        assert rendered.summary.startswith("Tekniska Verken")
+
+
+def test_a_kind_unknown_to_the_rebuild_would_be_a_template_missing():
+    """Every kind has its template in both languages (the rebuild derives notification ids with the kinds)."""
+    for language in ("sv", "en"):
+        templates = {p.name.removesuffix(".txt.j2") for p in (TEMPLATES_DIR / language).glob("*.txt.j2")}
+        assert set(domain.KINDS) <= templates, set(domain.KINDS) - templates

@@ -29,8 +29,11 @@
     var text = document.createElement("p");
     text.textContent = item.text || "";
     var link = document.createElement("a");
-    link.href = prefix + "/ideas/" + encodeURIComponent(item.idea_id);
-    link.textContent = list.dataset.open || "";
+    var challenge = typeof item.path === "string" && item.path.indexOf("/challenges/") === 0;
+    link.href = challenge
+      ? prefix + "/challenges/" + encodeURIComponent(item.path.slice("/challenges/".length))
+      : prefix + "/ideas/" + encodeURIComponent(item.idea_id);
+    link.textContent = (challenge ? list.dataset.openChallenge : list.dataset.open) || "";
     li.append(kind, time, text, link);
     list.prepend(li);
     var empty = document.getElementById("feed-empty");
