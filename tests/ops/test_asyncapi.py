@@ -52,8 +52,18 @@ WRITES = {
 }
 SUBSCRIBED = {
     "intake": {T.intake_raw, T.submitted, T.routed, T.status_changed, T.engagement, T.people_erasures},
-    "routing": {T.submitted, T.routing_commands, T.people_erasures},
-    "notifications": {T.submitted, T.routed, T.status_changed, T.engagement, T.preferences, T.people_erasures},
+    "routing": {T.submitted, T.edited, T.routing_commands, T.people_erasures},
+    "notifications": {
+        T.submitted,
+        T.routed,
+        T.status_changed,
+        T.engagement,
+        T.edited,
+        T.assignments,
+        T.challenges,
+        T.preferences,
+        T.people_erasures,
+    },
     "analytics": {T.submitted, T.routed, T.status_changed, T.engagement, T.notifications_sent, T.people_erasures},
 }
 READS = {service: {*topics, T.people_keys} for service, topics in SUBSCRIBED.items()}  # every keyring reads the keys
