@@ -1,8 +1,9 @@
 """Intake: the front door. Every write is answered only after Kafka has acknowledged it.
 
 The factory wires, and nothing else: adapters (Redis store, Kafka publisher), the use cases (handlers.py,
-people.py), the subscriptions (subscribers.py), the doors (api.py, web.py, mail.py, people.py, my_data.py) and the
-refusals (problems.py). Tests may give it in-memory adapters (tests/fakes/intake.py), as a composition root does."""
+people.py), the similar-ideas index (similar.py), the subscriptions (subscribers.py), the doors (api.py, web.py,
+idea_forms.py, challenge_pages.py, mail.py, people.py, my_data.py) and the refusals (problems.py). Tests may give
+it in-memory adapters (tests/fakes/intake.py), as a composition root does."""
 
 from __future__ import annotations
 
@@ -13,16 +14,28 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from services.intake import problems
 from services.intake.api import api_router
+from services.intake.challenge_pages import challenge_pages_router
 from services.intake.handlers import Intake
+from services.intake.idea_forms import idea_forms_router
 from services.intake.mail import smtp_listener
 from services.intake.my_data import my_data_router
 from services.intake.people import People, closing_key_segments, people_router
 from services.intake.settings import IntakeSettings
+from services.intake.similar import SimilarIdeas
 from services.intake.store import IntakeStore
 from services.intake.subscribers import register
 from services.intake.web import web_router
 from shared.asyncapi import declare_publication
-from shared.events import IdeaEngagement, IdeaStatusChanged, IdeaSubmitted, PersonErasureRequested, RerouteIdea
+from shared.events import (
+    ChallengeOpened,
+    IdeaAssigned,
+    IdeaEdited,
+    IdeaEngagement,
+    IdeaStatusChanged,
+    IdeaSubmitted,
+    PersonErasureRequested,
+    RerouteIdea,
+)
 from shared.live_catalogue import LiveCatalogue
 from shared.publishing import KafkaPublisher, Publisher
 from shared.replay import read_batches
@@ -66,11 +79,20 @@ def create_app(
         exports_at_once=settings.exports_at_once,
         logger=runtime.logger,
     )
+    similar = SimilarIdeas(store, logger=runtime.logger)  # each replica's own index, kept up from Redis
     register(runtime, intake, people)
     for topic, model, name, description in (
         (runtime.topics.submitted, IdeaSubmitted, "submitted", "Every new idea, from every front end, once stored"),
-        (runtime.topics.status_changed, IdeaStatusChanged, "status-changed", "An officer moved an idea on"),
+        (
+            runtime.topics.status_changed,
+            IdeaStatusChanged,
+            "status-changed",
+            "An officer moved an idea on, or its submitter withdrew it",
+        ),
         (runtime.topics.engagement, IdeaEngagement, "engagement", "Comments, support and follows of ideas"),
+        (runtime.topics.edited, IdeaEdited, "edited", "A submitter corrected their idea before it was acknowledged"),
+        (runtime.topics.assignments, IdeaAssigned, "assignments", "An officer gave an idea to one named officer"),
+        (runtime.topics.challenges, ChallengeOpened, "challenges", "An organisation asks its staff for ideas"),
         (runtime.topics.routing_commands, RerouteIdea, "commands", "The innovation office re-routes an idea"),
         (runtime.topics.people_erasures, PersonErasureRequested, "people-erasures", "A person asked to be forgotten"),
     ):
@@ -78,10 +100,12 @@ def create_app(
     app = service_app(
         runtime,
         title="Kiruna innovation platform: intake",
-        description="Every write enters here: ideas, status changes, comments, support, re-routes; and the "
-        "people's requests about their data (export, erasure).",
+        description="Every write enters here: ideas, status changes, comments, support, re-routes, edits and "
+        "withdrawals by submitters, assignments, challenges; and the people's requests about their data (export, "
+        "erasure).",
         background=[
             lambda: live_catalogue.watching(settings.catalogue_check_interval_s),
+            similar.loading,
             lambda: smtp_listener(intake, settings, registry=runtime.metrics.registry),
             # people.keys.v1's segments close (and erased keys are compacted away) in a bounded time
             lambda: closing_key_segments(keyring.writer, connected=runtime.kafka_connected, logger=runtime.logger),
@@ -89,17 +113,20 @@ def create_app(
     )
     app.state.intake = intake
     app.state.people = people
+    app.state.similar = similar
 
     # Rate limits and the body limit are every service's (shared/rate_limits.py, shared/body_limit.py)
     identity = app.state.identity
     app.include_router(api_router(intake, identity, anonymous_without_sign_in=settings.anonymous_without_sign_in))
     app.include_router(people_router(people, identity))
-    app.include_router(web_router(intake, identity, settings))
+    app.include_router(web_router(intake, identity, settings, similar))
+    app.include_router(idea_forms_router(intake, identity))
+    app.include_router(challenge_pages_router(intake, identity, settings))
     app.include_router(my_data_router(people, identity, settings))
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
-        allow_methods=["GET", "POST"],
+        allow_methods=["GET", "POST", "PATCH"],
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Correlation-ID"],
     )
     problems.install(app, logger=runtime.logger, retry_after_s=settings.retry_after_s)

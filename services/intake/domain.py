@@ -114,6 +114,7 @@ def submitted_event(idea: IdeaIn, idea_id: str, submitter: PersonRef | None = No
         anonymous=idea.anonymous,
         submitter=None if idea.anonymous else submitter,
         channel=idea.channel,
+        challenge_id=idea.challenge_id,
     )
 
 

@@ -16,17 +16,39 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
-from services.intake.domain import ID_PREFIX, Person, intake_id, submitted_event, submitter_of
+from services.intake.challenges import answering, challenge_of, check_answerable
+from services.intake.domain import ID_PREFIX, Person, detect_language, intake_id, submitted_event, submitter_of
 from services.intake.errors import Conflict, Forbidden, InvalidField, NotFound
 from services.intake.lifecycle import check_transition
-from services.intake.models import CommentIn, IdeaAccepted, IdeaIn, RerouteIn, StatusChangeIn
-from services.intake.store import IntakeStore, iso
+from services.intake.models import (
+    AssignmentIn,
+    ChallengeAccepted,
+    ChallengeIn,
+    CommentIn,
+    EditIn,
+    IdeaAccepted,
+    IdeaIn,
+    RerouteIn,
+    StatusChangeIn,
+    WithdrawIn,
+)
+from services.intake.rules import (
+    assignment_of,
+    check_editable,
+    check_submitter,
+    check_withdrawable,
+    official_of,
+)
+from services.intake.store import ANONYMOUS, IdeaRecord, IdempotencyMismatch, IntakeStore, iso
 from shared.catalogue import Catalogue
 from shared.events import (
     AreaMatch,
+    ChallengeOpened,
     Contract,
     EngagementKind,
     Envelope,
+    IdeaAssigned,
+    IdeaEdited,
     IdeaEngagement,
     IdeaState,
     IdeaStatusChanged,
@@ -138,11 +160,14 @@ class Intake:
         self.check_hints(idea)
         submitter = submitter_of(idea)
         if idempotency_key is None:
-            return await self._submit(idea, submitter, str(uuid.uuid4()), correlation_id)
+            answer = await self.answering_challenge(idea)
+            return await self._submit(answer, submitter, str(uuid.uuid4()), correlation_id)
         owner = self._scope(principal)
         named = self.keyring.pseudonym(submitter.email) if submitter is not None else None
         scoped_key = f"{owner}\n{idempotency_key}"
-        request = f"{owner}\n{named or '-'}\n{idea.model_dump_json(exclude={'submitter'})}"
+        # (an idea answering no challenge has the fingerprint it had before ideas could answer one)
+        unsaid = {"submitter"} if idea.challenge_id else {"submitter", "challenge_id"}
+        request = f"{owner}\n{named or '-'}\n{idea.model_dump_json(exclude=unsaid)}"
         if submitter is not None:
             request += f"\n{submitter.organisation or '-'}\n{submitter.unit or '-'}"
         fingerprint = hashlib.sha256(request.encode()).hexdigest()
@@ -159,7 +184,8 @@ class Intake:
         if not reservation.first:
             return accepted
         try:
-            await self._submit(idea, submitter, accepted.idea_id, correlation_id, event_id=accepted.event_id)
+            answer = await self.answering_challenge(idea)
+            await self._submit(answer, submitter, accepted.idea_id, correlation_id, event_id=accepted.event_id)
         except BaseException:
             with contextlib.suppress(Exception):  # else the lease runs out by itself
                 await self.store.release(scoped_key)
@@ -169,6 +195,10 @@ class Intake:
         except Exception as exc:  # Kafka has the idea: the record is a cache, which the follower settles
             self._cache_failed(accepted, exc)
         return accepted
+
+    async def answered(self, idempotency_key: str, principal: Principal | None) -> bool:
+        """Whether a request under this Idempotency-Key (of this sender) was already made."""
+        return await self.store.reserved(f"{self._scope(principal)}\n{idempotency_key}")
 
     def _scope(self, principal: Principal | None) -> str:
         """Whose Idempotency-Keys these are: the principal's pseudonym (of their address; of their user id when
@@ -182,8 +212,16 @@ class Intake:
         idea without the submitter's address is refused (:class:`InvalidField` ``submitter.email``)."""
         self.check_hints(idea)
         submitter = submitter_of(idea)
+        idea = await self.answering_challenge(idea)
         channel_idea = idea if "channel" in idea.model_fields_set else idea.model_copy(update={"channel": "kafka"})
         return await self._submit(channel_idea, submitter, idea_id, None, event_id=intake_id(idea_id, "submitted"))
+
+    async def answering_challenge(self, idea: IdeaIn) -> IdeaIn:
+        """The idea with its challenge's hints; refuses an unknown challenge (422) or a closed one (409)."""
+        if idea.challenge_id is None:
+            return idea
+        found = await self.store.challenge(idea.challenge_id)
+        return answering(idea, check_answerable(found, idea.challenge_id, self.clock()))
 
     def _accepted(self, idea_id: str) -> IdeaAccepted:
         return IdeaAccepted(
@@ -219,7 +257,14 @@ class Intake:
         # Kafka has acknowledged the idea: from here on the answer is 202. Intake's record of it is a cache of
         # the topic (the follower writes the same record), so a failing Redis costs a warning, not a lie.
         try:
-            await self.store.record_submitted(idea_id, iso(envelope.time))
+            await self.store.record_submitted(
+                idea_id,
+                iso(envelope.time),
+                title=idea.title,
+                description=idea.description,
+                submitter=ref.pseudonym if ref is not None else ANONYMOUS,
+                challenge_id=idea.challenge_id,
+            )
         except Exception as exc:
             self._cache_failed(accepted, exc)
         self.logger.info(
@@ -266,25 +311,7 @@ class Intake:
             organisation=officer.organisation,
             merged_into=change.merged_into,
         )
-        envelope = self._wrap(event, correlation_id=correlation_id)
-        if not await self.store.move(idea_id, record.state, change.to_state, iso(envelope.time)):
-            raise Conflict("the idea changed state meanwhile; reload it and try again")
-        try:
-            await self.publisher.publish(self.topics.status_changed, envelope)
-        except BaseException:
-            await self.store.move(idea_id, change.to_state, record.state, iso(envelope.time))
-            raise
-        self.logger.info(
-            "status changed",
-            extra={
-                "idea_id": idea_id,
-                "event_id": envelope.id,
-                "from_state": record.state.value,
-                "to_state": change.to_state.value,
-                "organisation": officer.organisation,  # who acted is in the event; a log line names no one
-            },
-        )
-        return envelope.id
+        return await self._move(record, event, correlation_id)
 
     async def reroute(
         self, officer: Principal, idea_id: str, request: RerouteIn, correlation_id: str | None = None
@@ -316,16 +343,35 @@ class Intake:
 
     # --- engagement -----------------------------------------------------------------------------------------
 
-    async def _known(self, idea_id: str) -> None:
-        if await self.store.idea(idea_id) is None:
+    async def _known(self, idea_id: str) -> IdeaRecord:
+        record = await self.store.idea(idea_id)
+        if record is None:
             raise NotFound(f"no idea with id {idea_id}")
+        return record
 
-    async def comment(self, idea_id: str, person: Person, comment: CommentIn, correlation_id: str | None = None) -> str:
+    async def comment(
+        self,
+        idea_id: str,
+        person: Person,
+        comment: CommentIn,
+        correlation_id: str | None = None,
+        *,
+        principal: Principal | None = None,
+    ) -> str:
         """Publish a comment: the person sealed, and the text sealed under the same person's key (erasing the key
-        erases the comment from the whole history)."""
-        await self._known(idea_id)
+        erases the comment from the whole history). ``anonymous`` shows it as "anonym"; the comment of an officer
+        (``principal``) of one of the idea's organisations is that organisation's answer (``official``)."""
+        record = await self._known(idea_id)
         ref, key = await self._person(person)
-        event = IdeaEngagement(idea_id=idea_id, kind=EngagementKind.COMMENT, person=ref, text=key.seal(comment.text))
+        official = official_of(principal, record.organisations) if principal is not None else None
+        event = IdeaEngagement(
+            idea_id=idea_id,
+            kind=EngagementKind.COMMENT,
+            person=ref,
+            text=key.seal(comment.text),
+            anonymous=comment.anonymous,
+            official=official,
+        )
         envelope = self._wrap(event, correlation_id=correlation_id)
         await self.publisher.publish(self.topics.engagement, envelope)
         return envelope.id
@@ -359,3 +405,162 @@ class Intake:
         )
         await self.publisher.publish(self.topics.engagement, envelope)
         return envelope.id
+
+    # --- challenges -----------------------------------------------------------------------------------------
+
+    async def open_challenge(
+        self,
+        principal: Principal,
+        request: ChallengeIn,
+        *,
+        idempotency_key: str | None = None,
+        correlation_id: str | None = None,
+    ) -> ChallengeAccepted:
+        """Publish a new challenge (:func:`services.intake.challenges.challenge_of` says who may, for whom).
+
+        With an ``idempotency_key`` (the web form's submission id, or the API's Idempotency-Key) the challenge's
+        id derives from (the principal, the key): the same request again answers the same challenge and publishes
+        the same event id (consumers drop the repeat); another request under the same key is refused
+        (:class:`IdempotencyMismatch`). A challenge never expires from intake's store, so neither does its key."""
+        scope = self._scope(principal)
+        challenge_id = (
+            intake_id(ID_PREFIX, "challenge", scope, idempotency_key) if idempotency_key else str(uuid.uuid4())
+        )
+        now = self.clock()
+        challenge = challenge_of(request, principal, self.catalogue, challenge_id=challenge_id, now=now)
+        if idempotency_key:
+            earlier = await self.store.challenge(challenge_id)
+            if earlier is not None:
+                if _asked(earlier) != _asked(challenge):
+                    raise IdempotencyMismatch()
+                return self._challenge_accepted(earlier)
+        envelope = self._wrap(challenge, event_id=intake_id(challenge_id, "opened"), correlation_id=correlation_id)
+        await self.publisher.publish(self.topics.challenges, envelope)
+        try:
+            await self.store.record_challenge(challenge)
+        except Exception as exc:  # Kafka has it: the follower records it from the topic
+            self.logger.warning(
+                "challenge stored in Kafka but not recorded in Redis; the follower records it from the topic",
+                extra={"challenge_id": challenge_id, "error": repr(exc)},
+            )
+        self.logger.info(
+            "challenge opened",
+            extra={"challenge_id": challenge_id, "event_id": envelope.id, "organisation": challenge.organisation},
+        )
+        return self._challenge_accepted(challenge)
+
+    def _challenge_accepted(self, challenge: ChallengeOpened) -> ChallengeAccepted:
+        return ChallengeAccepted(
+            challenge_id=challenge.challenge_id,
+            event_id=intake_id(challenge.challenge_id, "opened"),
+            closes_at=challenge.closes_at,
+            url=f"{self.public_base_url}/challenges/{challenge.challenge_id}",
+        )
+
+    # --- the submitter's own ideas --------------------------------------------------------------------------
+
+    async def _submitters(self, principal: Principal, idea_id: str, action: str) -> tuple[IdeaRecord, str]:
+        """The idea, if ``principal`` submitted it (by pseudonym), with that pseudonym."""
+        if not principal.email:
+            raise Forbidden(f"your sign-in carries no e-mail address, so no idea can be shown to be yours to {action}")
+        record = await self._known(idea_id)
+        pseudonym = self.keyring.pseudonym(principal.email)
+        check_submitter(record, pseudonym, action)
+        return record, pseudonym
+
+    async def edit(self, principal: Principal, idea_id: str, change: EditIn, correlation_id: str | None = None) -> str:
+        """The submitter corrects the title and description while no officer has acknowledged the idea; routing
+        places it anew (it follows ``ideas.edited.v1``), and the history keeps both versions."""
+        record, pseudonym = await self._submitters(principal, idea_id, "edit")
+        check_editable(record)
+        title = change.title if change.title is not None else record.title
+        description = change.description if change.description is not None else record.description
+        event = IdeaEdited(
+            idea_id=idea_id,
+            title=title,
+            description=description,
+            language=detect_language(f"{title} {description}"),
+            edited_by=pseudonym,
+        )
+        envelope = self._wrap(event, correlation_id=correlation_id)
+        await self.publisher.publish(self.topics.edited, envelope)
+        try:
+            await self.store.record_text(idea_id, title, description, iso(envelope.time))
+        except Exception as exc:  # Kafka has it: the follower records it from the topic
+            self.logger.warning("edit not recorded in Redis", extra={"idea_id": idea_id, "error": repr(exc)})
+        self.logger.info("idea edited", extra={"idea_id": idea_id, "event_id": envelope.id})
+        return envelope.id
+
+    async def withdraw(
+        self, principal: Principal, idea_id: str, request: WithdrawIn, correlation_id: str | None = None
+    ) -> str:
+        """The submitter withdraws their open idea: a status change to the final state withdrawn, by their
+        pseudonym, through the same compare-and-set as an officer's (only one of two concurrent changes wins)."""
+        record, pseudonym = await self._submitters(principal, idea_id, "withdraw")
+        check_withdrawable(record)
+        event = IdeaStatusChanged(
+            idea_id=idea_id,
+            from_state=record.state,
+            to_state=IdeaState.WITHDRAWN,
+            reason=request.reason or None,
+            changed_by=pseudonym,
+        )
+        return await self._move(record, event, correlation_id)
+
+    async def _move(self, record: IdeaRecord, event: IdeaStatusChanged, correlation_id: str | None) -> str:
+        envelope = self._wrap(event, correlation_id=correlation_id)
+        if not await self.store.move(record.idea_id, record.state, event.to_state, iso(envelope.time)):
+            raise Conflict("the idea changed state meanwhile; reload it and try again", code="changed-meanwhile")
+        try:
+            await self.publisher.publish(self.topics.status_changed, envelope)
+        except BaseException:
+            await self.store.move(record.idea_id, event.to_state, record.state, iso(envelope.time))
+            raise
+        self.logger.info(
+            "status changed",
+            extra={
+                "idea_id": record.idea_id,
+                "event_id": envelope.id,
+                "from_state": record.state.value,
+                "to_state": event.to_state.value,
+                "organisation": event.organisation,  # who acted is in the event; a log line names no one
+            },
+        )
+        return envelope.id
+
+    # --- assignment -----------------------------------------------------------------------------------------
+
+    async def assign(
+        self, principal: Principal, idea_id: str, request: AssignmentIn, correlation_id: str | None = None
+    ) -> str | None:
+        """Give the idea to one officer of an organisation that owns it (or to nobody); None when it already was
+        (nothing is published). The event names who had it before, as intake last heard."""
+        record = await self._known(idea_id)
+        organisation, assignee = assignment_of(
+            principal, record, request.organisation, request.assignee, self.catalogue
+        )
+        previous = record.assignees.get(organisation)
+        if previous == assignee:
+            return None
+        event = IdeaAssigned(
+            idea_id=idea_id,
+            organisation=organisation,
+            assignee=assignee,
+            previous=previous,
+            assigned_by=principal.id,
+        )
+        envelope = self._wrap(event, correlation_id=correlation_id)
+        await self.publisher.publish(self.topics.assignments, envelope)
+        try:
+            await self.store.record_assignment(idea_id, organisation, assignee, iso(envelope.time))
+        except Exception as exc:  # Kafka has it: the follower records it from the topic
+            self.logger.warning("assignment not recorded in Redis", extra={"idea_id": idea_id, "error": repr(exc)})
+        self.logger.info(
+            "idea assigned", extra={"idea_id": idea_id, "event_id": envelope.id, "organisation": organisation}
+        )
+        return envelope.id
+
+
+def _asked(challenge: ChallengeOpened) -> dict:
+    """What a challenge asks (not when it was opened): two requests under one key must ask the same."""
+    return challenge.model_dump(exclude={"opens_at"})

@@ -21,9 +21,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from redis.exceptions import RedisError
 
+from services.intake.pages import CSRF_COOKIE, csrf_guard
 from services.intake.people import ExportUnavailable, People
 from services.intake.settings import IntakeSettings
-from services.intake.web import CSRF_COOKIE, csrf_guard
 from shared import csp
 from shared.identity import Identity, SignInRequired
 from shared.kafka import KafkaUnavailable

@@ -7,13 +7,14 @@ about a person (Art. 15 and 20). Intake is the door where people are sealed, so 
   nothing is erased; a repeat changes nothing.
 - :meth:`People.forget` (intake's subscriber of ``people.erasures.v1``) tombstones the person's data key in
   ``people.keys.v1`` - every value sealed under it, in the whole history of every topic, can no longer be read -
-  and forgets intake's own state about the pseudonym (support markers, Idempotency-Key records). Every other
-  service forgets its own on its own subscription.
+  and forgets intake's own state about the pseudonym (support markers, Idempotency-Key records, the link from
+  their ideas to them). Every other service forgets its own on its own subscription.
 - ``GET /api/v1/people/me/export`` and ``GET /api/v1/people/{person}/export`` (admin) read the topics from their
-  beginning (no consumer group) and give one JSON document: the person's ideas, comments (decrypted), supports,
-  follows, preferences (decrypted) and the notifications sent to them. Only what is sealed under the person's
-  current key counts (a person who was erased and came back starts from nothing), and of what is not sealed (the
-  notifications) only what happened since that key was made. The scan is bounded (``INTAKE_EXPORT_TIMEOUT_S``);
+  beginning (no consumer group) and give one JSON document: the person's ideas (with their edits and
+  withdrawals), comments (decrypted), supports, follows, preferences (decrypted) and the notifications sent to
+  them. Only what is sealed under the person's current key counts (a person who was erased and came back starts
+  from nothing; an edit or withdrawal counts only with its idea), and of what is not sealed (the notifications)
+  only what happened since that key was made. The scan is bounded (``INTAKE_EXPORT_TIMEOUT_S``);
   Kafka away is a 503 with Retry-After.
 - :func:`closing_key_segments` writes a tombstone of the key ``-`` to ``people.keys.v1`` every half
   ``PEOPLE_KEYS_SEGMENT_MS``, so that the topic's active segment closes (and a tombstoned key is compacted away)
@@ -39,14 +40,17 @@ from services.intake.handlers import SOURCE, PeopleKeys
 from services.intake.store import IntakeStore
 from shared.deadletter import MALFORMED
 from shared.events import (
+    EditedEvent,
     EngagementEvent,
     EngagementKind,
     Envelope,
     ErasureRequestedEvent,
+    IdeaState,
     NotificationSentEvent,
     PersonErasureRequested,
     PersonRef,
     PreferencesChangedEvent,
+    StatusChangedEvent,
     SubmittedEvent,
     utc_now,
 )
@@ -94,14 +98,27 @@ class ExportedPerson(BaseModel):
     key_created: datetime = Field(description="When the person's current data key was made")
 
 
+class ExportedEdit(BaseModel):
+    title: str = Field(description="The title after the person's edit")
+    description: str = Field(description="The description after the person's edit")
+    time: datetime
+
+
+class ExportedWithdrawal(BaseModel):
+    reason: str | None = Field(default=None, description="The reason the person gave, if any")
+    time: datetime
+
+
 class ExportedIdea(BaseModel):
     idea_id: str
-    title: str
-    description: str
+    title: str = Field(description="The title as submitted (the edits follow)")
+    description: str = Field(description="The description as submitted (the edits follow)")
     time: datetime
     channel: str
     organisation: str | None = None
     unit: str | None = None
+    edits: list[ExportedEdit] = Field(default_factory=list, description="The person's corrections, oldest first")
+    withdrawn: ExportedWithdrawal | None = Field(default=None, description="When the person withdrew it")
 
 
 class ExportedComment(BaseModel):
@@ -140,8 +157,9 @@ class PersonExport(BaseModel):
 
     about: str = Field(
         default=(
-            "Everything the Kiruna innovation platform holds about the person: their ideas, comments, supports, "
-            "follows, notification preferences and the notifications sent to them, read from the event log and "
+            "Everything the Kiruna innovation platform holds about the person: their ideas (with their edits and "
+            "withdrawals), comments, supports, follows, notification preferences and the notifications sent to "
+            "them, read from the event log and "
             "decrypted with the person's current data key. Empty when the platform holds nothing (or the person "
             "was erased)."
         )
@@ -172,12 +190,16 @@ class Export:
             topics.engagement: self._engagement,
             topics.preferences: self._preferences,
             topics.notifications_sent: self._notification,
+            topics.edited: self._edit,
+            topics.status_changed: self._withdrawal,
         }
         self.models: dict[str, type[Envelope[Any]]] = {
             topics.submitted: SubmittedEvent,
             topics.engagement: EngagementEvent,
             topics.preferences: PreferencesChangedEvent,
             topics.notifications_sent: NotificationSentEvent,
+            topics.edited: EditedEvent,
+            topics.status_changed: StatusChangedEvent,
         }
         self.preferences_topic = topics.preferences
         self.ideas: dict[str, ExportedIdea] = {}
@@ -187,6 +209,9 @@ class Export:
         self.preferences: ExportedPreferences | None = None
         self.notifications: list[ExportedNotification] = []
         self.name: tuple[datetime, str] | None = None
+        self.edits: dict[str, dict[str, ExportedEdit]] = {}
+        """idea id -> the person's edits of it (by event id); kept for the ideas of theirs the export holds."""
+        self.withdrawals: dict[str, ExportedWithdrawal] = {}
 
     @property
     def topics(self) -> list[str]:
@@ -285,6 +310,29 @@ class Export:
             )
         )
 
+    def _edit(self, envelope: Envelope[Any]) -> None:
+        edit = envelope.data
+        if edit.edited_by == self.pseudonym:  # (of an idea under their current key: document() keeps only those)
+            self.edits.setdefault(edit.idea_id, {})[envelope.id] = ExportedEdit(
+                title=edit.title, description=edit.description, time=envelope.time
+            )
+
+    def _withdrawal(self, envelope: Envelope[Any]) -> None:
+        change = envelope.data
+        if change.to_state is IdeaState.WITHDRAWN and change.changed_by == self.pseudonym:
+            self.withdrawals[change.idea_id] = ExportedWithdrawal(reason=change.reason, time=envelope.time)
+
+    def _ideas(self) -> list[ExportedIdea]:
+        return [
+            idea.model_copy(
+                update={
+                    "edits": sorted(self.edits.get(idea.idea_id, {}).values(), key=lambda edit: edit.time),
+                    "withdrawn": self.withdrawals.get(idea.idea_id),
+                }
+            )
+            for idea in self.ideas.values()
+        ]
+
     def document(self, exported_at: datetime) -> PersonExport:
         def by_time(items: Any) -> list[Any]:
             return sorted(items, key=lambda item: item.time)
@@ -297,7 +345,7 @@ class Export:
                 name=self.name[1] if self.name else None,
                 key_created=self.key.created,
             ),
-            ideas=by_time(self.ideas.values()),
+            ideas=by_time(self._ideas()),
             comments=by_time(self.comments.values()),
             supports=by_time(self.supports.values()),
             follows=by_time(self.follows.values()),

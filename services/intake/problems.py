@@ -10,7 +10,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 
-from services.intake.errors import Conflict, Forbidden, IdempotencyPending, InvalidField, NotFound
+from services.intake.errors import (
+    ChallengeClosed,
+    Conflict,
+    Forbidden,
+    IdempotencyPending,
+    InvalidField,
+    NotFound,
+    WrongState,
+)
 from services.intake.lifecycle import TransitionError
 from services.intake.people import ExportUnavailable
 from services.intake.store import IdempotencyMismatch
@@ -46,6 +54,19 @@ def install(app: FastAPI, *, logger: logging.Logger, retry_after_s: int) -> None
     @app.exception_handler(Conflict)
     async def conflict(_: Request, exc: Conflict) -> JSONResponse:
         return problem(409, str(exc))
+
+    @app.exception_handler(WrongState)
+    async def wrong_state(_: Request, exc: WrongState) -> JSONResponse:
+        return problem(409, str(exc), current_state=exc.current)
+
+    @app.exception_handler(ChallengeClosed)
+    async def challenge_closed(_: Request, exc: ChallengeClosed) -> JSONResponse:
+        return problem(
+            409,
+            f"The challenge closed at {exc.closed_at.isoformat()} and takes no more ideas",
+            "challenge_id",
+            closed_at=exc.closed_at.isoformat(),
+        )
 
     @app.exception_handler(IdempotencyMismatch)
     async def key_reused(_: Request, exc: IdempotencyMismatch) -> JSONResponse:

@@ -1,15 +1,17 @@
 """Rebuild intake's Redis state from Kafka: ``python -m services.intake.rebuild``.
 
-Intake keeps in Redis what it must know to judge a write: each idea's state, the organisations that own it and
-who supports it (by pseudonym). The rebuild first fills the people's keyring from ``people.keys.v1`` (the record of
-every live data key; an erased person's key is a tombstone there), then forgets the idea records and support
-markers, replays ``people.erasures.v1`` (forgetting what intake holds about each erased person: the Idempotency-Key
-records of their named ideas), and reads the topics intake follows from their beginning up to the end offsets found
-at start (later events are the running service's business), applying every event exactly as the live subscribers
-do, with a progress bar. A support marks its person only while their key is live, so a rebuild after an erasure
-leaves the person erased. Idempotency-Keys and rate-limit counters are otherwise left alone (they expire on their
-own and no topic holds them). Safe while intake runs: both write the same replay-safe records; a write about an
-idea not re-read yet is refused as unknown (404) until it is.
+Intake keeps in Redis what it must know to judge a write: each idea's state, the organisations that own it, its
+text, its submitter (by pseudonym), the challenge it answers, its assignees and who supports it (by pseudonym); and
+the challenges. The rebuild first fills the people's keyring from ``people.keys.v1`` (the record of every live data
+key; an erased person's key is a tombstone there), then forgets the idea records, challenges and support markers,
+replays ``people.erasures.v1`` (forgetting what intake holds about each erased person: the Idempotency-Key records
+of their named ideas), and reads the topics intake follows from their beginning up to the end offsets found at
+start (later events are the running service's business), applying every event exactly as the live subscribers do,
+with a progress bar. A support marks its person, and an idea is linked to its submitter, only while their key is
+live, so a rebuild after an erasure leaves the person erased. Each running replica's similar-ideas index catches up
+with the rebuilt texts by itself (services/intake/similar.py). Idempotency-Keys and rate-limit counters are
+otherwise left alone (they expire on their own and no topic holds them). Safe while intake runs: both write the
+same replay-safe records; a write about an idea not re-read yet is refused as unknown (404) until it is.
 
 Records that cannot be parsed were dead-lettered when they first arrived; the rebuild counts and skips them.
 """
@@ -22,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from services.intake.following import follow
+from services.intake.following import follow, followed
 from services.intake.settings import IntakeSettings
 from services.intake.store import IntakeStore
 from shared.events import EngagementKind, ErasureRequestedEvent, IdeaEngagement
@@ -64,7 +66,7 @@ async def rebuild(settings: IntakeSettings, *, progress: bool = True, stream: Te
     started = time.monotonic()
     result = RebuildResult()
     topics = Topics(settings.kafka.topic_prefix)
-    models = topics.idea_events()
+    models = followed(topics)
     redis = AutoPipelineRedis.from_url(settings.redis_url, **redis_options(settings))  # the services' timeouts
     store = IntakeStore(redis, settings.redis_prefix)
     keyring = Keyring.from_settings(redis, settings, topics.people_keys)

@@ -1,5 +1,5 @@
 """Every subscription of intake, in one place: the raw Kafka door, the topics intake follows to know each idea's
-state and owners, and the people's erasures."""
+state, owners, text, submitter and assignees and the challenges, and the people's erasures."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import functools
 from faststream.kafka.annotations import KafkaMessage
 
 from services.intake.domain import ID_PREFIX, intake_id
-from services.intake.errors import InvalidField
-from services.intake.following import follow
+from services.intake.errors import ChallengeClosed, InvalidField
+from services.intake.following import follow, followed
 from services.intake.handlers import Intake
 from services.intake.models import IdeaIn
 from services.intake.people import People
@@ -40,7 +40,7 @@ def register(runtime: Runtime, intake: Intake, people: People) -> None:
         idea_id = intake_id(ID_PREFIX, "raw", position)
         try:
             await intake.submit_from_topic(idea, idea_id)
-        except InvalidField as exc:
+        except (InvalidField, ChallengeClosed) as exc:  # an unknown challenge, or one that closed
             raise PermanentError(str(exc)) from exc
 
     # What intake learns of each idea from the other services' events (the rebuild reads the same topics).
@@ -49,11 +49,15 @@ def register(runtime: Runtime, intake: Intake, people: People) -> None:
         topics.routed: ("intake.routed", "Which organisations own each idea (officers act only on their own)"),
         topics.status_changed: ("intake.status-changed", "Each idea's state, so that only allowed transitions pass"),
         topics.engagement: ("intake.engagement", "Who supports each idea (one support per person, by pseudonym)"),
-        topics.edited: ("intake.edited", "Corrections by the submitter (the text the idea now has)"),
+        topics.edited: (
+            "intake.edited",
+            "Corrections by the submitter (the text the idea now has, for its edits and for similar ideas)",
+        ),
         topics.assignments: ("intake.assignments", "Which officer has each idea, per organisation"),
+        topics.challenges: ("intake.challenges", "Open challenges: which an idea may answer, and until when"),
     }
     each = functools.partial(follow, intake.store, intake.keyring)
-    for topic, model in topics.idea_events().items():
+    for topic, model in followed(topics).items():
         title, description = described[topic]
         subscribe_batch(runtime, topic, model, title=title, description=description, each=each)
 

@@ -1,12 +1,15 @@
 """The web form: Swedish at ``/``, English at ``/en``. Works without JavaScript, labels every field, shows each
-error next to its field, and is protected against cross-site request forgery by a signed double-submit token."""
+error next to its field, and is protected against cross-site request forgery by a signed double-submit token.
+
+It offers the open challenges that ask the viewer ("Svarar på utmaning", preselected by ``?challenge=<id>``). Before
+it stores a new idea it looks for similar ones (services/intake/similar.py): when there are, the form comes back
+with them listed and a button "Skicka ändå" (a hidden ``confirmed=1``), and only the second submit stores the idea.
+With JavaScript, static/similar.js shows similar ideas already while the person writes. The idea's status page
+(analytics') posts its support, comment and follow forms here (``take_part``)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
-import secrets
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,26 +17,26 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
+from services.intake.challenges import open_to
 from services.intake.domain import idea_of, person_of
-from services.intake.errors import IdempotencyPending, InvalidField
+from services.intake.errors import ChallengeClosed, IdempotencyPending, InvalidField
 from services.intake.handlers import Intake
-from services.intake.models import CommentIn, NewIdeaIn
+from services.intake.models import CommentIn, IdeaIn, NewIdeaIn
+from services.intake.pages import Pages, local_time
 from services.intake.settings import IntakeSettings
-from shared import csp
+from services.intake.similar import SimilarIdea, SimilarIdeas
 from shared.catalogue import display_name
 from shared.identity import Identity
 from shared.kafka import KafkaUnavailable
 from shared.principal import Principal
-from shared.site import site_header
 from shared.static import files_in, serve
 
-CSRF_COOKIE = "kiruna_csrf"
 STATIC = Path(__file__).parent / "static"
 IDEA_ID = re.compile(r"^[0-9a-fA-F-]{36}$")
+TAKING_PART = ("support", "comments", "follow")
 TEXT = {
     "sv": {
         "lang": "sv",
@@ -66,6 +69,19 @@ TEXT = {
         "again": "Lämna en idé till",
         "unavailable": "Vi kan inte ta emot idéer just nu. Ingenting sparades. Försök igen om en stund.",
         "csrf": "Formuläret hade gått ut. Skicka det igen.",
+        "f_challenge": "Svarar på utmaning",
+        "f_challenge_help": "Välj utmaningen om din idé svarar på den frågan.",
+        "no_challenge": "Ingen utmaning",
+        "closes": "stänger",
+        "challenge_closed": "Utmaningen stängdes {when} och tar inte emot fler idéer.",
+        "challenge_unknown": "Den utmaningen finns inte.",
+        "similar_title": "Det finns liknande idéer",
+        "similar_intro": "Din idé liknar de här. Stöd eller kommentera gärna en av dem i stället – eller skicka "
+        "din idé ändå.",
+        "similar_live": "Liknande idéer som redan finns",
+        "similar_score": "Likhet",
+        "similar_shared": "Gemensamma ord",
+        "submit_anyway": "Skicka ändå",
     },
     "en": {
         "lang": "en",
@@ -99,6 +115,19 @@ TEXT = {
         "again": "Submit another idea",
         "unavailable": "We cannot receive ideas right now. Nothing was stored. Please try again in a moment.",
         "csrf": "The form had expired. Please send it again.",
+        "f_challenge": "Answers a challenge",
+        "f_challenge_help": "Choose the challenge if your idea answers its question.",
+        "no_challenge": "No challenge",
+        "closes": "closes",
+        "challenge_closed": "The challenge closed on {when} and takes no more ideas.",
+        "challenge_unknown": "There is no such challenge.",
+        "similar_title": "Similar ideas exist",
+        "similar_intro": "Your idea resembles these. Consider supporting or commenting on one of them instead – or "
+        "submit yours anyway.",
+        "similar_live": "Similar ideas that already exist",
+        "similar_score": "Similarity",
+        "similar_shared": "Shared words",
+        "submit_anyway": "Submit anyway",
     },
 }
 MESSAGES = {
@@ -120,101 +149,88 @@ FIELD_OF = {
     "description": "description",
     "area_hints.0": "area",
     "organisation_hints.0": "organisation",
+    "challenge_id": "challenge",
 }
 
 
-class CsrfGuard:
-    """A signed double-submit token: a random cookie, and in the form the cookie signed with the server's secret.
-    Intake's form posts (the idea form, "Mina uppgifter") share the cookie and the secret (``INTAKE_FORM_SECRET``)."""
-
-    def __init__(self, secret: str, *, secure_cookie: bool = True) -> None:
-        self._key = secret.encode()
-        self.secure_cookie = secure_cookie
-
-    def issue(self, cookie: str | None) -> tuple[str, str]:
-        """(cookie value, form token) — the token is the cookie value signed with the server's secret."""
-        cookie = cookie or secrets.token_urlsafe(24)
-        return cookie, hmac.new(self._key, cookie.encode(), hashlib.sha256).hexdigest()
-
-    def valid(self, cookie: str | None, token: str | None) -> bool:
-        if not cookie or not token:
-            return False
-        expected = hmac.new(self._key, cookie.encode(), hashlib.sha256).hexdigest()
-        return hmac.compare_digest(expected, token)
-
-    def set_cookie(self, response: Response, cookie: str) -> None:
-        response.set_cookie(
-            CSRF_COOKIE, cookie, httponly=True, samesite="strict", max_age=8 * 3600, secure=self.secure_cookie
-        )
-
-
-def csrf_guard(settings: IntakeSettings) -> CsrfGuard:
-    """Intake's guard of its form posts (the same for every page, so that one cookie serves them all)."""
-    return CsrfGuard(settings.form_secret.get_secret_value(), secure_cookie=settings.environment != "development")
-
-
-def web_router(intake: Intake, identity: Identity, settings: IntakeSettings) -> APIRouter:
+def web_router(intake: Intake, identity: Identity, settings: IntakeSettings, similar: SimilarIdeas) -> APIRouter:
     router = APIRouter(include_in_schema=False)
-    templates = Environment(
-        loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"])
-    )
-    csrf = csrf_guard(settings)
-    policy = csp.page_policy(sign_out_to=identity.oidc.issuer_url)  # shared/csp.py: no inline script or style
-    serve(router, "/static/intake", files_in(STATIC))  # the form's stylesheet
+    pages = Pages(settings, sign_out_to=identity.oidc.issuer_url)
+    serve(router, "/static/intake", files_in(STATIC))  # the form's stylesheet and script
 
-    def render(
-        request: Request,
-        lang: str,
-        template: str,
-        status: int = 200,
-        principal: Principal | None = None,
-        **context: Any,
+    async def open_challenges(principal: Principal | None, chosen: str | None) -> list:
+        """The open challenges that ask the viewer; none while Redis is away (the form works without them)."""
+        try:
+            return open_to(await intake.store.challenges(), principal, intake.clock(), chosen=chosen)
+        except RedisError as exc:
+            intake.logger.warning("challenges unavailable for the form", extra={"error": repr(exc)})
+            return []
+
+    async def form(
+        request: Request, lang: str, status: int = 200, principal: Principal | None = None, **context: Any
     ) -> HTMLResponse:
-        cookie, token = csrf.issue(request.cookies.get(CSRF_COOKIE))
-        here = "/en" if lang == "en" else "/"
-        page = templates.get_template(template).render(
+        values = context.pop("values", {})
+        chosen = values.get("challenge") or context.pop("chosen", None)
+        context.pop("chosen", None)
+        return pages.render(
+            request,
+            context.pop("template", "form.html"),
             t=TEXT[lang],
             lang=lang,
-            header=site_header(principal, lang, here),
+            here="/en" if lang == "en" else "/",
             principal=principal,
+            status=status,
             anonymous_without_sign_in=settings.anonymous_without_sign_in,
-            sign_in_url="/auth/login?" + urlencode({"next": here}),
-            csrf_token=token,
+            sign_in_url="/auth/login?" + urlencode({"next": "/en" if lang == "en" else "/"}),
             catalogue=intake.catalogue,
             display_name=display_name,
-            values=context.pop("values", {}),
+            challenges=await open_challenges(principal, chosen),
+            chosen=chosen,
+            values=values,
             errors=context.pop("errors", {}),
             submission_id=context.pop("submission_id", str(uuid.uuid4())),
             **context,
         )
-        response = HTMLResponse(page, status_code=status)
-        csrf.set_cookie(response, cookie)
-        response.headers[csp.HEADER] = policy
-        response.headers["X-Frame-Options"] = "DENY"
-        return response
+
+    async def form_page(request: Request, lang: str) -> HTMLResponse:
+        chosen = request.query_params.get("challenge")
+        chosen = chosen if chosen and IDEA_ID.match(chosen) else None
+        return await form(request, lang, principal=await identity.optional(request), chosen=chosen)
 
     @router.get("/", response_class=HTMLResponse)
     async def form_sv(request: Request) -> HTMLResponse:
-        return render(request, "sv", "form.html", principal=await identity.optional(request))
+        return await form_page(request, "sv")
 
     @router.get("/en", response_class=HTMLResponse)
     async def form_en(request: Request) -> HTMLResponse:
-        return render(request, "en", "form.html", principal=await identity.optional(request))
+        return await form_page(request, "en")
+
+    async def similar_to(idea: IdeaIn, submission_id: str, principal: Principal | None) -> list[SimilarIdea]:
+        """Similar ideas to show before storing this one: none once the submission was stored (a reload of the
+        form must not find the idea itself), none when the index cannot be read (the idea goes in)."""
+        try:
+            if await intake.answered(f"web:{submission_id}", principal):
+                return []
+            return await similar.suggest(idea.title, idea.description)
+        except RedisError as exc:
+            intake.logger.warning("similar ideas unavailable; the idea goes in", extra={"error": repr(exc)})
+            return []
 
     @router.post("/ideas", response_class=HTMLResponse)
     async def submit(request: Request) -> HTMLResponse:
-        form = await request.form()
-        values = {key: str(value) for key, value in form.items() if isinstance(value, str)}
+        posted = await request.form()
+        values = {key: str(value) for key, value in posted.items() if isinstance(value, str)}
         lang = values.get("lang") if values.get("lang") in TEXT else "sv"
+        t = TEXT[lang]
         submission_id = values.get("submission_id") or str(uuid.uuid4())
         principal = await identity.principal(request)
         keep = {"values": values, "submission_id": submission_id, "principal": principal}
-        if not csrf.valid(request.cookies.get(CSRF_COOKIE), values.get("csrf_token")):
-            return render(request, lang, "form.html", 403, alert=TEXT[lang]["csrf"], **keep)
+        if not pages.valid(request, values.get("csrf_token")):
+            return await form(request, lang, 403, alert=t["csrf"], **keep)
         anonymous = values.get("anonymous") == "on"
         if principal is None and not (anonymous and settings.anonymous_without_sign_in):
             why = "sign_in_required" if settings.anonymous_without_sign_in else "sign_in_always"
-            return render(request, lang, "form.html", 401, errors={"anonymous": TEXT[lang][why]}, **keep)
+            return await form(request, lang, 401, errors={"anonymous": t[why]}, **keep)
         raw: dict[str, Any] = {
             "title": values.get("title", ""),
             "description": values.get("description", ""),
@@ -223,29 +239,38 @@ def web_router(intake: Intake, identity: Identity, settings: IntakeSettings) -> 
             "language": lang,
             "area_hints": [values["area"]] if values.get("area") else [],
             "organisation_hints": [values["organisation"]] if values.get("organisation") else [],
+            "challenge_id": values.get("challenge") or None,
         }
         try:
             idea = idea_of(NewIdeaIn.model_validate(raw), principal, intake.catalogue)
+            intake.check_hints(idea)
+            await intake.answering_challenge(idea)  # a closed challenge is said before anything else
+            if values.get("confirmed") != "1":
+                found = await similar_to(idea, submission_id, principal)
+                if found:
+                    return await form(request, lang, 200, similar=found, **keep)
             accepted = await intake.submit(idea, idempotency_key=f"web:{submission_id}", principal=principal)
         except ValidationError as exc:
-            return render(request, lang, "form.html", 422, errors=form_errors(exc, lang), **keep)
+            return await form(request, lang, 422, errors=form_errors(exc, lang), **keep)
+        except ChallengeClosed as exc:
+            closed = t["challenge_closed"].format(when=local_time(exc.closed_at))
+            return await form(request, lang, 409, errors={"challenge": closed}, **keep)
         except InvalidField as exc:
             if exc.field.startswith("submitter"):  # a sign-in without an e-mail address: the idea cannot be theirs
-                return render(request, lang, "form.html", 422, errors={"anonymous": TEXT[lang]["no_email"]}, **keep)
+                return await form(request, lang, 422, errors={"anonymous": t["no_email"]}, **keep)
+            if exc.field == "challenge_id":
+                return await form(request, lang, 422, errors={"challenge": t["challenge_unknown"]}, **keep)
             field = FIELD_OF.get(exc.field, "title")
-            return render(request, lang, "form.html", 422, errors={field: MESSAGES[lang]["unknown"]}, **keep)
+            return await form(request, lang, 422, errors={field: MESSAGES[lang]["unknown"]}, **keep)
         except (KafkaUnavailable, RedisError, TimeoutError, IdempotencyPending):  # pending: the same form, sent twice
-            response = render(request, lang, "form.html", 503, alert=TEXT[lang]["unavailable"], **keep)
-            response.headers["Retry-After"] = str(settings.retry_after_s)
-            return response
-        return render(request, lang, "receipt.html", 201, accepted=accepted, principal=principal)
+            return await form(request, lang, 503, alert=t["unavailable"], **keep)
+        return await form(request, lang, 201, template="receipt.html", accepted=accepted, principal=principal)
 
-    for lang_prefix in ("", "/en"):
-
-        @router.post(lang_prefix + "/ideas/{idea_id}/{action}", response_class=HTMLResponse)
-        async def take_part(request: Request, idea_id: str, action: str) -> Response:
-            """Support, comment on or follow an idea from its status page (a form post with the session)."""
-            if action not in ("support", "comments", "follow") or not IDEA_ID.match(idea_id):
+    def taking_part(action: str):
+        async def take_part(request: Request, idea_id: str) -> Response:
+            """Support, comment on (as "anonym" if asked) or follow an idea from its status page (a form post with
+            the session)."""
+            if not IDEA_ID.match(idea_id):
                 return HTMLResponse("Not found", status_code=404)
             principal = await identity.page_principal(request)
             person = person_of(principal, intake.catalogue)
@@ -255,14 +280,23 @@ def web_router(intake: Intake, identity: Identity, settings: IntakeSettings) -> 
             elif action == "follow":
                 await intake.follow(idea_id, person)
             else:
-                form = await request.form()
-                text = form.get("text")
+                posted = await request.form()
+                text = posted.get("text")
                 try:
-                    comment = CommentIn(text=text if isinstance(text, str) else "")
+                    comment = CommentIn(
+                        text=text if isinstance(text, str) else "", anonymous=posted.get("anonymous") == "on"
+                    )
                 except ValidationError:
                     return RedirectResponse(f"{back}?comment=invalid#take-part", status_code=303)
-                await intake.comment(idea_id, person, comment)
+                await intake.comment(idea_id, person, comment, principal=principal)
             return RedirectResponse(f"{back}?done={action}#take-part", status_code=303)
+
+        return take_part
+
+    for lang_prefix in ("", "/en"):
+        for action in TAKING_PART:
+            path = f"{lang_prefix}/ideas/{{idea_id}}/{action}"
+            router.add_api_route(path, taking_part(action), methods=["POST"], response_class=HTMLResponse)
 
     return router
 

@@ -13,16 +13,22 @@ import asyncio
 import json
 import math
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka.errors import KafkaConnectionError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from services.intake.errors import IdempotencyPending
-from services.intake.store import IdeaRecord, IdempotencyMismatch, Reservation
-from shared.events import IdeaState
+from services.intake.following import follow
+from services.intake.handlers import Intake
+from services.intake.store import ANONYMOUS, IdeaRecord, IdeaText, IdempotencyMismatch, Reservation
+from shared.catalogue import load_catalogue
+from shared.events import ChallengeOpened, Envelope, IdeaRouted, IdeaState, RoutingTarget
+from shared.similarity import Suggestion
+from shared.topics import Topics
+from tests.fakes.common import FakeKeyring, FakePublisher, FixedClock
 
 
 class FakeIntakeStore:
@@ -45,23 +51,55 @@ class FakeIntakeStore:
         """Seconds on the store's clock (Redis's TIME): a test moves it on to end leases and windows."""
         self.failing: set[str] = set()
         """Methods that fail as Redis does when it is away (``{"record_submitted", "complete"}``)."""
+        self.submitted_by: dict[str, set[str]] = defaultdict(set)
+        """pseudonym -> the ideas they submitted (their erasure unlinks them)."""
+        self.challenges_by_id: dict[str, ChallengeOpened] = {}
+        self.changes: dict[str, int] = {}
+        """idea id -> the number of its last change of text or state (``change_number`` the last of all)."""
+        self.change_number = 0
 
     # --- ideas -----------------------------------------------------------------------------------------------
 
+    def _changed(self, idea_id: str) -> None:
+        self.change_number += 1
+        self.changes[idea_id] = self.change_number
+
     async def idea(self, idea_id: str) -> IdeaRecord | None:
         await asyncio.sleep(0)
-        fields = self.ideas.get(idea_id)
-        if not fields or "state" not in fields:
-            return None
-        organisations = frozenset(json.loads(fields.get("organisations", "[]")))
-        return IdeaRecord(idea_id, IdeaState(fields["state"]), organisations)
+        return IdeaRecord.of(idea_id, self.ideas.get(idea_id, {}))
 
-    async def record_submitted(self, idea_id: str, time_iso: str) -> None:
+    async def record_submitted(
+        self,
+        idea_id: str,
+        time_iso: str,
+        *,
+        title: str | None = None,
+        description: str = "",
+        submitter: str | None = None,
+        challenge_id: str | None = None,
+    ) -> None:
         await asyncio.sleep(0)
         self._check("record_submitted")
         fields = self.ideas.setdefault(idea_id, {})
         if "state" not in fields:
             fields.update(state=IdeaState.SUBMITTED.value, state_time=time_iso)
+        if title is None:
+            return
+        await self.record_text(idea_id, title, description, time_iso)
+        fields["submitter"] = submitter or ANONYMOUS
+        if challenge_id:
+            fields["challenge"] = challenge_id
+        if submitter and submitter != ANONYMOUS:
+            self.submitted_by[submitter].add(idea_id)
+
+    async def record_text(self, idea_id: str, title: str, description: str, time_iso: str) -> bool:
+        await asyncio.sleep(0)
+        fields = self.ideas.setdefault(idea_id, {})
+        if fields.get("text_time") is not None and fields["text_time"] > time_iso:
+            return False
+        fields.update(title=title, description=description, text_time=time_iso)
+        self._changed(idea_id)
+        return True
 
     async def record_routed(self, idea_id: str, organisations: list[str], time_iso: str) -> None:
         await asyncio.sleep(0)
@@ -78,6 +116,7 @@ class FakeIntakeStore:
         fields = self.ideas.setdefault(idea_id, {})
         if fields.get("state_time") is None or fields["state_time"] <= time_iso:
             fields.update(state=state.value, state_time=time_iso)
+            self._changed(idea_id)
 
     async def move(self, idea_id: str, expected: IdeaState, target: IdeaState, time_iso: str) -> bool:
         await asyncio.sleep(0)
@@ -85,16 +124,66 @@ class FakeIntakeStore:
         if fields is None or fields.get("state") != expected.value:
             return False
         fields.update(state=target.value, state_time=time_iso)
+        self._changed(idea_id)
         return True
+
+    async def record_assignment(self, idea_id: str, organisation: str, assignee: str | None, time_iso: str) -> bool:
+        await asyncio.sleep(0)
+        fields = self.ideas.setdefault(idea_id, {})
+        at = fields.get(f"assigned_time:{organisation}")
+        if at is not None and at > time_iso:
+            return False
+        fields.update({f"assignee:{organisation}": assignee or "", f"assigned_time:{organisation}": time_iso})
+        return True
+
+    async def record_merge(self, idea_id: str, merged_into: str) -> int:
+        await asyncio.sleep(0)
+        self.ideas.setdefault(idea_id, {})["merged_into"] = merged_into
+        carried = 0
+        for pseudonym in list(self.supporters[idea_id]):
+            carried += await self.add_support(merged_into, pseudonym)
+        return carried
+
+    async def changed_texts(self, after: int) -> tuple[int, list[str]]:
+        await asyncio.sleep(0)
+        changed = sorted((n, idea_id) for idea_id, n in self.changes.items() if n > after)
+        return (changed[-1][0] if changed else after), [idea_id for _, idea_id in changed]
+
+    async def texts(self, idea_ids: Iterable[str]) -> list[IdeaText]:
+        await asyncio.sleep(0)
+        found = []
+        for idea_id in idea_ids:
+            fields = self.ideas.get(idea_id, {})
+            state = IdeaState(fields["state"]) if "state" in fields else None
+            found.append(IdeaText(idea_id, state, fields.get("title", ""), fields.get("description", "")))
+        return found
 
     async def forget_ideas(self) -> int:
         await asyncio.sleep(0)
         forgotten = len(self.ideas) + sum(1 for people in self.supporters.values() if people)
         forgotten += sum(1 for ideas in self.supported_by.values() if ideas)
+        forgotten += sum(1 for ideas in self.submitted_by.values() if ideas) + len(self.challenges_by_id)
         self.ideas.clear()
         self.supporters.clear()
         self.supported_by.clear()
+        self.submitted_by.clear()
+        self.challenges_by_id.clear()
+        self.changes.clear()
         return forgotten
+
+    # --- challenges -----------------------------------------------------------------------------------------
+
+    async def record_challenge(self, challenge: ChallengeOpened) -> None:
+        await asyncio.sleep(0)
+        self.challenges_by_id[challenge.challenge_id] = challenge
+
+    async def challenge(self, challenge_id: str) -> ChallengeOpened | None:
+        await asyncio.sleep(0)
+        return self.challenges_by_id.get(challenge_id)
+
+    async def challenges(self) -> list[ChallengeOpened]:
+        await asyncio.sleep(0)
+        return list(self.challenges_by_id.values())
 
     # --- supports -------------------------------------------------------------------------------------------
 
@@ -116,6 +205,10 @@ class FakeIntakeStore:
     async def forget_person(self, pseudonym: str) -> int:
         await asyncio.sleep(0)
         forgotten = 0
+        for idea_id in self.submitted_by.pop(pseudonym, set()):
+            if self.ideas.get(idea_id, {}).get("submitter") == pseudonym:
+                self.ideas[idea_id]["submitter"] = ANONYMOUS
+                forgotten += 1
         for idea_id in self.supported_by.pop(pseudonym, set()):
             if pseudonym in self.supporters[idea_id]:
                 self.supporters[idea_id].discard(pseudonym)
@@ -163,6 +256,10 @@ class FakeIntakeStore:
             raise IdempotencyPending(max(1, math.ceil(stored["lease_until"] - self.now)))
         stored["lease_until"] = self.now + lease_s
         return Reservation(first=True, answer=stored["answer"])
+
+    async def reserved(self, idempotency_key: str) -> bool:
+        await asyncio.sleep(0)
+        return idempotency_key in self.idempotency
 
     async def complete(self, idempotency_key: str) -> None:
         await asyncio.sleep(0)
@@ -237,3 +334,64 @@ class FakeRecord:
     topic: str
     key: bytes | None
     value: bytes | None
+
+
+class FakeSimilarityIndex:
+    """``shared.similarity.SimilarityIndex`` as a test directs it: it holds what it was given (``ideas``) and
+    suggests what the test put in ``answers`` (title -> suggestions) among the ideas it holds, so that the tests of
+    intake's use of the index do not depend on the engine's scores."""
+
+    def __init__(self) -> None:
+        self.ideas: dict[str, tuple[str, str]] = {}
+        self.answers: dict[str, list[Suggestion]] = {}
+        self.asked: list[tuple[str, str]] = []
+
+    def add(self, idea_id: str, title: str, description: str) -> None:
+        self.ideas[idea_id] = (title, description)
+
+    def remove(self, idea_id: str) -> None:
+        del self.ideas[idea_id]  # as strict as can be: removing an idea the index does not hold is a test failure
+
+    def __contains__(self, idea_id: object) -> bool:
+        return idea_id in self.ideas
+
+    def __len__(self) -> int:
+        return len(self.ideas)
+
+    def suggest(self, title: str, description: str, *, exclude: Iterable[str] = (), limit: int = 3) -> list[Suggestion]:
+        self.asked.append((title, description))
+        skip = set(exclude)
+        held = [s for s in self.answers.get(title, []) if s.idea_id in self.ideas and s.idea_id not in skip]
+        return held[:limit]
+
+
+@dataclass
+class IntakeOnFakes:
+    """Intake's use cases over in-memory fakes of every port, with a fixed clock."""
+
+    publisher: FakePublisher = field(default_factory=FakePublisher)
+    store: FakeIntakeStore = field(default_factory=FakeIntakeStore)
+    clock: FixedClock = field(default_factory=FixedClock)
+    keyring: FakeKeyring = field(default_factory=FakeKeyring)
+
+    def __post_init__(self) -> None:
+        self.topics = Topics()
+        self.intake = Intake(
+            self.publisher,
+            self.store,
+            load_catalogue(),
+            self.keyring,
+            topics=self.topics,
+            public_base_url="http://status.test",
+            idempotency_ttl_s=3600,
+            clock=self.clock,
+        )
+
+    async def follow(self, payload: Any) -> None:
+        """What intake's subscribers do with an event of another service (or its own) that they follow."""
+        self.clock.advance(seconds=1)
+        await follow(self.store, self.keyring, Envelope.wrap(payload, source="/tests", time=self.clock()))
+
+    async def routed(self, idea_id: str, *organisations: str) -> None:
+        targets = tuple(RoutingTarget(organisation=org) for org in organisations)
+        await self.follow(IdeaRouted(idea_id=idea_id, organisations=targets, reason="test"))

@@ -1,21 +1,29 @@
 """``python -m services.intake.rebuild`` on the real Kafka and Redis: intake's idea records (state, owners,
-supporters) come back from the topics it follows, stale ones go, and what no topic holds stays; the people's keys
-come back from people.keys.v1, and an erased person stays erased."""
+supporters; and issue 18's text, submitter, challenge, assignees, merged supports) and the challenges come back from
+the topics it follows, stale ones go, and what no topic holds stays; the people's keys come back from
+people.keys.v1, and an erased person stays erased."""
 
 from __future__ import annotations
 
 import io
+import logging
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from redis.asyncio import Redis
 
 from services.intake.rebuild import rebuild
 from services.intake.settings import IntakeSettings
+from services.intake.similar import SimilarIdeas
 from services.intake.store import IntakeStore
 from shared.events import (
+    ChallengeAudience,
+    ChallengeOpened,
     EngagementKind,
     Envelope,
+    IdeaAssigned,
+    IdeaEdited,
     IdeaEngagement,
     IdeaRouted,
     IdeaState,
@@ -25,6 +33,7 @@ from shared.events import (
     RoutingTarget,
 )
 from shared.keyring import Keyring
+from tests.fakes.intake import FakeSimilarityIndex
 from tests.support.kafka import raw_producer
 
 pytestmark = pytest.mark.kafka
@@ -125,4 +134,96 @@ async def test_without_kafka_the_rebuild_forgets_nothing(service_settings, kafka
             await rebuild(unreachable, progress=False)
         assert await store.idea(idea) is not None
     finally:
+        await redis.aclose()
+
+
+async def test_rebuild_brings_back_texts_submitters_challenges_assignees_and_merged_supports(
+    service_settings, topics, kafka_settings
+):
+    """Issue 18's events: an idea's text (its last edit), its submitter (for their edits and withdrawal), the
+    challenge it answers, who has it per organisation, the challenges, and the supports a merge carried over."""
+    settings: IntakeSettings = service_settings(IntakeSettings)
+    idea, duplicate, challenge_id = (str(uuid.uuid4()) for _ in range(3))
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    store = IntakeStore(redis, settings.redis_prefix)
+    keyring = Keyring.from_settings(redis, settings, topics.people_keys)
+    now = datetime.now(UTC)
+    try:
+        lisa, _ = await keyring.person_ref("lisa@kiruna.se", "Lisa Kurak")
+        bo, _ = await keyring.person_ref("bo@kiruna.se", "Bo Ek")
+        challenge = ChallengeOpened(
+            challenge_id=challenge_id,
+            question="Hur minskar vi energianvändningen i våra lokaler?",
+            organisation="tekniska-verken",
+            audience=(ChallengeAudience(organisation="tekniska-verken"),),
+            opens_at=now,
+            closes_at=now + timedelta(days=30),
+            opened_by="erik.lindberg",
+        )
+        events = [
+            (topics.challenges, wrap(challenge)),
+            (
+                topics.submitted,
+                wrap(
+                    IdeaSubmitted(
+                        idea_id=idea,
+                        title="Värme i busskuren",
+                        description="Text",
+                        submitter=lisa,
+                        challenge_id=challenge_id,
+                    )
+                ),
+            ),
+            (topics.submitted, submitted(duplicate)),
+            (topics.routed, routed(idea, "tekniska-verken")),
+            (
+                topics.edited,
+                wrap(IdeaEdited(idea_id=idea, title="Värme i busskurerna", description="Ny", edited_by="x")),
+            ),
+            (
+                topics.assignments,
+                wrap(
+                    IdeaAssigned(idea_id=idea, organisation="tekniska-verken", assignee="karin.heikki", assigned_by="e")
+                ),
+            ),
+            (
+                topics.assignments,
+                wrap(
+                    IdeaAssigned(
+                        idea_id=idea, organisation="tekniska-verken", assignee="erik.lindberg", assigned_by="e"
+                    )
+                ),
+            ),
+            # the merge is read before the support it carries over (the topics' order is not the events' order)
+            (
+                topics.status_changed,
+                wrap(
+                    IdeaStatusChanged(
+                        idea_id=duplicate, to_state=IdeaState.MERGED, merged_into=idea, reason="Samma", changed_by="e"
+                    )
+                ),
+            ),
+            (topics.engagement, wrap(IdeaEngagement(idea_id=duplicate, kind=EngagementKind.SUPPORT, person=bo))),
+        ]
+        async with raw_producer(kafka_settings) as producer:
+            for topic, event in events:
+                await producer.send_and_wait(topic, event.to_bytes(), key=event.subject.encode())
+
+        result = await rebuild(settings, progress=False)
+
+        assert result.events[topics.challenges] == 1 and result.events[topics.edited] == 1
+        assert result.events[topics.assignments] == 2
+        record = await store.idea(idea)
+        assert (record.title, record.description, record.state) == ("Värme i busskurerna", "Ny", IdeaState.ROUTED)
+        assert record.submitter == lisa.pseudonym and record.challenge_id == challenge_id
+        assert record.assignees == {"tekniska-verken": "erik.lindberg"}
+        assert await store.challenge(challenge_id) == challenge
+        assert await store.add_support(idea, bo.pseudonym) is False  # Bo's support of the duplicate carried over
+        assert (await store.idea(duplicate)).merged_into == idea
+
+        index = FakeSimilarityIndex()
+        await SimilarIdeas(store, index=index, logger=logging.getLogger("test")).catch_up()  # a replica after it
+        assert index.ideas == {idea: ("Värme i busskurerna", "Ny")}  # the merged one is not pointed to
+    finally:
+        await keyring.close()
         await redis.aclose()

@@ -12,7 +12,7 @@ import pytest
 
 from services.intake.domain import Person
 from services.intake.handlers import Intake
-from services.intake.models import CommentIn, IdeaIn, SubmitterIn
+from services.intake.models import CommentIn, EditIn, IdeaIn, SubmitterIn, WithdrawIn
 from services.intake.people import TICK_KEY, ExportUnavailable, People, closing_key_segments
 from shared.catalogue import load_catalogue
 from shared.events import (
@@ -171,8 +171,12 @@ async def test_forgetting_someone_the_platform_never_knew_erases_nothing(fakes):
 
 async def test_the_export_holds_everything_about_the_person_decrypted_and_nothing_about_anyone_else(fakes):
     idea_id = await fakes.engaged(ANNA)
-    await fakes.engaged(SARA)
+    saras = await fakes.engaged(SARA)
     await fakes.intake.support(idea_id, SARA)
+    anna = Principal(id="anna", email=ANNA.email)
+    await fakes.intake.edit(anna, idea_id, EditIn(title="Fjärrvärme till simhallen"))
+    await fakes.intake.withdraw(anna, idea_id, WithdrawIn(reason="Simhallen får redan fjärrvärme"))
+    await fakes.intake.edit(Principal(id="sara", email=SARA.email), saras, EditIn(title="Saras nya rubrik"))
     await fakes.preferences(ANNA, frequency="immediate")
     fakes.clock.advance(minutes=1)
     await fakes.preferences(ANNA, frequency="daily", areas=("boende",))
@@ -194,13 +198,26 @@ async def test_the_export_holds_everything_about_the_person_decrypted_and_nothin
         "api",
         "kiruna-kommun",
     )
+    assert [(e.title, e.description) for e in idea.edits] == [
+        ("Fjärrvärme till simhallen", "Anslut badhuset till fjärrvärmen")
+    ]
+    assert idea.withdrawn.reason == "Simhallen får redan fjärrvärme"
     assert [(c.idea_id, c.text) for c in export.comments] == [(idea_id, "Bra idé, hälsar Anna Svensson")]
     assert [s.idea_id for s in export.supports] == [idea_id] and [f.idea_id for f in export.follows] == [idea_id]
     assert export.preferences.frequency == "daily" and export.preferences.areas == ["boende"]
     assert export.preferences.contact == {"email": "anna@kiruna.se", "name": "Anna Svensson"}
     assert [(n.idea_id, n.channel, n.outcome) for n in export.notifications] == [(idea_id, "email", "delivered")]
     assert "sara" not in export.model_dump_json().lower()
-    assert fakes.history.read == [[TOPICS.submitted, TOPICS.engagement, TOPICS.preferences, TOPICS.notifications_sent]]
+    assert fakes.history.read == [
+        [
+            TOPICS.submitted,
+            TOPICS.engagement,
+            TOPICS.preferences,
+            TOPICS.notifications_sent,
+            TOPICS.edited,
+            TOPICS.status_changed,
+        ]
+    ]
 
 
 async def test_after_erasure_the_export_is_empty_and_a_person_who_comes_back_sees_only_what_came_after(fakes):
