@@ -45,13 +45,33 @@ APPS = {
 }
 T = Topics()
 WRITES = {
-    "intake": {T.submitted, T.status_changed, T.engagement, T.routing_commands, T.people_erasures, T.people_keys},
+    "intake": {
+        T.submitted,
+        T.status_changed,
+        T.engagement,
+        T.edited,
+        T.assignments,
+        T.challenges,
+        T.routing_commands,
+        T.people_erasures,
+        T.people_keys,
+    },
     "routing": {T.routed, *(T.organisation(org) for org in load_catalogue().organisation_ids)},
     "notifications": {T.notifications_sent, T.preferences, T.people_keys},
     "analytics": set(),
 }
 SUBSCRIBED = {
-    "intake": {T.intake_raw, T.submitted, T.routed, T.status_changed, T.engagement, T.people_erasures},
+    "intake": {
+        T.intake_raw,
+        T.submitted,
+        T.routed,
+        T.status_changed,
+        T.engagement,
+        T.edited,
+        T.assignments,
+        T.challenges,
+        T.people_erasures,
+    },
     "routing": {T.submitted, T.edited, T.routing_commands, T.people_erasures},
     "notifications": {
         T.submitted,
