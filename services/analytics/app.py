@@ -10,6 +10,7 @@ from services.analytics.api import api_router
 from services.analytics.cache import FigureCache
 from services.analytics.handlers import AnalyticsHandlers
 from services.analytics.metrics import BusinessMetrics, refreshing
+from services.analytics.mirror import IdeaMirror
 from services.analytics.pages import page_router
 from services.analytics.queries import ReadModel
 from services.analytics.settings import AnalyticsSettings
@@ -17,6 +18,7 @@ from services.analytics.store import ProjectionStore
 from services.analytics.subscribers import register
 from shared.live_catalogue import LiveCatalogue
 from shared.service import Runtime, service_app
+from shared.similarity import SimilarityIndex
 
 
 def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
@@ -30,7 +32,9 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
     register(runtime, AnalyticsHandlers(store, runtime.metrics, keyring, runtime.logger))
     business = BusinessMetrics.create(runtime.metrics.registry)
     cache = FigureCache(max_age_s=settings.figures_cache_s, max_scopes=settings.figures_cache_scopes)
-    read = ReadModel(store, live_catalogue.current, tz, figures_cache=cache, keyring=keyring)
+    # every idea's text in memory, for search and similar ideas, caught up from the projection (mirror.py)
+    mirror = IdeaMirror(store, SimilarityIndex(settings.synonyms_path), runtime.logger)
+    read = ReadModel(store, live_catalogue.current, tz, figures_cache=cache, keyring=keyring, mirror=mirror)
     live_catalogue.keep_current(read)
     app = service_app(
         runtime,
@@ -42,9 +46,11 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
             lambda: refreshing(
                 runtime, store, lambda: read.catalogue, business, interval_s=settings.metrics_interval_s, tz=tz
             ),
+            lambda: mirror.keeping_current(settings.index_sync_interval_s),
         ],
     )
     app.state.read_model = read
+    app.state.mirror = mirror
     app.state.business_metrics = business
 
     identity = app.state.identity  # who is acting: bearer token or the site's session (shared/identity.py)

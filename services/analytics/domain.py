@@ -4,9 +4,15 @@ Everything here is synchronous and free of I/O. An idea's projection is a pure f
 events: events are sorted by event time (then kind, then id) before folding, so a duplicate changes nothing and
 an event that arrives late (a status change before the routing it follows) still lands in its place.
 
-People are pseudonyms here (``PersonRef.pseudonym``): who a submitter is and what a comment says stay sealed
-under their person's data key (``Sealed`` as JSON), opened only by the read model. An erasure drops a person's
-sealed values (:func:`scrubbed`) and keeps their pseudonym, so every count stays as it was.
+People are pseudonyms here (``PersonRef.pseudonym``): who a submitter or a commenter is and what a comment says
+stay sealed under their person's data key (``Sealed`` as JSON), opened only by the read model. An erasure drops a
+person's sealed values (:func:`scrubbed`) and keeps their pseudonym, so every count stays as it was.
+
+Issue 18 adds to an idea's story: the submitter's edits (the idea shows the new text, the timeline keeps each
+version), withdrawal (a final state), the assignee per organisation, comments shown with their author (or
+"anonym"; an officer's answer marked as its organisation's), and a merge's carry-over: the target of a merge gets
+one ``merged-in`` entry and one ``carried`` entry per supporter and follower of the merged idea
+(:func:`carried_entries`), so it counts them too, one per person.
 """
 
 from __future__ import annotations
@@ -18,11 +24,14 @@ from typing import Any
 
 from shared.catalogue import TRIAGE_ORGANISATION
 from shared.events import (
+    IdeaAssigned,
+    IdeaEdited,
     IdeaEngagement,
     IdeaRouted,
     IdeaStatusChanged,
     IdeaSubmitted,
     NotificationSent,
+    derived_event_id,
     event_type,
 )
 from shared.events import IdeaState as S
@@ -34,10 +43,18 @@ KIND_BY_TYPE = {
     event_type(IdeaStatusChanged): "status-changed",
     event_type(IdeaEngagement): "engagement",
     event_type(NotificationSent): "notified",
+    event_type(IdeaEdited): "edited",
+    event_type(IdeaAssigned): "assigned",
 }
 """The kind of timeline entry each event type becomes (the projection's own words for the contracts' types), in
 the order that breaks ties between events of the same time (a submission first)."""
-_KIND_RANK = {kind: rank for rank, kind in enumerate(KIND_BY_TYPE.values())}
+CARRIED = "carried"
+"""A supporter or follower of an idea merged into this one (:func:`carried_entries`): counted, not shown."""
+MERGED_IN = "merged-in"
+"""An idea was merged into this one (:func:`carried_entries`): shown in the timeline."""
+_KIND_RANK = {kind: rank for rank, kind in enumerate((*KIND_BY_TYPE.values(), MERGED_IN, CARRIED))}
+LAST_KINDS = frozenset({"submitted", "routed", "status-changed", "edited", "assigned"})
+"""What counts as "what happened last" to an idea (besides a comment): its lifecycle, edits and assignment."""
 
 
 def next_states(state: str | None) -> tuple[str, ...]:
@@ -55,10 +72,18 @@ def sealed_keys(envelope: dict[str, Any]) -> set[str]:
     liveness :func:`timeline_entry` must be told."""
     data = envelope.get("data") or {}
     found = set()
-    for sealed in ((data.get("submitter") or {}).get("sealed"), data.get("text")):
+    for sealed in ((data.get("submitter") or {}).get("sealed"), data.get("text"), _named_commenter(data)):
         if isinstance(sealed, dict) and sealed.get("key"):
             found.add(sealed["key"])
     return found
+
+
+def _named_commenter(data: dict[str, Any]) -> dict[str, Any] | None:
+    """The sealed name of a comment's author, unless they chose to be shown as "anonym" (then it is not kept)."""
+    if data.get("kind") != "comment" or data.get("anonymous"):
+        return None
+    person = data.get("person")
+    return person.get("sealed") if isinstance(person, dict) else None
 
 
 def timeline_entry(envelope: dict[str, Any], live: Container[str]) -> dict[str, Any]:
@@ -84,8 +109,14 @@ def timeline_entry(envelope: dict[str, Any], live: Container[str]) -> dict[str, 
         data.pop("recipient", None)
         data.pop("detail", None)
     if kind == "engagement":
+        named = _named_commenter(data)
+        if named:  # a comment is shown with its author's name, opened only by the read model
+            if named.get("key") in live:
+                data["person_sealed"] = named
+            else:
+                data["person_erased"] = True
         person = data.pop("person", None)
-        if isinstance(person, dict):  # people who engage are counted by pseudonym, never named
+        if isinstance(person, dict):  # people who support or follow are counted by pseudonym, never named
             data["person_key"] = person.get("pseudonym")
         text = data.pop("text", None)
         if text:
@@ -99,7 +130,14 @@ def timeline_entry(envelope: dict[str, Any], live: Container[str]) -> dict[str, 
 def sealed_owners(entry: dict[str, Any]) -> set[str]:
     """The pseudonyms whose sealed values this timeline entry holds (what an erasure of them must drop)."""
     data = entry.get("data") or {}
-    return {key_owner(s["key"]) for s in (data.get("submitter_sealed"), data.get("text_sealed")) if s}
+    return {key_owner(s["key"]) for s in (data.get(name) for name, _ in _SEALED_FIELDS) if s}
+
+
+_SEALED_FIELDS = (
+    ("submitter_sealed", "submitter_erased"),
+    ("text_sealed", "text_erased"),
+    ("person_sealed", "person_erased"),
+)
 
 
 def scrubbed(entry: dict[str, Any], pseudonym: str, *, keep_key: str | None = None) -> dict[str, Any]:
@@ -108,7 +146,7 @@ def scrubbed(entry: dict[str, Any], pseudonym: str, *, keep_key: str | None = No
     Everything that counts (the pseudonym, the comment itself) stays, so no figure changes."""
     data = entry.get("data") or {}
     changed = dict(data)
-    for name, erased in (("submitter_sealed", "submitter_erased"), ("text_sealed", "text_erased")):
+    for name, erased in _SEALED_FIELDS:
         sealed = data.get(name)
         if sealed and key_owner(sealed["key"]) == pseudonym and sealed["key"] != keep_key:
             del changed[name]
@@ -120,9 +158,14 @@ def parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def entry_order(entry: dict[str, Any]) -> tuple[datetime, int, str]:
+    """The order of an idea's entries: event time, then kind (a submission first), then id."""
+    return parse_time(entry["time"]), _KIND_RANK.get(entry["kind"], 99), entry["event_id"]
+
+
 def sorted_entries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Event-time order, whatever the arrival order; ties broken by kind (submitted first) and id."""
-    return sorted(entries, key=lambda e: (parse_time(e["time"]), _KIND_RANK.get(e["kind"], 9), e["event_id"]))
+    return sorted(entries, key=entry_order)
 
 
 @dataclass
@@ -130,7 +173,8 @@ class IdeaView:
     """An idea as its events tell it. Who submitted it is ``submitter``: ``{"status": "anonymous"}``, or the
     status ``employee`` with the submitter's organisation and their name and address still sealed (``sealed``,
     opened by the read model where the access rules allow a name), or ``former-employee`` once erased. A
-    comment's text is sealed in its timeline item (``text_sealed``) or ``removed``."""
+    comment's text (``text_sealed``) and its author's name (``person_sealed``) are sealed in its timeline item,
+    or the comment is ``removed``."""
 
     idea_id: str
     state: str | None = None
@@ -147,6 +191,14 @@ class IdeaView:
     triage: bool = False
     merged_into: str | None = None
     decline_reason: str | None = None
+    withdraw_reason: str | None = None
+    challenge_id: str | None = None
+    edits: int = 0
+    """How many times the submitter corrected the text (the timeline keeps each earlier title)."""
+    assignees: dict[str, str] = field(default_factory=dict)
+    """Organisation -> the officer (catalogue id) who has the idea for it; an organisation without one is absent."""
+    merged_from: list[str] = field(default_factory=list)
+    """Ideas merged into this one."""
     supporters: int = 0
     comments: int = 0
     followers: int = 0
@@ -186,6 +238,13 @@ class IdeaSummary:
     notifications: dict[str, int] = field(default_factory=dict)
     merged_into: str | None = None
     spread_to: list[str] = field(default_factory=list)
+    challenge_id: str | None = None
+    """The challenge the idea answers (``IdeaSubmitted.challenge_id``)."""
+    assignees: dict[str, str] = field(default_factory=dict)
+    """Organisation -> assigned officer (catalogue id)."""
+    last: dict[str, Any] | None = None
+    """What happened last (:data:`LAST_KINDS` or a comment): ``{"kind", "time", "event_id"}`` and, for a status
+    change, ``to_state``. Never who did it."""
 
     @property
     def cross_organisation(self) -> bool:
@@ -212,18 +271,25 @@ class IdeaSummary:
         return "former-employee" if self.submitter_erased or not self.submitter_sealed else "employee"
 
     def index_keys(self) -> set[tuple[str, str]]:
-        """The (dimension, value) indexes the idea belongs to: organisations, units, areas, state, and the
+        """The (dimension, value) indexes the idea belongs to: organisations, units, areas, state, challenge, the
+        assignees (``assignee``: the officer; ``assigned``: each organisation that has one, ``*`` if any), and the
         submitter's pseudonym (a named idea's "my ideas"; anonymous ideas and erased submitters have none)."""
         keys = {("org", o) for o in self.organisations}
         keys |= {("unit", u) for u in self.units}
         keys |= {("area", a) for a in self.areas}
         if self.state:
             keys.add(("state", self.state))
+        if self.challenge_id:
+            keys.add(("challenge", self.challenge_id))
+        for organisation, officer in self.assignees.items():
+            keys |= {("assignee", officer), ("assigned", organisation), ("assigned", ANY)}
         if self.submitter_status == "employee":
             keys.add(("submitter", self.submitter_key))
         return keys
 
 
+ANY = "*"
+"""The ``assigned`` index of the ideas assigned for any organisation."""
 _SUMMARY_FIELDS = frozenset(IdeaSummary.__dataclass_fields__)
 
 
@@ -244,6 +310,8 @@ def fold(idea_id: str, entries: list[dict[str, Any]]) -> tuple[IdeaView, IdeaSum
         item = _apply(f, entry)
         if item is not None:
             f.view.timeline.append(item)
+        if last := last_of(entry):
+            f.summary.last = last
     view, summary = f.view, f.summary
     summary.supporters = view.supporters = len(f.supporters)
     summary.followers = view.followers = len(f.followers)
@@ -252,22 +320,50 @@ def fold(idea_id: str, entries: list[dict[str, Any]]) -> tuple[IdeaView, IdeaSum
     summary.state_since = view.state_since = summary.history[-1][1] if summary.history else None
     summary.merged_into = view.merged_into
     summary.triage = view.triage
+    summary.challenge_id = view.challenge_id
+    summary.assignees = dict(sorted(view.assignees.items()))
     view.next_states = list(next_states(view.state))
     return view, summary
 
 
-COUNTED_KINDS = frozenset({"engagement", "notified"})
-"""Entries that only count (comments, supporters, followers, notifications by outcome): their effect on a
-submitted idea's summary does not depend on the order of events, so :func:`absorb` folds them into the stored
-summary without reading the idea's other events."""
+def last_of(entry: dict[str, Any]) -> dict[str, Any] | None:
+    """What ``entry`` says happened, if it counts as "what happened last" (:data:`LAST_KINDS`, a comment)."""
+    kind, data = entry["kind"], entry["data"]
+    if kind == "engagement" and data.get("kind") == "comment":
+        kind = "comment"
+    elif kind not in LAST_KINDS:
+        return None
+    last = {"kind": kind, "time": entry["time"], "event_id": entry["event_id"]}
+    if kind == "status-changed":
+        last["to_state"] = data.get("to_state")
+    return last
+
+
+def _later(current: dict[str, Any] | None, candidate: dict[str, Any]) -> dict[str, Any]:
+    if current is None:
+        return candidate
+    rank = {"comment": _KIND_RANK["engagement"]}
+
+    def order(last: dict[str, Any]) -> tuple[datetime, int, str]:
+        return parse_time(last["time"]), rank.get(last["kind"], _KIND_RANK.get(last["kind"], 99)), last["event_id"]
+
+    return candidate if order(candidate) > order(current) else current
+
+
+COUNTED_KINDS = frozenset({"engagement", "notified", CARRIED, MERGED_IN})
+"""Entries that only count (comments, supporters, followers, notifications by outcome, people carried over from a
+merged idea) or only add to the story shown (an idea merged in): their effect on a submitted idea's summary does
+not depend on the order of events, so :func:`absorb` folds them into the stored summary without reading the
+idea's other events."""
 
 
 def people(entries: Iterable[dict[str, Any]]) -> tuple[set[str], set[str]]:
-    """The pseudonyms of the idea's supporters and followers (the sets the fold counts)."""
+    """The pseudonyms of the idea's supporters and followers (the sets the fold counts), its own and those carried
+    over from ideas merged into it."""
     supporters: set[str] = set()
     followers: set[str] = set()
     for entry in entries:
-        if entry["kind"] != "engagement" or not (person := entry["data"].get("person_key")):
+        if entry["kind"] not in ("engagement", CARRIED) or not (person := entry["data"].get("person_key")):
             continue
         if entry["data"].get("kind") == "support":
             supporters.add(person)
@@ -291,9 +387,10 @@ def absorbs(summary: IdeaSummary | None, supporters: int, followers: int) -> boo
 
 def absorb(summary: IdeaSummary, entries: Iterable[dict[str, Any]], *, supporters: int, followers: int) -> IdeaSummary:
     """The summary with new counted entries (:data:`COUNTED_KINDS`) folded in, equal to a full fold of all the
-    idea's events: comments and notifications are counted, and ``supporters`` and ``followers`` are the sizes of
-    the idea's sets of people once these entries' people are added. Work bounded by the entries given, whatever
-    the idea's history. Only for a summary that :func:`absorbs`."""
+    idea's events: comments and notifications are counted (a comment may be what happened last), and
+    ``supporters`` and ``followers`` are the sizes of the idea's sets of people once these entries' people are
+    added. Work bounded by the entries given, whatever the idea's history. Only for a summary that
+    :func:`absorbs`."""
     result = replace(summary, notifications=dict(summary.notifications), supporters=supporters, followers=followers)
     for entry in entries:
         if entry["kind"] == "notified":
@@ -301,7 +398,36 @@ def absorb(summary: IdeaSummary, entries: Iterable[dict[str, Any]], *, supporter
             result.notifications[outcome] = result.notifications.get(outcome, 0) + 1
         elif entry["kind"] == "engagement" and entry["data"].get("kind") == "comment":
             result.comments += 1
+        if last := last_of(entry):
+            result.last = _later(result.last, last)
     return result
+
+
+def carried_entries(merged: IdeaSummary, supporters: Iterable[str], followers: Iterable[str]) -> list[dict[str, Any]]:
+    """What the target of a merge gets from the merged idea: one ``merged-in`` entry (shown in its timeline) and one
+    ``carried`` entry per supporter and follower of the merged idea (by pseudonym, so a person who supports both
+    counts once). Their ids derive from the merged idea and the person: carrying over again adds nothing."""
+    time = merged.state_since or merged.created_at
+    origin = merged.idea_id
+    entries = [
+        {
+            "event_id": derived_event_id(origin, "analytics.merged-in"),
+            "kind": MERGED_IN,
+            "time": time,
+            "data": {"from_idea": origin},  # its title is looked up when shown: it may not be projected yet
+        }
+    ]
+    for kind, pseudonyms in (("support", supporters), ("follow", followers)):
+        for person in sorted(pseudonyms):
+            entries.append(
+                {
+                    "event_id": derived_event_id(f"{origin}:{kind}:{person}", "analytics.carried"),
+                    "kind": CARRIED,
+                    "time": time,
+                    "data": {"kind": kind, "person_key": person, "from_idea": origin},
+                }
+            )
+    return entries
 
 
 def submitter_of(summary: IdeaSummary) -> dict[str, Any]:
@@ -332,9 +458,12 @@ def _apply(f: _Fold, entry: dict[str, Any]) -> dict[str, Any] | None:
     data, kind, time = entry["data"], entry["kind"], entry["time"]
     item: dict[str, Any] = {"event_id": entry["event_id"], "kind": kind, "time": time}
     if kind == "submitted":
-        view.title, view.description = data.get("title"), data.get("description")
-        view.language, view.anonymous = data.get("language"), bool(data.get("anonymous"))
+        if not view.edits:  # an edit stamped before the submission (clock skew) keeps its newer text
+            view.title, view.description = data.get("title"), data.get("description")
+            view.language = data.get("language")
+        view.anonymous = bool(data.get("anonymous"))
         view.submitted_at = summary.created_at = time
+        view.challenge_id = data.get("challenge_id")
         summary.submitted, summary.anonymous = True, bool(data.get("anonymous"))
         summary.submitter_key = data.get("submitter_key")
         summary.submitter_organisation = data.get("submitter_organisation")
@@ -347,6 +476,8 @@ def _apply(f: _Fold, entry: dict[str, Any]) -> dict[str, Any] | None:
         else:  # an event stamped before the submission (clock skew): the idea still began as submitted
             summary.history.insert(0, (S.SUBMITTED.value, time))
         item["summary"] = "Idén lämnades in"
+        if view.challenge_id:
+            item["challenge_id"] = view.challenge_id
     elif kind == "routed":
         targets = list(data.get("organisations", []))
         view.organisations = targets
@@ -372,11 +503,34 @@ def _apply(f: _Fold, entry: dict[str, Any]) -> dict[str, Any] | None:
             view.merged_into = data.get("merged_into")
         if to_state == S.DECLINED.value:
             view.decline_reason = data.get("reason")
+        if to_state == S.WITHDRAWN.value:
+            view.withdraw_reason = data.get("reason")
         if to_state == S.SPREAD.value and data.get("organisation"):
             summary.spread_to = sorted({*summary.spread_to, data["organisation"]})
         item["summary"] = data.get("reason") or ""
+        item.update({k: data[k] for k in ("to_state", "from_state", "organisation", "merged_into") if data.get(k)})
+        if to_state == S.WITHDRAWN.value:
+            item["by_submitter"] = True  # changed_by is the submitter's pseudonym: not shown, not a name
+        elif data.get("changed_by"):
+            item["changed_by"] = data["changed_by"]
+    elif kind == "edited":
+        item.update(summary="", previous_title=view.title)
+        view.title, view.description = data.get("title"), data.get("description")
+        view.language = data.get("language") or view.language
+        view.edits += 1
+    elif kind == "assigned":
+        organisation, assignee = data.get("organisation"), data.get("assignee")
+        if organisation:
+            if assignee:
+                view.assignees[organisation] = assignee
+            else:
+                view.assignees.pop(organisation, None)
         item.update(
-            {k: data[k] for k in ("to_state", "from_state", "changed_by", "organisation", "merged_into") if data.get(k)}
+            summary="",
+            organisation=organisation,
+            assignee=assignee,
+            previous=data.get("previous"),
+            assigned_by=data.get("assigned_by"),
         )
     elif kind == "engagement":
         engagement, person = data.get("kind"), data.get("person_key")
@@ -388,10 +542,17 @@ def _apply(f: _Fold, entry: dict[str, Any]) -> dict[str, Any] | None:
         elif engagement == "follow" and person:
             f.followers.add(person)
         item.update(summary="", engagement=engagement)
-        if data.get("text_sealed"):
-            item["text_sealed"] = data["text_sealed"]
-        elif data.get("text_erased"):
-            item["removed"] = True
+        if engagement == "comment":
+            _comment(item, data)
+    elif kind == CARRIED:
+        person = data.get("person_key")
+        if person:
+            (f.supporters if data.get("kind") == "support" else f.followers).add(person)
+        return None  # counted on this idea, told in the merged idea's own story
+    elif kind == MERGED_IN:
+        if data.get("from_idea") and data["from_idea"] not in view.merged_from:
+            view.merged_from.append(data["from_idea"])
+        item.update(summary="", from_idea=data.get("from_idea"))
     elif kind == "notified":
         outcome = data.get("outcome", "unknown")
         summary.notifications[outcome] = summary.notifications.get(outcome, 0) + 1
@@ -399,3 +560,19 @@ def _apply(f: _Fold, entry: dict[str, Any]) -> dict[str, Any] | None:
     else:
         item["summary"] = ""
     return item
+
+
+def _comment(item: dict[str, Any], data: dict[str, Any]) -> None:
+    """A comment's item: its text and its author's name still sealed (the read model opens them), or removed
+    once its author was erased; ``anonymous`` when the author chose "anonym"; ``official``: an officer's answer
+    for that organisation."""
+    if data.get("text_sealed"):
+        item["text_sealed"] = data["text_sealed"]
+    elif data.get("text_erased"):
+        item["removed"] = True
+    if data.get("anonymous"):
+        item["anonymous"] = True
+    elif data.get("person_sealed") and not item.get("removed"):
+        item["person_sealed"] = data["person_sealed"]
+    if data.get("official"):
+        item["official"] = data["official"]

@@ -3,7 +3,8 @@
 Definitions (also in the API's documentation):
 
 - *Funnel*: for each stage of the main lifecycle, the ideas that reached that stage or a later one (an idea
-  implemented without a pilot has passed the pilot stage). Declined and merged ideas are exits, counted apart.
+  implemented without a pilot has passed the pilot stage). Declined and merged ideas are exits, counted apart;
+  so are withdrawn ideas (the submitter took them back), an exit of their own.
 - *Time in state*: for each state, the time each idea spent in it before it moved on (calendar time); ideas still
   in a state are counted as ``open`` and left out of the median and 90th percentile (linear interpolation).
 - *Response times*: working days (Monday-Friday except Swedish public holidays and the closed eves, see
@@ -11,7 +12,8 @@ Definitions (also in the API's documentation):
   reached the target, the response-time stages of shared/lifecycle.py (``RESPONSE_STAGES``): acknowledged = any
   officer response (acknowledged or later, or declined/merged); assessed = in assessment or a decision; decided =
   accepted/declined/merged or later. Missed when more working days than the catalogue's target; an idea still
-  waiting past its target is ``overdue`` (missed too).
+  waiting past its target is ``overdue`` (missed too). A withdrawn idea reached no stage by an officer's hand:
+  the stages it had not reached when it was withdrawn are not measured (nor pending, nor overdue).
 - *Participation*: distinct submitters (by pseudonym) per organisation and unit of the submitter per month
   of submission, and their share of the catalogue's headcount.
 """
@@ -29,10 +31,21 @@ from zoneinfo import ZoneInfo
 
 from services.analytics.domain import IdeaSummary, parse_time
 from shared.catalogue import Catalogue, Targets
-from shared.lifecycle import ALL_STATES, EXITS, MAIN_LINE, OPEN_PHASE, RESPONSE_STAGES, TERMINAL, target_days
+from shared.lifecycle import (
+    ALL_STATES,
+    EXITS,
+    MAIN_LINE,
+    OPEN_PHASE,
+    RESPONSE_STAGES,
+    TERMINAL,
+    WITHDRAWN,
+    target_days,
+)
 from shared.workdays import working_days_between
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
+FUNNEL_EXITS = (*EXITS, WITHDRAWN)
+"""The funnel's exits, each counted apart: declined, merged and withdrawn."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +137,7 @@ def funnel(ideas: list[IdeaSummary]) -> dict[str, Any]:
             }
         )
         previous = count
-    return {"total": total, "stages": stages, "exits": {state.value: exits[state] for state in EXITS}}
+    return {"total": total, "stages": stages, "exits": {state.value: exits[state] for state in FUNNEL_EXITS}}
 
 
 def state_durations(idea: IdeaSummary) -> tuple[dict[str, float], str | None]:
@@ -350,6 +363,7 @@ def overview(
         "ideas": len(ideas),
         "by_state": {s.value: states[s] for s in ALL_STATES},
         "open": sum(states[s] for s in OPEN_PHASE),
+        "withdrawn": {"count": states[WITHDRAWN], "share": _share(states[WITHDRAWN], len(ideas))},
         "by_organisation": by_state(ideas, "organisations", catalogue.organisation_ids),
         "by_unit": [row for row in by_state(ideas, "units", units) if row["total"]],
         "by_area": by_state(ideas, "areas", [a.id for a in catalogue.areas]),
@@ -401,6 +415,7 @@ def csv_rows(figure: str, data: dict[str, Any], *, table: str = "summary") -> tu
         for dimension in ("organisation", "unit", "area"):
             for row in data[f"by_{dimension}"]:
                 rows += [["ideas", dimension, row["id"], s, n] for s, n in row["by_state"].items()]
+        rows.append(["withdrawn", "", "", "", data["withdrawn"]["count"]])
         rows.append(["cross_organisation", "", "", "", data["cross_organisation"]["count"]])
         rows.append(["spread", "", "", "", data["spread"]["count"]])
         for key in ("comments", "supports", "follows", "ideas_with_comments", "ideas_with_support"):

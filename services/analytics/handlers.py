@@ -1,6 +1,7 @@
-"""Analytics' effects: every event lands once in its idea's timeline, and the idea's projection follows; an erasure
-drops what analytics holds of the person (their sealed name and address, their comments' texts, their "my ideas")
-and leaves every count as it was."""
+"""Analytics' effects: every event lands once in its idea's timeline, and the idea's projection follows; a merged
+idea's supporters and followers are carried over to the idea it went into; a challenge is kept as opened; an
+erasure drops what analytics holds of the person (their sealed name and address, their comments' texts and
+names, their "my ideas") and leaves every count as it was."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from services.analytics.domain import timeline_entry
+from services.analytics.challenges import challenge_record
+from services.analytics.domain import carried_entries, timeline_entry
 from services.analytics.people import Keys, live_keys
 from services.analytics.store import Projections
-from shared.events import Envelope, ErasureRequestedEvent
+from shared.events import ChallengeOpenedEvent, Envelope, ErasureRequestedEvent, IdeaState
 from shared.metrics import ServiceMetrics
 
 SERVICE = "analytics"
@@ -38,6 +40,13 @@ class AnalyticsHandlers:
         added = await self.store.record(events[0].subject, entries)
         if duplicates := len(entries) - added:
             self.metrics.idempotent_skips.labels(SERVICE, topic).inc(duplicates)
+        if any(may_carry(entry) for entry in entries):
+            await carry_merged(self.store, events[0].subject)
+
+    async def challenge_opened(self, topic: str, event: ChallengeOpenedEvent) -> None:
+        """A challenge as opened (the newest event of a challenge wins; a repeat changes nothing)."""
+        if not await self.store.record_challenge(challenge_record(event.model_dump(mode="json"))):
+            self.metrics.idempotent_skips.labels(SERVICE, topic).inc()
 
     async def erased(self, event: ErasureRequestedEvent) -> None:
         """A person is to be forgotten (:func:`forget`). A repeated request changes nothing."""
@@ -46,6 +55,31 @@ class AnalyticsHandlers:
             "person erased from the projection",
             extra={"pseudonym": event.data.pseudonym, "event_id": event.id, "ideas_changed": changed},
         )
+
+
+def may_carry(entry: dict[str, Any]) -> bool:
+    """Whether this entry may give a merged idea something to carry over: the merge itself, or a supporter or
+    follower (who may have come to the merged idea before the merge was projected)."""
+    data = entry["data"]
+    if entry["kind"] == "status-changed":
+        return data.get("to_state") == IdeaState.MERGED.value
+    return entry["kind"] == "engagement" and data.get("kind") in ("support", "follow")
+
+
+async def carry_merged(store: Projections, idea_id: str) -> int:
+    """If the idea is merged, its supporters and followers count on the idea it went into too (one per person, by
+    pseudonym), which shows the merge in its timeline; along a chain of merges (a into b, b into c) to the end.
+    Idempotent: the carried entries' ids derive from the merged idea and the person. Returns the entries added."""
+    added, seen = 0, set()
+    while idea_id not in seen:
+        seen.add(idea_id)
+        summary = await store.summary(idea_id)
+        if summary is None or summary.state != IdeaState.MERGED.value or not summary.merged_into:
+            break
+        supporters, followers = await store.people_of(idea_id)
+        added += await store.record(summary.merged_into, carried_entries(summary, supporters, followers))
+        idea_id = summary.merged_into
+    return added
 
 
 async def forget(store: Projections, keyring: Keys, event: ErasureRequestedEvent) -> int:

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -28,6 +30,15 @@ class AnalyticsSettings(ServiceSettings):
         ge=0,
         description="How long a computed figure (per figure and filters) may be served again while no idea has "
         "changed; 0: computed on every request",
+    )
+    index_sync_interval_s: float = Field(
+        1.0,
+        gt=0,
+        description="How often each replica's in-memory indexes of the ideas' text (search, similar ideas) catch up "
+        "with the projection between requests (every request catches up first anyway)",
+    )
+    synonyms_path: Path | None = Field(
+        None, description="The similar-ideas engine's synonyms (default: catalogue/synonyms.toml)"
     )
     figures_cache_scopes: int = Field(
         256, ge=1, description="Figures (figure and filters) kept in that cache at most, least recently used out"

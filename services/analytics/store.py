@@ -16,6 +16,11 @@ Keys, all under ``<prefix>:analytics:``:
   forget_person`), then deletes.
 - ``version``           a number that changes with every summary written (and on a wipe): the figures' cache
   (``cache.py``) is valid only while it is unchanged.
+- ``changes``           sorted set of idea ids by the ``version`` their summary was last written at: what a
+  replica's in-memory indexes (``mirror.py``: search, similar ideas) read to catch up, whichever replica wrote.
+- ``epoch``             changes on every wipe: a replica that sees another epoch reloads its indexes whole.
+- ``challenge:<id>``    a challenge as opened (``ChallengeOpened``, JSON; the newest event of the challenge wins);
+  ``challenges`` sorted set of challenge ids by opening time. A challenge's ideas are ``idx:challenge:<id>``.
 
 No name, e-mail address or comment text is stored in the clear: only the sealed values of the events (readable
 only while their person's key exists) and pseudonyms. None of them has a TTL: they are the projection itself
@@ -42,6 +47,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -64,8 +70,8 @@ from shared.redis_keys import delete_matching
 
 # Add entries and their people to an idea and write its summary and indexes, unless an event was added, the
 # summary written or a set grown since they were read (then: 0).
-# KEYS: events, summary, supporters, followers, version, ideas, then the index sets to leave (ARGV[7] of them)
-# and the index sets to be in (none when ARGV[6] is empty: an absorb moves no index).
+# KEYS: events, summary, supporters, followers, version, ideas, changes, then the index sets to leave (ARGV[7] of
+# them) and the index sets to be in (none when ARGV[6] is empty: an absorb moves no index).
 # ARGV: events count, summary as read ('' if none), supporters count, followers count, new summary, creation
 # score ('' for an absorb), idea id, indexes to leave, entries (n, then id and JSON each), supporters (n, keys),
 # followers (n, keys).
@@ -89,14 +95,15 @@ for set = 3, 4 do
   i = i + n + 1
 end
 redis.call('SET', KEYS[2], ARGV[5])
-redis.call('INCR', KEYS[5])
+local version = redis.call('INCR', KEYS[5])
+redis.call('ZADD', KEYS[7], version, ARGV[7])
 if ARGV[6] ~= '' then
   redis.call('ZADD', KEYS[6], ARGV[6], ARGV[7])
   local leave = tonumber(ARGV[8])
-  for k = 7, 6 + leave do
+  for k = 8, 7 + leave do
     redis.call('SREM', KEYS[k], ARGV[7])
   end
-  for k = 7 + leave, #KEYS do
+  for k = 8 + leave, #KEYS do
     redis.call('SADD', KEYS[k], ARGV[7])
   end
 end
@@ -119,7 +126,12 @@ class Projections(Protocol):
         unit: str | None = None,
         area: str | None = None,
         state: str | None = None,
+        challenge: str | None = None,
+        assignee: str | None = None,
+        unassigned: str | None = None,
     ) -> list[str]: ...
+
+    async def index_sizes(self, dimension: str, values: list[str]) -> dict[str, int]: ...
 
     async def submitted_by(self, pseudonym: str) -> list[str]: ...
 
@@ -128,6 +140,31 @@ class Projections(Protocol):
     async def version(self) -> str: ...
 
     async def summaries(self, idea_ids: list[str] | None = None, **narrow: str | None) -> list[IdeaSummary]: ...
+
+    async def summary(self, idea_id: str) -> IdeaSummary | None: ...
+
+    async def summary_texts(self, idea_ids: list[str]) -> list[str]: ...
+
+    async def people_of(self, idea_id: str) -> tuple[set[str], set[str]]: ...
+
+    async def changes_since(self, seen: int) -> Changes: ...
+
+    async def record_challenge(self, challenge: dict[str, Any]) -> bool: ...
+
+    async def challenge(self, challenge_id: str) -> dict[str, Any] | None: ...
+
+    async def challenges(self) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class Changes:
+    """The ideas whose summary was written after version ``seen`` (:meth:`ProjectionStore.changes_since`)."""
+
+    epoch: str
+    """Changes on every wipe: a reader that knew another epoch must start again from version 0."""
+    idea_ids: list[str]
+    version: int
+    """The highest version among them (``seen`` if none): where the next call starts."""
 
 
 def _unkept(people: set[str], kept: list[Any]) -> set[str]:
@@ -271,17 +308,19 @@ class ProjectionStore:
     async def write_summaries(self, summaries: Iterable[IdeaSummary]) -> int:
         """Write summaries and their indexes straight, without events (seeding a test prefix or a benchmark with
         many ideas, in pipelines). Returns how many were written."""
+        summaries = list(summaries)
+        version = int(await self.redis.incrby(self._key("version"), len(summaries) + 1))
         count = 0
         async with self.redis.pipeline(transaction=False) as pipe:
-            for summary in summaries:
+            for number, summary in enumerate(summaries, start=version - len(summaries)):
                 pipe.set(self._summary(summary.idea_id), json.dumps(summary.to_json(), sort_keys=True))
                 pipe.zadd(self._key("ideas"), {summary.idea_id: parse_time(summary.created_at).timestamp()})
+                pipe.zadd(self._key("changes"), {summary.idea_id: number})
                 for dimension, value in summary.index_keys():
                     pipe.sadd(self._index(dimension, value), summary.idea_id)
                 count += 1
                 if count % 1000 == 0:
                     await pipe.execute()
-            pipe.incr(self._key("version"))
             await pipe.execute()
         return count
 
@@ -366,6 +405,7 @@ class ProjectionStore:
             self._people(idea_id, "followers"),
             self._key("version"),
             self._key("ideas"),
+            self._key("changes"),
             *leave,
             *enter,
         ]
@@ -382,7 +422,40 @@ class ProjectionStore:
         version starts again from the clock, never from a value a cached figure may carry."""
         deleted = await delete_matching(self.redis, f"{self.prefix}:*")
         await self.redis.set(self._key("version"), time.time_ns())
+        await self.redis.set(self._key("epoch"), uuid.uuid4().hex)
         return deleted
+
+    # --- challenges ---
+
+    async def record_challenge(self, challenge: dict[str, Any]) -> bool:
+        """Keep a challenge as opened (``domain``-free JSON: the event's data with its ``event_id`` and ``time``).
+        The newest event of a challenge wins (by time, then id); an older or repeated one changes nothing. Returns
+        whether it was written."""
+        key = self._key("challenge", challenge["challenge_id"])
+        stored = await self.redis.get(key)
+        if stored is not None:
+            known = json.loads(stored)
+            if (parse_time(known["time"]), known["event_id"]) >= (parse_time(challenge["time"]), challenge["event_id"]):
+                return False
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(key, json.dumps(challenge, sort_keys=True))
+            opened = parse_time(challenge["opens_at"]).timestamp()
+            pipe.zadd(self._key("challenges"), {challenge["challenge_id"]: opened})
+            pipe.incr(self._key("version"))
+            await pipe.execute()
+        return True
+
+    async def challenge(self, challenge_id: str) -> dict[str, Any] | None:
+        raw = await self.redis.get(self._key("challenge", challenge_id))
+        return json.loads(raw) if raw else None
+
+    async def challenges(self) -> list[dict[str, Any]]:
+        """Every challenge, newest (by opening time) first."""
+        ids = await self.redis.zrevrange(self._key("challenges"), 0, -1)
+        if not ids:
+            return []
+        raw = await self.redis.mget([self._key("challenge", i) for i in ids])
+        return [json.loads(value) for value in raw if value]
 
     # --- reads ---
 
@@ -397,22 +470,46 @@ class ProjectionStore:
         unit: str | None = None,
         area: str | None = None,
         state: str | None = None,
+        challenge: str | None = None,
+        assignee: str | None = None,
+        unassigned: str | None = None,
     ) -> list[str]:
-        """Idea ids, newest first, narrowed by the indexes."""
-        ordered = await self.redis.zrevrange(self._key("ideas"), 0, -1)
-        sets = []
-        if organisation:
-            sets.append(self._index("org", organisation))
-        if unit:
-            sets.append(self._index("unit", unit))
-        if area:
-            sets.append(self._index("area", area))
-        if state:
-            sets.append(self._index("state", state))
-        if not sets:
-            return list(ordered)
-        members = await self.redis.sinter(sets)
-        return [idea_id for idea_id in ordered if idea_id in members]
+        """Idea ids, newest first, narrowed by the indexes: routed to ``organisation`` (and ``unit``), in
+        ``area``, in ``state``, answering ``challenge``, assigned to the officer ``assignee``, and without an
+        assignee for the organisation ``unassigned`` (``domain.ANY``: for any organisation)."""
+        wanted = [
+            (dimension, value)
+            for dimension, value in (
+                ("org", organisation),
+                ("unit", unit),
+                ("area", area),
+                ("state", state),
+                ("challenge", challenge),
+                ("assignee", assignee),
+            )
+            if value
+        ]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrevrange(self._key("ideas"), 0, -1)
+            if wanted:
+                pipe.sinter([self._index(d, v) for d, v in wanted])
+            if unassigned:
+                pipe.smembers(self._index("assigned", unassigned))
+            replies = list(await pipe.execute())
+        ordered = replies.pop(0)
+        members = replies.pop(0) if wanted else None
+        excluded = replies.pop(0) if unassigned else set()
+        return [i for i in ordered if (members is None or i in members) and i not in excluded]
+
+    async def index_sizes(self, dimension: str, values: list[str]) -> dict[str, int]:
+        """How many ideas are in each of these indexes (e.g. the ideas of each challenge)."""
+        if not values:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for value in values:
+                pipe.scard(self._index(dimension, value))
+            sizes = await pipe.execute()
+        return dict(zip(values, sizes, strict=True))
 
     async def submitted_by(self, pseudonym: str) -> list[str]:
         """The ids of the named ideas whose submitter has this pseudonym, newest first."""
@@ -437,6 +534,53 @@ class ProjectionStore:
                 if raw:
                     found.append(IdeaSummary.from_json(json.loads(raw)))
         return found
+
+    async def summary_texts(self, idea_ids: list[str]) -> list[str]:
+        """The stored summaries of these ideas as JSON text (unparsed: the mirror parses them in a worker thread)."""
+        if not idea_ids:
+            return []
+        return [raw for raw in await self.redis.mget([self._summary(i) for i in idea_ids]) if raw]
+
+    async def summary(self, idea_id: str) -> IdeaSummary | None:
+        raw = await self.redis.get(self._summary(idea_id))
+        return IdeaSummary.from_json(json.loads(raw)) if raw else None
+
+    async def people_of(self, idea_id: str) -> tuple[set[str], set[str]]:
+        """The pseudonyms of the idea's supporters and followers (what a merge carries over)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.smembers(self._people(idea_id, "supporters"))
+            pipe.smembers(self._people(idea_id, "followers"))
+            supporters, followers = await pipe.execute()
+        return set(supporters), set(followers)
+
+    async def changes_since(self, seen: int) -> Changes:
+        """The ideas whose summaries were written after version ``seen``, oldest change first, in one round trip
+        (from nothing, ``seen == 0``: first every idea of a projection made before ``changes`` existed is put in
+        it, :meth:`_note_unchanged`)."""
+        if seen == 0:
+            await self._note_unchanged()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(self._key("epoch"))
+            pipe.zrangebyscore(self._key("changes"), f"({seen}", "+inf", withscores=True)
+            epoch, changed = await pipe.execute()
+        version = max((int(score) for _, score in changed), default=seen)
+        return Changes(epoch or "", [idea_id for idea_id, _ in changed], version)
+
+    async def _note_unchanged(self) -> None:
+        """A projection made by older code has ideas that no ``changes`` entry names (their summaries were written
+        before it existed): give them all one new version, so that the replicas' indexes load them too. Nothing
+        to do once every idea is there (two ``ZCARD``); concurrent replicas doing it at once change nothing more
+        (``NX``)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(self._key("ideas"))
+            pipe.zcard(self._key("changes"))
+            ideas, noted = await pipe.execute()
+        if noted >= ideas:
+            return
+        version = int(await self.redis.incr(self._key("version")))
+        ids = await self.redis.zrange(self._key("ideas"), 0, -1)
+        for start in range(0, len(ids), 1000):
+            await self.redis.zadd(self._key("changes"), {i: version for i in ids[start : start + 1000]}, nx=True)
 
     async def counts(self) -> dict[str, int]:
         """How much the projection holds (printed by the rebuild)."""

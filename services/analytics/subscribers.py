@@ -4,15 +4,15 @@ import functools
 
 from services.analytics.handlers import AnalyticsHandlers
 from shared.batch import subscribe_batch
-from shared.events import ErasureRequestedEvent, NotificationSentEvent
+from shared.events import ChallengeOpenedEvent, ErasureRequestedEvent, NotificationSentEvent
 from shared.kafka import subscribe
 from shared.service import Runtime
 from shared.topics import Topics
 
 
 def register(runtime: Runtime, handlers: AnalyticsHandlers) -> None:
-    """Every projected topic in batches (an idea's events of a batch are recorded together: one refresh), and
-    the people's erasures one at a time, in their own consumer group."""
+    """Every projected topic in batches (an idea's events of a batch are recorded together: one refresh), the
+    challenges in batches too (one at a time), and the people's erasures one at a time."""
     topics = runtime.topics
     titles = {
         topics.submitted: "analytics.submitted",
@@ -25,6 +25,14 @@ def register(runtime: Runtime, handlers: AnalyticsHandlers) -> None:
     }
     for topic, model in projected_topics(topics).items():
         subscribe_batch(runtime, topic, model, title=titles[topic], per_idea=functools.partial(handlers.record, topic))
+    subscribe_batch(
+        runtime,
+        topics.challenges,
+        ChallengeOpenedEvent,
+        title="analytics.challenges",
+        description="Challenges as opened: the challenge pages, their ideas and figures",
+        each=functools.partial(handlers.challenge_opened, topics.challenges),
+    )
 
     @subscribe(
         runtime.broker,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -28,6 +29,7 @@ from services.analytics.domain import (
     sealed_owners,
     summarise,
 )
+from services.analytics.store import Changes
 
 
 class FakeProjectionStore:
@@ -44,6 +46,10 @@ class FakeProjectionStore:
         """pseudonym -> the ideas whose events hold a sealed value of theirs (``person:<pseudonym>:ideas``)."""
         self.changes = 0
         """The version: summaries written and wipes."""
+        self.changed: dict[str, int] = {}
+        """idea id -> the version its summary was last written at (the ``changes`` sorted set)."""
+        self.epoch = ""
+        self.challenge_documents: dict[str, dict[str, Any]] = {}
         self.writes = 0
         """Summaries written (each fold that won its compare-and-set)."""
         self.refolded = 0
@@ -155,6 +161,7 @@ class FakeProjectionStore:
                 self.people[idea_id, kind] |= added
         self.summary_documents[idea_id] = json.dumps(summary.to_json(), sort_keys=True)
         self.changes += 1
+        self.changed[idea_id] = self.changes
         self.writes += 1
         if move:
             self.created[idea_id] = parse_time(summary.created_at).timestamp()
@@ -170,10 +177,25 @@ class FakeProjectionStore:
         count = len(self.events) + len(self.summary_documents) + (1 if self.created else 0)
         count += len(self.indexes)
         count += len(self.people) + len(self.held)
+        count += len(self.challenge_documents)
         for held in (self.events, self.summary_documents, self.created, self.indexes, self.people, self.held):
             held.clear()
+        self.changed.clear()
+        self.challenge_documents.clear()
         self.changes += 1
+        self.epoch = uuid.uuid4().hex
         return count
+
+    async def record_challenge(self, challenge: dict[str, Any]) -> bool:
+        known = self.challenge_documents.get(challenge["challenge_id"])
+        if known is not None and (parse_time(known["time"]), known["event_id"]) >= (
+            parse_time(challenge["time"]),
+            challenge["event_id"],
+        ):
+            return False
+        self.challenge_documents[challenge["challenge_id"]] = json.loads(json.dumps(challenge))
+        self.changes += 1
+        return True
 
     # --- reads ---
 
@@ -187,14 +209,26 @@ class FakeProjectionStore:
         unit: str | None = None,
         area: str | None = None,
         state: str | None = None,
+        challenge: str | None = None,
+        assignee: str | None = None,
+        unassigned: str | None = None,
     ) -> list[str]:
         ordered = self._newest_first(self.created)
-        wanted = [("org", organisation), ("unit", unit), ("area", area), ("state", state)]
+        wanted = [
+            ("org", organisation),
+            ("unit", unit),
+            ("area", area),
+            ("state", state),
+            ("challenge", challenge),
+            ("assignee", assignee),
+        ]
         sets = [self.indexes.get(key, set()) for key in wanted if key[1]]
-        if not sets:
-            return ordered
-        members = set.intersection(*sets)
-        return [idea_id for idea_id in ordered if idea_id in members]
+        members = set.intersection(*sets) if sets else None
+        excluded = self.indexes.get(("assigned", unassigned), set()) if unassigned else set()
+        return [i for i in ordered if (members is None or i in members) and i not in excluded]
+
+    async def index_sizes(self, dimension: str, values: list[str]) -> dict[str, int]:
+        return {value: len(self.indexes.get((dimension, value), ())) for value in values}
 
     async def submitted_by(self, pseudonym: str) -> list[str]:
         members = self.indexes.get(("submitter", pseudonym), set())
@@ -211,6 +245,30 @@ class FakeProjectionStore:
             for i in idea_ids
             if i in self.summary_documents
         ]
+
+    async def summary_texts(self, idea_ids: list[str]) -> list[str]:
+        return [self.summary_documents[i] for i in idea_ids if i in self.summary_documents]
+
+    async def summary(self, idea_id: str) -> IdeaSummary | None:
+        raw = self.summary_documents.get(idea_id)
+        return IdeaSummary.from_json(json.loads(raw)) if raw else None
+
+    async def people_of(self, idea_id: str) -> tuple[set[str], set[str]]:
+        return set(self.people.get((idea_id, "supporters"), ())), set(self.people.get((idea_id, "followers"), ()))
+
+    async def changes_since(self, seen: int) -> Changes:
+        changed = sorted((version, idea_id) for idea_id, version in self.changed.items() if version > seen)
+        return Changes(self.epoch, [idea_id for _, idea_id in changed], max((v for v, _ in changed), default=seen))
+
+    async def challenge(self, challenge_id: str) -> dict[str, Any] | None:
+        return self.challenge_documents.get(challenge_id)
+
+    async def challenges(self) -> list[dict[str, Any]]:
+        return sorted(
+            self.challenge_documents.values(),
+            key=lambda c: (parse_time(c["opens_at"]), c["challenge_id"]),
+            reverse=True,
+        )
 
     async def counts(self) -> dict[str, int]:
         return {"ideas": len(self.created), "events": sum(len(events) for events in self.events.values())}

@@ -2,12 +2,12 @@
 row of the access table both ways, in the JSON API and on the pages (services/analytics/access.py).
 
 | what                                              | who                                                          |
-| status page, dashboard, stats, an idea (public)   | anyone: no personal data, no officer ids, comments as counts,|
-|                                                   | the submitter as "en medarbetare" of their organisation      |
-| an idea with comments, actors and the submitter's | officers of an organisation it is routed to, the innovation  |
-| name                                              | office, admins; others the public view (not 403)             |
-| an organisation's inbox (API and page), with the  | its officers, the innovation office, admins                  |
-| submitters' names                                 |                                                              |
+| status page, dashboard, stats, an idea (public),  | anyone: no officer ids, the submitter as "en medarbetare" of |
+| every idea's list                                 | their organisation; comments with their authors (issue 18)   |
+| an idea with actors, assignees and the            | officers of an organisation it is routed to, the innovation  |
+| submitter's name                                  | office, admins; others the public view (not 403)             |
+| an organisation's inbox (API and page), with the  | its officers, the innovation office, admins (the API gives   |
+| submitters' names, assignees, duplicates          | others the public list; assignment filters: 401/403)         |
 | every organisation's inbox                        | the innovation office, admins                                |
 | "my ideas" (API and page)                         | the signed-in person: their own named ideas                  |
 """
@@ -124,43 +124,52 @@ def ids(answer: httpx.Response) -> list[str]:
     return [item["idea_id"] for item in answer.json()["items"]]
 
 
-async def test_an_organisations_inbox_is_for_its_officers_the_innovation_office_and_admins(
+def view(answer: httpx.Response) -> tuple[str, list[str]]:
+    assert answer.status_code == 200, answer.text
+    return answer.json()["view"], ids(answer)
+
+
+async def test_every_idea_is_listed_for_anyone_and_an_organisations_inbox_for_its_officers(
     service_settings, topics, kafka_settings
 ):
     async with analytics(service_settings, topics, kafka_settings) as client:
         tv, kk = "/api/v1/ideas?organisation=tekniska-verken", "/api/v1/ideas?organisation=kiruna-kommun"
 
-        # the organisation's own officer: its inbox, not another's
-        assert ids(await client.get(tv, headers=bearer(ERIK))) == [TV]
-        refused = await client.get(kk, headers=bearer(ERIK))
-        assert refused.status_code == 403
-        assert "kiruna-kommun" in refused.json()["detail"] and "officers" in refused.json()["detail"]
-        assert set(refused.json()["required_roles"]) >= {"officer", "innovation-office", "admin"}
-        assert ids(await client.get(kk, headers=bearer(MARIA))) == [KK2, KK]
+        # the organisation's own officer: its inbox; another organisation's ideas: the public list
+        assert view(await client.get(tv, headers=bearer(ERIK))) == ("officer", [TV])
+        assert view(await client.get(kk, headers=bearer(ERIK))) == ("public", [KK2, KK])
+        assert view(await client.get(kk, headers=bearer(MARIA))) == ("officer", [KK2, KK])
+        inbox = (await client.get(kk, headers=bearer(MARIA))).json()["items"][0]
+        assert inbox["submitter"]["name"] == "Namn Efternamn" and "assignees" in inbox and "similar" in inbox
         # a unit names its organisation: the same rule
-        assert (await client.get("/api/v1/ideas?unit=energi", headers=bearer(MARIA))).status_code == 403
-        assert ids(await client.get("/api/v1/ideas?unit=energi", headers=bearer(ERIK))) == []
+        assert view(await client.get("/api/v1/ideas?unit=energi", headers=bearer(MARIA))) == ("public", [])
+        assert view(await client.get("/api/v1/ideas?unit=energi", headers=bearer(ERIK))) == ("officer", [])
 
-        # employees are not officers, even of their own organisation
-        for employee, inbox in ((ANNA, kk), (PER, "/api/v1/ideas?organisation=kirunabostader")):
-            answer = await client.get(inbox, headers=bearer(employee))
-            assert answer.status_code == 403, employee
+        # anyone else: every idea, the public items (no one named, no officer's data)
+        for headers in ({}, bearer(ANNA), bearer(PER), bearer(SARA)):
+            answer = await client.get("/api/v1/ideas", headers=headers)
+            assert view(answer) == ("public", [KK2, ANON, KK, TV])
+            text = answer.text
+            assert "Namn" not in text and "submitter" not in text and "overdue" not in text and "assignee" not in text
 
         # group-wide: every organisation's inbox, and all of them at once
         for person in (INNOVATION_OFFICE, ADMIN):
-            assert ids(await client.get(tv, headers=bearer(person))) == [TV], person
-            assert ids(await client.get(kk, headers=bearer(person))) == [KK2, KK], person
-            assert ids(await client.get("/api/v1/ideas", headers=bearer(person))) == [KK2, ANON, KK, TV], person
+            assert view(await client.get(tv, headers=bearer(person))) == ("officer", [TV]), person
+            assert view(await client.get("/api/v1/ideas", headers=bearer(person))) == (
+                "officer", [KK2, ANON, KK, TV],
+            ), person  # fmt: skip
 
-        # every organisation's inbox: not for an organisation's officer
-        everything = await client.get("/api/v1/ideas", headers=bearer(SARA))
+        # the assignment filters are the inbox's: not signed in 401, others 403
+        anonymous = await client.get(f"{tv}&assigned=me")
+        assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"].startswith("Bearer")
+        refused = await client.get(f"{kk}&assigned=none", headers=bearer(ERIK))
+        assert refused.status_code == 403 and "kiruna-kommun" in refused.json()["detail"]
+        assert set(refused.json()["required_roles"]) >= {"officer", "innovation-office", "admin"}
+        everything = await client.get("/api/v1/ideas?assigned=none", headers=bearer(SARA))
         assert everything.status_code == 403 and "innovation office" in everything.json()["detail"]
-        assert set(everything.json()["required_roles"]) == {"innovation-office", "admin"}
-
-        # no token: 401 with a challenge; a token that does not verify: 401 too
-        for url in (tv, "/api/v1/ideas"):
-            anonymous = await client.get(url)
-            assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"].startswith("Bearer")
+        assert view(await client.get(f"{tv}&assigned=none", headers=bearer(ERIK))) == ("officer", [TV])
+        assert view(await client.get(f"{tv}&assigned=me", headers=bearer(ERIK))) == ("officer", [])
+        # a token that does not verify: 401, never the public list
         assert (await client.get(tv, headers={"Authorization": "Bearer not-a-token"})).status_code == 401
 
 
@@ -201,7 +210,7 @@ async def test_an_idea_is_public_without_personal_data_and_its_officers_see_comm
     async with analytics(service_settings, topics, kafka_settings) as client:
         officer_ids = (ERIK, MARIA, "rerouted_by", "changed_by")
 
-        # anyone, and those who do not act on the idea: the public view
+        # anyone, and those who do not act on the idea: the public view (comments with their authors: issue 18)
         for headers in ({}, bearer(ANNA), bearer(PER), bearer(SARA), bearer(MARIA)):
             answer = await client.get(f"/api/v1/ideas/{TV}", headers=headers)
             assert answer.status_code == 200
@@ -209,22 +218,22 @@ async def test_an_idea_is_public_without_personal_data_and_its_officers_see_comm
             assert public["view"] == "public" and public["comments"] == 1 and public["state"] == "acknowledged"
             assert public["submitter"] == {"status": "employee", "organisation": "kiruna-kommun"}
             text = json.dumps(public)
-            for secret in (*officer_ids, COMMENT, "Kim", "Namn", "@"):
+            for secret in (*officer_ids, "Namn", "@"):
                 assert secret not in text, secret
             assert [t["kind"] for t in public["timeline"]] == [
                 "submitted", "routed", "routed", "status-changed", "engagement",
             ]  # fmt: skip
             assert public["timeline"][2]["rerouted"] is True
+            assert (public["timeline"][4]["summary"], public["timeline"][4]["author"]) == (COMMENT, "Per Niemi")
 
-        # those who act on it: comments and actors
+        # those who act on it: actors and the submitter's name
         for person in (ERIK, INNOVATION_OFFICE, ADMIN):
             officer = (await client.get(f"/api/v1/ideas/{TV}", headers=bearer(person))).json()
             assert officer["view"] == "officer", person
             assert officer["timeline"][2]["rerouted_by"] == MARIA
             assert officer["timeline"][3]["changed_by"] == ERIK
             assert officer["timeline"][4]["summary"] == COMMENT
-            assert EMAIL[PER] not in json.dumps(officer)  # commenters are never named, even to officers
-            assert "Per Niemi" not in json.dumps(officer) and EMAIL[ANNA] not in json.dumps(officer)
+            assert EMAIL[PER] not in json.dumps(officer) and EMAIL[ANNA] not in json.dumps(officer)  # no addresses
             assert officer["submitter"]["name"] == "Namn Efternamn", person
         assert (await client.get(f"/api/v1/ideas/{KK}", headers=bearer(MARIA))).json()["view"] == "officer"
         assert (await client.get(f"/api/v1/ideas/{KK}", headers=bearer(ERIK))).json()["view"] == "public"
@@ -233,20 +242,23 @@ async def test_an_idea_is_public_without_personal_data_and_its_officers_see_comm
         for url in (f"/ideas/{TV}", f"/en/ideas/{TV}"):
             page = await client.get(url)
             assert page.status_code == 200 and 'class="site-header"' in page.text
-            for secret in (*officer_ids, COMMENT, "Kim", "Namn", "@"):
+            for secret in (*officer_ids, "Namn", "@"):
                 assert secret not in page.text, (url, secret)
             assert 'id="sign-in-to-engage"' in page.text and 'id="comment-form"' not in page.text
             assert ("Inskickad av en medarbetare (Kiruna kommun)" in page.text) != url.startswith("/en/"), url
+            assert 'id="comments"' in page.text and "Per Niemi" in page.text and "ring mig på 0980" in page.text
         assert "Omdirigerad till" in (await client.get(f"/ideas/{TV}")).text
-        assert "Logga in för att stödja eller kommentera" in (await client.get(f"/ideas/{TV}")).text
+        assert "Logga in för att stödja, följa eller kommentera" in (await client.get(f"/ideas/{TV}")).text
         signed_in = (await client.get(f"/ideas/{TV}", headers=bearer(PER))).text
         assert f'action="/ideas/{TV}/support"' in signed_in and f'action="/ideas/{TV}/comments"' in signed_in
+        assert f'action="/ideas/{TV}/follow"' in signed_in and 'name="anonymous"' in signed_in
         assert 'name="text"' in signed_in and "sign-in-to-engage" not in signed_in
-        assert COMMENT not in signed_in and ERIK not in signed_in
+        assert ERIK not in signed_in
         assert "Submitted by an employee (Municipality of Kiruna)" in (await client.get(f"/en/ideas/{TV}")).text
+        assert f'action="/en/ideas/{TV}/follow"' in (await client.get(f"/en/ideas/{TV}", headers=bearer(PER))).text
         officer_page = (await client.get(f"/ideas/{TV}", headers=bearer(ERIK))).text
-        assert 'id="officer-comments"' in officer_page and "Bra tanke" in officer_page
-        assert "Inskickad av Namn Efternamn" in officer_page and "Per Niemi" not in officer_page
+        assert 'id="idea-assignees"' in officer_page and "Bra tanke" in officer_page
+        assert "Inskickad av Namn Efternamn" in officer_page
 
         # the dashboard and the figures: anyone, no personal data
         for url in ("/dashboard", "/en/dashboard", "/api/v1/stats/overview", "/api/v1/stats/participation"):

@@ -10,6 +10,7 @@ import contextlib
 import csv
 import io
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -165,7 +166,15 @@ async def history(topics: Topics, keyring: Keyring) -> list[tuple[str, Envelope]
     return script
 
 
-TIMELINE_LENGTHS = {I1: 12, I2: 4, I3: 3, I4: 3, I5: 2}  # distinct events shown per idea (notifications are not)
+TIMELINE_LENGTHS = {I1: 13, I2: 4, I3: 3, I4: 3, I5: 2}
+"""Distinct events shown per idea (notifications are not; I1 shows I3 merged into it)."""
+
+
+def unscored(text: str) -> str:
+    """An answer without the similar-ideas engine's scores (the inbox suggests duplicates): the engine refreshes its
+    vector lengths only when the number of ideas moved by 5 % (shared/similarity.py), so a score depends a little
+    on the order in which ideas came; which ideas are suggested, and the words they share, does not."""
+    return re.sub(r'"score":[0-9.]+', '"score":_', text)
 
 
 async def publish(kafka_settings, script) -> None:
@@ -214,13 +223,17 @@ async def test_projections_of_a_scripted_history_equal_the_figures_computed_by_h
         assert one["submitter"] == {"status": "employee", "organisation": "kiruna-kommun", "name": "Anna Svensson"}
         text = json.dumps(one, ensure_ascii=False).lower()
         assert "kiruna.se" not in text and "lisa" not in text and "tekniskaverken.se" not in text  # no addresses
-        assert "mia" not in text and "sealed" not in text  # commenters and supporters are never named
-        assert next(t for t in one["timeline"] if t.get("engagement") == "comment")["summary"].startswith("Bra idé")
-        public = (await client.get(f"/api/v1/ideas/{I1}")).json()  # anyone: no actors, no comment texts, no names
+        assert "olle" not in text and "sealed" not in text  # supporters are never named
+        comment = next(t for t in one["timeline"] if t.get("engagement") == "comment")
+        assert comment["summary"].startswith("Bra idé") and comment["author"] == "Mia"  # issue 18: shown, named
+        assert [t["from_idea"] for t in one["timeline"] if t["kind"] == "merged-in"] == [I3]
+        public = (await client.get(f"/api/v1/ideas/{I1}")).json()  # anyone: no actors, no submitter's name
         assert public["view"] == "public" and len(public["timeline"]) == len(one["timeline"])
-        assert "erik.lindberg" not in json.dumps(public) and "Bra idé" not in json.dumps(public)
+        assert "erik.lindberg" not in json.dumps(public)
         assert public["submitter"] == {"status": "employee", "organisation": "kiruna-kommun"}
         assert "anna" not in json.dumps(public).lower()
+        public_comment = next(t for t in public["timeline"] if t.get("engagement") == "comment")
+        assert public_comment["summary"] == comment["summary"] and public_comment["author"] == "Mia"
         assert (await client.get(f"/api/v1/ideas/{I5}")).json()["submitter"] == {"status": "anonymous"}
         declined = (await client.get(f"/api/v1/ideas/{I2}")).json()
         assert declined["state"] == "declined" and declined["decline_reason"] == "Finns redan i laddplanen för 2026"
@@ -283,7 +296,7 @@ async def test_projections_of_a_scripted_history_equal_the_figures_computed_by_h
         # the funnel
         funnel = (await client.get("/api/v1/stats/funnel")).json()
         assert [s["count"] for s in funnel["stages"]] == [5, 5, 3, 1, 1, 1, 1, 1]
-        assert funnel["exits"] == {"declined": 1, "merged": 1}
+        assert funnel["exits"] == {"declined": 1, "merged": 1, "withdrawn": 0}
         only_tv = (await client.get("/api/v1/stats/funnel?organisation=tekniska-verken")).json()
         assert [s["count"] for s in only_tv["stages"]] == [3, 3, 2, 1, 1, 1, 1, 1]
 
@@ -390,7 +403,7 @@ async def test_replay_after_wiping_redis_restores_identical_answers(service_sett
         assert result.keys_restored == 6  # Anna, Bo, Dag, Lisa, Olle and Mia
         after = await answers(client)
         for (url, _), one, other in zip(asked, before, after, strict=True):
-            assert one == other, url
+            assert unscored(one) == unscored(other), url  # the inbox's suggested duplicates: see unscored
 
 
 async def test_bad_queries_answer_422_naming_the_parameter_and_unknown_ideas_404(service_settings, topics):

@@ -1,22 +1,30 @@
 """The in-memory fake of analytics' projection store (tests/fakes/analytics.py) answers as the Redis store does:
-the same events through the same handlers, the same answers from both (an erasure included), and both the full
-fold of each idea's events however they arrive; support spam is absorbed without reading the idea's history.
-Needs Redis."""
+the same events through the same handlers, the same answers from both (an erasure included; issue 18's
+assignments, challenges, merges carried over and the change log too), and both the full fold of each idea's
+events however they arrive; support spam is absorbed without reading the idea's history; a projection made before
+the change log is loaded by the replicas' indexes all the same. Needs Redis."""
 
 from __future__ import annotations
 
+import json
 import random
+import uuid
 
 import pytest
 from redis.asyncio import Redis
 
+from services.analytics.domain import ANY
 from services.analytics.handlers import AnalyticsHandlers
+from services.analytics.mirror import IdeaMirror, NoSuggestions
 from services.analytics.store import ProjectionStore
 from shared.metrics import ServiceMetrics
 from tests.conftest import REDIS_URL
 from tests.fakes.analytics import FakeProjectionStore
+from tests.unit.test_analytics_challenges import answer as challenge_answer
+from tests.unit.test_analytics_challenges import opened
 from tests.unit.test_analytics_handlers import KEYRING, at, engage, new_id, notified, routed, status, submitted
 from tests.unit.test_analytics_incremental import deliver, expected, random_history
+from tests.unit.test_analytics_taking_part import ERIK_ID, assigned, edited
 
 pytestmark = pytest.mark.kafka
 
@@ -139,5 +147,84 @@ async def test_support_spam_is_absorbed_by_the_redis_store_without_reading_the_h
         refolded = store.refolded
         await handlers.record("e", [engage(idea, at(4), "support", "newer@kiruna.se")])
         assert store.refolded == refolded and (await store.summaries([idea]))[0].supporters == 702
+    finally:
+        await redis.aclose()
+
+
+async def issue_18_answers(store) -> dict:
+    """Issue 18's events through the same handlers into ``store``: what the read side asks of it (assignment and
+    challenge indexes, the sets a merge carries over, the challenges, the change log the replicas read)."""
+    handlers = AnalyticsHandlers(store, ServiceMetrics.create("analytics"), KEYRING)
+    a, b, c = ids = [new_id() for _ in range(3)]
+    challenge = str(uuid.uuid4())
+    story = [
+        challenge_answer(a, challenge, at(0), "anna.svensson@kiruna.se"),
+        routed(a, at(0, 1), "tekniska-verken/energi"),
+        submitted(b, at(1)),
+        routed(b, at(1, 1), "tekniska-verken/energi"),
+        submitted(c, at(2)),
+        routed(c, at(2, 1), "kirunabostader"),
+        assigned(a, at(3), ERIK_ID),
+        assigned(c, at(3), "dag", organisation="kirunabostader"),
+        engage(b, at(4), "support", "per@kiruna.se"),
+        engage(b, at(4, 1), "follow", "kim@kiruna.se"),
+        edited(b, at(4, 2), "Ny titel"),
+        status(b, at(5), "merged", reason="samma", merged_into=a),
+    ]
+    for event in story:
+        await handlers.record("ideas.v1", [event])
+    await handlers.challenge_opened("challenges.v1", opened(challenge))
+    name = {idea: f"idea-{n}" for n, idea in enumerate(ids)}
+    found = {
+        "challenge": await store.idea_ids(challenge=challenge),
+        "erik's": await store.idea_ids(assignee=ERIK_ID),
+        "unassigned tv": await store.idea_ids(organisation="tekniska-verken", unassigned="tekniska-verken"),
+        "unassigned anywhere": await store.idea_ids(unassigned=ANY),
+    }
+    result = {key: [name[i] for i in value] for key, value in found.items()}
+    result["challenge sizes"] = await store.index_sizes("challenge", [challenge, str(uuid.uuid4())])
+    result["challenge sizes"] = sorted(result["challenge sizes"].values())
+    result["a's people"] = [len(people) for people in await store.people_of(a)]  # carried over from b
+    result["challenges"] = [c["question"] for c in await store.challenges()]
+    changes = await store.changes_since(0)
+    result["changed"] = sorted(name[i] for i in changes.idea_ids)
+    result["nothing since"] = (await store.changes_since(changes.version)).idea_ids
+    texts = await store.summary_texts([b, new_id()])
+    result["texts"] = [json.loads(t)["title"] for t in texts]
+    result["last of b"] = (await store.summary(b)).last["to_state"]
+    return result
+
+
+async def test_the_fake_store_answers_issue_18_as_the_redis_store(redis_prefix):
+    redis = Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        real = await issue_18_answers(ProjectionStore(redis, redis_prefix))
+    finally:
+        await redis.aclose()
+    fake = await issue_18_answers(FakeProjectionStore())
+    assert fake == real
+    assert real["challenge"] == ["idea-0"] and real["erik's"] == ["idea-0"]
+    assert real["unassigned tv"] == ["idea-1"] and real["unassigned anywhere"] == ["idea-1"]
+    assert real["challenge sizes"] == [0, 1] and real["a's people"] == [1, 1]
+    assert real["changed"] == ["idea-0", "idea-1", "idea-2"] and real["nothing since"] == []
+    assert real["texts"] == ["Ny titel"] and real["last of b"] == "merged"
+
+
+async def test_ideas_projected_before_the_change_log_are_loaded_by_the_replicas_too(redis_prefix):
+    """A projection made by older code has no ``changes`` entries: the first catching up from nothing notes every
+    idea once, so search, similar ideas and every idea's list know them without a rebuild."""
+    redis = Redis.from_url(REDIS_URL, decode_responses=True)
+    store = ProjectionStore(redis, redis_prefix)
+    handlers = AnalyticsHandlers(store, ServiceMetrics.create("analytics"), KEYRING)
+    old, new = new_id(), new_id()
+    try:
+        await handlers.record("s", [submitted(old, at(0), title="Snöröjningen vid skolan")])
+        await redis.delete(store._key("changes"))  # as older code left it
+        await handlers.record("s", [submitted(new, at(1), title="Snöröjning vid torget")])
+        mirror = IdeaMirror(store, NoSuggestions())
+        assert await mirror.search("snöröjning") == {old, new}
+        version = (await store.changes_since(0)).version
+        assert await redis.zcard(store._key("changes")) == 2
+        assert (await store.changes_since(version)).idea_ids == []  # noted once: nothing new after it
     finally:
         await redis.aclose()

@@ -235,7 +235,7 @@ def test_funnel_counts_ideas_that_reached_each_stage_or_beyond():
         "implemented": 1,
         "spread": 1,
     }
-    assert result["exits"] == {"declined": 1, "merged": 1}
+    assert result["exits"] == {"declined": 1, "merged": 1, "withdrawn": 0}
     assert result["stages"][2]["share_of_submitted"] == 0.6
     assert result["stages"][3]["conversion_from_previous"] == round(1 / 3, 4)
 

@@ -17,7 +17,7 @@ import pytest
 
 from services.analytics import access
 from services.analytics.handlers import AnalyticsHandlers
-from services.analytics.queries import FIGURES, ReadModel, check_scope
+from services.analytics.queries import FIGURES, Listing, ReadModel, Scope, check_scope
 from shared.catalogue import load_catalogue
 from shared.events import (
     AreaMatch,
@@ -167,9 +167,13 @@ class Analytics:
         labels = {"service": "analytics", "topic": topic}
         return self.metrics.registry.get_sample_value("kiruna_idempotent_skips_total", labels) or 0.0
 
+    async def inbox_page(self, scope: Scope, *, state: str | None = None, **more) -> dict:
+        """A page of the inbox (the list of ideas in the officer view)."""
+        return await self.read.ideas(Listing(scope, state=state, **more), officer=True, me=more.get("me"))
+
     async def inbox(self, **filters) -> list[str]:
         state = filters.pop("state", None)
-        page = await self.read.inbox(check_scope(CATALOGUE, **filters), state=state, page_size=100)
+        page = await self.inbox_page(check_scope(CATALOGUE, **filters), state=state, page_size=100)
         return [item["idea_id"] for item in page["items"]]
 
 
@@ -245,7 +249,7 @@ async def test_a_reroute_moves_the_idea_between_inboxes_and_keeps_its_state(anal
     assert not await analytics.inbox(organisation="innovationsplattformen")
     assert (await analytics.inbox(organisation="tekniska-verken")) == [idea]
     assert (await analytics.inbox(organisation="kirunabostader", unit="forvaltning")) == [idea]
-    item = (await analytics.read.inbox(check_scope(CATALOGUE, organisation="kirunabostader")))["items"][0]
+    item = (await analytics.inbox_page(check_scope(CATALOGUE, organisation="kirunabostader")))["items"][0]
     assert item["state"] == "acknowledged" and item["cross_organisation"]
     assert item["organisations"] == ["kirunabostader", "tekniska-verken"]
     view = await analytics.read.idea(idea)
@@ -256,7 +260,7 @@ async def test_status_changes_move_the_state_index_and_what_an_officer_may_do_ne
     idea, other = new_id(), new_id()
     await analytics.record(submitted(idea, at(0)), routed(idea, at(0, 1), "tekniska-verken"))
     await analytics.record(submitted(other, at(1)), routed(other, at(1, 1), "tekniska-verken"))
-    page = await analytics.read.inbox(check_scope(CATALOGUE, organisation="tekniska-verken"))
+    page = await analytics.inbox_page(check_scope(CATALOGUE, organisation="tekniska-verken"))
     assert [i["idea_id"] for i in page["items"]] == [other, idea]  # newest first
     assert page["items"][0]["next_states"] == ["acknowledged", "declined", "merged"]
 
@@ -264,7 +268,7 @@ async def test_status_changes_move_the_state_index_and_what_an_officer_may_do_ne
     await analytics.record(status(idea, at(4), "accepted"))
     assert (await analytics.inbox(state="accepted")) == [idea]
     assert (await analytics.inbox(state="routed")) == [other]
-    accepted = (await analytics.read.inbox(check_scope(CATALOGUE), state="accepted"))["items"][0]
+    accepted = (await analytics.inbox_page(check_scope(CATALOGUE), state="accepted"))["items"][0]
     assert accepted["next_states"] == ["in-pilot", "implemented", "declined", "merged"]
 
     await analytics.record(status(other, at(5), "merged", reason="Samma idé", merged_into=idea))
@@ -315,10 +319,18 @@ async def test_my_ideas_are_the_named_ideas_of_the_address_in_any_case_newest_fi
     assert mine[0] == {
         "idea_id": second,
         "title": "Andra",
+        "description": "Text",
         "state": "routed",
         "state_since": at(1, 1).isoformat().replace("+00:00", "Z"),
         "submitted_at": at(1).isoformat().replace("+00:00", "Z"),
         "organisations": ["kirunabostader"],
+        "challenge": None,
+        "assigned": False,
+        "last": {"kind": "routed", "time": at(1, 1).isoformat().replace("+00:00", "Z")},
+        "can_edit": True,
+        "can_withdraw": True,
+        "merged_into": None,
+        "merged_into_title": None,
         "status_url": f"/ideas/{second}",
     }
     assert await analytics.read.ideas_of("nobody@kiruna.se") == []
@@ -339,7 +351,7 @@ async def routed_with_story(analytics: Analytics) -> str:
     return idea
 
 
-async def test_the_public_view_names_no_one_and_shows_comments_only_as_counts(analytics):
+async def test_the_public_view_names_no_officer_nor_the_submitter_and_shows_comments_with_their_authors(analytics):
     idea = await routed_with_story(analytics)
     view = await analytics.read.idea(idea)
     for principal in (None, ANNA, MARIA):
@@ -347,10 +359,12 @@ async def test_the_public_view_names_no_one_and_shows_comments_only_as_counts(an
     document = access.idea_document(view, "public")
     text = json.dumps(document)
     assert document["view"] == "public" and document["comments"] == 1
-    assert "changed_by" not in text and "rerouted_by" not in text and "070-123" not in text
+    assert "changed_by" not in text and "rerouted_by" not in text and '"erik"' not in text and "sara" not in text
     assert document["submitter"] == {"status": "employee", "organisation": "kiruna-kommun"}  # "en medarbetare"
-    assert "Anna" not in text and "sealed" not in text and "box" not in text
+    assert "Anna" not in text and "sealed" not in text and "box" not in text and "per@kiruna.se" not in text
     assert [entry.get("rerouted", False) for entry in document["timeline"]] == [False, False, True, False, False]
+    [comment] = [entry for entry in document["timeline"] if entry.get("engagement") == "comment"]
+    assert (comment["summary"], comment["author"]) == ("Ring Per på 070-123 45 67", "Namn per")  # issue 18
 
 
 async def test_the_officer_view_is_for_the_organisations_it_is_routed_to_and_the_innovation_office(analytics):
@@ -381,7 +395,7 @@ async def test_the_inbox_names_the_submitter_and_says_anonymous_for_anonymous_id
         submitted(anonymous, at(1), email=None),
         submitted(nameless, at(2), email="utan.namn@kiruna.se", name=None),
     )
-    items = {i["idea_id"]: i["submitter"] for i in (await analytics.read.inbox(check_scope(CATALOGUE)))["items"]}
+    items = {i["idea_id"]: i["submitter"] for i in (await analytics.inbox_page(check_scope(CATALOGUE)))["items"]}
     assert items == {
         named: {"status": "employee", "organisation": "kiruna-kommun", "name": "Anna Svensson"},
         anonymous: {"status": "anonymous"},
@@ -431,7 +445,7 @@ async def test_an_erasure_forgets_the_person_and_leaves_every_count_and_figure_a
         assert access.idea_document(view, kind)["submitter"] == {"status": "former-employee"}
     assert await analytics.read.ideas_of(kim) == [] and ("submitter", pseudonym) not in analytics.store.indexes
     assert pseudonym not in analytics.store.held
-    item = next(i for i in (await analytics.read.inbox(check_scope(CATALOGUE)))["items"] if i["idea_id"] == mine)
+    item = next(i for i in (await analytics.inbox_page(check_scope(CATALOGUE)))["items"] if i["idea_id"] == mine)
     assert item["submitter"] == {"status": "former-employee"}
     comments = [
         (c.get("summary"), c.get("removed", False))

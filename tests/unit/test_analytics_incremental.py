@@ -27,19 +27,23 @@ from tests.unit.test_analytics_handlers import (
     status,
     submitted,
 )
+from tests.unit.test_analytics_taking_part import ERIK_ID, assigned, comment, edited
 
 PEOPLE = [f"person{n}@kiruna.se" for n in range(6)]
 PATHS = [
     ["acknowledged", "in-assessment", "accepted", "in-pilot", "implemented", "spread"],
     ["acknowledged", "declined"],
     ["acknowledged", "in-assessment", "merged"],
+    ["withdrawn"],
+    ["acknowledged", "withdrawn"],
     [],
 ]
 
 
 def random_history(rnd: random.Random, idea: str) -> list:
     """One idea's events in event-time order: a submission, a routing (sometimes a re-routing), a path through
-    the lifecycle, and engagement and notifications at any time (some stamped before the submission)."""
+    the lifecycle (withdrawal included), edits and assignments, and engagement (comments anonymous or an
+    officer's answer too) and notifications at any time (some stamped before the submission)."""
     events = [submitted(idea, at(0)), routed(idea, at(0, 1), "tekniska-verken/energi")]
     if rnd.random() < 0.3:
         events.append(routed(idea, at(0, 5), "kirunabostader/forvaltning", "tekniska-verken", by="sara"))
@@ -48,11 +52,18 @@ def random_history(rnd: random.Random, idea: str) -> list:
         if state == "merged":
             extra = {"merged_into": new_id()}
         events.append(status(idea, at(step + 1), state, **extra))
+    for n in range(rnd.randrange(0, 3)):
+        events.append(edited(idea, at(rnd.uniform(0, 1)), f"Rättad titel {n}"))
+    for _ in range(rnd.randrange(0, 3)):
+        events.append(assigned(idea, at(rnd.uniform(0, 8)), rnd.choice([ERIK_ID, "dag.officer", None])))
     for _ in range(rnd.randrange(0, 25)):
         time = at(rnd.uniform(-0.5, 8))
-        kind = rnd.choice(["support", "support", "follow", "comment"])
+        kind = rnd.choice(["support", "support", "follow", "comment", "comment"])
         if rnd.random() < 0.2:
             events.append(notified(idea, time, rnd.choice(["delivered", "failed", "skipped"])))
+        elif kind == "comment" and rnd.random() < 0.5:
+            flavour = rnd.choice([{"anonymous": True}, {"official": "tekniska-verken"}])
+            events.append(comment(idea, time, rnd.choice(PEOPLE), "Svar", **flavour))
         else:
             events.append(engage(idea, time, kind, rnd.choice(PEOPLE), text="Bra" if kind == "comment" else None))
     return events
@@ -125,10 +136,11 @@ async def test_support_spam_on_one_idea_costs_constant_work_per_event():
     for one in spam:
         await handlers.record("ideas.engagement.v2", [one])
     assert store.refolded == before  # not one refold: every one of them absorbed
-    await handlers.record("ideas.status-changed.v1", [status(idea, at(3), "acknowledged")])
+    acknowledged = status(idea, at(3), "acknowledged")
+    await handlers.record("ideas.status-changed.v1", [acknowledged])
     assert store.refolded - before == len(lifecycle) + len(spam) + 1  # a status change refolds, once
     [found] = await store.summaries([idea])
-    assert found == expected(idea, [*lifecycle, *spam, status(idea, at(3), "acknowledged")])
+    assert found == expected(idea, [*lifecycle, *spam, acknowledged])
     assert (found.supporters, found.followers, found.comments, found.notifications) == (
         750,
         375,
