@@ -53,9 +53,9 @@ class Limiter:
 
 def expensive_query(scope: dict[str, Any]) -> bool:
     """The reads that cost a computation over many ideas: analytics' figures, its dashboard (both languages) and
-    the inbox search (``/api/v1/ideas?q=``)."""
+    the search (``/api/v1/ideas?q=``) and the similar ideas asked as people write (``/api/v1/ideas/similar``)."""
     path: str = scope["path"]
-    if path.startswith("/api/v1/stats/") or path in ("/dashboard", "/en/dashboard"):
+    if path.startswith("/api/v1/stats/") or path in ("/dashboard", "/en/dashboard", "/api/v1/ideas/similar"):
         return True
     return path == "/api/v1/ideas" and "q" in parse_qs(scope.get("query_string", b"").decode("latin-1"))
 

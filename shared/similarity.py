@@ -304,6 +304,9 @@ class SimilarityIndex:
         self._norms: dict[str, float] = {}
         self._norms_at = -1
         """The number of ideas when the norms were last computed (-1: never)."""
+        self._changes = 0
+        """Ideas added or removed since the norms were last computed: an index emptied and filled again to the same
+        size (a rebuild) still computes them again."""
 
     def __contains__(self, idea_id: object) -> bool:
         return idea_id in self._ideas
@@ -319,12 +322,14 @@ class SimilarityIndex:
         for key, weight in bag.weights.items():
             self._postings[key][idea_id] = weight
         self._norms[idea_id] = self._norm(bag.weights)
+        self._changes += 1
 
     def remove(self, idea_id: str) -> None:
         """Forget an idea (nothing happens when it is not indexed)."""
         bag = self._ideas.pop(idea_id, None)
         if bag is None:
             return
+        self._changes += 1
         for key in bag.weights:
             postings = self._postings[key]
             postings.pop(idea_id, None)
@@ -373,10 +378,11 @@ class SimilarityIndex:
 
     def _refresh_norms(self) -> None:
         count = len(self._ideas)
-        if self._norms_at >= 0 and abs(count - self._norms_at) <= REFRESH_SHARE * self._norms_at:
+        if self._norms_at > 0 and self._changes <= REFRESH_SHARE * self._norms_at:
             return
         self._norms = {idea_id: self._norm(bag.weights) for idea_id, bag in self._ideas.items()}
         self._norms_at = count
+        self._changes = 0
 
     def _scores(self, query: dict[str, float]) -> dict[str, float]:
         """Cosine similarity of the query to every idea that shares a concept with it."""

@@ -19,6 +19,9 @@ TEXT = {
         "my_data": "Mina uppgifter",
         "inbox": "Inkorg",
         "dashboard": "Översikt",
+        "ideas": "Alla idéer",
+        "challenges": "Utmaningar",
+        "open_challenge": "Öppna utmaning",
         "sign_in": "Logga in",
         "sign_out": "Logga ut",
         "signed_in_as": "Inloggad som",
@@ -33,6 +36,9 @@ TEXT = {
         "my_data": "My data",
         "inbox": "Inbox",
         "dashboard": "Dashboard",
+        "ideas": "All ideas",
+        "challenges": "Challenges",
+        "open_challenge": "Open a challenge",
         "sign_in": "Sign in",
         "sign_out": "Sign out",
         "signed_in_as": "Signed in as",
@@ -51,11 +57,18 @@ def site_header(principal: Principal | None, lang: str = "sv", here: str = "/") 
     inbox for officers (their own organisation's; the innovation office's for the group)."""
     t = TEXT["en" if lang == "en" else "sv"]
     en = "/en" if lang == "en" else ""
-    links = [(f"{en}/" if en else "/", t["submit"]), (f"{en}/dashboard", t["dashboard"])]
+    links = [
+        (f"{en}/" if en else "/", t["submit"]),
+        (f"{en}/ideas", t["ideas"]),
+        (f"{en}/challenges", t["challenges"]),
+        (f"{en}/dashboard", t["dashboard"]),
+    ]
     if principal is not None:
         links += [(f"{en}/my/{page}", t[key]) for page, key in MY_PAGES]
         if principal.is_officer and principal.organisation:
             links.append((f"{en}/inbox/{principal.organisation}", t["inbox"]))
+        if principal.is_officer:
+            links.append((f"{en}/challenges/new", t["open_challenge"]))
     items = "".join(f'<li><a href="{escape(href)}">{escape(label)}</a></li>' for href, label in links)
     if principal is None:
         who = f'<a href="/auth/login?{escape(urlencode({"next": here}))}" id="sign-in">{escape(t["sign_in"])}</a>'

@@ -74,7 +74,8 @@ async def test_people_sign_in_take_part_and_see_only_what_is_theirs(
             assert "Bra idé, det behövs".encode() not in record.value
         await shows(page, f"{site}/ideas/{per_idea}", '<span id="idea-supporters">1</span>')
         public = await page.content()
-        assert "anna.svensson" not in public and "Bra idé, det behövs" not in public  # nothing personal shown
+        # her address is never shown; her comment is, with her name as its author (issue 18)
+        assert "anna.svensson" not in public and "Bra idé, det behövs" in public and "Anna Svensson" in public
 
         # ... and signs out, here and at Keycloak
         await page.click("#sign-out")

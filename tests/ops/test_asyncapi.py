@@ -84,7 +84,17 @@ SUBSCRIBED = {
         T.preferences,
         T.people_erasures,
     },
-    "analytics": {T.submitted, T.routed, T.status_changed, T.engagement, T.notifications_sent, T.people_erasures},
+    "analytics": {
+        T.submitted,
+        T.routed,
+        T.status_changed,
+        T.engagement,
+        T.edited,
+        T.assignments,
+        T.challenges,
+        T.notifications_sent,
+        T.people_erasures,
+    },
 }
 READS = {service: {*topics, T.people_keys} for service, topics in SUBSCRIBED.items()}  # every keyring reads the keys
 PERSONAL = ("anna.svensson@kiruna.se", "Anna Svensson")

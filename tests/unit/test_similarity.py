@@ -295,3 +295,23 @@ def test_eval_missing_or_empty_file_exits_2(tmp_path: Path) -> None:
     (tmp_path / "empty.jsonl").write_text("\n", encoding="utf-8")
     code, _, err = run_eval(tmp_path / "empty.jsonl")
     assert code == 2 and "no ideas in the file" in err
+
+
+def test_an_index_emptied_and_filled_again_scores_as_a_fresh_one() -> None:
+    texts = [
+        ("Prioritera snöröjningen på gångbanorna kring skolorna", "Gångbanorna plogas för sent."),
+        ("Solceller på skolornas tak", "Skolorna har stora platta tak."),
+        ("Fjärrvärme till badhuset", "Anslut badhuset till fjärrvärmenätet."),
+        ("Skotta gångvägarna vid skolan tidigare", "Barnen går i snön på morgonen."),
+    ]
+    fresh, refilled = SimilarityIndex(), SimilarityIndex()
+    for n, text in enumerate(texts):
+        fresh.add(str(n), *text)
+        refilled.add(f"old-{n}", "Ett helt annat ämne", "Om något annat.")
+    query = ("Snöröjning vid skolorna", "Skotta gångbanorna innan barnen kommer.")
+    assert refilled.suggest(*query) == []  # asked while it held other ideas
+    for n in range(len(texts)):
+        refilled.remove(f"old-{n}")  # as a rebuild wipes the read side...
+    for n, text in enumerate(texts):
+        refilled.add(str(n), *text)  # ... and projects the same ideas again
+    assert refilled.suggest(*query) == fresh.suggest(*query)
