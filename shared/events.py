@@ -196,7 +196,7 @@ class ChallengeOpened(Contract):
     subject_field: ClassVar[str] = "challenge_id"
 
     challenge_id: str = Field(description="Id of the challenge (UUID); also the Kafka key and the envelope subject")
-    question: str = Field(description="The question asked (3-300 characters)")
+    question: str = Field(description="The question asked (intake accepts 10-300 characters)")
     description: str = Field(default="", description="What the asking organisation wants to know (up to 5,000)")
     organisation: str = Field(description="The organisation that asks (innovationsplattformen for the group)")
     audience: tuple[ChallengeAudience, ...] = Field(
