@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
-from services.routing.classifier import Router, RoutingDecision
+from services.routing.classifier import Router
 from services.routing.feedback import FeedbackMemory
 from services.routing.store import RoutingStore
 from shared.events import (
@@ -20,7 +20,6 @@ from shared.events import (
     Envelope,
     ErasureRequestedEvent,
     IdeaRouted,
-    IdeaSubmitted,
     RerouteCommand,
     RoutingTarget,
     SubmittedEvent,
@@ -33,18 +32,6 @@ from shared.topics import Topics
 
 SOURCE = "/services/routing"
 SERVICE = "routing"
-
-
-def routed_event(idea: IdeaSubmitted, decision: RoutingDecision, title: str | None = None) -> IdeaRouted:
-    return IdeaRouted(
-        idea_id=idea.idea_id,
-        title=idea.title if title is None else title,
-        organisations=decision.organisations,
-        areas=decision.areas,
-        reason=decision.reason,
-        triage=decision.triage,
-        catalogue_version=decision.catalogue_version,
-    )
 
 
 def feedback_entry(command: RerouteCommand, title: str, description: str) -> dict[str, Any]:
@@ -110,25 +97,8 @@ class RoutingHandlers:
             # The innovation office placed it before this submission reached routing: its decision stands.
             self.logger.info("idea already re-routed; not routing it again", extra={"idea_id": idea.idea_id})
         else:
-            decision = self.router().route(title, description, idea.area_hints, idea.organisation_hints)
-            envelope = Envelope.wrap(
-                routed_event(idea, decision, title),
-                source=SOURCE,
-                event_id=derived_event_id(event.id, "routing.route"),
-                correlation_id=event.correlationid or event.id,
-                time=self.clock(),
-            )
-            await self.publish(envelope)
-            self.logger.info(
-                "idea routed",
-                extra={
-                    "idea_id": idea.idea_id,
-                    "event_id": envelope.id,
-                    "cause_event_id": event.id,
-                    "organisations": list(decision.organisation_ids),
-                    "triage": decision.triage,
-                },
-            )
+            hinted = (idea.area_hints, idea.organisation_hints)
+            await self._route(event, idea.idea_id, title, description, hinted, "routing.route", "idea routed")
         await self.handled(event.id)
 
     async def edited(self, event: EditedEvent) -> None:
@@ -141,40 +111,53 @@ class RoutingHandlers:
         edit = event.data
         submitted, hints, rerouted = await self.store.edit(edit.idea_id, edit.title, edit.description)
         if submitted and not rerouted:
-            decision = self.router().route(
-                edit.title, edit.description, tuple(hints.get("areas", ())), tuple(hints.get("organisations", ()))
-            )
-            routed = IdeaRouted(
-                idea_id=edit.idea_id,
-                title=edit.title,
+            hinted = (tuple(hints.get("areas", ())), tuple(hints.get("organisations", ())))
+            handler, message = "routing.route-edited", "edited idea routed again"
+            await self._route(event, edit.idea_id, edit.title, edit.description, hinted, handler, message)
+        else:
+            why = "re-routed by the innovation office" if rerouted else "its submission has not arrived yet"
+            self.logger.info("edited idea not routed again: " + why, extra={"idea_id": edit.idea_id})
+        await self.handled(event.id)
+
+    async def _route(
+        self,
+        cause: Envelope[Any],
+        idea_id: str,
+        title: str,
+        description: str,
+        hints: tuple[tuple[str, ...], tuple[str, ...]],
+        handler: str,
+        message: str,
+    ) -> None:
+        """Classify a text with the submitter's hints (areas, organisations) and publish where the idea goes, with
+        an id derived from the cause and ``handler``."""
+        decision = self.router().route(title, description, *hints)
+        envelope = Envelope.wrap(
+            IdeaRouted(
+                idea_id=idea_id,
+                title=title,
                 organisations=decision.organisations,
                 areas=decision.areas,
                 reason=decision.reason,
                 triage=decision.triage,
                 catalogue_version=decision.catalogue_version,
-            )
-            envelope = Envelope.wrap(
-                routed,
-                source=SOURCE,
-                event_id=derived_event_id(event.id, "routing.route-edited"),
-                correlation_id=event.correlationid or event.id,
-                time=self.clock(),
-            )
-            await self.publish(envelope)
-            self.logger.info(
-                "edited idea routed again",
-                extra={
-                    "idea_id": edit.idea_id,
-                    "event_id": envelope.id,
-                    "cause_event_id": event.id,
-                    "organisations": list(decision.organisation_ids),
-                    "triage": decision.triage,
-                },
-            )
-        else:
-            why = "re-routed by the innovation office" if rerouted else "its submission has not arrived yet"
-            self.logger.info("edited idea not routed again: " + why, extra={"idea_id": edit.idea_id})
-        await self.handled(event.id)
+            ),
+            source=SOURCE,
+            event_id=derived_event_id(cause.id, handler),
+            correlation_id=cause.correlationid or cause.id,
+            time=self.clock(),
+        )
+        await self.publish(envelope)
+        self.logger.info(
+            message,
+            extra={
+                "idea_id": idea_id,
+                "event_id": envelope.id,
+                "cause_event_id": cause.id,
+                "organisations": list(decision.organisation_ids),
+                "triage": decision.triage,
+            },
+        )
 
     async def erased(self, event: ErasureRequestedEvent) -> None:
         """A person asked to be forgotten. Routing keeps ideas' titles and texts, re-routes and what it learnt from
