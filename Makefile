@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Every Python package `make run` and `make test` install, pinned with hashes (`make lock` regenerates it).
 LOCK   := requirements.lock
 
-.PHONY: install run stop status test test-unit lint topics bench chaos clean cluster-up cluster-down lock similar-eval demo
+.PHONY: install run stop status test test-unit lint topics bench chaos clean cluster-up cluster-down lock similar-eval demo helm-check
 
 $(BIN)/.installed: pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required")'
@@ -38,6 +38,10 @@ run: install  ## start Kafka, Redis, Keycloak, the four services and the proxy i
 # through intake's API as anna.svensson / per.niemi).
 demo: $(BIN)/.installed  ## load a year of demo history (~240 ideas) into the running platform; twice loads nothing twice
 	$(BIN)/python -m demo $(DEMO_ARGS)
+
+helm-check:  ## build Helm and kubeconform (Go module proxy) and check the chart in deploy/helm/kiruna/
+	deploy/helm.sh all >/dev/null
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/ops/test_helm.py
 
 stop:  ## stop exactly what `make run` started
 	deploy/platform.sh stop
