@@ -90,7 +90,7 @@ def test_the_wheel_carries_every_template_static_file_and_the_catalogue(wheel):
     modules = {name for name in _source_files() if name.endswith(".py")}
     assert not modules - names, f"modules missing from the wheel: {sorted(modules - names)}"
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")], "compiled files in the wheel"
-    assert not [n for n in names if n.startswith(("tests/", "deploy/", "bench/", "chaos/"))], "non-runtime code"
+    assert not [n for n in names if n.startswith(("tests/", "deploy/", "bench/", "chaos/", "demo/"))], "non-runtime code"
 
 
 def test_the_installed_wheel_finds_its_catalogue_synonyms_and_templates(wheel, tmp_path):
@@ -193,9 +193,10 @@ EXTRAS_BY_DIRECTORY: list[tuple[str, list[str]]] = [
     ("tests/", ["test"]),
     ("bench/", ["test", "bench"]),
     ("chaos/", ["test"]),
+    ("demo/", ["test"]),  # make demo (httpx, tqdm, Playwright for its screenshots)
     ("deploy/", ["test"]),
 ]
-OWN = {"shared", "services", "tests", "bench", "chaos", "deploy", "catalogue"}
+OWN = {"shared", "services", "tests", "bench", "chaos", "demo", "deploy", "catalogue"}
 
 
 def _directory_of(file: str) -> str | None:
