@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Every Python package `make run` and `make test` install, pinned with hashes (`make lock` regenerates it).
 LOCK   := requirements.lock
 
-.PHONY: install run stop status test test-unit lint topics bench chaos clean cluster-up cluster-down lock similar-eval
+.PHONY: install run stop status test test-unit lint topics bench chaos clean cluster-up cluster-down lock similar-eval demo helm-check
 
 $(BIN)/.installed: pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required")'
@@ -34,6 +34,15 @@ install: $(BIN)/.installed  ## virtual environment, Kafka and Keycloak from Mave
 run: install  ## start Kafka, Redis, Keycloak, the four services and the proxy in the background; print the URLs
 	deploy/platform.sh start
 
+# DEMO_ARGS passes more: --limit 40 (the first N ideas of demo/ideas.toml), --api-ideas 6 (recent ideas sent
+# through intake's API as anna.svensson / per.niemi).
+demo: $(BIN)/.installed  ## load a year of demo history (~240 ideas) into the running platform; twice loads nothing twice
+	$(BIN)/python -m demo $(DEMO_ARGS)
+
+helm-check:  ## build Helm and kubeconform (Go module proxy) and check the chart in deploy/helm/kiruna/
+	deploy/helm.sh all >/dev/null
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/ops/test_helm.py
+
 stop:  ## stop exactly what `make run` started
 	deploy/platform.sh stop
 
@@ -51,8 +60,8 @@ test-unit: $(BIN)/.installed
 	$(BIN)/pytest -q tests/unit
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check shared services tests bench chaos
-	$(BIN)/ruff format --check shared services tests bench chaos
+	$(BIN)/ruff check shared services tests bench chaos demo
+	$(BIN)/ruff format --check shared services tests bench chaos demo
 
 topics: install
 	$(BIN)/python -m shared.topics create

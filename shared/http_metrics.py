@@ -45,6 +45,8 @@ class HttpMetrics:
             method = scope["method"] if scope["method"] in METHODS else "OTHER"
             route = route_template(scope)
             self.requests.labels(self.service, method, route, f"{status // 100}xx").inc()
+            # and the route's 5xx at 0, so its first 5xx is an increase (KirunaHttpErrors; shared/metrics.py)
+            self.requests.labels(self.service, method, route, "5xx")
             self.duration.labels(self.service, method, route).observe(time.perf_counter() - started)
 
 

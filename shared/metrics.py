@@ -1,14 +1,29 @@
-"""Prometheus metrics every service shares. One registry per app; business metrics sit beside transport ones."""
+"""Prometheus metrics every service shares. One registry per app; business metrics sit beside transport ones.
+
+Right from the first scrape: a labelled counter appears only when its first child is made, so a counter made on
+its first increment would first be scraped at 1 and ``increase(...) > 0`` would never see that first failure after
+a restart. So every labelled counter an alert reads is made at 0, with its known label values, before the service
+answers its first scrape (:meth:`ServiceMetrics.expect_topics`, called by ``Runtime.running``), and
+``kiruna_service_ready`` exists at 0 from the start (the service then measures it itself, see shared/service.py).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+DEAD_LETTER_REASONS = ("malformed", "rejected", "failed")
+"""The reasons shared/deadletter.py gives a consumed record it dead-letters (``delivery-failed`` is notifications'
+own, for a delivery given up: made by its factory with :meth:`ServiceMetrics.expect_dead_letters`)."""
+DEPENDENCIES = ("kafka", "redis")
+"""What a handler may find away and wait for (shared/deadletter.py ``dependency_away``)."""
+
 
 @dataclass(frozen=True)
 class ServiceMetrics:
+    service: str
     registry: CollectorRegistry
     dead_letters: Counter
     idempotent_skips: Counter
@@ -21,7 +36,8 @@ class ServiceMetrics:
     def create(cls, service: str) -> ServiceMetrics:
         registry = CollectorRegistry(auto_describe=True)
         labels = {"service": service}
-        return cls(
+        metrics = cls(
+            service=service,
             registry=registry,
             dead_letters=Counter(
                 "kiruna_dead_letters",
@@ -60,3 +76,20 @@ class ServiceMetrics:
                 registry=registry,
             ),
         )
+        metrics.ready.labels(service).set(0)  # not ready until the service has checked (not absent)
+        return metrics
+
+    def expect_topics(self, topics: Iterable[str]) -> None:
+        """Make the dead-letter, dependency-wait and retry counters of every consumed topic at 0."""
+        for topic in topics:
+            self.expect_dead_letters(topic, DEAD_LETTER_REASONS)
+            self.expect_dependency_waits(topic, DEPENDENCIES)
+            self.handler_retries.labels(self.service, topic)
+
+    def expect_dead_letters(self, topic: str, reasons: Iterable[str]) -> None:
+        for reason in reasons:
+            self.dead_letters.labels(self.service, topic, reason)
+
+    def expect_dependency_waits(self, topic: str, dependencies: Iterable[str]) -> None:
+        for dependency in dependencies:
+            self.dependency_waits.labels(self.service, topic, dependency)

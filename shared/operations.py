@@ -1,6 +1,7 @@
 """Operational knobs every service shares: how long a stop may take, how often consumer lag is measured,
-how long idle HTTP connections stay open. Plain environment names (``SHUTDOWN_TIMEOUT_S``, ``CONSUMER_LAG_INTERVAL_S``,
-``HTTP_KEEP_ALIVE_S``), the same for every service.
+how long idle HTTP connections stay open, how often the service checks its own readiness. Plain environment names
+(``SHUTDOWN_TIMEOUT_S``, ``CONSUMER_LAG_INTERVAL_S``, ``HTTP_KEEP_ALIVE_S``, ``READINESS_INTERVAL_S``), the same for
+every service.
 Traces are exported when the standard ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set (see :mod:`shared.tracing`)."""
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ class OpsSettings(BaseSettings):
     )
     consumer_lag_interval_s: float = Field(
         15.0, gt=0, validation_alias="CONSUMER_LAG_INTERVAL_S", description="How often consumer lag is measured"
+    )
+    readiness_interval_s: float = Field(
+        10.0,
+        gt=0,
+        validation_alias="READINESS_INTERVAL_S",
+        description="How often the service checks its connections to Kafka and Redis and sets kiruna_service_ready "
+        "(also set by every GET /readyz)",
     )
     http_keep_alive_s: float = Field(
         75.0,

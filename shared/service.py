@@ -163,6 +163,11 @@ class Runtime:
         lag_task = asyncio.create_task(
             lag.run(self.kafka_connected, self.ops.consumer_lag_interval_s), name=f"{self.service}-consumer-lag"
         )
+        # every labelled counter an alert reads exists at 0 before the first scrape (shared/metrics.py)
+        self.metrics.expect_topics(subscribed_topics(self.broker))
+        readiness_task = asyncio.create_task(
+            self._watch_readiness(self.ops.readiness_interval_s), name=f"{self.service}-readiness"
+        )
         transactional = self.transactions.running() if self.transactions is not None else contextlib.nullcontext()
         started = time.monotonic()
         try:
@@ -174,7 +179,7 @@ class Runtime:
                     self.logger.info(
                         "stopping: finishing the messages in flight", extra={"timeout_s": self.ops.shutdown_timeout_s}
                     )
-                    for task in (connector, lag_task):
+                    for task in (connector, lag_task, readiness_task):
                         task.cancel()
                         with contextlib.suppress(asyncio.CancelledError):
                             await task
@@ -231,6 +236,26 @@ class Runtime:
                 )
                 return
 
+    async def check_ready(self) -> tuple[bool, dict[str, str]]:
+        """Check the connections and set ``kiruna_service_ready`` from the answer."""
+        checks = await self.readiness()
+        ready = all(v == "ok" for v in checks.values())
+        self.metrics.ready.labels(self.service).set(1 if ready else 0)
+        return ready, checks
+
+    async def _watch_readiness(self, interval_s: float) -> None:
+        """The service measures its own readiness every ``READINESS_INTERVAL_S``, so the gauge says how it is
+        even when nothing calls /readyz (a Compose health check or a Kubernetes probe may not, or not often)."""
+        while True:
+            try:
+                await self.check_ready()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a check that fails is a service that is not ready
+                self.metrics.ready.labels(self.service).set(0)
+                self.logger.warning("readiness check failed", extra={"error": repr(exc)})
+            await asyncio.sleep(interval_s)
+
     async def readiness(self) -> dict[str, str]:
         checks = {}
         if not self.kafka_writable.is_set():
@@ -245,6 +270,15 @@ class Runtime:
         return checks
 
 
+def subscribed_topics(broker: KafkaBroker) -> list[str]:
+    """The topics the broker's subscribers consume (names as on the records: with the topic prefix)."""
+    names: dict[str, None] = {}
+    for subscriber in broker.subscribers:
+        for topic in getattr(subscriber, "topics", ()):
+            names[getattr(topic, "name", topic)] = None
+    return list(names)
+
+
 def ops_router(runtime: Runtime) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
@@ -254,9 +288,7 @@ def ops_router(runtime: Runtime) -> APIRouter:
 
     @router.get("/readyz", summary="Readiness: connected to Kafka and Redis")
     async def readyz() -> JSONResponse:
-        checks = await runtime.readiness()
-        ready = all(v == "ok" for v in checks.values())
-        runtime.metrics.ready.labels(runtime.service).set(1 if ready else 0)
+        ready, checks = await runtime.check_ready()
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
     @router.get(

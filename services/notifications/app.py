@@ -84,6 +84,9 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         dependency_waits=runtime.metrics.dependency_waits,
     )
     register(runtime, handlers)
+    # notifications' own dead letters and waits, at 0 from the first scrape (the consumed topics': Runtime.running)
+    runtime.metrics.expect_dead_letters(topics.notifications_dlq.removesuffix(".dlq"), ["delivery-failed"])
+    runtime.metrics.expect_dependency_waits("deliveries", ["redis", "smtp"])
     streams = LiveStreams(
         channel_prefix=store.live_channel(""),
         per_person=settings.streams_per_person,

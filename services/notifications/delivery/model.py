@@ -7,11 +7,12 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from services.notifications.domain import unsubscribe_token
+from shared.events import DeliveryOutcome, NotificationSent
 from shared.sealing import mask_email
 
 
@@ -127,7 +128,7 @@ class DeliveryMetrics:
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> DeliveryMetrics:
-        return cls(
+        metrics = cls(
             sent=Counter(
                 "kiruna_notifications",
                 "Notifications by channel and outcome (delivered, failed, skipped)",
@@ -146,3 +147,10 @@ class DeliveryMetrics:
                 registry=registry,
             ),
         )
+        # at 0 from the first scrape, so the first failure after a restart is an increase (KirunaNotificationsFailing)
+        for channel in get_args(NotificationSent.model_fields["channel"].annotation):
+            for outcome in DeliveryOutcome:
+                metrics.sent.labels(channel, outcome.value)
+            if channel != "in-app":
+                metrics.retries.labels(channel)
+        return metrics
