@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Every Python package `make run` and `make test` install, pinned with hashes (`make lock` regenerates it).
 LOCK   := requirements.lock
 
-.PHONY: install run stop status test test-unit lint topics bench chaos clean cluster-up cluster-down lock similar-eval demo helm-check
+.PHONY: install run stop status test test-unit lint topics bench chaos clean cluster-up cluster-down lock similar-eval demo helm-check traces traces-stop
 
 $(BIN)/.installed: pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required")'
@@ -42,6 +42,19 @@ demo: $(BIN)/.installed  ## load a year of demo history (~240 ideas) into the ru
 helm-check:  ## build Helm and kubeconform (Go module proxy) and check the chart in deploy/helm/kiruna/
 	deploy/helm.sh all >/dev/null
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/ops/test_helm.py
+
+traces:  ## Jaeger on 127.0.0.1 (UI and API :16686, OTLP/HTTP :4318; built once from the Go module proxy, spans in memory), and how to send the services' spans to it
+	deploy/jaeger.sh start
+	deploy/jaeger.sh wait
+	@echo
+	@echo "Jaeger is running: UI http://127.0.0.1:16686  (its API: curl 'http://127.0.0.1:16686/api/traces?service=kiruna-intake&limit=5')"
+	@echo "Send the services' spans to it: the services read OTEL_EXPORTER_OTLP_ENDPOINT when they start, so"
+	@echo "  make stop && OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 make run"
+	@echo "then submit an idea: its trace is under the service kiruna-intake, operation 'POST /api/v1/ideas'."
+	@echo "Without the variable the services record no spans at all. Stop Jaeger with: make traces-stop"
+
+traces-stop:  ## stop the Jaeger that `make traces` started (its traces were in memory only)
+	deploy/jaeger.sh stop
 
 stop:  ## stop exactly what `make run` started
 	deploy/platform.sh stop

@@ -39,7 +39,7 @@ from shared.security_headers import SecurityHeaders
 from shared.settings import ServiceSettings, refuse_development_secrets
 from shared.static import static_router
 from shared.topics import Topics
-from shared.tracing import tracer_provider
+from shared.tracing import install_tracing, tracer_provider
 from shared.transactions import Transactions
 
 
@@ -346,5 +346,8 @@ def service_app(
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     app.include_router(ops_router(runtime))
     app.include_router(asyncapi_router(runtime.broker, service=runtime.service, title=title, description=description))
+    # HTTP server, Redis and outgoing HTTP spans beside FastStream's, when spans are exported (shared/tracing.py);
+    # before the HTTP metrics, which wrap the stack it expects to find
+    install_tracing(app, runtime.tracer, redis=runtime.redis, exporting=bool(runtime.ops.otlp_endpoint))
     instrument(app, service=runtime.service, registry=runtime.metrics.registry)
     return app

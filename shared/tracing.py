@@ -8,6 +8,13 @@ middleware, and spans are recorded and exported with OTLP/HTTP. Without an endpo
 spans, so none are recorded: :class:`TraceContextMiddleware` only carries the context (FastStream's
 middleware made three spans per published record, the largest single cost in routing's profile).
 
+Beside FastStream's Kafka spans, when spans are exported, :func:`install_tracing` adds OpenTelemetry's own
+instrumentations: a server span for every HTTP request (FastAPI; the operator endpoints left out), a client span
+for every Redis command made while handling a request or a message (each auto-pipelined command in its caller's
+trace; a background loop's polls make no traces), and a client span for every outgoing HTTP request made with HTTPX
+(webhooks, the identity provider's keys), whose ``traceparent`` the request carries on. Without an endpoint none
+of them is installed: nothing wraps a request, a command or a call, so they cost nothing.
+
 No span leaves the process with an e-mail address (issue 13): :class:`MaskingSpanExporter` masks every address in
 the attributes (the Kafka key among them), the events (an exception's message) and the status of each span before
 the OTLP exporter sees it.
@@ -16,8 +23,10 @@ the OTLP exporter sees it.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
-from typing import Any
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from faststream import BaseMiddleware
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
@@ -31,7 +40,20 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from shared.logs import log_context, masked
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from redis.asyncio import Redis
+
 _PROPAGATOR = TraceContextTextMapPropagator()
+
+
+_EXPORTING: weakref.WeakValueDictionary[str, TracerProvider] = weakref.WeakValueDictionary()
+"""The exporting provider of each service of the process, by its ``service.name`` (the latest made)."""
+
+
+def _service_name(resource: Resource | None) -> str | None:
+    value = resource.attributes.get("service.name") if resource is not None else None
+    return str(value) if value is not None else None
 
 
 def tracer_provider(service: str, otlp_endpoint: str | None) -> TracerProvider:
@@ -47,7 +69,87 @@ def tracer_provider(service: str, otlp_endpoint: str | None) -> TracerProvider:
 
         exporter = MaskingSpanExporter(OTLPSpanExporter())  # reads OTEL_EXPORTER_OTLP_* itself
         provider.add_span_processor(BatchSpanProcessor(exporter))
+        _EXPORTING[f"kiruna-{service}"] = provider
     return provider
+
+
+NOT_TRACED_URLS = "/healthz$,/readyz$,/metrics$"
+"""The operator endpoints, asked every few seconds by probes and Prometheus: no trace for any of them."""
+
+
+def install_tracing(app: FastAPI, provider: TracerProvider | None, *, redis: Redis, exporting: bool) -> None:
+    """OpenTelemetry's instrumentations beside FastStream's Kafka spans, when spans are exported: HTTP server
+    spans of ``app`` (FastAPI), client spans of every command of ``redis``, and client spans of every outgoing
+    HTTPX request of the process (:func:`instrument_httpx`). Without export nothing is installed."""
+    if not exporting or provider is None:
+        return
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+    from opentelemetry.metrics import NoOpMeterProvider
+
+    # its metrics would go to no registry of ours (the services' HTTP metrics are shared/http_metrics.py's)
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=provider,
+        meter_provider=NoOpMeterProvider(),
+        excluded_urls=NOT_TRACED_URLS,
+        exclude_spans=["receive", "send"],  # one span per request, not one per body chunk
+    )
+    if not getattr(redis, "_is_instrumented_by_opentelemetry", False):
+        # a command inside a request's or message's span is its child; one outside any (a background loop's
+        # poll, every second) makes no trace of its own
+        RedisInstrumentor.instrument_client(redis, tracer_provider=CurrentServiceTracerProvider())
+    instrument_httpx()
+
+
+_HTTPX_LOCK = threading.Lock()
+
+
+def instrument_httpx() -> None:
+    """Client spans for every request of every HTTPX client of the process, once. HTTPX's instrumentation
+    wraps the transports process-wide with one tracer provider; :class:`CurrentServiceTracerProvider` makes
+    each span with the provider of the service whose span is current (the request or message being handled),
+    so a process that runs several services (the tests) names the right one, and a request made outside any
+    service's span records nothing and carries no ``traceparent``."""
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    from opentelemetry.metrics import NoOpMeterProvider
+
+    with _HTTPX_LOCK:
+        instrumentor = HTTPXClientInstrumentor()
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument(tracer_provider=CurrentServiceTracerProvider(), meter_provider=NoOpMeterProvider())
+
+
+class CurrentServiceTracerProvider(trace.TracerProvider):
+    """A tracer provider whose spans are only children: each is made by the exporting provider of the service
+    whose span is current (the request or message being handled), or not at all."""
+
+    def get_tracer(
+        self,
+        instrumenting_module_name: str,
+        instrumenting_library_version: str | None = None,
+        schema_url: str | None = None,
+        attributes: Any = None,
+    ) -> trace.Tracer:
+        return _CurrentServiceTracer(instrumenting_module_name, instrumenting_library_version, schema_url)
+
+
+class _CurrentServiceTracer(trace.Tracer):
+    def __init__(self, name: str, version: str | None, schema_url: str | None) -> None:
+        self.scope = (name, version, schema_url)
+
+    def _tracer(self, context: Any = None) -> trace.Tracer:
+        current = trace.get_current_span(context)
+        provider = _EXPORTING.get(_service_name(getattr(current, "resource", None)) or "")
+        return provider.get_tracer(*self.scope) if provider is not None else trace.NoOpTracer()
+
+    def start_span(self, name: str, context: Any = None, *args: Any, **kwargs: Any) -> trace.Span:
+        return self._tracer(context).start_span(name, context, *args, **kwargs)
+
+    @contextlib.contextmanager
+    def start_as_current_span(self, name: str, context: Any = None, *args: Any, **kwargs: Any) -> Iterator[trace.Span]:
+        with self._tracer(context).start_as_current_span(name, context, *args, **kwargs) as span:
+            yield span
 
 
 def masked_attributes(attributes: Any) -> dict[str, Any]:
