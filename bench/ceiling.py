@@ -88,6 +88,8 @@ class LoopResult:
     events_per_s: float
     events: int
     elapsed_s: float
+    cpu_us_per_event: float | None = None
+    """This process's CPU per record over the measured window (the loop runs alone in the bench's process)."""
 
 
 async def raw_loop(
@@ -108,6 +110,7 @@ async def raw_loop(
     await producer.start()
     count = total = 0
     first = last = measure_from = deadline = None
+    cpu_from = cpu_to = None
     try:
         while True:
             batches = await consumer.getmany(timeout_ms=2000, max_records=500 if batched else 1)
@@ -120,6 +123,8 @@ async def raw_loop(
                 deadline = measure_from + duration_s
             if now >= deadline:
                 break
+            if cpu_from is None and now >= measure_from:
+                cpu_from = time.process_time()
             if batched:
                 futures = [
                     await producer.send(target, record.value, key=record.key)
@@ -138,6 +143,7 @@ async def raw_loop(
                         n += 1
             total += n
             last = time.monotonic()
+            cpu_to = time.process_time()
             if now >= measure_from:
                 count += n
     finally:
@@ -148,4 +154,5 @@ async def raw_loop(
         elapsed = last - first
         return LoopResult(total / elapsed if elapsed else 0.0, total, elapsed)
     elapsed = time.monotonic() - measure_from if measure_from else 0.0
-    return LoopResult(count / elapsed if elapsed else 0.0, count, elapsed)
+    cpu_us = 1e6 * (cpu_to - cpu_from) / count if cpu_from is not None and cpu_to is not None and count else None
+    return LoopResult(count / elapsed if elapsed else 0.0, count, elapsed, cpu_us)

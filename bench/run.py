@@ -73,6 +73,14 @@ CONSUMED = {
     "analytics": ("submitted", "routed", "status_changed", "engagement", "notifications_sent", "people_erasures"),
 }
 SUSTAINED_P99_MS = 1000.0
+CPU_TARGETS_US = {
+    "routing_cpu_us_per_event": 250.0,
+    "notifications_cpu_us_per_event": 400.0,
+    "analytics_cpu_us_per_event": 200.0,
+    "intake_cpu_us_per_idea": 500.0,
+}
+"""Issue 19's targets: CPU microseconds per consumed event, and per idea accepted by intake. Notifications' figure
+includes building its e-mails and handing them to the bench's SMTP sink (the sink's own CPU is another process's)."""
 
 
 def env_float(name: str, default: float) -> float:
@@ -130,6 +138,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+@dataclass(frozen=True)
+class Drain:
+    """A consumer's drain of full topics: events consumed per second and CPU microseconds per event (all its
+    replicas' CPU between the first and the last sample that saw commits, over the events committed between)."""
+
+    rate: float | None
+    cpu_us: float | None
+    events: int
+    total: int
+    window_s: float
+
+    @classmethod
+    def of(cls, samples: list[tuple[float, int, float]], total: int) -> Drain:
+        started = [s for s in samples if s[1] > 0]
+        if len(started) < 2 or started[-1][1] <= started[0][1]:
+            return cls(None, None, started[-1][1] if started else 0, total, 0.0)
+        (t0, c0, cpu0), (t1, c1, cpu1) = started[0], started[-1]
+        return cls((c1 - c0) / (t1 - t0), 1e6 * (cpu1 - cpu0) / (c1 - c0), c1, total, t1 - t0)
+
+
 @dataclass
 class Report:
     rows: list[tuple[str, list[tuple[str, ...]]]] = field(default_factory=list)
@@ -164,6 +192,7 @@ class Bench:
         self.rest_mb: dict[str, float] = {}
         self.record_size = 0
         self.raw_rate: float | None = None
+        self.raw_cpu_us: float | None = None
         self.mailsink: subprocess.Popen | None = None
         self.smtp_port = free_port()
         self.command = ServiceCommand(
@@ -344,67 +373,89 @@ class Bench:
             services_flush = "1" if broker_default in (None, "1") else broker_default
             if batched and (label == "flush.messages=1") == (services_flush == "1"):
                 self.raw_rate = result.events_per_s
+                self.raw_cpu_us = result.cpu_us_per_event
+                self.report.summary["raw_cpu_us_per_event"] = result.cpu_us_per_event
+
+    async def drain(
+        self,
+        space: Space,
+        name: str,
+        replicas: int = 1,
+        kafka: KafkaSettings | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> Drain:
+        """Start ``name`` (``replicas`` processes in one group) on full topics and time it until it has consumed
+        everything or ``--duration`` seconds passed since its first commit; its CPU is read at every sample."""
+        args = self.args
+        kafka = kafka or self.kafka
+        consumed = [getattr(space.topics, attr) for attr in CONSUMED[name]]
+        groups = [space.subscription_group(name, topic) for topic in consumed]
+        total = sum((await end_offsets(kafka, consumed)).values())
+        services = Services(
+            space, self.log_dir, self.smtp_port, self.command, replicas={name: replicas}, extra_env=extra_env
+        )
+        say(f"consumers: {name} x{replicas} on {total} events")
+        services.start(name)
+        samples: list[tuple[float, int, float]] = []
+        spy = None
+        try:
+            async with self.sampling(services), admin_client(kafka) as admin:
+                deadline = time.monotonic() + args.duration + 120
+                while time.monotonic() < deadline:
+                    done = await committed(admin, groups)
+                    now = time.monotonic()
+                    samples.append((now, done, services.cpu_s(name)))
+                    started = [s for s in samples if s[1] > 0]
+                    if started and spy is None and replicas == 1:
+                        spy = self.profiler(services.running[name].pid, name, min(args.duration, 20))
+                    if done >= total or (started and now - started[0][0] >= args.duration):
+                        break
+                    for label in services.labels(name):
+                        if services.running[label].process.poll() is not None:
+                            raise RuntimeError(f"{label} exited; see {services.running[label].log}")
+                    await asyncio.sleep(0.5)
+        finally:
+            services.stop()
+            if spy is not None:
+                spy.wait(60)
+            self.collect_memory(services)
+        return Drain.of(samples, total)
 
     async def phase_consumers(self, space: Space) -> None:
         args = self.args
         rows = self.report.section(
             f"consumers draining full topics ({args.drain_events} ideas pre-filled), one at a time, fresh groups",
-            ("service", "events/s", "vs raw loop", "events", "window s", "all consumed"),
+            ("service", "CPU us/event", "events/s", "vs raw loop", "events", "window s", "all consumed"),
         )
-        topics = space.topics
+        if self.raw_cpu_us is not None:
+            rows.append(("raw aiokafka loop (batched)", fmt(self.raw_cpu_us), fmt(self.raw_rate), "1.00", "", "", ""))
         for name in ("routing", "notifications", "analytics"):
-            consumed = [getattr(topics, attr) for attr in CONSUMED[name]]
-            groups = [space.subscription_group(name, topic) for topic in consumed]
-            total = sum((await end_offsets(self.kafka, consumed)).values())
-            services = Services(space, self.log_dir, self.smtp_port, self.command)
-            say(f"consumers: {name} on {total} events")
-            services.start(name)
-            samples: list[tuple[float, int]] = []
-            spy = None
-            try:
-                async with self.sampling(services), admin_client(self.kafka) as admin:
-                    deadline = time.monotonic() + args.duration + 120
-                    while time.monotonic() < deadline:
-                        done = await committed(admin, groups)
-                        now = time.monotonic()
-                        samples.append((now, done))
-                        started = [s for s in samples if s[1] > 0]
-                        if started and spy is None:
-                            spy = self.profiler(services.running[name].pid, name, min(args.duration, 20))
-                        if done >= total or (started and now - started[0][0] >= args.duration):
-                            break
-                        if services.running[name].process.poll() is not None:
-                            raise RuntimeError(f"{name} exited; see {services.running[name].log}")
-                        await asyncio.sleep(0.5)
-            finally:
-                services.stop()
-                if spy is not None:
-                    spy.wait(60)
-                self.collect_memory(services)
-            started = [s for s in samples if s[1] > 0]
-            if len(started) < 2:
-                rows.append((name, "-", "-", "0", "-", "no"))
+            d = await self.drain(space, name)
+            if d.rate is None:
+                rows.append((name, "-", "-", "-", "0", "-", "no"))
                 continue
-            (t0, c0), (t1, c1) = started[0], started[-1]
-            rate = (c1 - c0) / (t1 - t0) if t1 > t0 else math.nan
-            vs = f"{rate / self.raw_rate:.2f}" if self.raw_rate else "-"
-            rows.append((name, fmt(rate), vs, fmt(c1), fmt(t1 - t0, 1), "yes" if c1 >= total else f"{c1}/{total}"))
+            vs = f"{d.rate / self.raw_rate:.2f}" if self.raw_rate else "-"
+            done = "yes" if d.events >= d.total else f"{d.events}/{d.total}"
+            rows.append((name, fmt(d.cpu_us), fmt(d.rate), vs, fmt(d.events), fmt(d.window_s, 1), done))
+            self.report.summary[f"{name}_cpu_us_per_event"] = d.cpu_us
             if name == "routing":
-                self.report.summary["routing_events_per_s"] = rate
-                self.report.summary["routing_vs_raw"] = rate / self.raw_rate if self.raw_rate else None
+                self.report.summary["routing_events_per_s"] = d.rate
+                self.report.summary["routing_vs_raw"] = d.rate / self.raw_rate if self.raw_rate else None
         dlq = await self.dead_letters(space)
-        rows.append(("dead letters written", fmt(dlq)))
+        rows.append(("dead letters written", "", fmt(dlq)))
 
-    async def phase_intake(self, space: Space, requests_for) -> None:
+    async def intake_alone(self, space: Space, requests_for, label: str, extra_env: dict[str, str] | None = None):
+        """Intake alone under ``--concurrency`` clients back to back; its load and its CPU per accepted idea over
+        the measured window (every worker's, with ``INTAKE_WORKERS``)."""
         args = self.args
-        services = Services(space, self.log_dir, self.smtp_port, self.command)
+        services = Services(space, self.log_dir, self.smtp_port, self.command, extra_env=extra_env)
         services.start("intake")
         try:
             await services.wait_ready("intake")
             await asyncio.sleep(2)
             services.record_rest()
             requests = requests_for(services.ports["intake"])
-            say(f"intake: {args.concurrency} clients, {args.warmup:.0f}s warm-up + {args.duration:.0f}s")
+            say(f"intake ({label}): {args.concurrency} clients, {args.warmup:.0f}s warm-up + {args.duration:.0f}s")
             spy = None
             async with self.sampling(services):
                 load = asyncio.create_task(
@@ -418,30 +469,52 @@ class Bench:
                     )
                 )
                 await asyncio.sleep(args.warmup)
-                spy = self.profiler(services.running["intake"].pid, "intake", min(args.duration, 20))
+                cpu_from = services.cpu_s("intake")
+                if not extra_env:
+                    spy = self.profiler(services.running["intake"].pid, "intake", min(args.duration, 20))
                 result = await load
+                cpu_used = services.cpu_s("intake") - cpu_from
             if spy is not None:
                 spy.wait(60)
         finally:
             services.stop()
             self.collect_memory(services)
-        lat = latency_summary(result.latencies_s)
+        cpu_us = 1e6 * cpu_used / result.accepted if result.accepted else None
+        return result, cpu_us
+
+    async def phase_intake(self, space: Space, requests_for, tokens: list[str]) -> None:
+        args = self.args
         rows = self.report.section(
             f"intake alone: POST /api/v1/ideas, {args.concurrency} clients back to back (closed loop)",
-            ("figure", "accepted/s", "p50 ms", "p99 ms", "max ms", "refused", "errors"),
+            ("figure", "CPU us/idea", "accepted/s", "p50 ms", "p99 ms", "max ms", "refused", "errors"),
         )
-        rows.append(
-            (
-                "202 Accepted",
-                fmt(result.rate),
-                fmt(lat["p50_ms"], 1),
-                fmt(lat["p99_ms"], 1),
-                fmt(lat["max_ms"], 1),
-                fmt(result.refused),
-                fmt(result.errors),
+        runs = [("202 Accepted", None)]
+        if tokens:
+            # Each client sends the same token every time: intake verifies it once (the RSA check) and remembers it
+            # (OIDC_VERIFIED_CACHE_S). With the memory off every request pays the whole verification.
+            runs.append(("202, every token verified anew", {"OIDC_VERIFIED_CACHE_S": "0"}))
+        for label, extra_env in runs:
+            result, cpu_us = await self.intake_alone(space, requests_for, label, extra_env)
+            lat = latency_summary(result.latencies_s)
+            rows.append(
+                (
+                    label,
+                    fmt(cpu_us),
+                    fmt(result.rate),
+                    fmt(lat["p50_ms"], 1),
+                    fmt(lat["p99_ms"], 1),
+                    fmt(lat["max_ms"], 1),
+                    fmt(result.refused),
+                    fmt(result.errors),
+                )
             )
-        )
-        self.report.summary["intake_ideas_per_s"] = result.rate
+            if extra_env is None:
+                self.report.summary["intake_ideas_per_s"] = result.rate
+                self.report.summary["intake_cpu_us_per_idea"] = cpu_us
+            else:
+                self.report.summary["intake_cpu_us_per_idea_token_verified"] = cpu_us
+        if not tokens:
+            rows.append(("(no tokens from the identity provider: the ideas were anonymous, no token verified)",))
 
     async def offered(self, tracker: Tracker, port: int, requests, rate: float, warmup: float, duration: float):
         tracker.reset()
@@ -634,7 +707,7 @@ class Bench:
                 intake = self.space("i")
                 await intake.create_topics(self.kafka)
                 await self.phase_intake(
-                    intake, lambda port: encode_requests("127.0.0.1", port, "/api/v1/ideas", bodies, tokens)
+                    intake, lambda port: encode_requests("127.0.0.1", port, "/api/v1/ideas", bodies, tokens), tokens
                 )
             if "pipeline" not in args.skip:
                 pipeline = self.space("p")
@@ -649,6 +722,16 @@ class Bench:
                 with contextlib.suppress(Exception):
                     await cleanup(self.kafka, self.run)
         self.print_report()
+
+    def targets(self) -> str:
+        """CPU per event against issue 19's targets."""
+        lines = ["\n== CPU per event against the targets =="]
+        for key, target in CPU_TARGETS_US.items():
+            value = self.report.summary.get(key)
+            verdict = "not measured" if value is None else ("met" if value <= target else "not met")
+            shown = "-" if value is None else f"{value:.0f}"
+            lines.append(f"{key:<34} {shown:>6} us  target <= {target:.0f} us  {verdict}")
+        return "\n".join(lines)
 
     def print_report(self) -> None:
         args = self.args
@@ -675,8 +758,11 @@ class Bench:
                 return "nan"
             return f"{value:.{digits}f}"
 
+        print(self.targets())
+        cpu = " ".join(f"{key}={v(key)}" for key in CPU_TARGETS_US)
         print(
-            f"\nintake_ideas_per_s={v('intake_ideas_per_s')} e2e_p99_ms={v('e2e_p99_ms', 1)} "
+            f"\n{cpu} raw_cpu_us_per_event={v('raw_cpu_us_per_event')} "
+            f"intake_ideas_per_s={v('intake_ideas_per_s')} e2e_p99_ms={v('e2e_p99_ms', 1)} "
             f"routing_events_per_s={v('routing_events_per_s')} routing_vs_raw={v('routing_vs_raw', 2)} "
             f"rss_mb_max={v('rss_mb_max')}"
         )

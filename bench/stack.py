@@ -46,6 +46,39 @@ def answers(port: int) -> bool:
     return False
 
 
+_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process (fields 14 and 15 of /proc/<pid>/stat), None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()  # the name in parentheses may hold spaces
+    return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S
+
+
+def process_tree_cpu_s(pid: int) -> float:
+    """CPU seconds of a process and of its living descendants (uvicorn's worker processes, INTAKE_WORKERS)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        total += process_cpu_s(current) or 0.0
+        pending.extend(children.get(current, ()))
+    return total
+
+
 def kafka_classpath() -> str:
     return subprocess.run(
         [str(ROOT / "deploy/kafka/kafka.sh"), "classpath"], check=True, capture_output=True, text=True
@@ -138,6 +171,11 @@ class ServiceProcess:
     def rss_mb(self) -> float | None:
         return self.status("VmRSS")
 
+    def cpu_s(self) -> float:
+        """CPU seconds the process (and its worker processes) used (user + system, /proc/<pid>/stat): the basis of
+        CPU per event, which stays the same on a busy machine where rates do not."""
+        return process_tree_cpu_s(self.pid)
+
     def peak_mb(self) -> float | None:
         return self.status("VmHWM")
 
@@ -151,18 +189,42 @@ class ServiceCommand:
     env: tuple[tuple[str, str], ...] = ()
 
 
-class Services:
-    """The four services as subprocesses (``python -m services.<name>``) in one data space."""
+def replica_label(name: str, index: int) -> str:
+    """``routing`` for the first replica, ``routing-2``, ``routing-3`` ... for the others."""
+    return name if index == 0 else f"{name}-{index + 1}"
 
-    def __init__(self, space: Space, log_dir: Path, smtp_port: int, command: ServiceCommand | None = None) -> None:
+
+class Services:
+    """The four services as subprocesses (``python -m services.<name>``) in one data space; each may run as several
+    replicas in its consumer groups (``replicas``, as ``<SERVICE>_REPLICAS`` does for ``make run``)."""
+
+    def __init__(
+        self,
+        space: Space,
+        log_dir: Path,
+        smtp_port: int,
+        command: ServiceCommand | None = None,
+        replicas: dict[str, int] | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.command = command or ServiceCommand()
+        self.extra_env = extra_env or {}
         self.space = space
         self.log_dir = log_dir
         self.smtp_port = smtp_port
+        self.replicas = {name: max(1, (replicas or {}).get(name, 1)) for name in SERVICES}
         self.running: dict[str, ServiceProcess] = {}
         self.peaks_mb: dict[str, float] = {}
         self.rest_mb: dict[str, float] = {}
-        self.ports = {name: free_port() for name in SERVICES}
+        self.ports = {replica_label(name, i): free_port() for name in SERVICES for i in range(self.replicas[name])}
+
+    def labels(self, name: str) -> list[str]:
+        """The running processes of one service (its replicas)."""
+        return [replica_label(name, i) for i in range(self.replicas[name]) if replica_label(name, i) in self.running]
+
+    def cpu_s(self, name: str) -> float:
+        """CPU seconds used so far by every replica of ``name``."""
+        return sum(self.running[label].cpu_s() for label in self.labels(name))
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -181,25 +243,33 @@ class Services:
             }
         )
         for name in SERVICES:
-            env[f"{name.upper()}_PORT"] = str(self.ports[name])
+            env[f"{name.upper()}_PORT"] = str(self.ports[name])  # the first replica's: the others are told below
             env[f"{name.upper()}_GROUP_ID"] = self.space.group_id(name)
             env[f"{name.upper()}_HOST"] = "127.0.0.1"
+        env.update(self.extra_env)  # another cluster (the scaling phase), a setting of one phase
         env.update(dict(self.command.env))
         return env
 
     def start(self, *names: str) -> None:
-        env = self.environment()
+        """Start every replica of each service: one consumer group, each its own port (and routing its own
+        instance name, so its own Kafka transactional id)."""
+        base = self.environment()
         for name in names:
-            log = self.log_dir / f"{self.space.name}-{name}.log"
-            with log.open("ab") as out:
-                process = subprocess.Popen(
-                    [self.command.python, "-m", f"services.{name}"],
-                    cwd=self.command.root,
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            self.running[name] = ServiceProcess(name, self.ports[name], process, log)
+            for index in range(self.replicas[name]):
+                label = replica_label(name, index)
+                env = {**base, f"{name.upper()}_PORT": str(self.ports[label])}
+                if name == "routing":
+                    env["ROUTING_INSTANCE"] = f"bench-{index + 1}"
+                log = self.log_dir / f"{self.space.name}-{label}.log"
+                with log.open("ab") as out:
+                    process = subprocess.Popen(
+                        [self.command.python, "-m", f"services.{name}"],
+                        cwd=self.command.root,
+                        env=env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
+                self.running[label] = ServiceProcess(label, self.ports[label], process, log)
 
     async def wait_ready(self, *names: str, timeout_s: float = 90.0) -> None:
         from bench.httpload import ConnectionLost, HttpConnection
@@ -225,7 +295,7 @@ class Services:
                 await asyncio.sleep(0.3)
 
     def record_rest(self) -> None:
-        for name, proc in self.running.items():
+        for name, proc in self.running.items():  # name: a replica's label
             rss = proc.rss_mb()
             if rss is not None:
                 self.rest_mb[name] = max(self.rest_mb.get(name, 0.0), rss)
