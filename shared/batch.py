@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from faststream.exceptions import HandlerException
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -50,8 +50,15 @@ if TYPE_CHECKING:
 
 EventHandler = Callable[["Envelope[Any]"], Awaitable[None]]
 IdeaHandler = Callable[[Sequence["Envelope[Any]"]], Awaitable[None]]
+BatchHandler = Callable[[Sequence["Envelope[Any]"]], Awaitable[None]]
 
 _PROPAGATOR = TraceContextTextMapPropagator()
+
+
+def _trace_id(traceparent: str | None) -> str | None:
+    """The trace id of a W3C ``traceparent`` (``00-<trace id>-<span id>-<flags>``)."""
+    parts = (traceparent or "").split("-")
+    return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,7 @@ def subscribe_batch(
     description: str = "",
     each: EventHandler | None = None,
     per_idea: IdeaHandler | None = None,
+    per_batch: BatchHandler | None = None,
     transactions: Transactions | None = None,
 ) -> Any:
     """Subscribe ``topic`` in batches with the platform's delivery rules. Give exactly one of:
@@ -78,15 +86,20 @@ def subscribe_batch(
     - ``each(event)``: called for every event, one idea's events in order;
     - ``per_idea(events)``: called once per idea with all its events of the batch, in order (for handlers
       that can save round trips by taking them together). If it fails, its events are handled again one at a
-      time — ``per_idea([event])`` under the retry policy — so that only the failing one is dead-lettered.
+      time — ``per_idea([event])`` under the retry policy — so that only the failing one is dead-lettered;
+    - ``per_batch(events)``: called once with every parsed event of the batch, each idea's in the topic's order
+      (for handlers that read and write a whole batch's state in one round trip each). If it fails, the events
+      are handled again one at a time, ideas concurrently, as ``per_batch([event])`` under the retry policy.
 
     With ``transactions`` (shared/transactions.py) what the batch's handlers publish is committed with the
     batch's offsets in one Kafka transaction.
     """
-    if (each is None) == (per_idea is None):
-        raise TypeError("subscribe_batch takes exactly one of each= or per_idea=")
+    if sum(handler is not None for handler in (each, per_idea, per_batch)) != 1:
+        raise TypeError("subscribe_batch takes exactly one of each=, per_idea= or per_batch=")
     kafka = runtime.settings.kafka
-    consumer = BatchConsumer(runtime, topic, model, each=each, per_idea=per_idea, concurrency=kafka.batch_concurrency)
+    consumer = BatchConsumer(
+        runtime, topic, model, each=each, per_idea=per_idea, per_batch=per_batch, concurrency=kafka.batch_concurrency
+    )
 
     options = subscriber_options(runtime.settings.group_id, topic)
     subscriber = runtime.broker.subscriber(
@@ -127,13 +140,18 @@ class BatchConsumer:
         each: EventHandler | None,
         per_idea: IdeaHandler | None,
         concurrency: int,
+        per_batch: BatchHandler | None = None,
     ) -> None:
         self.runtime = runtime
         self.topic = topic
         self.model = model
         self.each = each
         self.per_idea = per_idea
+        self.per_batch = per_batch
         self.concurrency = concurrency
+        # Without an OTLP endpoint no span is recorded: each event's scope then only carries its record's trace
+        # context (what it publishes continues the submitter's trace) without making a span of its own.
+        self.spans = bool(getattr(getattr(runtime, "ops", None), "otlp_endpoint", None))
         self.dead_letters = runtime.dead_letters
         self.tracer = trace.get_tracer("kiruna.batch", tracer_provider=runtime.tracer)
         self.logger = runtime.logger
@@ -141,12 +159,20 @@ class BatchConsumer:
     async def handle(self, records: Sequence[ConsumerRecord]) -> None:
         started = time.perf_counter()
         ideas = await self.parse(records)
+        if self.per_batch is not None and ideas and await self._whole_batch(ideas):
+            self._log_batch(records, ideas, started)
+            return
         limit = asyncio.Semaphore(self.concurrency)
 
         async def one_idea(events: list[Delivered]) -> None:
             async with limit:
                 if self.per_idea is not None:
                     await self._per_idea(events)
+                elif self.per_batch is not None:
+                    handler = self.per_batch
+                    for delivered in events:
+                        with self._scope(delivered):
+                            await self.dead_letters.handle(delivered.record, lambda d=delivered: handler([d.event]))
                 else:
                     for delivered in events:
                         await self._each(delivered)
@@ -155,6 +181,27 @@ class BatchConsumer:
         async with asyncio.TaskGroup() as group:
             for events in ideas:
                 group.create_task(one_idea(events))
+        self._log_batch(records, ideas, started)
+
+    async def _whole_batch(self, ideas: list[list[Delivered]]) -> bool:
+        """``per_batch`` with every event of the batch at once; False (after a warning) if it failed, so that the
+        events are handled again one at a time."""
+        assert self.per_batch is not None
+        events = [delivered.event for idea in ideas for delivered in idea]
+        try:
+            with self._scope(ideas[0][0], count=len(events)):
+                await self.per_batch(events)
+            return True
+        except HandlerException:
+            raise
+        except Exception as exc:
+            self.logger.warning(
+                "a batch's events failed together; handling them one at a time",
+                extra={"topic": self.topic, "events": len(events), "error": repr(exc)},
+            )
+            return False
+
+    def _log_batch(self, records: Sequence[ConsumerRecord], ideas: list[list[Delivered]], started: float) -> None:
         if self.logger.isEnabledFor(logging.DEBUG):
             self.logger.debug(
                 "batch handled",
@@ -171,7 +218,7 @@ class BatchConsumer:
         ideas: dict[Any, list[Delivered]] = {}
         for record in records:
             try:
-                event = self.model.model_validate(json.loads(record.value or b""))
+                event = self.model.model_validate_json(record.value or b"")
             except MALFORMED as exc:
                 await self.dead_letters.dead_letter(record, exc, "malformed", 1)
                 continue
@@ -211,6 +258,19 @@ class BatchConsumer:
             name: value.decode("utf-8", "replace") for name, value in record.headers or () if name == "traceparent"
         }
         parent = _PROPAGATOR.extract(carrier)
+        if not self.spans:
+            token = otel_context.attach(parent)
+            try:
+                with log_context(
+                    idea_id=event.subject,
+                    event_id=event.id if count == 1 else None,
+                    correlation_id=event.correlationid,
+                    trace_id=_trace_id(carrier.get("traceparent")),
+                ):
+                    yield
+            finally:
+                otel_context.detach(token)
+            return
         with self.tracer.start_as_current_span(
             f"{record.topic} process",
             context=parent,

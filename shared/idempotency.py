@@ -30,6 +30,15 @@ class Idempotency:
     async def mark(self, event_id: str) -> None:
         await self.redis.set(self.key(event_id), 1, ex=self.ttl_s)
 
+    async def mark_all(self, event_ids: list[str]) -> None:
+        """Mark every event of a batch in one round trip."""
+        if not event_ids:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for event_id in event_ids:
+                pipe.set(self.key(event_id), 1, ex=self.ttl_s)
+            await pipe.execute()
+
     async def claim(self, event_id: str) -> bool:
         """Mark and tell whether this call was the first (for effects that are themselves idempotent)."""
         return bool(await self.redis.set(self.key(event_id), 1, nx=True, ex=self.ttl_s))

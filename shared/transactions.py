@@ -91,13 +91,21 @@ class TransactionalPublisher:
     """The publisher port (shared/publishing.py) inside a transactional batch: ``publish`` buffers the event in
     the batch's outbox and ``after_stored`` defers the effect until the transaction has committed."""
 
+    def __init__(self) -> None:
+        self._last: tuple[Envelope[Any], bytes, bytes, list[tuple[str, bytes]]] | None = None
+
     async def publish(self, topic: str, envelope: Envelope[Any]) -> None:
         outbox = _current()
-        headers = [(name, value.encode()) for name, value in event_headers(envelope).items()]
-        carrier: dict[str, str] = {}
-        _PROPAGATOR.inject(carrier)  # the trace of the event being handled continues in what it caused
-        headers += [(name, value.encode()) for name, value in carrier.items()]
-        outbox.records.append((topic, envelope.subject.encode(), envelope.to_bytes(), headers))
+        if self._last is not None and self._last[0] is envelope:  # one event to several topics: serialised once
+            _, key, value, headers = self._last
+        else:
+            headers = [(name, value.encode()) for name, value in event_headers(envelope).items()]
+            carrier: dict[str, str] = {}
+            _PROPAGATOR.inject(carrier)  # the trace of the event being handled continues in what it caused
+            headers += [(name, value.encode()) for name, value in carrier.items()]
+            key, value = envelope.subject.encode(), envelope.to_bytes()
+            self._last = (envelope, key, value, headers)
+        outbox.records.append((topic, key, value, headers))
 
     async def after_stored(self, effect: Effect) -> None:
         _current().after.append(effect)

@@ -27,6 +27,25 @@ from shared.idempotency import EFFECT_KEY_TTL_S, Idempotency
 from shared.language import bounded
 from shared.redis_keys import delete_matching
 
+_ARRIVE = """
+-- One submission arrives (KEYS: its event's done key, the idea's hash, the pending re-routes). Remember its text
+-- (an edit that came first keeps its own), the hints, the TTL; return whether the event was handled, the re-route
+-- held for it, whether it was re-routed, and the text of an edit that overtook it.
+local done = redis.call('EXISTS', KEYS[1])
+redis.call('HSETNX', KEYS[2], 'title', ARGV[1])
+redis.call('HSETNX', KEYS[2], 'description', ARGV[2])
+redis.call('HSET', KEYS[2], 'submitted', '1', 'hints', ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+local held = redis.call('HGET', KEYS[3], ARGV[5])
+local rerouted = redis.call('HEXISTS', KEYS[2], 'rerouted')
+local edited = redis.call('HMGET', KEYS[2], 'edited', 'title', 'description')
+return {done, held or '', rerouted, edited[1] or '', edited[2] or '', edited[3] or ''}
+"""
+
+Arrival = tuple[bool, dict[str, Any] | None, bool, tuple[str, str] | None]
+"""What :meth:`RoutingStore.arrive` tells: already handled, the re-route held for the idea, re-routed by the
+innovation office, the text of an edit that overtook the submission."""
+
 IDEA_TEXT_TTL_S = 400 * 86400
 """How long an idea's text is kept after its last write (about 13 months): ideas are re-routed within days or
 weeks of their submission; a year covers a slow assessment, a pilot season and the summer in between."""
@@ -37,6 +56,7 @@ class RoutingStore:
         self.redis = redis
         self.prefix = f"{prefix}:routing"
         self.done = Idempotency(redis, prefix=prefix, scope="routing", ttl_s=effect_ttl_s)
+        self._arrive = redis.register_script(_ARRIVE)
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -57,27 +77,34 @@ class RoutingStore:
 
     async def arrive(
         self, idea_id: str, title: str, description: str, *, event_id: str, hints: dict[str, list[str]] | None = None
-    ) -> tuple[bool, dict[str, Any] | None, bool, tuple[str, str] | None]:
-        """A submission arrives, in one round trip (shared with other events'): remember its text and the
-        submitter's hints, and tell whether its event ``event_id`` was already handled, the re-route held for it,
-        whether the innovation office re-routed it, and the text of an edit that overtook it (the text to route:
-        ideas.edited.v1 is another topic, read by another consumer). (On the services' auto-pipelined client the
-        commands travel in this order, so the text's TTL is set after it is written.)"""
-        title, description = bounded(title, description)
-        key = self._key("idea", idea_id)
-        mapping = {"submitted": "1", "hints": json.dumps(hints or {})}
-        done, _, _, _, _, held, rerouted, edited = await asyncio.gather(
-            self.redis.exists(self.done.key(event_id)),
-            self.redis.hsetnx(key, "title", title),  # an edit that came first keeps its text
-            self.redis.hsetnx(key, "description", description),
-            self.redis.hset(key, mapping=mapping),
-            self.redis.expire(key, IDEA_TEXT_TTL_S),
-            self.redis.hget(self._key("pending-feedback"), idea_id),
-            self.redis.hexists(key, "rerouted"),
-            self.redis.hmget(key, "edited", "title", "description"),
-        )
-        overtaken = (edited[1] or "", edited[2] or "") if edited[0] else None
-        return bool(done), json.loads(held) if held else None, bool(rerouted), overtaken
+    ) -> Arrival:
+        """A submission arrives: remember its text (an edit that came first keeps its own) and the submitter's
+        hints, and tell whether its event ``event_id`` was already handled, the re-route held for it, whether the
+        innovation office re-routed it, and the text of an edit that overtook it (the text to route:
+        ideas.edited.v1 is another topic, read by another consumer). One script, so one round trip."""
+        return (await self.arrive_all([(idea_id, title, description, event_id, hints or {})]))[0]
+
+    async def arrive_all(self, submissions: list[tuple[str, str, str, str, dict[str, list[str]]]]) -> list[Arrival]:
+        """:meth:`arrive` for every submission of a consumed batch — ``(idea id, title, description, event id,
+        hints)`` — in one round trip, in their order (a later one of the same idea sees what an earlier one wrote)."""
+        if not submissions:
+            return []
+        pending = self._key("pending-feedback")
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for idea_id, title, description, event_id, hints in submissions:
+                title, description = bounded(title, description)
+                keys = [self.done.key(event_id), self._key("idea", idea_id), pending]
+                args = [title, description, json.dumps(hints or {}), IDEA_TEXT_TTL_S, idea_id]
+                await self._arrive(keys, args, client=pipe)
+            replies = await pipe.execute()
+        arrivals: list[Arrival] = []
+        for done, held, rerouted, edited, title, description in replies:
+            overtaken = (title, description) if edited else None
+            arrivals.append((bool(done), json.loads(held) if held else None, bool(rerouted), overtaken))
+        return arrivals
+
+    async def mark_all_handled(self, event_ids: list[str]) -> None:
+        await self.done.mark_all(event_ids)
 
     async def edit(self, idea_id: str, title: str, description: str) -> tuple[bool, dict[str, list[str]], bool]:
         """The submitter corrected the idea's text: remember it (marked edited), and tell whether the submission

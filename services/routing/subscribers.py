@@ -23,7 +23,7 @@ def register(runtime: Runtime, handlers: RoutingHandlers, transactions: Transact
         SubmittedEvent,
         title="routing.submitted",
         description="Routes every new idea to the organisations and areas that can act on it",
-        each=handlers.submitted,
+        per_batch=handlers.submitted_batch,
         transactions=transactions,
     )
 

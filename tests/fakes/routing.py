@@ -26,18 +26,21 @@ class FakeRoutingStore:
         await asyncio.sleep(0)
         self.ideas.setdefault(idea_id, {}).update(title=title, description=description)
 
-    async def arrive(
-        self, idea_id: str, title: str, description: str, *, event_id: str, hints: dict[str, list[str]] | None = None
-    ) -> tuple[bool, dict[str, Any] | None, bool, tuple[str, str] | None]:
+    async def arrive_all(
+        self, submissions: list[tuple[str, str, str, str, dict[str, list[str]]]]
+    ) -> list[tuple[bool, dict[str, Any] | None, bool, tuple[str, str] | None]]:
         await asyncio.sleep(0)
-        done = event_id in self.handled_events
-        fields = self.ideas.setdefault(idea_id, {})
-        fields.setdefault("title", title)
-        fields.setdefault("description", description)
-        fields.update(submitted="1", hints=json.dumps(hints or {}))
-        held = copy.deepcopy(self.pending_feedback.get(idea_id))
-        overtaken = (fields["title"], fields["description"]) if "edited" in fields else None
-        return done, held, "rerouted" in fields, overtaken
+        arrivals = []
+        for idea_id, title, description, event_id, hints in submissions:
+            done = event_id in self.handled_events
+            fields = self.ideas.setdefault(idea_id, {})
+            fields.setdefault("title", title)
+            fields.setdefault("description", description)
+            fields.update(submitted="1", hints=json.dumps(hints or {}))
+            held = copy.deepcopy(self.pending_feedback.get(idea_id))
+            overtaken = (fields["title"], fields["description"]) if "edited" in fields else None
+            arrivals.append((done, held, "rerouted" in fields, overtaken))
+        return arrivals
 
     async def edit(self, idea_id: str, title: str, description: str) -> tuple[bool, dict[str, list[str]], bool]:
         await asyncio.sleep(0)
@@ -52,6 +55,10 @@ class FakeRoutingStore:
     async def mark_handled(self, event_id: str) -> None:
         await asyncio.sleep(0)
         self.handled_events.add(event_id)
+
+    async def mark_all_handled(self, event_ids: list[str]) -> None:
+        await asyncio.sleep(0)
+        self.handled_events.update(event_ids)
 
     async def text(self, idea_id: str) -> tuple[str, str] | None:
         await asyncio.sleep(0)
