@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start/stop the whole platform locally: Kafka, Redis, topics, the four services (logs under var/log/).
 #   deploy/platform.sh start|stop|status
+# <SERVICE>_REPLICAS (1): processes of a service in its one consumer group (see replicas() below).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -12,7 +13,41 @@ say() { echo "platform: $*" >&2; }
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
+# Replicas: <SERVICE>_REPLICAS (1) processes of a service in its one consumer group. Replica i (0, 1, ...) answers
+# on the service's port + 100*i (INTAKE_PORT 8000: 8000, 8100, 8200; the proxy lists them all, deploy/nginx);
+# replica 0 keeps the names of a single process (var/run/<name>.pid, var/log/<name>.log), replica i >= 1 has
+# var/run/<name>-<i>.pid and var/log/<name>-<i>.log. Routing's replica i >= 1 is ROUTING_INSTANCE <instance>-<i>
+# (its Kafka transactional id must be its own); intake's replica i >= 1 has no mail door (replica 0 has it; for
+# more intake processes behind the one mail door use INTAKE_WORKERS, which share both ports).
+replicas() {
+  local var; var="$(echo "$1" | tr '[:lower:]' '[:upper:]')_REPLICAS"
+  local n=${!var:-1}
+  if ! [[ "$n" =~ ^[1-9][0-9]*$ ]] || [ "$n" -gt 20 ]; then say "$var must be a whole number from 1 to 20, not '$n'"; exit 2; fi
+  echo "$n"
+}
+base_port() { local var; var="$(echo "$1" | tr '[:lower:]' '[:upper:]')_PORT"; echo "${!var:-$2}"; }
+suffix() { [ "$1" -eq 0 ] || echo "-$1"; }
+# Every pid file of a service that is there, whatever <SERVICE>_REPLICAS says now (a stop finds them all).
+pidfiles() { local f; for f in "$run/$1.pid" "$run/$1"-[0-9]*.pid; do [ -f "$f" ] && echo "$f"; done; return 0; }
+
+start_replica() {  # name base-port index
+  local name=$1 port=$(($2 + 100 * $3)) sfx; sfx=$(suffix "$3")
+  local pidfile="$run/$name$sfx.pid" upper; upper=$(echo "$name" | tr '[:lower:]' '[:upper:]')
+  if alive "$pidfile"; then say "$name$sfx already running (pid $(cat "$pidfile"))"; return; fi
+  local -a env=("${upper}_PORT=$port")
+  if [ "$3" -ge 1 ]; then
+    case "$name" in
+      routing) env+=("ROUTING_INSTANCE=${ROUTING_INSTANCE:-$(hostname)}-$3") ;;
+      intake) env+=("INTAKE_SMTP_ENABLED=false") ;;
+    esac
+  fi
+  env "${env[@]}" nohup "$py" -m "services.$name" >>"$logs/$name$sfx.log" 2>&1 &
+  echo $! > "$pidfile"
+  [ "$3" -eq 0 ] || say "started $name replica $3 (pid $!, port $port, log $logs/$name$sfx.log)"
+}
+
 start() {
+  for entry in "${services[@]}"; do replicas "${entry%%:*}" >/dev/null; done  # a bad count stops before anything
   mkdir -p "$run" "$logs"
   # Start Kafka and Redis unless something already answers; only what this run starts is stopped by 'make stop'.
   if (exec 3<>/dev/tcp/127.0.0.1/9092) 2>/dev/null; then
@@ -85,22 +120,25 @@ PY
   # People reach everything through the proxy: links in receipts, notifications and e-mails point at it
   export PUBLIC_BASE_URL=${PUBLIC_BASE_URL:-http://127.0.0.1:${PROXY_PORT:-8080}}
   export NOTIFICATIONS_PUBLIC_URL=${NOTIFICATIONS_PUBLIC_URL:-$PUBLIC_BASE_URL}
+  local entry name count i
   for entry in "${services[@]}"; do
-    local name=${entry%%:*}
-    if alive "$run/$name.pid"; then say "$name already running (pid $(cat "$run/$name.pid"))"; continue; fi
-    nohup "$py" -m "services.$name" >>"$logs/$name.log" 2>&1 &
-    echo $! > "$run/$name.pid"
+    name=${entry%%:*}; count=$(replicas "$name")
+    for ((i = 0; i < count; i++)); do start_replica "$name" "$(base_port "$name" "${entry##*:}")" "$i"; done
   done
   # One address for people: the reverse proxy in front of the four services
   deploy/nginx/nginx.sh start; touch "$run/nginx.ours"
+  local port sfx
   for entry in "${services[@]}"; do
-    local name=${entry%%:*} port=${entry##*:}
-    for _ in $(seq 1 120); do
-      curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-      alive "$run/$name.pid" || { say "$name exited; last lines of $logs/$name.log:"; tail -20 "$logs/$name.log" >&2; exit 1; }
-      sleep 0.5
+    name=${entry%%:*}; count=$(replicas "$name")
+    for ((i = 0; i < count; i++)); do
+      port=$(($(base_port "$name" "${entry##*:}") + 100 * i)); sfx=$(suffix "$i")
+      for _ in $(seq 1 120); do
+        curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+        alive "$run/$name$sfx.pid" || { say "$name$sfx exited; last lines of $logs/$name$sfx.log:"; tail -20 "$logs/$name$sfx.log" >&2; exit 1; }
+        sleep 0.5
+      done
+      curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || { say "$name$sfx is not ready after 60s (see $logs/$name$sfx.log)"; exit 1; }
     done
-    curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || { say "$name is not ready after 60s (see $logs/$name.log)"; exit 1; }
   done
   deploy/nginx/nginx.sh wait
   cat <<MSG
@@ -122,14 +160,22 @@ MSG
 }
 
 stop() {
+  local entry pidfile pid label
+  local -a stopping=()
   for entry in "${services[@]}"; do
-    local name=${entry%%:*} pidfile="$run/${entry%%:*}.pid"
-    if alive "$pidfile"; then
-      local pid; pid=$(cat "$pidfile"); say "stopping $name (pid $pid)"; kill -TERM "$pid"
-      for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-      kill -0 "$pid" 2>/dev/null && { say "$name did not stop in 30s; killing it"; kill -KILL "$pid"; }
-    fi
-    rm -f "$pidfile"
+    for pidfile in $(pidfiles "${entry%%:*}"); do
+      label=$(basename "$pidfile" .pid)
+      if alive "$pidfile"; then
+        pid=$(cat "$pidfile"); say "stopping $label (pid $pid)"; kill -TERM "$pid"; stopping+=("$label:$pid")
+      fi
+      rm -f "$pidfile"
+    done
+  done
+  # all at once (the replicas of a group leave it together), each given 30 s
+  for entry in "${stopping[@]}"; do
+    label=${entry%%:*}; pid=${entry##*:}
+    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    if kill -0 "$pid" 2>/dev/null; then say "$label did not stop in 30s; killing it"; kill -KILL "$pid"; fi
   done
   if [ -f "$run/nginx.ours" ]; then deploy/nginx/nginx.sh stop; rm -f "$run/nginx.ours"; fi
   if alive "$run/mailsink.pid"; then say "stopping the mail sink"; kill -TERM "$(cat "$run/mailsink.pid")"; fi
@@ -140,11 +186,16 @@ stop() {
 }
 
 status() {
+  local entry name base pidfile label index port found
   for entry in "${services[@]}"; do
-    local name=${entry%%:*} port=${entry##*:}
-    if alive "$run/$name.pid"; then
-      echo "$name: running pid $(cat "$run/$name.pid"), ready: $(curl -s "http://127.0.0.1:$port/readyz" || echo no)"
-    else echo "$name: stopped"; fi
+    name=${entry%%:*}; base=$(base_port "$name" "${entry##*:}"); found=0
+    for pidfile in $(pidfiles "$name"); do
+      found=1; label=$(basename "$pidfile" .pid); index=${label#"$name"}; index=${index#-}; port=$((base + 100 * ${index:-0}))
+      if alive "$pidfile"; then
+        echo "$label: running pid $(cat "$pidfile") port $port, ready: $(curl -s "http://127.0.0.1:$port/readyz" || echo no)"
+      else echo "$label: stopped (stale $pidfile)"; fi
+    done
+    [ "$found" -eq 1 ] || echo "$name: stopped"
   done
   echo "kafka: $(deploy/kafka/kafka.sh status || true)"; echo "redis: $(deploy/redis.sh status || true)"
   echo "keycloak: $(deploy/keycloak/keycloak.sh status || true)"; echo "nginx: $(deploy/nginx/nginx.sh status || true)"

@@ -297,7 +297,7 @@ def ops_router(runtime: Runtime) -> APIRouter:
         responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}, "description": "Text"}},
     )
     async def metrics() -> Response:
-        return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(runtime.metrics.exposition), media_type=CONTENT_TYPE_LATEST)
 
     return router
 

@@ -3,7 +3,8 @@
 #   deploy/nginx/nginx.sh install|start|wait|stop|status|reload|render
 # Environment: PROXY_PORT (8080), INTAKE_PORT (8000), ROUTING_PORT (8001), NOTIFICATIONS_PORT (8002),
 #              ANALYTICS_PORT (8003), VAR_DIR (var), NGINX_WORKERS (1), NGINX_RETRY_AFTER_S (30),
-#              NGINX_WAIT_S (20).
+#              NGINX_WAIT_S (20), <SERVICE>_REPLICAS (1): a service's upstream lists replica i on its port + 100*i
+#              (deploy/platform.sh starts them so).
 # The configuration is rendered from deploy/nginx/kiruna.conf.in into $VAR_DIR/nginx/nginx.conf; the pid file is
 # $VAR_DIR/run/nginx.pid, the logs $VAR_DIR/log/nginx-{error,access}.log. /etc/nginx is never touched.
 set -euo pipefail
@@ -35,11 +36,22 @@ install() {
   [ -n "$(nginx_bin)" ] || { say "nginx is still missing after installing it"; exit 1; }
 }
 
+# The upstream's servers: replica i of a service answers on its port + 100*i (one line: "server a; server b;").
+servers() {
+  local base=$1 count=$2 i line=""
+  for ((i = 0; i < count; i++)); do line+="${line:+ }server 127.0.0.1:$((base + 100 * i));"; done
+  echo "$line"
+}
+
 render() {
   local port_var value
-  for port_var in PROXY_PORT INTAKE_PORT ROUTING_PORT NOTIFICATIONS_PORT ANALYTICS_PORT NGINX_WORKERS NGINX_RETRY_AFTER_S; do
+  for port_var in PROXY_PORT INTAKE_PORT ROUTING_PORT NOTIFICATIONS_PORT ANALYTICS_PORT NGINX_WORKERS NGINX_RETRY_AFTER_S \
+                  INTAKE_REPLICAS ROUTING_REPLICAS NOTIFICATIONS_REPLICAS ANALYTICS_REPLICAS; do
     value=${!port_var:-}
     if [ -n "$value" ] && ! [[ "$value" =~ ^[0-9]+$ ]]; then say "$port_var must be a number, not '$value'"; exit 2; fi
+    if [[ "$port_var" == *_REPLICAS ]] && [ -n "$value" ] && [ "$value" -lt 1 ]; then
+      say "$port_var must be at least 1, not '$value'"; exit 2
+    fi
   done
   case "$var" in *[\|\;\ \'\"\{\}\&\\]*) say "VAR_DIR must not contain spaces, quotes, braces, backslashes, ';', '&' or '|': $var"; exit 2 ;; esac
   local user mime
@@ -53,10 +65,10 @@ render() {
   fi
   mkdir -p "$prefix" "$var/run" "$var/log"
   sed -e "s|@PROXY_PORT@|$port|g" \
-      -e "s|@INTAKE_PORT@|${INTAKE_PORT:-8000}|g" \
-      -e "s|@ROUTING_PORT@|${ROUTING_PORT:-8001}|g" \
-      -e "s|@NOTIFICATIONS_PORT@|${NOTIFICATIONS_PORT:-8002}|g" \
-      -e "s|@ANALYTICS_PORT@|${ANALYTICS_PORT:-8003}|g" \
+      -e "s|@INTAKE_SERVERS@|$(servers "${INTAKE_PORT:-8000}" "${INTAKE_REPLICAS:-1}")|g" \
+      -e "s|@ROUTING_SERVERS@|$(servers "${ROUTING_PORT:-8001}" "${ROUTING_REPLICAS:-1}")|g" \
+      -e "s|@NOTIFICATIONS_SERVERS@|$(servers "${NOTIFICATIONS_PORT:-8002}" "${NOTIFICATIONS_REPLICAS:-1}")|g" \
+      -e "s|@ANALYTICS_SERVERS@|$(servers "${ANALYTICS_PORT:-8003}" "${ANALYTICS_REPLICAS:-1}")|g" \
       -e "s|@WORKERS@|${NGINX_WORKERS:-1}|g" \
       -e "s|@RETRY_AFTER_S@|${NGINX_RETRY_AFTER_S:-30}|g" \
       -e "s|@VAR_DIR@|$var|g" \

@@ -16,6 +16,7 @@ import contextlib
 import email.policy
 import email.utils
 import html
+import os
 import re
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
@@ -450,7 +451,14 @@ async def smtp_listener(
     intake: Intake, settings: IntakeSettings, *, registry: CollectorRegistry
 ) -> AsyncIterator[asyncio.Server | None]:
     """Listen for mail in the service's own event loop (so ideas go out through its broker); refusals are counted
-    in ``registry``."""
+    in ``registry``.
+
+    With several worker processes (``INTAKE_WORKERS``) every worker listens on the one SMTP port with SO_REUSEPORT
+    and the kernel spreads the connections over them: no worker is special, so a worker that dies takes no door
+    with it (the others keep answering while it is replaced), and a mail is safe in any worker (its Message-ID
+    and the per-sender counters are in Redis, shared by all). A single process binds the port alone as before, so a
+    port already taken still fails its start. (Another program can never share the port: SO_REUSEPORT needs it set
+    on every socket, by the same user.)"""
     if not settings.smtp_enabled:
         yield None
         return
@@ -465,6 +473,7 @@ async def smtp_listener(
         ),
         host=settings.smtp_host,
         port=settings.smtp_port,
+        reuse_port=settings.workers > 1 or None,
     )
     intake.logger.info(
         "listening for ideas by e-mail",
@@ -472,6 +481,8 @@ async def smtp_listener(
             "host": settings.smtp_host,
             "port": server.sockets[0].getsockname()[1],
             "address": settings.idea_address,
+            "pid": os.getpid(),
+            "shared_with_workers": settings.workers > 1,
         },
     )
     try:

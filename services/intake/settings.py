@@ -11,6 +11,13 @@ class IntakeSettings(ServiceSettings):
 
     port: int = 8000
     group_id: str = "intake"
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Worker processes serving the one HTTP port (and SMTP door, SO_REUSEPORT), each a member of "
+        "intake's consumer groups; above 1, /metrics merges them (PROMETHEUS_MULTIPROC_DIR, shared/runner.py)",
+    )
     # Who may submit: people are identified by the OpenID Connect provider (OIDC_* settings, shared/oidc.py)
     anonymous_without_sign_in: bool = Field(
         True, description="Anonymous ideas from people who are not signed in (rate-limited; nothing personal kept)"
