@@ -46,6 +46,7 @@ from bench.stack import (
     NO_FLUSH,
     PYTHON,
     ROOT,
+    Cluster,
     Infrastructure,
     ServiceCommand,
     Services,
@@ -114,7 +115,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--skip",
         default=os.environ.get("BENCH_SKIP", ""),
-        help="phases to leave out: ceiling,consumers,intake,pipeline,search",
+        help="phases to leave out: ceiling,consumers,intake,pipeline,search,scaling",
+    )
+    p.add_argument(
+        "--scaling-replicas",
+        default=os.environ.get("BENCH_SCALING_REPLICAS", "1,2,3"),
+        help="routing replicas tried on the three-broker cluster (phase scaling)",
     )
     p.add_argument("--profile", action="store_true", help="py-spy each service under load (pip install '.[bench]')")
     p.add_argument("--keep", action="store_true", help="keep the run's topics, groups and Redis keys")
@@ -135,6 +141,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     args = p.parse_args(argv)
     args.skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    args.scaling_replicas = [int(n) for n in str(args.scaling_replicas).split(",") if n.strip()]
+    if not args.scaling_replicas or min(args.scaling_replicas) < 1:
+        p.error("--scaling-replicas: a comma-separated list of numbers of at least 1, e.g. 1,2,3")
     return args
 
 
@@ -256,11 +265,11 @@ class Bench:
 
     # --- pre-fill ---------------------------------------------------------------------------------------
 
-    async def data_keys(self, space: Space, people: set[str]) -> dict[str, DataKey]:
+    async def data_keys(self, space: Space, people: set[str], kafka: KafkaSettings) -> dict[str, DataKey]:
         """Each person's data key in the space's keyring (made and recorded in its people.keys.v1, as intake makes
         them on a person's first idea), so that the services open the sealed submitters as they would intake's."""
         settings = ServiceSettings(
-            kafka=self.kafka.model_copy(update={"topic_prefix": space.topic_prefix}),
+            kafka=kafka.model_copy(update={"topic_prefix": space.topic_prefix}),
             redis_url=self.redis_url,
             redis_prefix=space.redis_prefix,
         )
@@ -278,13 +287,14 @@ class Bench:
             await redis.aclose()
         return keys
 
-    async def prefill(self, space: Space, count: int) -> int:
+    async def prefill(self, space: Space, count: int, kafka: KafkaSettings | None = None) -> int:
         """``count`` IdeaSubmitted events as intake writes them (envelope, key, headers; the submitter sealed under
         their data key) on the space's ideas.submitted.v2; returns the mean size."""
+        kafka = kafka or self.kafka
         bodies = sample_ideas()
-        keys = await self.data_keys(space, {body["submitter"]["email"] for body in bodies})
+        keys = await self.data_keys(space, {body["submitter"]["email"] for body in bodies}, kafka)
         producer = AIOKafkaProducer(
-            **client_options(self.kafka), acks="all", enable_idempotence=True, linger_ms=20, max_batch_size=262144
+            **client_options(kafka), acks="all", enable_idempotence=True, linger_ms=20, max_batch_size=262144
         )
         await producer.start()
         size = 0
@@ -443,6 +453,42 @@ class Bench:
                 self.report.summary["routing_vs_raw"] = d.rate / self.raw_rate if self.raw_rate else None
         dlq = await self.dead_letters(space)
         rows.append(("dead letters written", "", fmt(dlq)))
+
+    async def phase_scaling(self) -> None:
+        """Routing as 1, 2 and 3 replicas in one consumer group on the three-broker cluster (deploy/kafka/cluster.sh,
+        started if it does not answer and stopped again), each draining its own pre-filled topic."""
+        args = self.args
+        cluster = Cluster()
+        env = cluster.ensure()
+        kafka = cluster.settings(env)
+        rows = self.report.section(
+            f"routing replicas on the three-broker cluster (replication 3, min.insync 2, SASL; {args.drain_events} "
+            f"ideas pre-filled per run, {kafka.partitions} partitions)",
+            ("replicas", "events/s", "CPU us/event", "speed-up", "events", "window s", "all consumed"),
+        )
+        single: float | None = None
+        try:
+            for replicas in args.scaling_replicas:
+                space = self.space(f"s{replicas}")
+                await space.create_topics(kafka)
+                say(f"scaling: pre-filling {space.topics.submitted} on the cluster with {args.drain_events} events")
+                await self.prefill(space, args.drain_events, kafka)
+                d = await self.drain(space, "routing", replicas, kafka=kafka, extra_env=env)
+                if d.rate is None:
+                    rows.append((str(replicas), "-", "-", "-", fmt(d.events), "-", "no"))
+                    continue
+                single = single or (d.rate if replicas == 1 else None)
+                speedup = f"{d.rate / single:.2f}" if single else "-"
+                done = "yes" if d.events >= d.total else f"{d.events}/{d.total}"
+                window = fmt(d.window_s, 1)
+                rows.append((str(replicas), fmt(d.rate), fmt(d.cpu_us), speedup, fmt(d.events), window, done))
+                self.report.summary[f"routing_x{replicas}_events_per_s"] = d.rate
+                self.report.summary[f"routing_x{replicas}_cpu_us_per_event"] = d.cpu_us
+        finally:
+            if not args.keep:
+                with contextlib.suppress(Exception):
+                    await cleanup(kafka, self.run, groups=False)
+            cluster.stop()
 
     async def intake_alone(self, space: Space, requests_for, label: str, extra_env: dict[str, str] | None = None):
         """Intake alone under ``--concurrency`` clients back to back; its load and its CPU per accepted idea over
@@ -715,6 +761,8 @@ class Bench:
                 await self.phase_pipeline(
                     pipeline, lambda port: encode_requests("127.0.0.1", port, "/api/v1/ideas", bodies, tokens)
                 )
+            if "scaling" not in args.skip:
+                await self.phase_scaling()
             self.memory_section()
         finally:
             self.stop_mailsink()

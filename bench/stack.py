@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -107,6 +108,39 @@ class Infrastructure:
         for what in reversed(self.started):
             script = "deploy/kafka/kafka.sh" if what == "kafka" else "deploy/redis.sh"
             subprocess.run([str(ROOT / script), "stop"], check=False)
+
+
+class Cluster:
+    """The three-broker cluster of deploy/kafka/cluster.sh (SASL, replication 3): used if it answers, else started
+    and stopped again at the end (its data kept under var/cluster)."""
+
+    SCRIPT = ROOT / "deploy/kafka/cluster.sh"
+
+    def __init__(self) -> None:
+        self.started = False
+
+    def ensure(self) -> dict[str, str]:
+        """Start it unless it answers; return its superuser's KAFKA_* settings (``cluster.sh env``)."""
+        if not answers(19092):
+            say("no three-broker cluster on 127.0.0.1:19092: starting one (deploy/kafka/cluster.sh up)")
+            subprocess.run([str(self.SCRIPT), "up"], check=True)
+            self.started = True
+        subprocess.run([str(self.SCRIPT), "wait"], check=True)
+        printed = subprocess.run([str(self.SCRIPT), "env"], check=True, capture_output=True, text=True).stdout
+        env: dict[str, str] = {}
+        for line in printed.splitlines():
+            for word in shlex.split(line.removeprefix("export ")):
+                name, _, value = word.partition("=")
+                env[name] = value
+        return env
+
+    @staticmethod
+    def settings(env: dict[str, str]) -> KafkaSettings:
+        return KafkaSettings(**{name.removeprefix("KAFKA_").lower(): value for name, value in env.items()})
+
+    def stop(self) -> None:
+        if self.started:
+            subprocess.run([str(self.SCRIPT), "down"], check=False)
 
 
 @dataclass
@@ -368,18 +402,19 @@ async def committed(admin: AIOKafkaAdminClient, groups: list[str]) -> int:
     return total
 
 
-async def cleanup(kafka: KafkaSettings, run: str) -> None:
-    """Delete every topic, consumer group and Redis key of this run."""
+async def cleanup(kafka: KafkaSettings, run: str, *, groups: bool = True) -> None:
+    """Delete every topic, consumer group (unless ``groups`` is False: Kafka's group tool is run without SASL
+    settings, so not against the cluster) and Redis key of this run."""
     async with admin_client(kafka) as admin:
         topics = [t for t in await admin.list_topics() if t.startswith(run)]
         for start in range(0, len(topics), 50):
             with contextlib.suppress(Exception):
                 await admin.delete_topics(topics[start : start + 50], timeout_ms=30_000)
-        groups = [g[0] for g in await admin.list_consumer_groups() if str(g[0]).startswith(run)]
-    if groups:
+        found = [g[0] for g in await admin.list_consumer_groups() if str(g[0]).startswith(run)] if groups else []
+    if found:
         command = ["java", "-cp", kafka_classpath(), "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"]
         command += ["--bootstrap-server", kafka.bootstrap_servers, "--delete"]
-        for group in groups:
+        for group in found:
             command += ["--group", group]
         await asyncio.to_thread(subprocess.run, command, check=False, capture_output=True, timeout=120)
     redis = Redis.from_url(ServiceSettings().redis_url)
@@ -394,4 +429,4 @@ async def cleanup(kafka: KafkaSettings, run: str) -> None:
             await redis.delete(*batch)
     finally:
         await redis.aclose()
-    say(f"deleted {len(topics)} topics, {len(groups)} consumer groups and the Redis keys of {run}")
+    say(f"deleted {len(topics)} topics, {len(found)} consumer groups and the Redis keys of {run}")

@@ -29,7 +29,11 @@ class LiveCatalogue:
         self._listeners: list[Listener] = []
         registry = runtime.metrics.registry
         self._info = Gauge(
-            "kiruna_catalogue_info", "The catalogue version in use (value 1)", ["version"], registry=registry
+            "kiruna_catalogue_info",
+            "The catalogue version in use (value 1)",
+            ["version"],
+            registry=registry,
+            multiprocess_mode="livemax",  # several workers (INTAKE_WORKERS): 1 for each version a live worker uses
         )
         self._errors = Counter(
             "kiruna_catalogue_reload_errors",
@@ -71,6 +75,8 @@ class LiveCatalogue:
             if inspect.isawaitable(outcome):
                 await outcome
         old, self.current = self.current.version, catalogue
+        # 0, not only removed: in multiprocess mode (shared/metrics.py) a removed series stays in the worker's file
+        self._info.labels(old).set(0)
         self._info.clear()
         self._info.labels(catalogue.version).set(1)
         self.runtime.logger.info("catalogue reloaded", extra={"from_version": old, "to_version": catalogue.version})
