@@ -567,3 +567,25 @@ def test_each_part_is_named_when_down_and_stop_stops_nginx(tmp_path: Path) -> No
 
     eventually(gone)
     assert (tmp_path / "log" / "nginx-access.log").read_text().count("service=") >= len(expected)
+
+
+def upstream_servers(config: str, service: str) -> list[str]:
+    block = re.search(rf"upstream {service} \{{(.*?)\}}", config, re.S)
+    assert block is not None, f"no upstream {service} in the rendered configuration"
+    return re.findall(r"server (127\.0\.0\.1:\d+)", block.group(1))
+
+
+def test_the_proxy_lists_every_replica_of_a_service(tmp_path: Path) -> None:
+    """<SERVICE>_REPLICAS (make run): replica i answers on the service's port + 100·i, and the upstream lists each."""
+    base = {**os.environ, "VAR_DIR": str(tmp_path), "ROUTING_PORT": "18001", "INTAKE_PORT": "18000"}
+    config = tmp_path / "nginx" / "nginx.conf"  # where `render` writes it (and prints its path)
+    one = script("render", base)
+    assert one.returncode == 0, one.stderr
+    assert upstream_servers(config.read_text(), "routing") == ["127.0.0.1:18001"]  # the default: one of each
+    three = script("render", {**base, "ROUTING_REPLICAS": "3"})
+    assert three.returncode == 0, three.stderr
+    rendered = config.read_text()
+    assert upstream_servers(rendered, "routing") == ["127.0.0.1:18001", "127.0.0.1:18101", "127.0.0.1:18201"]
+    assert upstream_servers(rendered, "intake") == ["127.0.0.1:18000"]
+    refused = script("render", {**base, "ROUTING_REPLICAS": "0"})
+    assert refused.returncode == 2 and "ROUTING_REPLICAS" in refused.stderr
