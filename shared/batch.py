@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -53,6 +54,25 @@ IdeaHandler = Callable[[Sequence["Envelope[Any]"]], Awaitable[None]]
 BatchHandler = Callable[[Sequence["Envelope[Any]"]], Awaitable[None]]
 
 _PROPAGATOR = TraceContextTextMapPropagator()
+
+
+_SCOPES: contextvars.ContextVar[tuple[BatchConsumer, dict[int, Delivered]] | None] = contextvars.ContextVar(
+    "kiruna_batch_scopes", default=None
+)
+
+
+def each_in_scope(events: Sequence[Envelope[Any]]) -> Iterator[Envelope[Any]]:
+    """The events given to a ``per_batch`` handler, each yielded inside its own log context (idea, event and
+    correlation id) and trace (its record's ``traceparent``), so that what the handler publishes for it continues
+    that event's trace. Outside a batch subscriber (a test calling the handler) the events as they are."""
+    current = _SCOPES.get()
+    for event in events:
+        delivered = current[1].get(id(event)) if current is not None else None
+        if delivered is None:
+            yield event
+            continue
+        with current[0]._scope(delivered):
+            yield event
 
 
 def _trace_id(traceparent: str | None) -> str | None:
@@ -88,8 +108,10 @@ def subscribe_batch(
       that can save round trips by taking them together). If it fails, its events are handled again one at a
       time — ``per_idea([event])`` under the retry policy — so that only the failing one is dead-lettered;
     - ``per_batch(events)``: called once with every parsed event of the batch, each idea's in the topic's order
-      (for handlers that read and write a whole batch's state in one round trip each). If it fails, the events
-      are handled again one at a time, ideas concurrently, as ``per_batch([event])`` under the retry policy.
+      (for handlers that read and write a whole batch's state in one round trip each; :func:`each_in_scope` gives
+      each event its log context and trace). If it fails, the events are handled again one at a time, ideas
+      concurrently, as ``per_batch([event])`` under the retry policy. While spans are recorded (an OTLP endpoint
+      is set) it is always called that way, one event in its own span, so that traces stay whole.
 
     With ``transactions`` (shared/transactions.py) what the batch's handlers publish is committed with the
     batch's offsets in one Kafka transaction.
@@ -159,7 +181,9 @@ class BatchConsumer:
     async def handle(self, records: Sequence[ConsumerRecord]) -> None:
         started = time.perf_counter()
         ideas = await self.parse(records)
-        if self.per_batch is not None and ideas and await self._whole_batch(ideas):
+        # With spans recorded (OTLP endpoint set), a per_batch handler gets one event at a time, in the event's span,
+        # so that every Redis command and publish belongs to its idea's trace; without, the whole batch at once.
+        if self.per_batch is not None and not self.spans and ideas and await self._whole_batch(ideas):
             self._log_batch(records, ideas, started)
             return
         limit = asyncio.Semaphore(self.concurrency)
@@ -188,9 +212,9 @@ class BatchConsumer:
         events are handled again one at a time."""
         assert self.per_batch is not None
         events = [delivered.event for idea in ideas for delivered in idea]
+        token = _SCOPES.set((self, {id(delivered.event): delivered for idea in ideas for delivered in idea}))
         try:
-            with self._scope(ideas[0][0], count=len(events)):
-                await self.per_batch(events)
+            await self.per_batch(events)
             return True
         except HandlerException:
             raise
@@ -200,6 +224,8 @@ class BatchConsumer:
                 extra={"topic": self.topic, "events": len(events), "error": repr(exc)},
             )
             return False
+        finally:
+            _SCOPES.reset(token)
 
     def _log_batch(self, records: Sequence[ConsumerRecord], ideas: list[list[Delivered]], started: float) -> None:
         if self.logger.isEnabledFor(logging.DEBUG):

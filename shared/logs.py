@@ -35,6 +35,11 @@ def log_context(**fields: str | None) -> Iterator[None]:
         _CONTEXT.reset(token)
 
 
+def current_log_fields() -> dict[str, str]:
+    """The fields every log line written here and now carries (:func:`log_context`)."""
+    return dict(_CONTEXT.get() or {})
+
+
 def masked(value: Any, depth: int = 0) -> Any:
     """``value`` with every e-mail address in its text masked: strings, bytes (as text), and the strings inside
     lists, tuples, sets and dicts (keys too); other values as they are. What logs, dead-letter headers and span

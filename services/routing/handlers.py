@@ -16,6 +16,7 @@ from typing import Any
 from services.routing.classifier import Router, RoutingDecision
 from services.routing.feedback import FeedbackMemory
 from services.routing.store import RoutingStore
+from shared.batch import each_in_scope
 from shared.events import (
     AreaMatch,
     EditedEvent,
@@ -107,7 +108,9 @@ class RoutingHandlers:
         handled: list[str] = []
         organisations: Counter[str] = Counter()
         skipped = kept = triage = 0
-        for event, (seen, held, rerouted, overtaken) in zip(events, arrivals, strict=True):
+        arrived = dict(zip((id(event) for event in events), arrivals, strict=True))
+        for event in each_in_scope(events):  # each in its own log context and trace
+            seen, held, rerouted, overtaken = arrived[id(event)]
             idea = event.data
             if seen:
                 self.metrics.idempotent_skips.labels(SERVICE, self.topics.submitted).inc()

@@ -10,9 +10,10 @@ from collections import defaultdict
 
 import pytest
 
-from shared.batch import subscribe_batch
+from shared.batch import each_in_scope, subscribe_batch
 from shared.events import Envelope, IdeaSubmitted, SubmittedEvent
 from shared.service import Runtime
+from shared.logs import current_log_fields
 from shared.settings import ServiceSettings
 from tests.support.kafka import eventually, probe, raw_producer
 
@@ -104,6 +105,42 @@ async def test_bad_records_are_dead_lettered_and_the_rest_of_the_batch_is_handle
     assert poison_headers["x-dlq-attempts"] == "3" and "cannot record 666" in poison_headers["x-dlq-error"]
     assert recorded == {good: [0, 1, 2], odd_header: [7]}
     assert 3 in together  # the good idea's three events were recorded together
+
+
+async def test_a_whole_batch_handler_gets_every_event_at_once_in_order_and_only_the_failing_one_is_dead_lettered(
+    service_settings, topics, kafka_settings
+):
+    first, second, poisoned = (str(uuid.uuid4()) for _ in range(3))
+    async with raw_producer(kafka_settings) as producer:
+        await producer.send(topics.submitted, b"{not json", key=first.encode())
+        for seq in range(4):  # two ideas' events interleaved
+            idea_id = (first, second)[seq % 2]
+            await producer.send(topics.submitted, submitted(idea_id, seq).to_bytes(), key=idea_id.encode())
+        await producer.send(topics.submitted, submitted(poisoned, 666).to_bytes(), key=poisoned.encode())
+        await producer.flush()
+
+    runtime = Runtime.create("batchtest", service_settings(ServiceSettings))
+    recorded: dict[str, list[int]] = defaultdict(list)
+    calls: list[int] = []
+    contexts: list[tuple[str, str | None]] = []
+
+    async def record_batch(events) -> None:
+        calls.append(len(events))
+        if any(seq_of(event) == 666 for event in events):
+            raise RuntimeError("cannot record 666")
+        for event in each_in_scope(events):
+            contexts.append((event.subject, current_log_fields().get("idea_id")))
+            recorded[event.subject].append(seq_of(event))
+
+    subscribe_batch(runtime, topics.submitted, SubmittedEvent, title="test.submitted", per_batch=record_batch)
+    async with runtime.running(), probe(kafka_settings, topics.dlq(topics.submitted)) as dead_letters:
+        records = await dead_letters.wait_count(2)
+        assert await eventually(lambda: all_committed(runtime), timeout=20)
+    reasons = {record.key.decode(): dict(record.headers)["x-dlq-reason"].decode() for record in records}
+    assert reasons == {first: "malformed", poisoned: "failed"}
+    assert recorded == {first: [0, 2], second: [1, 3]}  # each once, in the topic's order, the poisoned one never
+    assert max(calls) >= 5  # the good events and the poisoned one came together first, then one at a time
+    assert all(subject == idea for subject, idea in contexts)  # each event in its own log context
 
 
 async def test_a_batch_whose_dead_letter_write_fails_is_not_committed_and_comes_again(

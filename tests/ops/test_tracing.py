@@ -63,7 +63,7 @@ async def test_an_idea_carries_one_trace_from_intake_through_routing(service_set
     lines, logger = Lines(), logging.getLogger("routing")
     level = logger.level
     logger.addHandler(lines)
-    logger.setLevel(logging.INFO)
+    logger.setLevel(logging.DEBUG)  # each idea's line is DEBUG; a batch's summary line is INFO
     try:
         async with (
             running(intake_app(service_settings(IntakeSettings))) as intake,
