@@ -12,8 +12,8 @@ import pytest
 
 from shared.batch import each_in_scope, subscribe_batch
 from shared.events import Envelope, IdeaSubmitted, SubmittedEvent
-from shared.service import Runtime
 from shared.logs import current_log_fields
+from shared.service import Runtime
 from shared.settings import ServiceSettings
 from tests.support.kafka import eventually, probe, raw_producer
 
