@@ -80,7 +80,7 @@ topics: install
 	$(BIN)/python -m shared.topics create
 
 bench: install  ## start (or reuse) Kafka and Redis, benchmark the four services on throwaway topics, print the table
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run --scaling
 
 # FILE is JSON lines in submission order: {"title", "description", "duplicate_of": 0-based index of an earlier line or null}.
 similar-eval: $(BIN)/.installed  ## the similar-ideas engine on FILE=<jsonl>: prints its missed duplicates and false alarms, then last `duplicates_recall_at_3=<x> false_alarm_rate=<x> ideas=<n>`

@@ -118,6 +118,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="phases to leave out: ceiling,consumers,intake,pipeline,search,scaling",
     )
     p.add_argument(
+        "--scaling",
+        action="store_true",
+        default=os.environ.get("BENCH_SCALING") == "1",
+        help="also run routing as 1, 2 and 3 replicas on the three-broker cluster (started if it does not answer; "
+        "make bench does)",
+    )
+    p.add_argument(
         "--scaling-replicas",
         default=os.environ.get("BENCH_SCALING_REPLICAS", "1,2,3"),
         help="routing replicas tried on the three-broker cluster (phase scaling)",
@@ -761,7 +768,7 @@ class Bench:
                 await self.phase_pipeline(
                     pipeline, lambda port: encode_requests("127.0.0.1", port, "/api/v1/ideas", bodies, tokens)
                 )
-            if "scaling" not in args.skip:
+            if args.scaling and "scaling" not in args.skip:
                 await self.phase_scaling()
             self.memory_section()
         finally:

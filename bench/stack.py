@@ -136,7 +136,8 @@ class Cluster:
 
     @staticmethod
     def settings(env: dict[str, str]) -> KafkaSettings:
-        return KafkaSettings(**{name.removeprefix("KAFKA_").lower(): value for name, value in env.items()})
+        found = {name.removeprefix("KAFKA_").lower(): value for name, value in env.items()}
+        return KafkaSettings(**found, publish_timeout_s=30)  # a busy three-node cluster: the bench's own writes wait
 
     def stop(self) -> None:
         if self.started:
@@ -178,6 +179,26 @@ class Space:
                 TopicSpec(s.name, s.partitions, {**s.config, "flush.messages": self.flush_messages}) for s in specs
             ]
         await ensure_topics(settings, specs)
+        await wait_for_leaders(settings, [spec.name for spec in specs])
+
+
+async def wait_for_leaders(kafka: KafkaSettings, topics: list[str], timeout_s: float = 60.0) -> None:
+    """Until every partition of ``topics`` has a leader that every broker knows of (a cluster under load takes a
+    few seconds after creating them; a producer meanwhile hears "not found" and "not leader")."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        async with admin_client(kafka) as admin:
+            described = await admin.describe_topics(topics)
+        waiting = [
+            t["topic"]
+            for t in described
+            if t.get("error_code") or not t["partitions"] or any(p["leader"] < 0 for p in t["partitions"])
+        ]
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no leader after {timeout_s:.0f}s for the partitions of {', '.join(waiting[:5])}")
+        await asyncio.sleep(0.5)
 
 
 @dataclass
