@@ -15,11 +15,20 @@ EFFECT_KEY_TTL_S = 30 * 86400
 """The default of the setting ``EFFECT_KEY_TTL_S`` (shared/settings.py): 30 days."""
 
 
+_MARK_ALL = """
+for _, key in ipairs(KEYS) do
+  redis.call('SET', key, '1', 'EX', ARGV[1])
+end
+return #KEYS
+"""
+
+
 class Idempotency:
     def __init__(self, redis: Redis, *, prefix: str, scope: str, ttl_s: int = EFFECT_KEY_TTL_S) -> None:
         self.redis = redis
         self._prefix = f"{prefix}:done:{scope}:"
         self.ttl_s = ttl_s  # marks expire after this (settings.effect_key_ttl_s: longer than any redelivery window)
+        self._mark_all = redis.register_script(_MARK_ALL)
 
     def key(self, event_id: str) -> str:
         return self._prefix + event_id
@@ -31,13 +40,9 @@ class Idempotency:
         await self.redis.set(self.key(event_id), 1, ex=self.ttl_s)
 
     async def mark_all(self, event_ids: list[str]) -> None:
-        """Mark every event of a batch in one round trip."""
-        if not event_ids:
-            return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for event_id in event_ids:
-                pipe.set(self.key(event_id), 1, ex=self.ttl_s)
-            await pipe.execute()
+        """Mark every event of a batch in one command (a script: one round trip, one command to encode)."""
+        if event_ids:
+            await self._mark_all(keys=[self.key(event_id) for event_id in event_ids], args=[self.ttl_s])
 
     async def claim(self, event_id: str) -> bool:
         """Mark and tell whether this call was the first (for effects that are themselves idempotent)."""
