@@ -129,6 +129,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=os.environ.get("BENCH_SCALING_REPLICAS", "1,2,3"),
         help="routing replicas tried on the three-broker cluster (phase scaling)",
     )
+    p.add_argument(
+        "--replicas",
+        action="append",
+        default=[],
+        metavar="SERVICE=N",
+        help="routing, notifications or analytics as N processes in one consumer group in the consumers and "
+        "pipeline phases (also ROUTING_REPLICAS=N ... as for make run; intake: --service-env INTAKE_WORKERS=N)",
+    )
     p.add_argument("--profile", action="store_true", help="py-spy each service under load (pip install '.[bench]')")
     p.add_argument("--keep", action="store_true", help="keep the run's topics, groups and Redis keys")
     p.add_argument(
@@ -148,6 +156,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     args = p.parse_args(argv)
     args.skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    replicas = {name: os.environ.get(f"{name.upper()}_REPLICAS") for name in ("routing", "notifications", "analytics")}
+    for item in args.replicas:
+        name, _, count = item.partition("=")
+        if name not in replicas:
+            p.error(f"--replicas {item}: SERVICE is routing, notifications or analytics (intake: INTAKE_WORKERS)")
+        replicas[name] = count
+    try:
+        args.replicas = {name: int(count) for name, count in replicas.items() if count}
+    except ValueError:
+        p.error(f"--replicas / <SERVICE>_REPLICAS: a whole number of processes, not {replicas}")
+    if any(count < 1 for count in args.replicas.values()):
+        p.error("--replicas / <SERVICE>_REPLICAS: at least 1")
     args.scaling_replicas = [int(n) for n in str(args.scaling_replicas).split(",") if n.strip()]
     if not args.scaling_replicas or min(args.scaling_replicas) < 1:
         p.error("--scaling-replicas: a comma-separated list of numbers of at least 1, e.g. 1,2,3")
@@ -447,7 +467,7 @@ class Bench:
         if self.raw_cpu_us is not None:
             rows.append(("raw aiokafka loop (batched)", fmt(self.raw_cpu_us), fmt(self.raw_rate), "1.00", "", "", ""))
         for name in ("routing", "notifications", "analytics"):
-            d = await self.drain(space, name)
+            d = await self.drain(space, name, args.replicas.get(name, 1))
             if d.rate is None:
                 rows.append((name, "-", "-", "-", "0", "-", "no"))
                 continue
@@ -587,7 +607,7 @@ class Bench:
         """The search for the highest sustained rate first (upwards from a low rate, so that an overloaded step
         comes last), then the fixed rate, each after the platform has gone quiet."""
         args = self.args
-        services = Services(space, self.log_dir, self.smtp_port, self.command)
+        services = Services(space, self.log_dir, self.smtp_port, self.command, replicas=args.replicas)
         services.start(*("intake", "routing", "notifications", "analytics"))
         tracker = Tracker(self.kafka, space, self.redis_url)
         try:
@@ -796,6 +816,8 @@ class Bench:
             f"phases {args.duration:.0f}s, search steps {args.step_duration:.0f}s; "
             f"services' topics flush.messages={args.flush_messages or 'broker default'}"
         )
+        if args.replicas:
+            print("replicas: " + ", ".join(f"{name} x{count}" for name, count in sorted(args.replicas.items())))
         if self.command != ServiceCommand():
             print(f"services from {self.command.root} with {self.command.python}, extra env {dict(self.command.env)}")
         if args.profile:
