@@ -80,6 +80,8 @@ class Keyring:
         self.clock = clock
         self.logger = logger or logging.getLogger("keyring")
         self._cache: dict[str, tuple[DataKey, float]] = {}
+        self._wrapped: dict[str, tuple[str, DataKey]] = {}
+        """Each person's wrapped record as :meth:`key_for` last read it from Redis, with its key unwrapped."""
         self._restored = False
         self._restore_lock = asyncio.Lock()
 
@@ -124,18 +126,31 @@ class Keyring:
         await self.restore_if_lost()
         name = self.pseudonym(person)
         redis_key = self._key("key", name)
-        made = DataKey.new(name, now=since or utc_now())
-        record = self.kek.wrap(made)
-        if await self.redis.hsetnx(redis_key, "record", record.model_dump_json()):
-            await self._record(redis_key, record)
-            self._remember(name, made)
-            return made
+        # Most people act again: read their key first (one round trip; nothing made, wrapped and thrown away)
         stored = await self.redis.hgetall(redis_key)
-        current = PersonKey.model_validate_json(_field(stored, "record") or "")
+        if not _field(stored, "record"):
+            made = DataKey.new(name, now=since or utc_now())
+            record = self.kek.wrap(made)
+            if await self.redis.hsetnx(redis_key, "record", record.model_dump_json()):
+                await self._record(redis_key, record)
+                self._remember(name, made)
+                return made
+            stored = await self.redis.hgetall(redis_key)  # made meanwhile by another request or process
+        raw = _field(stored, "record") or ""
         if _field(stored, "recorded") != "1":  # its maker may have died before recording it: record it again
-            await self._record(redis_key, current)
-        key = self.kek.unwrap(current)
+            await self._record(redis_key, PersonKey.model_validate_json(raw))
+        key = self._unwrapped(name, raw)
         self._remember(name, key)
+        return key
+
+    def _unwrapped(self, name: str, raw: str) -> DataKey:
+        """The data key of a wrapped record as Redis holds it. Redis is read every time (an erasure elsewhere must
+        be seen at once when sealing); only the parsing and unwrapping of the same record is not done again."""
+        known = self._wrapped.get(name)
+        if known is not None and known[0] == raw:
+            return known[1]
+        key = self.kek.unwrap(PersonKey.model_validate_json(raw))
+        self._wrapped[name] = (raw, key)
         return key
 
     async def _record(self, redis_key: str, record: PersonKey) -> None:
@@ -195,10 +210,12 @@ class Keyring:
     def _remember(self, pseudonym_: str, key: DataKey) -> None:
         if len(self._cache) > 10_000:
             self._cache.clear()
+            self._wrapped.clear()
         self._cache[pseudonym_] = (key, self.clock() + self.cache_s)
 
     def forget_cached(self, pseudonym_: str) -> None:
         self._cache.pop(pseudonym_, None)
+        self._wrapped.pop(pseudonym_, None)
 
     # --- erasure --------------------------------------------------------------------------------------------
 

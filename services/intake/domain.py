@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from dataclasses import dataclass
@@ -51,9 +52,15 @@ def intake_id(*parts: str) -> str:
 
 def detect_language(text: str) -> str:
     """'sv' or 'en' from function words and å/ä/ö; Swedish when unsure (most ideas are Swedish)."""
-    words = [w.lower() for w in _WORD.findall(text)]
-    swedish = sum(w in _SWEDISH for w in words) + 2 * sum(any(c in "åäö" for c in w) for w in words)
-    english = sum(w in _ENGLISH for w in words)
+    swedish = english = 0
+    for word in _WORD.findall(text):  # one pass (a third of the time of three sums over the words)
+        w = word.lower()
+        if w in _SWEDISH:
+            swedish += 1
+        elif w in _ENGLISH:  # (the two lists share no word)
+            english += 1
+        if "å" in w or "ä" in w or "ö" in w:
+            swedish += 2
     return "en" if english > swedish else "sv"
 
 
@@ -126,7 +133,13 @@ def idea_of(request: NewIdeaIn, principal: Principal | None, catalogue: Catalogu
         return IdeaIn.model_validate(fields)
     assert principal is not None
     organisation, unit = workplace(principal, catalogue)
-    submitter = SubmitterIn(
-        name=principal.display_name[:200], email=principal.email, organisation=organisation, unit=unit
-    )
-    return IdeaIn.model_validate({**fields, "submitter": submitter.model_dump()})
+    # the validated submitter as it is (an instance is not validated again), the same person's from memory: the
+    # e-mail address's validation was a third of a request's validation
+    submitter = _submitter(principal.display_name[:200], principal.email, organisation, unit)
+    return IdeaIn.model_validate({**fields, "submitter": submitter})
+
+
+@functools.lru_cache(maxsize=4096)
+def _submitter(name: str, email: str | None, organisation: str | None, unit: str | None) -> SubmitterIn:
+    """The submitter of a signed-in person's idea, validated once per person (never changed afterwards)."""
+    return SubmitterIn(name=name, email=email, organisation=organisation, unit=unit)

@@ -11,6 +11,7 @@ neither the live follower nor a rebuild links them again."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Protocol
 
 from services.intake.store import ANONYMOUS, IntakeStore, iso
@@ -46,16 +47,24 @@ async def follow(store: IntakeStore, keyring: LiveKeys, envelope: Envelope[Any])
     at = iso(envelope.time)
     match envelope.data:
         case IdeaSubmitted() as idea:
-            await store.record_submitted(
-                envelope.subject,
-                at,
-                title=idea.title,
-                description=idea.description,
-                submitter=await _linked(keyring, idea.submitter),
-                challenge_id=idea.challenge_id,
+            submitter = await _linked(keyring, idea.submitter)
+            # The record, and an Idempotency-Key whose attempt Kafka acknowledged but Redis did not record (it
+            # answers now): independent, so both go in one round trip; either failing fails the event (retried).
+            outcomes = await asyncio.gather(
+                store.record_submitted(
+                    envelope.subject,
+                    at,
+                    title=idea.title,
+                    description=idea.description,
+                    submitter=submitter,
+                    challenge_id=idea.challenge_id,
+                ),
+                store.settle(envelope.subject),
+                return_exceptions=True,  # both finish before the handler does
             )
-            # An Idempotency-Key whose attempt Kafka acknowledged but Redis did not record: it answers now.
-            await store.settle(envelope.subject)
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
         case IdeaRouted(organisations=targets):
             await store.record_routed(envelope.subject, [t.organisation for t in targets], at)
         case IdeaStatusChanged(to_state=state, merged_into=target):

@@ -109,6 +109,31 @@ if redis.call('HSETNX', KEYS[1], 'state', ARGV[1]) == 1 then
 end
 return 1
 """
+# A submission with its text in one round trip (the request's and the follower's): the state as _SUBMITTED, the
+# text as _TEXT, the submitter's pseudonym (and the challenge) and, for a person, the idea in their index.
+# KEYS: the idea, text-seq, text-changes[, submitted-by:<pseudonym>]. ARGV: state, time, title, description, id,
+# submitter, challenge ('' for none).
+_SUBMITTED_TEXT = (
+    _CHANGED
+    + """
+if redis.call('HSETNX', KEYS[1], 'state', ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'state_time', ARGV[2])
+end
+local current = redis.call('HGET', KEYS[1], 'text_time')
+if (not current) or current <= ARGV[2] then
+  redis.call('HSET', KEYS[1], 'title', ARGV[3], 'description', ARGV[4], 'text_time', ARGV[2])
+  changed(ARGV[5])
+end
+redis.call('HSET', KEYS[1], 'submitter', ARGV[6])
+if ARGV[7] ~= '' then
+  redis.call('HSET', KEYS[1], 'challenge', ARGV[7])
+end
+if KEYS[4] then
+  redis.call('SADD', KEYS[4], ARGV[5])
+end
+return 1
+"""
+)
 # An Idempotency-Key's record (a hash): the first request stores its fingerprint, the answer it will give (with a
 # fresh idea id) and a short lease; a later one gets the answer once done, a refusal while the lease runs, or takes
 # over the lease, and the same idea id, once it has run out (its holder crashed, or failed and released it).
@@ -243,6 +268,7 @@ class IntakeStore:
         self._apply = redis.register_script(_APPLY)
         self._route = redis.register_script(_ROUTE)
         self._submitted = redis.register_script(_SUBMITTED)
+        self._submitted_text = redis.register_script(_SUBMITTED_TEXT)
         self._reserve = redis.register_script(_RESERVE)
         self._settle = redis.register_script(_SETTLE)
         self._support = redis.register_script(_SUPPORT)
@@ -275,16 +301,15 @@ class IntakeStore:
         submitter's pseudonym (:data:`ANONYMOUS` for nobody's), indexed under the person so that their erasure
         unlinks it, and the challenge it answers."""
         key = self._key("idea", idea_id)
-        await self._submitted(keys=[key], args=[IdeaState.SUBMITTED.value, time_iso])
         if title is None:
+            await self._submitted(keys=[key], args=[IdeaState.SUBMITTED.value, time_iso])
             return
-        await self.record_text(idea_id, title, description, time_iso)
-        facts = {"submitter": submitter or ANONYMOUS}
-        if challenge_id:
-            facts["challenge"] = challenge_id
-        await self.redis.hset(key, mapping=facts)
-        if submitter and submitter != ANONYMOUS:
-            await self.redis.sadd(self._key("submitted-by", submitter), idea_id)
+        submitter = submitter or ANONYMOUS
+        keys = [key, *self._changes()]
+        if submitter != ANONYMOUS:
+            keys.append(self._key("submitted-by", submitter))
+        args = [IdeaState.SUBMITTED.value, time_iso, title, description, idea_id, submitter, challenge_id or ""]
+        await self._submitted_text(keys=keys, args=args)  # one round trip (it was four)
 
     async def record_text(self, idea_id: str, title: str, description: str, time_iso: str) -> bool:
         """The idea's text as of ``time_iso``; False when a later text is already recorded."""

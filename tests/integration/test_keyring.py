@@ -83,6 +83,30 @@ async def test_a_key_made_in_another_process_is_seen_at_once_where_its_absence_w
         await there.close()
 
 
+async def test_sealing_reads_redis_every_time_so_an_erasure_elsewhere_is_seen_at_once(redis, settings, topics):
+    """key_for reads the person's key from Redis on every use (only the unwrapping of the same record is not done
+    again): once another process erased her and she came back, the next seal is under her new key, not the one
+    this process used a moment before; and a key whose maker died before recording it is recorded on next use."""
+    here = Keyring.from_settings(redis, settings, topics.people_keys)
+    there = Keyring.from_settings(redis, settings, topics.people_keys)
+    try:
+        first = await here.key_for(ANNA)
+        again = await here.key_for(ANNA)
+        assert again == first  # read from Redis, the same record: the same key
+        await there.erase(first.pseudonym)
+        back = await there.key_for(ANNA)
+        seal = await here.key_for(ANNA)
+        assert seal.key_id == back.key_id != first.key_id
+        ref, _ = await here.person_ref(ANNA, "Anna Svensson")
+        assert ref.sealed.key == back.key_id
+        await redis.hdel(here._key("key", back.pseudonym), "recorded")  # as if its maker died before recording it
+        assert (await here.key_for(ANNA)).key_id == back.key_id
+        assert await redis.hget(here._key("key", back.pseudonym), "recorded") == "1"
+    finally:
+        await here.close()
+        await there.close()
+
+
 async def test_erasure_tombstones_the_key_and_sealed_values_read_as_erased(keyring, redis, kafka_settings, topics):
     ref, key = await keyring.person_ref(ANNA, "Anna Svensson")
     assert await keyring.open_json(ref.sealed) == {"name": "Anna Svensson", "email": ANNA.lower()}
