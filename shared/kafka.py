@@ -6,16 +6,18 @@ import asyncio
 import dataclasses
 import json
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.message import StreamMessage
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from prometheus_client import CollectorRegistry
 
 from shared.deadletter import DeadLetterMiddleware, DeadLetters
@@ -84,6 +86,27 @@ async def parse_records(records: Any, parse: Callable[[Any], Awaitable[StreamMes
 def _readable_headers(record: ConsumerRecord) -> ConsumerRecord:
     headers = [(name, value.decode("utf-8", "replace").encode()) for name, value in record.headers or ()]
     return dataclasses.replace(record, headers=headers)
+
+
+def underlying_producer(broker: KafkaBroker) -> AIOKafkaProducer:
+    """The aiokafka producer under FastStream's broker (idempotent, acks=all), once the broker is connected.
+    FastStream keeps it in a private attribute: tests/unit/test_publishing.py pins where."""
+    state = broker.config.producer._producer  # FastStream 0.7: ProducerState; raises until connected
+    return state.producer
+
+
+_TRACE_PROPAGATOR = TraceContextTextMapPropagator()
+
+
+def current_trace_headers() -> dict[str, str]:
+    """The ``traceparent`` of the current trace context (the event being handled, or the request): what continues
+    a trace into the records a handler writes. Outside any trace, fresh ids (not sampled), so that what follows
+    from this record is one trace, as FastStream's middleware does (shared/tracing.py)."""
+    carrier: dict[str, str] = {}
+    _TRACE_PROPAGATOR.inject(carrier)
+    if "traceparent" not in carrier:
+        carrier["traceparent"] = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00"
+    return carrier
 
 
 def create_broker(
@@ -159,16 +182,33 @@ def event_headers(envelope: Envelope[Any]) -> dict[str, str]:
 
 
 async def publish_event(
-    broker: KafkaBroker, topic: str, envelope: Envelope[Contract], *, timeout_s: float | None
+    broker: KafkaBroker,
+    topic: str,
+    envelope: Envelope[Contract],
+    *,
+    timeout_s: float | None,
+    direct: bool = False,
 ) -> None:
     """Publish one event keyed by its idea id and wait until Kafka has acknowledged it (acks=all).
 
     ``timeout_s``: how long to wait before answering "not stored" (a front door must answer). ``None``: wait for
     the producer's own verdict (acknowledged, or given up), as a handler must. A send abandoned by an outer timeout
     may still be written once the broker answers; a handler that then tried again would write the event twice
-    (an organisation's system reading its topic would see it twice)."""
+    (an organisation's system reading its topic would see it twice).
+
+    ``direct``: hand the record to the broker's aiokafka producer itself, with the current trace context in its
+    ``traceparent``, skipping FastStream's publisher and its middlewares per message (its metrics, its spans): the
+    caller counts what it published (:class:`shared.publishing.KafkaPublisher`). Used while no span is exported;
+    with spans, FastStream's telemetry middleware makes the producer spans of the trace."""
     try:
         async with asyncio.timeout(timeout_s):
+            if direct:
+                headers = [(name, value.encode()) for name, value in event_headers(envelope).items()]
+                headers += [(name, value.encode()) for name, value in current_trace_headers().items()]
+                producer = underlying_producer(broker)
+                sent = await producer.send(topic, envelope.to_bytes(), key=envelope.subject.encode(), headers=headers)
+                await sent
+                return
             await broker.publish(
                 envelope.to_bytes(),
                 topic=topic,

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, values
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.multiprocess import MultiProcessCollector
 
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -52,6 +52,10 @@ class ServiceMetrics:
     dependency_waits: Counter
     ready: Gauge
     consumer_lag: Gauge
+    published: Counter
+    """Events the service wrote to Kafka (acknowledged; a transaction's once committed), by topic."""
+    publish_seconds: Histogram
+    """From handing an event to the producer to Kafka's acknowledgement (acks=all), by topic."""
     exposition: CollectorRegistry
     """What ``/metrics`` serves: ``registry`` itself, or in multiprocess mode every worker's values merged."""
 
@@ -99,6 +103,19 @@ class ServiceMetrics:
                 ["service", "group", "topic", "partition"],
                 registry=registry,
                 multiprocess_mode=GAUGE_MODES["kiruna_consumer_lag_messages"],
+            ),
+            published=Counter(
+                "kiruna_published_events",
+                "Events written to Kafka and acknowledged (in a transaction: once committed), by topic",
+                ["service", "topic"],
+                registry=registry,
+            ),
+            publish_seconds=Histogram(
+                "kiruna_publish_seconds",
+                "Time from handing an event to the producer to Kafka's acknowledgement (acks=all)",
+                ["service", "topic"],
+                buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+                registry=registry,
             ),
             exposition=exposition_registry(registry),
         )

@@ -4,13 +4,18 @@ one (the service's broker, acks=all); tests give handlers an in-memory fake with
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from faststream.kafka import KafkaBroker
 
 from shared.events import Envelope
 from shared.kafka import KafkaUnavailable, publish_event
+from shared.metrics import ServiceMetrics
+
+if TYPE_CHECKING:
+    from shared.service import Runtime
 
 
 class Publisher(Protocol):
@@ -34,15 +39,38 @@ class KafkaPublisher:
     ``timeout_s=None`` (:func:`shared.kafka.publish_event`): each send waits for the producer's verdict, so a
     stalled broker never makes them write an event twice."""
 
-    def __init__(self, broker: KafkaBroker, *, timeout_s: float | None, connected: asyncio.Event | None = None) -> None:
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        *,
+        timeout_s: float | None,
+        connected: asyncio.Event | None = None,
+        metrics: ServiceMetrics | None = None,
+        direct: bool = False,
+    ) -> None:
         self.broker = broker
         self.timeout_s = timeout_s
         self.connected = connected
+        self.metrics = metrics
+        self.direct = direct and metrics is not None  # FastStream's own metrics count what goes through it
+
+    @classmethod
+    def of(cls, runtime: Runtime, *, timeout_s: float | None, connected: asyncio.Event | None = None) -> KafkaPublisher:
+        """The service's publisher: straight to the broker's producer, counted in ``kiruna_published_events_total``
+        and ``kiruna_publish_seconds``, while no span is exported; through FastStream's publisher (its producer
+        spans) when an OTLP endpoint is set (shared/kafka.py ``publish_event``)."""
+        direct = not runtime.ops.otlp_endpoint
+        return cls(runtime.broker, timeout_s=timeout_s, connected=connected, metrics=runtime.metrics, direct=direct)
 
     async def publish(self, topic: str, envelope: Envelope[Any]) -> None:
         if self.connected is not None and not self.connected.is_set():
             raise KafkaUnavailable("not connected to Kafka yet")
-        await publish_event(self.broker, topic, envelope, timeout_s=self.timeout_s)
+        started = time.perf_counter()
+        await publish_event(self.broker, topic, envelope, timeout_s=self.timeout_s, direct=self.direct)
+        if self.metrics is not None:
+            service = self.metrics.service
+            self.metrics.published.labels(service, topic).inc()
+            self.metrics.publish_seconds.labels(service, topic).observe(time.perf_counter() - started)
 
     async def after_stored(self, effect: Callable[[], Awaitable[None]]) -> None:
         await effect()  # publish returned: it is stored

@@ -26,6 +26,7 @@ processes with one id fence each other): ``<group>-<ROUTING_INSTANCE>``, the ins
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import contextvars
 import logging
@@ -85,6 +86,7 @@ class TransactionMetrics:
             registry=metrics.registry,
         )
         self.waits = metrics.dependency_waits
+        self.published = metrics.published
 
 
 class TransactionalPublisher:
@@ -285,6 +287,8 @@ class Transactions:
                     self.metrics.seconds.labels(self.service).observe(time.perf_counter() - started)
                     break
         self.metrics.transactions.labels(self.service, "committed").inc()
+        for topic, count in collections.Counter(topic for topic, _, _, _ in outbox.records).items():
+            self.metrics.published.labels(self.service, topic).inc(count)
         return True
 
     def _still_ours(self, offsets: dict[TopicPartition, int], consumer: AIOKafkaConsumer) -> bool:

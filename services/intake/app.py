@@ -51,8 +51,8 @@ def create_app(
     if store is None:
         store = IntakeStore(runtime.redis, settings.redis_prefix)
     if publisher is None:
-        publisher = KafkaPublisher(
-            runtime.broker, timeout_s=settings.kafka.publish_timeout_s, connected=runtime.kafka_writable
+        publisher = KafkaPublisher.of(
+            runtime, timeout_s=settings.kafka.publish_timeout_s, connected=runtime.kafka_writable
         )
     live_catalogue = LiveCatalogue(runtime, settings.catalogue_path)
     keyring = runtime.keyring

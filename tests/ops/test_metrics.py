@@ -98,6 +98,8 @@ async def test_every_service_serves_valid_bounded_metrics(
             "kiruna_dead_letters_total",
             "faststream_received_messages_total",
             "faststream_published_messages_total",
+            "kiruna_published_events_total",
+            "kiruna_publish_seconds",
         ):
             assert needed in names, f"{service} lacks {needed}"
         for name, labels, _ in samples(text):

@@ -87,7 +87,7 @@ def test_the_dashboard_covers_throughput_latency_lag_errors_and_dead_letters():
     queries = " ".join(expr for _, expr in dashboard_expressions())
     for needed in (
         "faststream_received_processed_messages_total",
-        "faststream_published_messages_total",
+        "kiruna_published_events_total",
         "_duration_seconds_bucket",
         "kiruna:consumer_lag_messages:sum",
         "kiruna_dead_letters_total",
