@@ -84,6 +84,7 @@ class MaskEmails(logging.Filter):
             record.exc_text = masked(record.exc_text)
         if record.stack_info:
             record.stack_info = masked(record.stack_info)
+        record._kiruna_masked = True  # the formatter need not mask this record's own fields again
         return True
 
 
@@ -93,15 +94,17 @@ class JsonFormatter(logging.Formatter):
         self.service = service
 
     def format(self, record: logging.LogRecord) -> str:
+        done = getattr(record, "_kiruna_masked", False)  # MaskEmails saw it: its own fields are masked already
         line = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
-            "message": masked(record.getMessage()),
+            "message": record.getMessage() if done else masked(record.getMessage()),
         }
         line.update({k: masked(v) for k, v in (_CONTEXT.get() or {}).items()})
-        line.update({k: masked(v) for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")})
+        fields = {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
+        line.update(fields if done else {k: masked(v) for k, v in fields.items()})
         if record.exc_text or record.exc_info:
             line["exception"] = masked(record.exc_text or self.formatException(record.exc_info))
         if record.stack_info:
