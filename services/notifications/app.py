@@ -93,6 +93,7 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         max_streams=settings.streams_max,
         queue_size=settings.stream_queue,
         metrics=LiveMetrics.create(runtime.metrics.registry),
+        listening=store.listening,
     )
     declare_publication(
         runtime.broker,

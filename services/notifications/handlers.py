@@ -412,9 +412,10 @@ class NotificationHandlers:
             language = preferences.language or items[-1].get("language") or "sv"
             digest_id = domain.digest_id(day, person)
             context = {"day": day.isoformat(), "items": items, "lang": language, "link": None}
-            rendered = self._render("digest", language, context, person)
+            link = self._unsubscribe_url(person)
+            rendered = self._render("digest", language, context, link)
             delivery = self._email(
-                digest_id, person, domain.digest_subject(day), digest_id, "digest", language, rendered
+                digest_id, person, domain.digest_subject(day), digest_id, "digest", language, rendered, link
             )
             sent += await self.queue.enqueue(delivery)
         await self.store.mark_digest_done(day)
@@ -438,37 +439,39 @@ class NotificationHandlers:
         audience = replace(audience, recipients=tuple(r for r in audience.recipients if is_pseudonym(r.person)))
         people = [r.person for r in audience.recipients]
         preferences, erased = await asyncio.gather(self.store.preferences_of(people), self.contacts.erased(people))
-        rendered: list[tuple[Recipient, str, Rendered, Rendered | None]] = []
+        rendered: list[tuple[Recipient, str, Rendered, Rendered | None, str]] = []
         skipped = [told for r in audience.recipients if r.person in erased for told in self._skipped_erased(news, r)]
         for recipient in audience.recipients:
             if recipient.person in erased:
                 continue
             language = domain.language_of(recipient, preferences[recipient.person])
             context = domain.template_context(news, recipient, language, self.catalogue, self.settings.public_base_url)
-            message = self._render(news.kind, language, context, recipient.person)
+            link = self._unsubscribe_url(recipient.person)
+            message = self._render(news.kind, language, context, link)
             removed = None  # a comment's words are shown until its writer is erased, then this
             if news.by is not None and news.comment is not None:
-                removed = self._render(news.kind, language, {**context, "comment": None}, recipient.person)
-            rendered.append((recipient, language, message, removed))
+                removed = self._render(news.kind, language, {**context, "comment": None}, link)
+            rendered.append((recipient, language, message, removed, link))
         webhooks = [org for org in audience.organisations if org in self.settings.webhooks]
         webhook_text: dict[str, str] = {}
         webhook_removed: dict[str, str] = {}
         if webhooks:
+            link = self._unsubscribe_url("")
             for language in ("sv", "en"):
                 context = domain.template_context(
                     news, Recipient("", "officer"), language, self.catalogue, self.settings.public_base_url
                 )
-                webhook_text[language] = self._render(news.kind, language, context, "").summary
+                webhook_text[language] = self._render(news.kind, language, context, link).summary
                 if news.by is not None and news.comment is not None:
                     without = {**context, "comment": None}
-                    webhook_removed[language] = self._render(news.kind, language, without, "").summary
+                    webhook_removed[language] = self._render(news.kind, language, without, link).summary
 
         # Every recipient's and organisation's delivery at once: each is keyed by its own notification id, so
         # their order does not matter, and their Redis commands share round trips.
         reports = await asyncio.gather(
             *(
-                self._carry_out(news, recipient, language, message, removed, plan)
-                for recipient, language, message, removed in rendered
+                self._carry_out(news, recipient, language, message, removed, link, plan)
+                for recipient, language, message, removed, link in rendered
                 for plan in domain.plan(preferences[recipient.person])
             ),
             *(self.queue.enqueue(self._webhook(news, org, webhook_text, webhook_removed)) for org in webhooks),
@@ -504,6 +507,7 @@ class NotificationHandlers:
         language: str,
         message: Rendered,
         removed: Rendered | None,
+        unsubscribe_url: str,
         plan: domain.Plan,
     ) -> dict[str, Any] | None:
         person = recipient.person
@@ -538,11 +542,13 @@ class NotificationHandlers:
         if plan.action == "digest":
             await self.store.add_to_digest(domain.local_day(news.time, self.zone), item, language)
             return {**report, "outcome": DeliveryOutcome.SKIPPED, "detail": plan.detail}
-        email = self._email(nid, person, news.idea_id, news.cause_event_id, news.kind, language, message)
+        email = self._email(
+            nid, person, news.idea_id, news.cause_event_id, news.kind, language, message, unsubscribe_url
+        )
         if removed is not None:  # the same mail without the words, should their writer be erased before it goes
             email.by = news.by
             email.removed = self._email(
-                nid, person, news.idea_id, news.cause_event_id, news.kind, language, removed
+                nid, person, news.idea_id, news.cause_event_id, news.kind, language, removed, unsubscribe_url
             ).message
         await self.queue.enqueue(email)
         return None  # reported by the delivery worker once it is delivered (or given up)
@@ -553,15 +559,22 @@ class NotificationHandlers:
         token = domain.unsubscribe_token(person, self.settings.unsubscribe_secret.get_secret_value(), expires)
         return f"{self.settings.public_url}/api/v1/unsubscribe?token={token}"
 
-    def _render(self, kind: str, language: str, context: dict, person: str) -> Rendered:
-        unsubscribe_url = self._unsubscribe_url(person)
+    def _render(self, kind: str, language: str, context: dict, unsubscribe_url: str) -> Rendered:
         try:
             return self.renderer.render(kind, language, context, unsubscribe_url=unsubscribe_url)
         except TemplateFailure as exc:
             raise PermanentError(str(exc)) from exc
 
     def _email(
-        self, nid: str, person: str, idea_id: str, cause: str, kind: str, language: str, message: Rendered
+        self,
+        nid: str,
+        person: str,
+        idea_id: str,
+        cause: str,
+        kind: str,
+        language: str,
+        message: Rendered,
+        unsubscribe_url: str,
     ) -> Delivery:
         return Delivery(
             id=nid,
@@ -575,7 +588,7 @@ class NotificationHandlers:
                 "text": message.text,
                 "html": message.html,
                 "language": language,
-                "unsubscribe_url": self._unsubscribe_url(person),
+                "unsubscribe_url": unsubscribe_url,  # the link in its text: made once
             },
         )
 

@@ -8,6 +8,11 @@ costs a queue, not a Redis connection, so open browser tabs cannot starve the ha
 its items (its queue full) is dropped rather than holding up the others; its browser reconnects and resumes with
 ``Last-Event-ID`` from the feed. Streams are capped per person and in all (429 with ``Retry-After``). When the
 subscription is lost, every stream is ended the same way, so that nothing announced meanwhile is missed.
+
+Items are announced only for people with a stream open somewhere: a stream marks its person as listened to
+(``NotificationStore.listening``, ``live-on:<pseudonym>``) before it is answered, and the process renews the marks
+of its open streams every third of their life (``LISTENING_S``), so the subscription reads no announcement of the
+many people nobody is watching.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,11 +33,17 @@ from redis.exceptions import RedisError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Receive, Scope, Send
 
-from services.notifications.store import END_OF_STREAM
+from services.notifications.store import END_OF_STREAM, LISTENING_S
 from services.notifications.tasks import stop
 
 END = None  # put on a stream's queue: the stream ends (dropped, or the service stops)
 ERASED = END_OF_STREAM  # announced on the channel of a person erased (store.py)
+
+PING_S = 30.0
+"""The subscription pings Redis when it has read nothing for this long (a silently dead connection shows)."""
+
+Listening = Callable[[list[str]], Awaitable[None]]
+"""Marks people as listened to for ``LISTENING_S``: their items are announced (``NotificationStore.listening``)."""
 
 
 class TooManyStreams(Exception):
@@ -80,8 +92,10 @@ class LiveStreams:
         max_streams: int,
         queue_size: int,
         metrics: LiveMetrics | None = None,
+        listening: Listening | None = None,
     ) -> None:
         self.channel_prefix = channel_prefix
+        self.mark_listening = listening
         self.per_person = per_person
         self.max_streams = max_streams
         self.queue_size = queue_size
@@ -118,6 +132,18 @@ class LiveStreams:
         self._count += 1
         if self.metrics:
             self.metrics.open.set(self._count)
+        return stream
+
+    async def open_announced(self, person: str) -> LiveStream:
+        """:meth:`open`, and make sure the person's new items are announced from now on (before the stream is
+        answered: what is delivered after this returns reaches the stream)."""
+        stream = self.open(person)
+        if self.mark_listening is not None:
+            try:
+                await self.mark_listening([person])
+            except BaseException:
+                self.close(stream)
+                raise
         return stream
 
     def close(self, stream: LiveStream) -> None:
@@ -178,13 +204,28 @@ class LiveStreams:
         """Keep the pattern subscription (on a connection from ``connect()``, not from the shared pool) while
         the context is open; at the end, end every open stream."""
         task = asyncio.create_task(self._subscription(connect, logger), name="notifications-live-subscription")
+        renewing = asyncio.create_task(self._renewing(logger), name="notifications-live-listening")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.subscribed.wait(), timeout=first_wait_s)  # usually at once
         try:
             yield
         finally:
-            await stop([task])
+            await stop([task, renewing])
             self.end_all("service-stopping")
+
+    async def _renewing(self, logger: logging.Logger, every_s: float = LISTENING_S / 3) -> None:
+        """Keep the open streams' people marked as listened to (the marks expire after ``LISTENING_S``)."""
+        if self.mark_listening is None:
+            return
+        while True:
+            await asyncio.sleep(every_s)
+            people = list(self._by_person)
+            if not people:
+                continue
+            try:
+                await self.mark_listening(people)
+            except Exception as exc:  # Redis away: the subscription is lost too, and its streams end
+                logger.warning("could not renew the live streams' marks", extra={"error": repr(exc)})
 
     async def _subscription(self, connect: Callable[[], Redis], logger: logging.Logger) -> None:
         pattern = _glob_escape(self.channel_prefix) + "*"
@@ -196,10 +237,15 @@ class LiveStreams:
                 await pubsub.psubscribe(pattern)
                 self.subscribed.set()
                 pause = 0.1
+                pinged = time.monotonic()
                 while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=30.0)
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=PING_S)
                     if message is None:
-                        await pubsub.ping()  # a silently dead connection shows here
+                        # Nothing for PING_S, or only the answer to a ping (it reads as None as well: pinging on
+                        # every None kept this loop pinging thousands of times a second, a third of a core).
+                        if time.monotonic() - pinged >= PING_S:
+                            await pubsub.ping()  # a silently dead connection shows here
+                            pinged = time.monotonic()
                     elif message["type"] == "pmessage":
                         self.dispatch(message["channel"], message["data"])
             except (RedisError, OSError) as exc:

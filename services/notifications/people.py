@@ -221,7 +221,7 @@ def people_router(
             ),
         ) -> Response:
             try:
-                opened = streams.open(person.pseudonym)
+                opened = await streams.open_announced(person.pseudonym)
             except TooManyStreams as exc:
                 refused = problem(429, exc.detail, setting=exc.setting, retry_after_s=retry_after_s)
                 refused.headers["Retry-After"] = str(retry_after_s)

@@ -17,6 +17,7 @@ the keyring only when a mail is sent. Keys under ``<prefix>:notifications:``::
     prefs:<pseudonym>          hash: version, prefs (the PreferencesChanged JSON: channels ..., contact sealed)
     subs:area:<area>, subs:org:<org>   pseudonyms following an area or an organisation
     feed:<pseudonym>           list of feed items (newest first); announced on the channel live:<pseudonym>
+                               while live-on:<pseudonym> exists (a process has a live stream of theirs open)
     digest:<day>, digest:<day>:<pseudonym>   who gets a daily digest and its items
     erased:<pseudonym>         when the person was erased (epoch seconds): what was sealed under a key made
                                before it stays erased, even if the key outlived the event somewhere
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import date, datetime
 
 from redis.asyncio import Redis
@@ -48,11 +49,13 @@ TARGETS_RUNNING = frozenset().union(*STAGE_STATES.values())
 """While an idea is in one of these states, one of its response-time targets still runs: it is checked."""
 
 # Deliver once: the delivery key is set, the item pushed and announced (as shown: ARGV[4]) in one step, or none.
+# It is announced only while some process has a live stream of the person open (KEYS[4], ``listening``): most
+# people have none, and every announcement costs each process's subscription a message to read and drop.
 _DELIVER_ONCE = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', tonumber(ARGV[3])) then
   redis.call('LPUSH', KEYS[2], ARGV[1])
   redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
-  redis.call('PUBLISH', KEYS[3], ARGV[4])
+  if redis.call('EXISTS', KEYS[4]) == 1 then redis.call('PUBLISH', KEYS[3], ARGV[4]) end
   return 1
 end
 return 0
@@ -169,10 +172,15 @@ for _, idea in ipairs(ideas) do
   end
 end
 local forgotten = redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+redis.call('DEL', ARGV[1] .. 'live-on:' .. ARGV[2])
 redis.call('PUBLISH', ARGV[1] .. 'live:' .. ARGV[2], ARGV[4])
 return forgotten + #ideas
 """
 )
+
+LISTENING_S = 60
+"""How long the mark ``live-on:<pseudonym>`` (a process has a live stream of theirs open) lasts unless renewed:
+a process renews the marks of its open streams every third of it (``services/notifications/live.py``)."""
 
 END_OF_STREAM = '{"end": "erased"}'
 """Announced on a person's live channel when they are erased: every process ends their open streams."""
@@ -435,14 +443,19 @@ class NotificationStore:
     def live_channel(self, person: str) -> str:
         return self.key("live", person)
 
+    async def listening(self, people: list[str], ttl_s: int = LISTENING_S) -> None:
+        """A process has live streams of ``people`` open: their new items are announced (for ``ttl_s``)."""
+        await asyncio.gather(*(self.redis.set(self.key("live-on", person), 1, ex=ttl_s) for person in people))
+
     async def deliver_in_app(self, item: FeedItem) -> bool:
         """Push the item to the recipient's feed once; False when it had been delivered before."""
         keys = [
             self.key("delivered", item.notification_id),
             self.key("feed", item.recipient),
             self.live_channel(item.recipient),
+            self.key("live-on", item.recipient),
         ]
-        kept = asdict(item)
+        kept = _fields(item)
         shown = json.dumps(_shown(kept))
         return bool(await self._deliver(keys=keys, args=[json.dumps(kept), self.feed_length, self.effect_ttl_s, shown]))
 
@@ -464,7 +477,7 @@ class NotificationStore:
     async def add_to_digest(self, day: date, item: FeedItem, language: str) -> None:
         """A day's digest items are needed until that day's digest is sent: they expire with its done mark, so a day
         whose mark has expired has nothing left to send twice."""
-        value = json.dumps({**asdict(item), "language": language})
+        value = json.dumps({**_fields(item), "language": language})
         people, items = self.key("digest", day.isoformat()), self.key("digest", day.isoformat(), item.recipient)
         await asyncio.gather(
             self.redis.sadd(people, item.recipient),
@@ -485,6 +498,14 @@ class NotificationStore:
 
     async def mark_digest_done(self, day: date) -> None:
         await self.redis.set(self.key("digest", day.isoformat(), "done"), 1, ex=self.effect_ttl_s)
+
+
+_FEED_ITEM_FIELDS = tuple(f.name for f in fields(FeedItem))
+
+
+def _fields(item: FeedItem) -> dict:
+    """The item's fields (what ``asdict`` gives, without its deep copy: they are all strings)."""
+    return {name: getattr(item, name) for name in _FEED_ITEM_FIELDS}
 
 
 def _shown(item: dict) -> dict:

@@ -112,3 +112,28 @@ def test_a_mail_is_addressed_only_when_it_is_built_and_a_name_cannot_add_a_heade
     mail = mailer.build(delivery, Address(ANNA, "Åsa\r\nBcc: x@evil.example"))
     assert mail["Bcc"] is None and "\n" not in mail["To"] and mail["To"].addresses[0].addr_spec == ANNA
     assert mail["To"].addresses[0].display_name == "Åsa Bcc: x@evil.example"
+
+
+def test_a_mail_made_with_the_kept_header_classes_is_the_mail_the_plain_registry_makes():
+    import re
+    from email.headerregistry import HeaderRegistry
+
+    from aiosmtplib.email import flatten_message
+
+    from services.notifications.delivery import senders
+    from services.notifications.delivery.model import Address
+    from services.notifications.settings import NotificationsSettings
+
+    delivery = without_address(legacy(), p, SECRET)
+    mailer = senders.Mailer(NotificationsSettings(), addresses=None)  # type: ignore[arg-type]
+    to = Address(ANNA, "Åsa Öberg")
+    kept = [flatten_message(mailer.build(delivery, to)) for _ in range(2)]  # the second from the kept classes
+    plain_policy = senders.MAIL_POLICY.clone(header_factory=HeaderRegistry())
+    try:
+        senders.MAIL_POLICY, saved = plain_policy, senders.MAIL_POLICY
+        plain = flatten_message(mailer.build(delivery, to))
+    finally:
+        senders.MAIL_POLICY = saved
+    unstable = re.compile(rb"Date: [^\r]*\r\n|=+\d+==")  # the time and the MIME boundary differ from mail to mail
+    assert unstable.sub(b"", kept[0]) == unstable.sub(b"", kept[1]) == unstable.sub(b"", plain)
+    assert isinstance(senders.MAIL_POLICY.header_factory, senders.KeptHeaderClasses)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 import pytest
 
@@ -78,3 +79,67 @@ async def test_an_erased_persons_streams_end_and_the_others_go_on():
 
 def test_the_pattern_matches_only_the_prefix():
     assert _glob_escape("a*b?[c]") == r"a\*b\?\[c\]"
+
+
+async def test_a_stream_marks_its_person_listened_to_before_it_is_answered():
+    marked: list[list[str]] = []
+
+    async def listening(people: list[str]) -> None:
+        marked.append(people)
+
+    streams = LiveStreams(channel_prefix=PREFIX, per_person=2, max_streams=5, queue_size=2, listening=listening)
+    stream = await streams.open_announced(ANNA)
+    assert marked == [[ANNA]] and streams.count == 1
+    streams.close(stream)
+
+
+async def test_a_stream_whose_mark_fails_is_not_opened():
+    async def listening(people: list[str]) -> None:
+        raise ConnectionError("redis away")
+
+    streams = LiveStreams(channel_prefix=PREFIX, per_person=2, max_streams=5, queue_size=2, listening=listening)
+    with pytest.raises(ConnectionError):
+        await streams.open_announced(ANNA)
+    assert streams.count == 0
+
+
+class QuietPubSub:
+    """A subscription on which nothing is announced; the answer to a ping reads as None, as redis-py gives it."""
+
+    def __init__(self) -> None:
+        self.pings = 0
+        self.reads = 0
+
+    async def psubscribe(self, pattern: str) -> None:
+        pass
+
+    async def get_message(self, *, ignore_subscribe_messages: bool, timeout: float) -> None:
+        self.reads += 1
+        await asyncio.sleep(0.001)  # answers at once (a pong), or would wait ``timeout``
+        return None
+
+    async def ping(self) -> None:
+        self.pings += 1
+
+    async def aclose(self) -> None:
+        pass
+
+
+class QuietRedis:
+    def __init__(self, pubsub: QuietPubSub) -> None:
+        self._pubsub = pubsub
+
+    def pubsub(self) -> QuietPubSub:
+        return self._pubsub
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_the_subscription_pings_only_after_a_quiet_while_not_after_each_pong():
+    quiet = QuietPubSub()
+    streams = hub()
+    async with streams.listening(lambda: QuietRedis(quiet), logging.getLogger("test")):  # type: ignore[arg-type]
+        await asyncio.sleep(0.3)
+    assert quiet.reads > 10
+    assert quiet.pings == 0  # none before PING_S of quiet (it used to ping after every read that gave None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any, get_args
 
@@ -65,7 +65,8 @@ class Delivery:
         return replace(self, message=self.removed, by=None, removed=None)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False)
+        # the fields as they are: ``asdict`` would deep-copy the message first
+        return json.dumps({name: getattr(self, name) for name in _DELIVERY_FIELDS}, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, raw: str) -> Delivery:
@@ -90,6 +91,9 @@ class Delivery:
             "attempts": self.attempts,
             "error": error,
         }
+
+
+_DELIVERY_FIELDS = tuple(f.name for f in fields(Delivery))
 
 
 def without_address(delivery: Delivery, pseudonym: Callable[[str], str], unsubscribe_secret: str) -> Delivery | None:

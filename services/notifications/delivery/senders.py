@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, formataddr, parseaddr
@@ -26,9 +27,26 @@ from services.notifications.settings import NotificationsSettings
 from shared.events import utc_now
 from shared.sealing import mask_email
 
+
+class KeptHeaderClasses(HeaderRegistry):
+    """The email package's header registry, keeping the class it makes for each header name: the plain one makes
+    a new class (``type(...)``) for every header of every mail: about a third of the CPU of making and flattening
+    a mail (measured on a routing notice)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._kept: dict[str, type] = {}
+
+    def __getitem__(self, name: str) -> type:
+        made = self._kept.get(name)
+        if made is None:
+            made = self._kept[name] = super().__getitem__(name)
+        return made
+
+
 # Long ASCII headers (the List-Unsubscribe URL) are folded, never turned into encoded words that clients cannot
 # read; RFC 5322 allows 998 characters per line.
-MAIL_POLICY = SMTP_POLICY.clone(max_line_length=998)
+MAIL_POLICY = SMTP_POLICY.clone(max_line_length=998, header_factory=KeptHeaderClasses())
 
 
 class Sender(Protocol):
