@@ -41,7 +41,7 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     runtime = Runtime.create("notifications", settings)
     topics = runtime.topics
     live_catalogue = LiveCatalogue(runtime, settings.catalogue_path)
-    publisher = KafkaPublisher(runtime.broker, timeout_s=None)  # a handler waits for the verdict
+    publisher = KafkaPublisher.of(runtime, timeout_s=None)  # a handler waits for the verdict
     metrics = DeliveryMetrics.create(runtime.metrics.registry)
     waiting_metrics = WaitingMetrics.create(runtime.metrics.registry)
     ttl = settings.effect_key_ttl_s  # effect marks expire, state does not (settings.py)
