@@ -17,6 +17,7 @@ one ``merged-in`` entry and one ``carried`` entry per supporter and follower of 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Container, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
@@ -257,6 +258,11 @@ class IdeaSummary:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    def to_document(self) -> str:
+        """The summary as stored: ``json.dumps(self.to_json(), sort_keys=True)``, the same text, without
+        ``asdict``'s deep copy (the fields hold only JSON values, tuples in ``history``)."""
+        return _SORTED_JSON(self.__dict__)
+
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> IdeaSummary:
         raw = {k: v for k, v in raw.items() if k in _SUMMARY_FIELDS}  # a field of older code is left behind
@@ -291,6 +297,8 @@ class IdeaSummary:
 ANY = "*"
 """The ``assigned`` index of the ideas assigned for any organisation."""
 _SUMMARY_FIELDS = frozenset(IdeaSummary.__dataclass_fields__)
+_SORTED_JSON = json.JSONEncoder(sort_keys=True).encode
+"""``json.dumps(..., sort_keys=True)`` without making an encoder on every call."""
 
 
 @dataclass

@@ -24,7 +24,6 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from services.analytics.domain import IdeaSummary
 from services.analytics.search import SearchIndex
 from services.analytics.store import Projections
 from shared.events import IdeaState
@@ -177,7 +176,29 @@ class IdeaMirror:
         return count
 
     def _index_documents(self, documents: Iterable[str]) -> int:
-        return self._index(IdeaSummary.from_json(json.loads(document)) for document in documents)
+        """Index the ideas of these stored summaries (JSON text) whose text or state changed. Only the fields the
+        indexes use are read (no ``IdeaSummary`` is made: most changes are of counts, and skipped)."""
+        count = 0
+        for document in documents:
+            summary = json.loads(document)
+            if not summary.get("submitted"):
+                continue  # no text yet (an event before the submission)
+            idea_id = summary["idea_id"]
+            now = Known(summary.get("title", ""), summary.get("description", ""), summary.get("state"))
+            before = self.known.get(idea_id)
+            if before == now:
+                continue  # a count changed, not the text or the state
+            self.known[idea_id] = now
+            text_changed = before is None or (before.title, before.description) != (now.title, now.description)
+            if text_changed:
+                self.search_index.add(idea_id, now.title, now.description)
+            if now.suggested and (text_changed or idea_id not in self.similar):
+                self.similar.add(idea_id, now.title, now.description)
+            elif not now.suggested and idea_id in self.similar:
+                self.similar.remove(idea_id)
+            count += 1
+        self.reindexed += count
+        return count
 
     def _clear(self) -> None:
         for idea_id in list(self.known):
@@ -186,27 +207,6 @@ class IdeaMirror:
         self.known.clear()
         self.search_index.clear()
         self._seen = 0
-
-    def _index(self, summaries: Iterable[IdeaSummary]) -> int:
-        count = 0
-        for summary in summaries:
-            if not summary.submitted:
-                continue  # no text yet (an event before the submission)
-            now = Known(summary.title, summary.description, summary.state)
-            before = self.known.get(summary.idea_id)
-            if before == now:
-                continue  # a count changed, not the text or the state
-            self.known[summary.idea_id] = now
-            text_changed = before is None or (before.title, before.description) != (now.title, now.description)
-            if text_changed:
-                self.search_index.add(summary.idea_id, now.title, now.description)
-            if now.suggested and (text_changed or summary.idea_id not in self.similar):
-                self.similar.add(summary.idea_id, now.title, now.description)
-            elif not now.suggested and summary.idea_id in self.similar:
-                self.similar.remove(summary.idea_id)
-            count += 1
-        self.reindexed += count
-        return count
 
     @contextlib.asynccontextmanager
     async def keeping_current(self, interval_s: float) -> AsyncIterator[None]:

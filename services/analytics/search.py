@@ -15,7 +15,7 @@ whatever the number of ideas; an idea's keys are computed once when its text cha
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import cache
+from functools import cache, lru_cache
 
 from shared.language import (
     ENGLISH_STOP_WORDS,
@@ -52,12 +52,15 @@ def text_keys(title: str, description: str) -> frozenset[str]:
     """The keys an idea is found under: every content word's stems and base forms, a compound's parts included."""
     title, description = bounded(title, description)
     keys: set[str] = set()
-    lexicon = _lexicon()
     for word in set(_content(tokenize(f"{title}\n{description}"))):
-        keys.add(stem_sv(word))
-        keys.add(stem_en(word))
-        keys.update(_LEMMA + part.lemma for part in lexicon.lookup(word))
+        keys.update(_word_keys(word))
     return frozenset(keys)
+
+
+@lru_cache(maxsize=100_000)
+def _word_keys(word: str) -> tuple[str, ...]:
+    """One word's keys in an idea's text (:func:`text_keys`), worked out once per word: ideas share most words."""
+    return (stem_sv(word), stem_en(word), *(_LEMMA + part.lemma for part in _lexicon().lookup(word)))
 
 
 def query_terms(q: str) -> list[frozenset[str]]:

@@ -41,19 +41,26 @@ Either way the write is a compare-and-set in a script (the summary, the number o
 sets as they were read; otherwise it is computed again), and the new entries are added by the same script, so an
 entry is in the events hash only once it is in the summary too (a crash cannot leave one behind) and concurrent
 records of one idea cannot interleave. The result is the full fold of all the idea's events, whatever the order.
+
+A consumed batch is recorded whole (:meth:`ProjectionStore.record_ideas`): one script reads the state of every
+idea of the batch (and the events of those that refold), one script call writes every idea's compare-and-set;
+an idea whose write finds its state changed is read and written again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import NoScriptError
 
 from services.analytics.domain import (
     COUNTED_KINDS,
@@ -68,47 +75,91 @@ from services.analytics.domain import (
 )
 from shared.redis_keys import delete_matching
 
-# Add entries and their people to an idea and write its summary and indexes, unless an event was added, the
-# summary written or a set grown since they were read (then: 0).
-# KEYS: events, summary, supporters, followers, version, ideas, changes, then the index sets to leave (ARGV[7] of
-# them) and the index sets to be in (none when ARGV[6] is empty: an absorb moves no index).
-# ARGV: events count, summary as read ('' if none), supporters count, followers count, new summary, creation
-# score ('' for an absorb), idea id, indexes to leave, entries (n, then id and JSON each), supporters (n, keys),
-# followers (n, keys).
+# The scripts take an idea's keys from the store's prefix (ARGV[1], ``<prefix>:analytics``) and its id, and their
+# arguments for each idea as one JSON array: one argument per idea instead of one per key, id and person (packing
+# each argument is what a batch cost most in redis-py). Redis is used standalone (no cluster): a script may name
+# keys it builds.
+
+# For each idea: add entries and their people to it and write its summary and indexes, unless an event was added,
+# the summary written or a set grown since they were read (then: 0 for that idea, 1 if written).
+# KEYS: version, ideas, changes. ARGV[2..]: per idea [idea id, events count, summary as read ('' if none),
+# supporters count, followers count, new summary, creation score ('' for an absorb: no index moves), index keys to
+# leave, index keys to be in, entries ([event id, JSON] each), supporters to add, followers to add].
 _WRITE = """
-if redis.call('HLEN', KEYS[1]) ~= tonumber(ARGV[1])
-  or (redis.call('GET', KEYS[2]) or '') ~= ARGV[2]
-  or redis.call('SCARD', KEYS[3]) ~= tonumber(ARGV[3])
-  or redis.call('SCARD', KEYS[4]) ~= tonumber(ARGV[4]) then
-  return 0
-end
-local i = 10
-for _ = 1, tonumber(ARGV[9]) do
-  redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
-  i = i + 2
-end
-for set = 3, 4 do
-  local n = tonumber(ARGV[i])
-  for j = i + 1, i + n do
-    redis.call('SADD', KEYS[set], ARGV[j])
+local out = {}
+for n = 2, #ARGV do
+  local w = cjson.decode(ARGV[n])
+  local id = w[1]
+  local base = ARGV[1] .. ':idea:' .. id .. ':'
+  local events, summary = base .. 'events', base .. 'summary'
+  local supporters, followers = base .. 'supporters', base .. 'followers'
+  if redis.call('HLEN', events) ~= w[2]
+    or (redis.call('GET', summary) or '') ~= w[3]
+    or redis.call('SCARD', supporters) ~= w[4]
+    or redis.call('SCARD', followers) ~= w[5] then
+    out[n - 1] = 0
+  else
+    for _, entry in ipairs(w[10]) do
+      redis.call('HSETNX', events, entry[1], entry[2])
+    end
+    for _, person in ipairs(w[11]) do
+      redis.call('SADD', supporters, person)
+    end
+    for _, person in ipairs(w[12]) do
+      redis.call('SADD', followers, person)
+    end
+    redis.call('SET', summary, w[6])
+    local version = redis.call('INCR', KEYS[1])
+    redis.call('ZADD', KEYS[3], version, id)
+    if w[7] ~= '' then
+      redis.call('ZADD', KEYS[2], w[7], id)
+      for _, key in ipairs(w[8]) do
+        redis.call('SREM', key, id)
+      end
+      for _, key in ipairs(w[9]) do
+        redis.call('SADD', key, id)
+      end
+    end
+    out[n - 1] = 1
   end
-  i = i + n + 1
 end
-redis.call('SET', KEYS[2], ARGV[5])
-local version = redis.call('INCR', KEYS[5])
-redis.call('ZADD', KEYS[7], version, ARGV[7])
-if ARGV[6] ~= '' then
-  redis.call('ZADD', KEYS[6], ARGV[6], ARGV[7])
-  local leave = tonumber(ARGV[8])
-  for k = 8, 7 + leave do
-    redis.call('SREM', KEYS[k], ARGV[7])
-  end
-  for k = 8 + leave, #KEYS do
-    redis.call('SADD', KEYS[k], ARGV[7])
-  end
-end
-return 1
+return out
 """
+
+# Read what the folds of several ideas start from, in one command (:meth:`ProjectionStore._read_many`).
+# ARGV[2..]: per idea [idea id, whether to read all its events, entry ids, supporters, followers asked about].
+# Returns per idea: the summary (or nil), the number of events, of supporters and of followers, whether each entry
+# id is there (its JSON or nil), whether each supporter and each follower is there (1 or 0), and all the events'
+# JSON (if asked; else an empty array).
+_READ = """
+local function asked(command, key, items)  -- in parts: unpack has a limit
+  local result = {}
+  for i = 1, #items, 1000 do
+    for _, value in ipairs(redis.call(command, key, unpack(items, i, math.min(i + 999, #items)))) do
+      result[#result + 1] = value
+    end
+  end
+  return result
+end
+local out = {}
+for n = 2, #ARGV do
+  local r = cjson.decode(ARGV[n])
+  local base = ARGV[1] .. ':idea:' .. r[1] .. ':'
+  local events, supporters, followers = base .. 'events', base .. 'supporters', base .. 'followers'
+  local everything = {}
+  if r[2] then everything = redis.call('HVALS', events) end
+  out[n - 1] = {
+    redis.call('GET', base .. 'summary'), redis.call('HLEN', events), redis.call('SCARD', supporters),
+    redis.call('SCARD', followers), asked('HMGET', events, r[3]), asked('SMISMEMBER', supporters, r[4]),
+    asked('SMISMEMBER', followers, r[5]), everything
+  }
+end
+return out
+"""
+
+
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+"""The scripts' arguments: UTF-8 as it is (Lua's ``cjson`` passes it through unchanged), only JSON's own escapes."""
 
 
 class Projections(Protocol):
@@ -116,6 +167,8 @@ class Projections(Protocol):
     ``tests/fakes/analytics.py`` (the same interface over dicts) in the unit tests."""
 
     async def record(self, idea_id: str, entries: Sequence[dict[str, Any]]) -> int: ...
+
+    async def record_ideas(self, ideas: Mapping[str, Sequence[dict[str, Any]]]) -> dict[str, int]: ...
 
     async def entries(self, idea_id: str) -> list[dict[str, Any]]: ...
 
@@ -167,6 +220,16 @@ class Changes:
     """The highest version among them (``seen`` if none): where the next call starts."""
 
 
+def _unique(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entries without repeats (by event id; the last of a repeated event wins)."""
+    return list({entry["event_id"]: entry for entry in entries}.values())
+
+
+def _counted_only(entries: Iterable[dict[str, Any]]) -> bool:
+    """Whether the entries may be absorbed (:data:`domain.COUNTED_KINDS`, no lifecycle event)."""
+    return all(entry["kind"] in COUNTED_KINDS for entry in entries)
+
+
 def _unkept(people: set[str], kept: list[Any]) -> set[str]:
     return {person for person, member in zip(people, kept, strict=True) if not member}
 
@@ -185,6 +248,8 @@ class _State:
     supporters_after: int
     followers_after: int
     """The sizes of the sets once the batch's people are added."""
+    raw: list[str] | None = None
+    """All the idea's events (JSON), when read for a refold."""
 
     @cached_property
     def summary(self) -> IdeaSummary | None:
@@ -195,10 +260,18 @@ class ProjectionStore:
     def __init__(self, redis: Redis, prefix: str) -> None:
         self.redis = redis
         self.prefix = f"{prefix}:analytics"
-        self._write = redis.register_script(_WRITE)
+        self._scripts: dict[str, str] = {}
+        """The scripts' texts by their SHA-1 (what :meth:`_scripted` loads if Redis lost them)."""
+        self._write_sha = self._script(_WRITE)
+        self._read_sha = self._script(_READ)
         self.refolded = 0
         """Entries read and folded by full refolds since the store was made: the work that grows with an idea's
         history (absorbed entries are not counted). For the tests of the bound."""
+
+    def _script(self, text: str) -> str:
+        sha = hashlib.sha1(text.encode()).hexdigest()
+        self._scripts[sha] = text
+        return sha
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -224,26 +297,46 @@ class ProjectionStore:
         """Add events to the idea's timeline and fold them into its summary (absorbed or refolded, see the
         module's notes). Returns how many were new. Entries already there change nothing, except that a batch
         with a lifecycle event refolds the idea even then (a projection left half-done by older code completes)."""
-        unique = list({entry["event_id"]: entry for entry in entries}.values())
-        counted_only = all(entry["kind"] in COUNTED_KINDS for entry in unique)
-        await self._remember_people([(idea_id, entry) for entry in unique])
-        while True:
-            state = await self._read(idea_id, unique)
-            new = [entry for entry, known in zip(unique, state.known, strict=True) if not known]
-            if counted_only and absorbs(state.summary, state.supporter_count, state.follower_count):
-                if not new:
-                    return 0
-                written = await self._absorb(idea_id, state, new)
-            else:
-                written = await self._refold(idea_id, state, new)
-            if written:
-                return len(new)
+        return (await self.record_ideas({idea_id: entries})).get(idea_id, 0)
+
+    async def record_ideas(self, ideas: Mapping[str, Sequence[dict[str, Any]]]) -> dict[str, int]:
+        """:meth:`record` for many ideas at once (a consumed batch), in two round trips whatever their number: one
+        script call reads every idea's state (and the events of those that refold), one writes every idea's
+        compare-and-set. An idea whose write finds its state changed meanwhile (or whose counted entries turn out
+        to need a refold) is read and written again, with the others in that case. Returns, per idea, how many of
+        its entries were new."""
+        pending = {idea_id: _unique(entries) for idea_id, entries in ideas.items() if entries}
+        added = {idea_id: 0 for idea_id in ideas}
+        refolds = {idea_id for idea_id, entries in pending.items() if not _counted_only(entries)}
+        remember = [(idea_id, entry) for idea_id, entries in pending.items() for entry in entries]
+        while pending:
+            states = await self._read_many(pending, with_events=refolds, remember=remember)
+            remember = []  # once, before any value is added: an erasure finds every idea
+            writes: list[tuple[str, int, str | None]] = []  # idea, its new entries, the write (None: nothing)
+            for idea_id, entries in pending.items():
+                state = states[idea_id]
+                new = [entry for entry, known in zip(entries, state.known, strict=True) if not known]
+                if idea_id not in refolds:
+                    if absorbs(state.summary, state.supporter_count, state.follower_count):
+                        writes.append((idea_id, len(new), self._absorbed(idea_id, state, new) if new else None))
+                        continue
+                    refolds.add(idea_id)  # counted entries that need the idea's events: read them next round
+                    continue
+                if (refolded := self._refolded(idea_id, state, new)) is not None:
+                    writes.append((idea_id, len(new), refolded[1]))
+            results = iter(await self._write_many([write for _, _, write in writes if write is not None]))
+            for idea_id, count, write in writes:
+                if write is None or next(results):
+                    added[idea_id] = count
+                    del pending[idea_id]
+        return added
 
     async def add_entries(self, entries: Iterable[tuple[str, dict[str, Any]]]) -> int:
         """Add many entries without folding them (the rebuild refolds each idea once at the end)."""
         entries = list(entries)
-        await self._remember_people(entries)
         async with self.redis.pipeline(transaction=False) as pipe:
+            self._remember_people(pipe, entries)
+            await pipe.execute()
             count = 0
             for idea_id, entry in entries:
                 pipe.hsetnx(self._events(idea_id), entry["event_id"], json.dumps(entry))
@@ -251,17 +344,16 @@ class ProjectionStore:
             results = await pipe.execute() if count else []
         return sum(1 for r in results if r)
 
-    async def _remember_people(self, entries: Iterable[tuple[str, dict[str, Any]]]) -> None:
-        """Which ideas hold sealed values of whom (before the values are added: an erasure finds every one)."""
+    def _remember_people(self, pipe: Pipeline, entries: Iterable[tuple[str, dict[str, Any]]]) -> int:
+        """Which ideas hold sealed values of whom (before the values are added: an erasure finds every one), as
+        commands of ``pipe``. Returns how many."""
         held: dict[str, set[str]] = {}
         for idea_id, entry in entries:
             for owner in sealed_owners(entry):
                 held.setdefault(owner, set()).add(idea_id)
-        if held:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for owner, ideas in held.items():
-                    pipe.sadd(self._person(owner), *ideas)
-                await pipe.execute()
+        for owner, ideas in held.items():
+            pipe.sadd(self._person(owner), *ideas)
+        return len(held)
 
     async def forget_person(self, pseudonym: str, *, keep_key: str | None = None) -> int:
         """An erasure: drop every sealed value of the person from the ideas' events (but those under ``keep_key``,
@@ -299,11 +391,12 @@ class ProjectionStore:
         """Refold the idea's summary from all its events and move its index memberships to match (the rebuild
         does this once per idea). None if the idea has no events."""
         while True:
-            state = await self._read(idea_id, [])
+            state = (await self._read_many({idea_id: []}, with_events={idea_id}))[idea_id]
             if not state.events:
                 return None
-            if summary := await self._refold(idea_id, state, []):
-                return summary
+            refolded = self._refolded(idea_id, state, [])
+            if refolded is not None and (await self._write_many([refolded[1]]))[0]:
+                return refolded[0]
 
     async def write_summaries(self, summaries: Iterable[IdeaSummary]) -> int:
         """Write summaries and their indexes straight, without events (seeding a test prefix or a benchmark with
@@ -313,7 +406,7 @@ class ProjectionStore:
         count = 0
         async with self.redis.pipeline(transaction=False) as pipe:
             for number, summary in enumerate(summaries, start=version - len(summaries)):
-                pipe.set(self._summary(summary.idea_id), json.dumps(summary.to_json(), sort_keys=True))
+                pipe.set(self._summary(summary.idea_id), summary.to_document())
                 pipe.zadd(self._key("ideas"), {summary.idea_id: parse_time(summary.created_at).timestamp()})
                 pipe.zadd(self._key("changes"), {summary.idea_id: number})
                 for dimension, value in summary.index_keys():
@@ -324,46 +417,59 @@ class ProjectionStore:
             await pipe.execute()
         return count
 
-    async def _read(self, idea_id: str, entries: Sequence[dict[str, Any]]) -> _State:
-        """What a fold starts from, in one round trip: the stored summary, the number of events and of people,
-        and which of ``entries`` and of their people are already there."""
-        supporters, followers = people(entries)
-        supporters_key, followers_key = self._people(idea_id, "supporters"), self._people(idea_id, "followers")
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(self._summary(idea_id))
-            pipe.hlen(self._events(idea_id))
-            pipe.scard(supporters_key)
-            pipe.scard(followers_key)
-            if entries:
-                pipe.hmget(self._events(idea_id), [entry["event_id"] for entry in entries])
-            if supporters:
-                pipe.smismember(supporters_key, list(supporters))
-            if followers:
-                pipe.smismember(followers_key, list(followers))
-            replies = list(await pipe.execute())
-        document, events, supporter_count, follower_count = replies[:4]
-        rest = replies[4:]
-        known = [value is not None for value in rest.pop(0)] if entries else []
-        new_supporters = _unkept(supporters, rest.pop(0)) if supporters else set()
-        new_followers = _unkept(followers, rest.pop(0)) if followers else set()
-        return _State(
-            document or "",
-            events,
-            supporter_count,
-            follower_count,
-            known,
-            supporter_count + len(new_supporters),
-            follower_count + len(new_followers),
-        )
+    async def _read_many(
+        self,
+        ideas: Mapping[str, Sequence[dict[str, Any]]],
+        *,
+        with_events: Container[str] = (),
+        remember: Iterable[tuple[str, dict[str, Any]]] = (),
+    ) -> dict[str, _State]:
+        """What the folds of these ideas start from, in one round trip and one command (``_READ``, a consistent
+        view): each stored summary, the number of events and of people, which of the ideas' ``entries`` and of
+        their people are already there, and all the events of the ideas in ``with_events``. First, in the same
+        round trip, who holds sealed values in ``remember``'s entries (:meth:`_remember_people`)."""
+        reads = []
+        args: list[str] = [self.prefix]
+        for idea_id, entries in ideas.items():
+            supporters, followers = (list(group) for group in people(entries))
+            whole = idea_id in with_events
+            args.append(_JSON([idea_id, whole, [entry["event_id"] for entry in entries], supporters, followers]))
+            reads.append((idea_id, whole))
 
-    async def _absorb(self, idea_id: str, state: _State, new: list[dict[str, Any]]) -> IdeaSummary | None:
+        def commands(pipe: Pipeline) -> None:
+            self._remember_people(pipe, remember)
+            pipe.evalsha(self._read_sha, 0, *args)
+
+        replies = (await self._scripted(commands))[-1]
+        states = {}
+        for (idea_id, whole), reply in zip(reads, replies, strict=True):
+            document, events, supporter_count, follower_count, known, kept_supporters, kept_followers, raw = reply
+            new_supporters = sum(1 for kept in kept_supporters if not kept)
+            new_followers = sum(1 for kept in kept_followers if not kept)
+            states[idea_id] = _State(
+                document or "",
+                events,
+                supporter_count,
+                follower_count,
+                [value is not None for value in known],
+                supporter_count + new_supporters,
+                follower_count + new_followers,
+                raw if whole else None,
+            )
+        return states
+
+    def _absorbed(self, idea_id: str, state: _State, new: list[dict[str, Any]]) -> str:
+        """The compare-and-set that absorbs counted entries (:func:`domain.absorb`)."""
+        assert state.summary is not None
         summary = absorb(state.summary, new, supporters=state.supporters_after, followers=state.followers_after)
-        return await self._cas(idea_id, state, summary, new, people(new), created="", leave=[], enter=[])
+        return self._cas(idea_id, state, summary, new, people(new), created="", leave=[], enter=[])
 
-    async def _refold(self, idea_id: str, state: _State, new: list[dict[str, Any]]) -> IdeaSummary | None:
-        raw = await self.redis.hvals(self._events(idea_id)) if state.events else []
+    def _refolded(self, idea_id: str, state: _State, new: list[dict[str, Any]]) -> tuple[IdeaSummary, str] | None:
+        """The compare-and-set that refolds the idea from all its events (read with the state) and the new ones;
+        None if an event was added between the two reads, or there is nothing to fold (read again)."""
+        raw = state.raw or []
         if len(raw) != state.events:
-            return None  # an event was added since the read: read again
+            return None
         everything = [json.loads(value) for value in raw] + new
         if not everything:
             return None
@@ -374,7 +480,7 @@ class ProjectionStore:
             supporters, followers = people(new)  # the sets hold the others already (they only hold these)
         old = state.summary.index_keys() if state.summary else set()
         new_keys = summary.index_keys()
-        return await self._cas(
+        write = self._cas(
             idea_id,
             state,
             summary,
@@ -384,8 +490,9 @@ class ProjectionStore:
             leave=[self._index(d, v) for d, v in old - new_keys],
             enter=[self._index(d, v) for d, v in new_keys],
         )
+        return summary, write
 
-    async def _cas(
+    def _cas(
         self,
         idea_id: str,
         state: _State,
@@ -396,26 +503,56 @@ class ProjectionStore:
         created: str,
         leave: list[str],
         enter: list[str],
-    ) -> IdeaSummary | None:
+    ) -> str:
+        """The write script's argument (``_WRITE``) for one idea."""
         supporters, followers = people_to_add
-        keys = [
-            self._events(idea_id),
-            self._summary(idea_id),
-            self._people(idea_id, "supporters"),
-            self._people(idea_id, "followers"),
-            self._key("version"),
-            self._key("ideas"),
-            self._key("changes"),
-            *leave,
-            *enter,
-        ]
-        document = json.dumps(summary.to_json(), sort_keys=True)
-        args: list[Any] = [state.events, state.document, state.supporter_count, state.follower_count, document]
-        args += [created, idea_id, len(leave), len(new)]
-        for entry in new:
-            args += [entry["event_id"], json.dumps(entry)]
-        args += [len(supporters), *sorted(supporters), len(followers), *sorted(followers)]
-        return summary if await self._write(keys=keys, args=args) else None
+        return _JSON(
+            [
+                idea_id,
+                state.events,
+                state.document,
+                state.supporter_count,
+                state.follower_count,
+                summary.to_document(),
+                created,
+                leave,
+                enter,
+                [[entry["event_id"], json.dumps(entry)] for entry in new],
+                sorted(supporters),
+                sorted(followers),
+            ]
+        )
+
+    async def _write_many(self, writes: Sequence[str]) -> list[bool]:
+        """Run the write script (``_WRITE``) for the ideas of ``writes`` (:meth:`_cas`), in one command. Whether
+        each was written."""
+        if not writes:
+            return []
+
+        def commands(pipe: Pipeline) -> None:
+            keys = (self._key("version"), self._key("ideas"), self._key("changes"))
+            pipe.evalsha(self._write_sha, len(keys), *keys, self.prefix, *writes)
+
+        return [bool(result) for result in (await self._scripted(commands))[-1]]
+
+    async def _scripted(self, commands: Callable[[Pipeline], None]) -> list[Any]:
+        """The replies of the commands ``commands`` puts in a pipeline, which call the store's scripts by their
+        hash: if Redis does not know them (restarted, its scripts flushed), they are loaded and the pipeline sent
+        again (a script Redis does not know did not run; the pipeline's other commands are idempotent). The first
+        error is raised."""
+        for attempt in (1, 2):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                commands(pipe)
+                replies = await pipe.execute(raise_on_error=False)
+            if attempt == 1 and any(isinstance(reply, NoScriptError) for reply in replies):
+                for text in self._scripts.values():
+                    await self.redis.script_load(text)
+                continue
+            break
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
 
     async def wipe(self) -> int:
         """Delete every analytics key under the prefix (before a rebuild). Returns how many were deleted. The

@@ -11,8 +11,9 @@ from shared.topics import Topics
 
 
 def register(runtime: Runtime, handlers: AnalyticsHandlers) -> None:
-    """Every projected topic in batches (an idea's events of a batch are recorded together: one refresh), the
-    challenges in batches too (one at a time), and the people's erasures one at a time."""
+    """Every projected topic in batches (a batch's events are recorded together: every idea's state read in one
+    round trip, written in another), the challenges in batches too (one at a time), and the people's erasures one
+    at a time."""
     topics = runtime.topics
     titles = {
         topics.submitted: "analytics.submitted",
@@ -24,7 +25,8 @@ def register(runtime: Runtime, handlers: AnalyticsHandlers) -> None:
         topics.notifications_sent: "analytics.notifications-sent",
     }
     for topic, model in projected_topics(topics).items():
-        subscribe_batch(runtime, topic, model, title=titles[topic], per_idea=functools.partial(handlers.record, topic))
+        record = functools.partial(handlers.record_batch, topic)
+        subscribe_batch(runtime, topic, model, title=titles[topic], per_batch=record)
     subscribe_batch(
         runtime,
         topics.challenges,

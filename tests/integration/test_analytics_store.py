@@ -6,6 +6,7 @@ the change log is loaded by the replicas' indexes all the same. Needs Redis."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import uuid
@@ -13,7 +14,8 @@ import uuid
 import pytest
 from redis.asyncio import Redis
 
-from services.analytics.domain import ANY
+from services.analytics import store as store_module
+from services.analytics.domain import ANY, timeline_entry
 from services.analytics.handlers import AnalyticsHandlers
 from services.analytics.mirror import IdeaMirror, NoSuggestions
 from services.analytics.store import ProjectionStore
@@ -226,5 +228,131 @@ async def test_ideas_projected_before_the_change_log_are_loaded_by_the_replicas_
         version = (await store.changes_since(0)).version
         assert await redis.zcard(store._key("changes")) == 2
         assert (await store.changes_since(version)).idea_ids == []  # noted once: nothing new after it
+    finally:
+        await redis.aclose()
+
+
+async def test_whole_batches_of_many_ideas_give_what_one_event_at_a_time_gives(redis_prefix):
+    """The batch subscriber's path (``AnalyticsHandlers.record_batch``: every idea of a batch read in one round
+    trip, written in another): batches mixing ideas, two events of one idea in one batch, an idea's engagement
+    before its submission (read again for a refold), redelivered events and a merge carried over end where the
+    same events one at a time end in the fake store; the redelivered ones are counted as skipped."""
+    redis = Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        real = ProjectionStore(redis, redis_prefix)
+        fake = FakeProjectionStore()
+        metrics = ServiceMetrics.create("analytics")
+        batched = AnalyticsHandlers(real, metrics, KEYRING)
+        one_by_one = AnalyticsHandlers(fake, ServiceMetrics.create("analytics"), KEYRING)
+        a, b, c = ids = [new_id() for _ in range(3)]
+        first_a, support_b = submitted(a, at(0)), engage(b, at(1, 1), "support", "per@kiruna.se")
+        batches = [
+            [first_a, support_b, routed(a, at(0, 1), "kirunabostader")],  # b's support before its submission
+            [submitted(b, at(1)), engage(a, at(2), "comment", "kim@kiruna.se", "Bra"), notified(a, at(2, 1))],
+            [first_a, submitted(c, at(3)), support_b],  # two redelivered
+            [engage(b, at(4), "follow", "kim@kiruna.se"), status(b, at(5), "merged", reason="samma", merged_into=c)],
+            [routed(c, at(3, 1), "tekniska-verken/energi"), engage(a, at(6), "support", "per@kiruna.se")],
+        ]
+        for batch in batches:
+            await batched.record_batch("ideas.v1", batch)
+            for event in batch:
+                await one_by_one.record("ideas.v1", [event])
+        skipped = metrics.registry.get_sample_value(
+            "kiruna_idempotent_skips_total", {"service": "analytics", "topic": "ideas.v1"}
+        )
+        assert skipped == 2
+        assert await real.summaries(ids) == await fake.summaries(ids)
+        for idea in ids:
+            assert sorted(await real.entries(idea), key=str) == sorted(await fake.entries(idea), key=str)
+            summary = await real.summary(idea)
+            assert summary is not None
+            assert set(await real.idea_ids(state=summary.state)) >= {idea}
+        assert (
+            await real.people_of(c)
+            == await fake.people_of(c)
+            == ({KEYRING.pseudonym("per@kiruna.se")}, {KEYRING.pseudonym("kim@kiruna.se")})
+        )
+        assert await real.submitted_by(KEYRING.pseudonym("anna.svensson@kiruna.se")) == [c, b, a]
+        # the erasure finds every idea that holds a sealed value of the person, recorded in batches
+        assert await real.forget_person(KEYRING.pseudonym("kim@kiruna.se")) == 1
+    finally:
+        await redis.aclose()
+
+
+async def test_random_histories_of_several_ideas_in_whole_batches_give_the_full_fold(redis_prefix):
+    """Random arrival orders, duplicates and batches mixing several ideas' events, two batches at a time through
+    ``record_ideas``: every idea ends in the full fold of its events, in its indexes."""
+    redis = Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        for seed in range(12):
+            rnd = random.Random(seed)
+            store = ProjectionStore(redis, f"{redis_prefix}:{seed}")
+            handlers = AnalyticsHandlers(store, ServiceMetrics.create("analytics"), KEYRING)
+            histories = {idea: random_history(rnd, idea) for idea in (new_id() for _ in range(4))}
+            arrivals = [event for events in histories.values() for event in events]
+            arrivals += rnd.sample(arrivals, k=len(arrivals) // 4)
+            rnd.shuffle(arrivals)
+            batches, start = [], 0
+            while start < len(arrivals):
+                size = rnd.randint(1, 9)
+                batches.append(arrivals[start : start + size])
+                start += size
+            for wave in range(0, len(batches), 2):
+                await asyncio.gather(*(handlers.record_batch("ideas.any.v1", b) for b in batches[wave : wave + 2]))
+            for idea, events in histories.items():
+                want = expected(idea, events)
+                assert await store.summaries([idea]) == [want], f"seed {seed}"
+                assert idea in await store.idea_ids(state=want.state), f"seed {seed}"
+    finally:
+        await redis.aclose()
+
+
+async def test_scripts_that_redis_does_not_know_are_loaded_and_the_batch_goes_through(redis_prefix):
+    """After a restart Redis knows no script: the store loads its scripts and sends the batch again."""
+    redis = Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        store = ProjectionStore(redis, redis_prefix)
+        marker = f"\n-- {uuid.uuid4()}"  # scripts of their own, which no one loaded yet
+        store._read_sha = store._script(store_module._READ + marker)
+        store._write_sha = store._script(store_module._WRITE + marker)
+        assert await redis.script_exists(store._read_sha, store._write_sha) == [False, False]
+        idea, other = new_id(), new_id()
+        added = await store.record_ideas(
+            {idea: [_entry(submitted(idea, at(0)))], other: [_entry(submitted(other, at(1)))]}
+        )
+        assert added == {idea: 1, other: 1}
+        assert await redis.script_exists(store._read_sha, store._write_sha) == [True, True]
+        assert [s.idea_id for s in await store.summaries([idea, other])] == [idea, other]
+    finally:
+        await redis.aclose()
+
+
+def _entry(event) -> dict:
+    return timeline_entry(event.model_dump(mode="json"), set())
+
+
+def test_the_summary_document_is_the_json_of_its_fields_sorted():
+    for seed in range(20):
+        idea = new_id()
+        summary = expected(idea, random_history(random.Random(seed), idea))
+        assert summary.to_document() == json.dumps(summary.to_json(), sort_keys=True)
+
+
+async def test_any_text_reaches_redis_through_the_scripts_as_it_was(redis_prefix):
+    """The scripts take each idea's arguments as one JSON text: quotes, backslashes, line breaks, Swedish letters
+    and emoji in a title, an officer's id and an index arrive unchanged (the stored entry is ``json.dumps`` of it)."""
+    redis = Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        store = ProjectionStore(redis, redis_prefix)
+        handlers = AnalyticsHandlers(store, ServiceMetrics.create("analytics"), KEYRING)
+        idea, officer = new_id(), 'åsa "😀" \\ \n\t'
+        title = 'Snö"röjning" på\ngången \\ 😀 \u2028 \x7f'
+        events = [submitted(idea, at(0), title=title), assigned(idea, at(1), officer)]
+        await handlers.record_batch("ideas.v1", events)
+        [found] = await store.summaries([idea])
+        assert found == expected(idea, events) and found.title == title
+        assert await store.idea_ids(assignee=officer) == [idea]
+        stored = await redis.hget(store._events(idea), events[0].id)
+        assert stored == json.dumps(json.loads(stored)) and json.loads(stored)["data"]["title"] == title
     finally:
         await redis.aclose()
