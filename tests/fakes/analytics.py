@@ -15,7 +15,7 @@ import asyncio
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from services.analytics.domain import (
@@ -56,6 +56,9 @@ class FakeProjectionStore:
         """Entries read and folded by full refolds (the work that grows with an idea's history)."""
 
     # --- writes ---
+
+    async def record_ideas(self, ideas: Mapping[str, Sequence[dict[str, Any]]]) -> dict[str, int]:
+        return {idea_id: await self.record(idea_id, entries) for idea_id, entries in ideas.items()}
 
     async def record(self, idea_id: str, entries: Sequence[dict[str, Any]]) -> int:
         unique = list({entry["event_id"]: entry for entry in entries}.values())
