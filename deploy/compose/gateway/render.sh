@@ -29,8 +29,7 @@ render() {
   [ -f "$template" ] || { say "the proxy configuration template $template is missing"; exit 1; }
   # Every line that is changed must be there, or the template changed in a way this script does not know.
   for line in 'daemon on;' 'listen 127.0.0.1:@PROXY_PORT@;' 'server_name _;' 'http {' \
-              'server 127.0.0.1:@INTAKE_PORT@;' 'server 127.0.0.1:@ROUTING_PORT@;' \
-              'server 127.0.0.1:@NOTIFICATIONS_PORT@;' 'server 127.0.0.1:@ANALYTICS_PORT@;' \
+              '@INTAKE_SERVERS@' '@ROUTING_SERVERS@' '@NOTIFICATIONS_SERVERS@' '@ANALYTICS_SERVERS@' \
               'error_log @VAR_DIR@/log/nginx-error.log warn;' 'access_log @VAR_DIR@/log/nginx-access.log kiruna;'; do
     grep -qF -- "$line" "$template" || { say "$template has no line '$line': update deploy/compose/gateway/render.sh"; exit 1; }
   done
@@ -39,10 +38,10 @@ render() {
       -e 's|^\( *\)server_name _;|&\n\1include /etc/nginx/kiruna/server.conf;|' \
       -e 's|^http {$|&\n    resolver 127.0.0.11 valid=10s ipv6=off;\n    resolver_timeout 5s;\n    include /etc/nginx/kiruna/http.conf;|' \
       -e 's|^\( *\)upstream \([a-z]*\) {$|&\n\1    zone \2 64k;|' \
-      -e 's|server 127\.0\.0\.1:@INTAKE_PORT@;|server intake:8000 resolve;|' \
-      -e 's|server 127\.0\.0\.1:@ROUTING_PORT@;|server routing:8001 resolve;|' \
-      -e 's|server 127\.0\.0\.1:@NOTIFICATIONS_PORT@;|server notifications:8002 resolve;|' \
-      -e 's|server 127\.0\.0\.1:@ANALYTICS_PORT@;|server analytics:8003 resolve;|' \
+      -e 's|@INTAKE_SERVERS@|server intake:8000 resolve;|' \
+      -e 's|@ROUTING_SERVERS@|server routing:8001 resolve;|' \
+      -e 's|@NOTIFICATIONS_SERVERS@|server notifications:8002 resolve;|' \
+      -e 's|@ANALYTICS_SERVERS@|server analytics:8003 resolve;|' \
       -e 's|error_log @VAR_DIR@/log/nginx-error.log warn;|error_log /dev/stderr warn;|' \
       -e 's|access_log @VAR_DIR@/log/nginx-access.log kiruna;|access_log /dev/stdout kiruna;|' \
       -e "s|@PROXY_PORT@|$port|g" \
