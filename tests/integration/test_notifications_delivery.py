@@ -177,6 +177,11 @@ async def test_each_event_reaches_the_right_people_once_in_their_language(settin
             assert "&lt;b&gt;badhuset&lt;/b&gt; &amp; hyreshusen" in html and "<b>badhuset" not in html
             assert routed_mails[ANNA]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
             assert routed_mails[ANNA]["List-Unsubscribe"].startswith("<https://notifications.kiruna.se/api/v1/unsub")
+            # as a mail client reads it: the URL itself on one line, never RFC 2047 encoded words
+            [raw] = [content for rcpt, content in mail.raw if rcpt == ANNA and b"X-Kiruna-Kind: routed" in content]
+            [line] = [line for line in raw.split(b"\r\n") if line.startswith(b"List-Unsubscribe:")]
+            assert line.startswith(b"List-Unsubscribe: <https://notifications.kiruna.se/api/v1/unsub"), line
+            assert b"=?" not in line
             assert routed_mails[ANNA]["X-Kiruna-Event"] and routed_mails[ANNA]["Message-ID"].endswith("@kiruna.se>")
 
             feed = (await api.get(f"/api/v1/people/{ANNA.upper()}/feed", headers=bearer(ANNA_USER))).json()["items"]

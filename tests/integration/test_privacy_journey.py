@@ -122,7 +122,8 @@ async def test_a_person_is_sealed_everywhere_exported_whole_and_erased_for_good(
                 if answer.status_code != 200:  # 404: not projected yet
                     return None
                 idea = answer.json()
-                return idea if idea["state"] == "routed" and idea["submitter"]["status"] == "employee" else None
+                submitter = idea["submitter"] or {}  # None until the submission is projected
+                return idea if idea["state"] == "routed" and submitter.get("status") == "employee" else None
 
             organisation = (await eventually(lambda: routed(mine), timeout=60))["organisations"][0]["organisation"]
             await eventually(lambda: routed(pers), timeout=60)

@@ -70,12 +70,15 @@ class MailBox:
 
     def __init__(self) -> None:
         self.received: list[tuple[str, EmailMessage]] = []
+        self.raw: list[tuple[str, bytes]] = []
+        """The bytes as they came over SMTP, per recipient (what a mail client reads)."""
         self._lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope) -> str:
         message = message_from_bytes(envelope.content, policy=policy.default)
         with self._lock:
             self.received.extend((rcpt.lower(), message) for rcpt in envelope.rcpt_tos)
+            self.raw.extend((rcpt.lower(), bytes(envelope.content)) for rcpt in envelope.rcpt_tos)
         return "250 Message accepted"
 
     def to(self, person: str, kind: str | None = None) -> list[EmailMessage]:

@@ -10,12 +10,14 @@ server's error that names it is masked before it goes on (``shared.sealing.mask_
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import time
+from email.generator import BytesGenerator
 from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
-from email.utils import format_datetime, formataddr, parseaddr
+from email.utils import format_datetime, formataddr, getaddresses, parseaddr
 from typing import Protocol
 
 import aiosmtplib
@@ -97,6 +99,25 @@ def _masked(exc: BaseException) -> BaseException:
     return exc if masked == text else SMTPFailure(masked)
 
 
+async def transmit(client: aiosmtplib.SMTP, message: EmailMessage) -> None:
+    """Send ``message`` flattened with its own policy (:data:`MAIL_POLICY`). aiosmtplib's ``send_message`` flattens
+    with ``email.policy.SMTP`` whatever the message's policy, 78 columns, which turns the long List-Unsubscribe URL
+    into RFC 2047 encoded words that mail clients cannot use. Addresses that are not ASCII need SMTPUTF8: those go
+    through ``send_message``, which negotiates it."""
+    sender = parseaddr(message["From"])[1]
+    recipients = [address for _, address in getaddresses(message.get_all("To", []))]
+    if not (sender.isascii() and all(address.isascii() for address in recipients)):
+        await client.send_message(message)
+        return
+    if client.is_ehlo_or_helo_needed:
+        await client.ehlo()
+    eight_bit = client.supports_extension("8bitmime")
+    policy = MAIL_POLICY if eight_bit else MAIL_POLICY.clone(cte_type="7bit")
+    with io.BytesIO() as flat:
+        BytesGenerator(flat, policy=policy).flatten(message)
+        await client.sendmail(sender, recipients, flat.getvalue(), mail_options=["BODY=8BITMIME"] if eight_bit else [])
+
+
 class Mailer:
     """E-mail over SMTP (aiosmtplib), plain text and HTML, with a Message-ID derived from (event, recipient)."""
 
@@ -136,13 +157,13 @@ class Mailer:
         try:
             client, reused = await self._connection()
             try:
-                await client.send_message(message)
+                await transmit(client, message)
             except aiosmtplib.SMTPServerDisconnected:
                 if not reused:
                     raise
                 self._discard(client)  # the server had closed the idle connection: once more on a new one
                 client, _ = await self._connection(fresh=True)
-                await client.send_message(message)
+                await transmit(client, message)
         except BaseException as exc:
             if client is not None:
                 self._discard(client)
