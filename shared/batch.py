@@ -40,6 +40,7 @@ from shared.asyncapi import document_payload
 from shared.deadletter import MALFORMED
 from shared.kafka import subscriber_options
 from shared.logs import log_context
+from shared.tracing import trace_id_of
 
 if TYPE_CHECKING:
     from aiokafka import ConsumerRecord
@@ -72,12 +73,6 @@ def each_in_scope(events: Sequence[Envelope[Any]]) -> Iterator[Envelope[Any]]:
             continue
         with current[0]._scope(delivered):
             yield event
-
-
-def _trace_id(traceparent: str | None) -> str | None:
-    """The trace id of a W3C ``traceparent`` (``00-<trace id>-<span id>-<flags>``)."""
-    parts = (traceparent or "").split("-")
-    return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
 
 
 @dataclass(frozen=True)
@@ -295,7 +290,7 @@ class BatchConsumer:
                     idea_id=event.subject,
                     event_id=event.id if count == 1 else None,
                     correlation_id=event.correlationid,
-                    trace_id=_trace_id(carrier.get("traceparent")),
+                    trace_id=trace_id_of(carrier.get("traceparent")),
                 ):
                     yield
             finally:

@@ -246,7 +246,7 @@ def _header(record: Any, name: str) -> str | None:
     return None
 
 
-def _trace_id(traceparent: str | None) -> str | None:
+def trace_id_of(traceparent: str | None) -> str | None:
     """The trace id of a W3C ``traceparent`` (``00-<trace id>-<span id>-<flags>``)."""
     parts = (traceparent or "").split("-")
     return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
@@ -270,7 +270,7 @@ class LogContextMiddleware(BaseMiddleware):
             "idea_id": _header(record, "ce_subject"),
             "event_id": _header(record, "ce_id"),
             "correlation_id": _header(record, "correlation_id"),
-            "trace_id": _trace_id(_header(record, "traceparent")),
+            "trace_id": trace_id_of(_header(record, "traceparent")),
         }
         self._fields = {k: v for k, v in fields.items() if v}
         self._scope.enter_context(log_context(**self._fields))
