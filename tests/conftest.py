@@ -17,6 +17,8 @@ from shared.topics import Topics, ensure_topics
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
+pytest_plugins = ["tests.support.deadline"]  # a test that hangs fails alone, with its stacks
+
 
 @pytest.fixture
 def test_id() -> str:
