@@ -41,6 +41,7 @@ from shared.deadletter import MALFORMED
 from shared.kafka import subscriber_options
 from shared.logs import log_context
 from shared.tracing import trace_id_of
+from shared.transactions import all_or_nothing
 
 if TYPE_CHECKING:
     from aiokafka import ConsumerRecord
@@ -195,7 +196,9 @@ class BatchConsumer:
                     handler = self.per_batch
                     for delivered in events:
                         with self._scope(delivered):
-                            await self.dead_letters.handle(delivered.record, lambda d=delivered: handler([d.event]))
+                            await self.dead_letters.handle(
+                                delivered.record, lambda d=delivered: all_or_nothing(lambda: handler([d.event]))
+                            )
                 else:
                     for delivered in events:
                         await self._each(delivered)
@@ -213,7 +216,7 @@ class BatchConsumer:
         events = [delivered.event for idea in ideas for delivered in idea]
         token = _SCOPES.set((self, {id(delivered.event): delivered for idea in ideas for delivered in idea}))
         try:
-            await self.per_batch(events)
+            await all_or_nothing(lambda: self.per_batch(events))
             return True
         except HandlerException:
             raise
@@ -255,14 +258,14 @@ class BatchConsumer:
         assert self.each is not None
         handler = self.each
         with self._scope(delivered):
-            await self.dead_letters.handle(delivered.record, lambda: handler(delivered.event))
+            await self.dead_letters.handle(delivered.record, lambda: all_or_nothing(lambda: handler(delivered.event)))
 
     async def _per_idea(self, events: list[Delivered]) -> None:
         assert self.per_idea is not None
         handler = self.per_idea
         try:
             with self._scope(events[0], count=len(events)):
-                await handler([delivered.event for delivered in events])
+                await all_or_nothing(lambda: handler([delivered.event for delivered in events]))
             return
         except HandlerException:
             raise
@@ -273,7 +276,9 @@ class BatchConsumer:
             )
         for delivered in events:
             with self._scope(delivered):
-                await self.dead_letters.handle(delivered.record, lambda d=delivered: handler([d.event]))
+                await self.dead_letters.handle(
+                    delivered.record, lambda d=delivered: all_or_nothing(lambda: handler([d.event]))
+                )
 
     @contextlib.contextmanager
     def _scope(self, delivered: Delivered, *, count: int = 1) -> Iterator[None]:

@@ -113,6 +113,25 @@ class TransactionalPublisher:
         _current().after.append(effect)
 
 
+async def all_or_nothing(attempt: Callable[[], Awaitable[None]]) -> None:
+    """One attempt of a handler inside a consumed batch: what it publishes (and defers) joins the batch's outbox
+    only if it returns. If it raises, none of it does, so that its next attempt, or the one-at-a-time pass after
+    a whole batch failed, does not write the same records into the transaction a second time. Attempts running
+    side by side (ideas handled concurrently) each buffer on their own. Outside a batch: just the attempt."""
+    batch = _CURRENT.get()
+    if batch is None:
+        await attempt()
+        return
+    own = Outbox()
+    token = _CURRENT.set(own)
+    try:
+        await attempt()
+    finally:
+        _CURRENT.reset(token)
+    batch.records.extend(own.records)
+    batch.after.extend(own.after)
+
+
 def _current() -> Outbox:
     outbox = _CURRENT.get()
     if outbox is None:

@@ -16,6 +16,7 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 
 from services.routing.app import create_app as routing_app
+from services.routing.handlers import RoutingHandlers
 from services.routing.settings import RoutingSettings
 from shared.events import Envelope, IdeaSubmitted
 from tests.support.apps import running
@@ -106,3 +107,43 @@ async def test_a_failed_commit_leaves_each_routing_decision_once_for_a_committed
         assert set(uncommitted.values()) == {1}
     else:  # the aborted copies are there for a reader of uncommitted records: the batch was sent twice
         assert max(uncommitted.values()) == 2
+
+
+async def test_a_batch_that_fails_partway_is_handled_again_one_at_a_time_and_sends_each_decision_once(
+    service_settings, topics, kafka_settings, monkeypatch
+):
+    """Routing takes a whole batch at once; when that fails partway, the batch is handled again one idea at a
+    time in the same transaction. What the failed attempt had already published is taken back first: without
+    that, the ideas routed before the failure would be on the topics twice (shared.transactions.all_or_nothing)."""
+    route = RoutingHandlers._route
+    calls: list[str] = []
+
+    async def third_call_fails(self, cause, idea_id, *args, **kwargs):
+        calls.append(idea_id)
+        if len(calls) == 3:
+            raise RuntimeError("made to fail by the test")
+        return await route(self, cause, idea_id, *args, **kwargs)
+
+    monkeypatch.setattr(RoutingHandlers, "_route", third_call_fails)
+    ideas = [idea(n) for n in range(IDEAS)]
+    wanted = {e.subject.encode() for e in ideas}
+    async with raw_producer(kafka_settings) as producer:  # all waiting before routing starts: one large batch
+        for event in ideas:
+            await producer.send_and_wait(topics.submitted, event.to_bytes(), key=event.subject.encode())
+    async with (
+        probe(kafka_settings, topics.routed) as routed,
+        probe(kafka_settings, topics.routed, isolation_level="read_uncommitted") as everything,
+        running(routing_app(service_settings(RoutingSettings))),
+    ):
+        await routed.wait_for(lambda rs: {r.key for r in rs} >= wanted, timeout=60)
+        last = idea(IDEAS)  # routed after all the others: whatever they caused is on the topic before it
+        async with raw_producer(kafka_settings) as producer:
+            await producer.send_and_wait(topics.submitted, last.to_bytes(), key=last.subject.encode())
+        await routed.wait_for(lambda rs: last.subject.encode() in {r.key for r in rs}, timeout=30)
+        await everything.wait_for(lambda rs: last.subject.encode() in {r.key for r in rs}, timeout=30)
+
+    again = [idea_id for idea_id, n in Counter(calls).items() if n > 1]
+    assert len(again) >= 2, f"the failure did not come partway through a batch: {calls}"  # the case under test
+    for probe_ in (routed, everything):  # nothing was aborted: not even an uncommitted copy is there twice
+        seen = counts(probe_.records)
+        assert len(seen) == IDEAS + 1 and set(seen.values()) == {1}, f"{probe_.topic}: {seen.most_common(3)}"

@@ -13,7 +13,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -135,6 +135,8 @@ class Collector:
         collector = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = 10  # a connection that sends nothing can hold no thread for long
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["content-length"]))
                 collector.requests.append((self.path, body))
@@ -146,7 +148,8 @@ class Collector:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        # a thread per connection: four services' exporters at once, none waiting behind another's request
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.endpoint = f"http://127.0.0.1:{self.server.server_port}"
 
     def trace(self, trace_id: str) -> list[Span]:

@@ -3,11 +3,13 @@ commit, and the offsets committed are one past each partition's last record."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 
 from shared.events import Envelope, IdeaSubmitted
-from shared.transactions import _CURRENT, NotInBatch, Outbox, TransactionalPublisher, next_offsets
+from shared.transactions import _CURRENT, NotInBatch, Outbox, TransactionalPublisher, all_or_nothing, next_offsets
 
 
 def record(partition: int, offset: int) -> ConsumerRecord:
@@ -52,3 +54,29 @@ async def test_inside_a_batch_publishes_are_buffered_with_their_headers_and_effe
     assert done == [] and len(outbox.after) == 1  # run by the commit, not before
     await outbox.after[0]()
     assert done == ["marked"]
+
+
+async def test_a_failed_attempt_leaves_nothing_in_the_batch_and_attempts_side_by_side_keep_their_own():
+    publisher = TransactionalPublisher()
+    outbox = Outbox()
+    token = _CURRENT.set(outbox)
+    kept, dropped = event(), event()
+    both_started = asyncio.Barrier(2)
+
+    async def succeeds() -> None:
+        await both_started.wait()
+        await publisher.publish("ideas.routed.v1", kept)
+
+    async def fails() -> None:
+        await publisher.publish("ideas.routed.v1", dropped)
+        await publisher.after_stored(succeeds)
+        await both_started.wait()
+        raise RuntimeError("made to fail by the test")
+
+    try:
+        results = await asyncio.gather(all_or_nothing(succeeds), all_or_nothing(fails), return_exceptions=True)
+    finally:
+        _CURRENT.reset(token)
+    assert results[0] is None and isinstance(results[1], RuntimeError)
+    assert [value for _, _, value, _ in outbox.records] == [kept.to_bytes()]
+    assert outbox.after == []
