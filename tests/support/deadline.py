@@ -10,11 +10,12 @@ since nothing after it could be trusted."""
 from __future__ import annotations
 
 import asyncio
-import faulthandler
 import os
 import signal
 import sys
+import threading
 import time
+import traceback
 
 import pytest
 
@@ -33,7 +34,10 @@ def pytest_configure(config: pytest.Config) -> None:
 def _dump(nodeid: str, seconds: float) -> None:
     err = sys.stderr
     print(f"\n=== {nodeid} passed its deadline of {seconds:.0f} s; where every thread and task was ===", file=err)
-    faulthandler.dump_traceback(file=err, all_threads=True)
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    for ident, frame in sys._current_frames().items():  # as text: any stderr will do, captured or not
+        print(f"--- thread {names.get(ident, '?')} ({ident})", file=err)
+        traceback.print_stack(frame, limit=40, file=err)
     try:
         loop = asyncio.get_running_loop()  # the handler runs in the main thread, inside the loop if one runs
     except RuntimeError:

@@ -64,4 +64,4 @@ def test_a_hanging_test_fails_alone_with_its_stacks_and_the_run_goes_on(tmp_path
     assert "test_blocks_in_a_sleep ran past its deadline of 1 s" in out, out
     # the task's own stack names the line it waits on; the thread dump names the blocking sleep
     assert "in test_waits_for_an_event_nobody_sets" in out and "await asyncio.Event().wait()" in out, out
-    assert "in test_blocks_in_a_sleep" in out, out
+    assert "in test_blocks_in_a_sleep" in out and "--- thread MainThread" in out, out
